@@ -1,0 +1,192 @@
+// Package event defines the observations that sensors emit: one Go type per
+// kind, each timestamped and tagged with the process (thread-group id) that
+// caused it.
+//
+// Sensors (ebpf, fswatch, netwatch) only construct these values; they never
+// build spans or decide policy. The recorder is the only consumer that turns
+// them into a trace.
+package event
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Source names the sensor that produced an event.
+type Source uint8
+
+const (
+	SourceEBPF Source = iota + 1
+	SourceFSWatch
+	SourceSupervisor
+	SourceNetwatch
+)
+
+func (s Source) String() string {
+	switch s {
+	case SourceEBPF:
+		return "ebpf"
+	case SourceFSWatch:
+		return "fswatch"
+	case SourceSupervisor:
+		return "supervisor"
+	case SourceNetwatch:
+		return "netwatch"
+	}
+	return "unknown"
+}
+
+// Event is implemented by every event type. It is a closed set: the recorder
+// switches on the concrete type.
+type Event interface {
+	// When is the wall-clock time the event happened (kernel time converted
+	// by the sensor).
+	When() time.Time
+	// Process is the thread-group id (user-visible pid) that caused the
+	// event, or 0 when unknown (fswatch cannot tell).
+	Process() uint32
+}
+
+// Header carries what every event has.
+type Header struct {
+	Time time.Time
+	PID  uint32 // thread-group id
+}
+
+func (h Header) When() time.Time { return h.Time }
+func (h Header) Process() uint32 { return h.PID }
+
+// Fork: a new process (not a thread) was created by PPID.
+type Fork struct {
+	Header        // PID is the new child
+	PPID   uint32 // the forking process
+}
+
+// Exec: a process replaced its image (execve/execveat succeeded).
+type Exec struct {
+	Header
+	PPID          uint32
+	UID           uint32
+	GID           uint32
+	Filename      string   // as passed to execve, made absolute against Cwd when relative
+	Argv          []string // possibly truncated, see ArgvTruncated
+	ArgvTruncated bool
+	Cwd           string
+}
+
+// Exit: the last thread of a process exited.
+type Exit struct {
+	Header
+	Code   int // exit status when exited normally
+	Signal int // terminating signal, 0 when exited normally
+}
+
+// FileOp is what a process did to a path.
+type FileOp uint8
+
+const (
+	FileCreate FileOp = iota + 1
+	FileWrite         // opened for writing (existing file)
+	FileTruncate
+	FileDelete
+	FileRename
+	FileChmod
+	FileRead // only for paths the policy asks about (secrets)
+	FileMkdir
+)
+
+func (o FileOp) String() string {
+	switch o {
+	case FileCreate:
+		return "create"
+	case FileWrite:
+		return "write"
+	case FileTruncate:
+		return "truncate"
+	case FileDelete:
+		return "delete"
+	case FileRename:
+		return "rename"
+	case FileChmod:
+		return "chmod"
+	case FileRead:
+		return "read"
+	case FileMkdir:
+		return "mkdir"
+	}
+	return "unknown"
+}
+
+// File: a change (or sensitive read) of a path.
+type File struct {
+	Header
+	Source  Source
+	Op      FileOp
+	Path    string // absolute
+	NewPath string // rename target, absolute
+	Mode    uint32 // chmod mode / create mode when known
+	Errno   int32  // 0 on success; non-zero when the syscall failed (e.g. EROFS, EACCES)
+}
+
+// NetOp distinguishes how a destination was contacted.
+type NetOp uint8
+
+const (
+	NetConnect NetOp = iota + 1
+	NetSendTo
+)
+
+func (o NetOp) String() string {
+	if o == NetSendTo {
+		return "sendto"
+	}
+	return "connect"
+}
+
+// Transport of a connection.
+type Transport uint8
+
+const (
+	TCP Transport = iota + 1
+	UDP
+	Unix
+	OtherTransport
+)
+
+func (t Transport) String() string {
+	switch t {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	case Unix:
+		return "unix"
+	}
+	return "other"
+}
+
+// Connect: a process connected (or first sent) to a destination.
+type Connect struct {
+	Header
+	Source    Source
+	Op        NetOp
+	Transport Transport
+	Addr      netip.AddrPort
+	Errno     int32  // connect result when known; EINPROGRESS counts as success
+	Name      string // DNS name, when a sensor knows it (netwatch)
+}
+
+// Dropped: a sensor lost events (ring buffer full, queue overflow).
+type Dropped struct {
+	Header
+	Source Source
+	Count  uint64
+}
+
+// Gap: a capability that is missing for this run; it is recorded on the
+// root span, never silently skipped.
+type Gap struct {
+	Header
+	Sensor string // e.g. "ebpf", "cgroup", "fswatch"
+	Reason string
+}

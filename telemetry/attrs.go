@@ -1,0 +1,123 @@
+package telemetry
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+)
+
+// SemconvSchemaURL is the schema of the one pinned semconv package. v1.41.0
+// is the last that carries gen_ai.* together with process, file, vcs and
+// cicd attributes.
+const SemconvSchemaURL = semconv.SchemaURL
+
+// Span types (span names, and the agentwatch.span.type value).
+const (
+	SpanAgentRun          = "agent_run"
+	SpanBashCommand       = "bash_command"
+	SpanTestRun           = "test_run"
+	SpanLintRun           = "lint_run"
+	SpanDependencyInstall = "dependency_install"
+	SpanCommit            = "commit"
+	SpanPullRequest       = "pull_request"
+	SpanPatchApply        = "patch_apply"
+	SpanGitDiff           = "git_diff"
+	SpanSecretScan        = "secret_scan"
+	SpanCodeScan          = "code_scan"
+	SpanFileWrite         = "file_write"
+	SpanFileRead          = "file_read"
+	SpanNetworkCall       = "network_call"
+	SpanLLMCall           = "llm_call" // span type; the name is "chat <model>"
+)
+
+// OpenInference span kinds (openinference.span.kind).
+const (
+	OIAgent     = "AGENT"
+	OILLM       = "LLM"
+	OITool      = "TOOL"
+	OIChain     = "CHAIN"
+	OIGuardrail = "GUARDRAIL"
+	OIEvaluator = "EVALUATOR"
+)
+
+// Semantic-convention keys, from the pinned package.
+const (
+	ProcessPID              = semconv.ProcessPIDKey
+	ProcessParentPID        = semconv.ProcessParentPIDKey
+	ProcessExecutableName   = semconv.ProcessExecutableNameKey
+	ProcessExecutablePath   = semconv.ProcessExecutablePathKey
+	ProcessCommandArgs      = semconv.ProcessCommandArgsKey
+	ProcessCommandLine      = semconv.ProcessCommandLineKey
+	ProcessWorkingDirectory = semconv.ProcessWorkingDirectoryKey
+	ProcessUserID           = semconv.ProcessUserIDKey
+	ProcessExitCode         = semconv.ProcessExitCodeKey
+	ErrorType               = semconv.ErrorTypeKey
+	FilePath                = semconv.FilePathKey
+	FileSize                = semconv.FileSizeKey
+	ServerAddress           = semconv.ServerAddressKey
+	ServerPort              = semconv.ServerPortKey
+	NetworkPeerAddress      = semconv.NetworkPeerAddressKey
+	NetworkPeerPort         = semconv.NetworkPeerPortKey
+	NetworkTransport        = semconv.NetworkTransportKey
+	NetworkType             = semconv.NetworkTypeKey
+	DNSQuestionName         = semconv.DNSQuestionNameKey
+	VCSRepositoryURLFull    = semconv.VCSRepositoryURLFullKey
+	VCSRefHeadName          = semconv.VCSRefHeadNameKey
+	VCSRefHeadRevision      = semconv.VCSRefHeadRevisionKey
+	SessionID               = semconv.SessionIDKey
+	GenAIAgentName          = semconv.GenAIAgentNameKey
+	GenAIConversationID     = semconv.GenAIConversationIDKey
+	GenAIOperationName      = semconv.GenAIOperationNameKey
+	CICDPipelineRunID       = semconv.CICDPipelineRunIDKey
+	ServiceName             = semconv.ServiceNameKey
+	ServiceVersion          = semconv.ServiceVersionKey
+)
+
+// Keys no convention covers.
+const (
+	SpanType          = attribute.Key("agentwatch.span.type")
+	OpenInferenceKind = attribute.Key("openinference.span.kind")
+
+	RunID               = attribute.Key("agentwatch.run.id")
+	TaskID              = attribute.Key("agentwatch.task.id")
+	TaskURL             = attribute.Key("agentwatch.task.url")
+	WorktreeDirtyBefore = attribute.Key("agentwatch.worktree.dirty_before")
+	WorktreeDirtyAfter  = attribute.Key("agentwatch.worktree.dirty_after")
+	HeadAfter           = attribute.Key("agentwatch.head.after")
+	PolicyVersion       = attribute.Key("agentwatch.policy.version")
+	PolicyMode          = attribute.Key("agentwatch.policy.mode")
+	PolicyDecision      = attribute.Key("agentwatch.policy.decision")
+	PolicyRule          = attribute.Key("agentwatch.policy.rule")
+	CaptureContent      = attribute.Key("agentwatch.capture.content")
+	FailureClass        = attribute.Key("agentwatch.failure.class")
+	TelemetryGaps       = attribute.Key("agentwatch.telemetry.gaps")
+	EventsDropped       = attribute.Key("agentwatch.events.dropped")
+	Sensors             = attribute.Key("agentwatch.sensors")
+	Workspace           = attribute.Key("agentwatch.workspace")
+	RunUser             = attribute.Key("agentwatch.run.user")
+
+	CommandApproval       = attribute.Key("agentwatch.command.approval")
+	CommandArgsTruncated  = attribute.Key("agentwatch.command.args_truncated")
+	ProcessSignal         = attribute.Key("agentwatch.process.signal")
+	FilesWritten          = attribute.Key("agentwatch.files.written")
+	FilesOutsideWorkspace = attribute.Key("agentwatch.files.outside_workspace")
+	FilesOutsideTopDirs   = attribute.Key("agentwatch.files.outside_workspace.top_dirs")
+	ConnectionsCount      = attribute.Key("agentwatch.network.connections")
+
+	FileOperation   = attribute.Key("agentwatch.file.operation")
+	FileOperations  = attribute.Key("agentwatch.file.operations")
+	FileClass       = attribute.Key("agentwatch.file.class")
+	FileInWorkspace = attribute.Key("agentwatch.file.in_workspace")
+	FileRenamedTo   = attribute.Key("agentwatch.file.renamed_to")
+	FileSource      = attribute.Key("agentwatch.file.source")
+
+	AlertRule     = attribute.Key("agentwatch.alert.rule")
+	AlertSeverity = attribute.Key("agentwatch.alert.severity")
+	AlertMessage  = attribute.Key("agentwatch.alert.message")
+	AlertsCount   = attribute.Key("agentwatch.alerts.count")
+)
+
+// Span event names.
+const (
+	EventAlert          = "agentwatch.alert"
+	EventPolicyDecision = "policy_decision"
+)

@@ -1,0 +1,85 @@
+// Package telemetry holds the run record's data model — spans of one trace,
+// with OpenTelemetry attribute values — and every attribute name and span
+// type agentwatch uses, so that a convention rename is one edit here.
+//
+// It does no I/O: the recorder builds a Trace, sinks (export, store) read it.
+package telemetry
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Span is one finished span of the run's trace. The recorder fills it from
+// kernel-observed events, so timestamps come from the events, not from the
+// clock at construction time.
+type Span struct {
+	TraceID       trace.TraceID
+	SpanID        trace.SpanID
+	ParentID      trace.SpanID // zero for the root
+	Name          string
+	Kind          trace.SpanKind
+	Start         time.Time
+	End           time.Time
+	Attrs         []attribute.KeyValue
+	Events        []SpanEvent
+	Links         []Link
+	Status        codes.Code
+	StatusMessage string
+}
+
+// SpanEvent is a timestamped annotation on a span (alerts, policy decisions).
+type SpanEvent struct {
+	Name  string
+	Time  time.Time
+	Attrs []attribute.KeyValue
+}
+
+// Link points at a span in this or another trace.
+type Link struct {
+	TraceID trace.TraceID
+	SpanID  trace.SpanID
+	Attrs   []attribute.KeyValue
+}
+
+// Trace is the whole run record: the root span first, then the rest in
+// start order.
+type Trace struct {
+	RunID    string
+	Resource []attribute.KeyValue
+	Spans    []Span
+}
+
+// Root returns the agent_run span, or nil for an empty trace.
+func (t *Trace) Root() *Span {
+	for i := range t.Spans {
+		if !t.Spans[i].ParentID.IsValid() {
+			return &t.Spans[i]
+		}
+	}
+	return nil
+}
+
+// Attr returns the value of key on s, and whether it was set.
+func (s *Span) Attr(key attribute.Key) (attribute.Value, bool) {
+	for _, kv := range s.Attrs {
+		if kv.Key == key {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+// SetAttr replaces key's value on s, or appends it.
+func (s *Span) SetAttr(kv attribute.KeyValue) {
+	for i := range s.Attrs {
+		if s.Attrs[i].Key == kv.Key {
+			s.Attrs[i] = kv
+			return
+		}
+	}
+	s.Attrs = append(s.Attrs, kv)
+}
