@@ -95,6 +95,11 @@ const (
 	Workspace           = attribute.Key("agentwatch.workspace")
 	RunUser             = attribute.Key("agentwatch.run.user")
 
+	// The supervisor's own cost, measured with getrusage(RUSAGE_SELF) at the
+	// end of the run (the BPF programs' cost is charged to the traced tasks).
+	SupervisorCPUSeconds = attribute.Key("agentwatch.supervisor.cpu_seconds")
+	SupervisorMaxRSS     = attribute.Key("agentwatch.supervisor.max_rss_bytes")
+
 	CommandApproval       = attribute.Key("agentwatch.command.approval")
 	CommandArgsTruncated  = attribute.Key("agentwatch.command.args_truncated")
 	ProcessSignal         = attribute.Key("agentwatch.process.signal")
