@@ -107,6 +107,10 @@ const (
 	FilesOutsideWorkspace = attribute.Key("agentwatch.files.outside_workspace")
 	FilesOutsideTopDirs   = attribute.Key("agentwatch.files.outside_workspace.top_dirs")
 	ConnectionsCount      = attribute.Key("agentwatch.network.connections")
+	// Recorder: process lifecycle and bounded summaries.
+	ProcessStillRunning = attribute.Key("agentwatch.process.still_running") // no exit seen by the end of the run
+	ProcessReplaced     = attribute.Key("agentwatch.process.replaced")      // the pid exec'd again; the next image is the child span
+	ConnectionFailures  = attribute.Key("agentwatch.network.failures")      // failed connects to one destination
 
 	FileOperation   = attribute.Key("agentwatch.file.operation")
 	FileOperations  = attribute.Key("agentwatch.file.operations")
@@ -114,6 +118,10 @@ const (
 	FileInWorkspace = attribute.Key("agentwatch.file.in_workspace")
 	FileRenamedTo   = attribute.Key("agentwatch.file.renamed_to")
 	FileSource      = attribute.Key("agentwatch.file.source")
+	// FileOperations keeps runs of the same op once and is capped; these
+	// count what the list cannot show.
+	FileOperationsCount = attribute.Key("agentwatch.file.operations.count")
+	FileFailures        = attribute.Key("agentwatch.file.failures")
 
 	AlertRule     = attribute.Key("agentwatch.alert.rule")
 	AlertSeverity = attribute.Key("agentwatch.alert.severity")
@@ -125,4 +133,5 @@ const (
 const (
 	EventAlert          = "agentwatch.alert"
 	EventPolicyDecision = "policy_decision"
+	EventFileFailed     = "agentwatch.file.failed" // a refused attempt (EROFS, EACCES), with its error.type
 )
