@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/agentwatch/agentwatch/privtest"
 )
@@ -32,4 +34,52 @@ func TestClaudeRunsAgainstFakeModel(t *testing.T) {
 	}
 	checkModelSaw(t, srv)
 	checkNote(t, ws)
+}
+
+// TestAgentwatchWrapsClaude runs the same task under `agentwatch run` (as
+// root; the supervisor drops to the test user) and checks the trace shows
+// what happened: claude as the user, the Bash tool's shell command nested
+// under it, the file write under that, and the connection to the model.
+func TestAgentwatchWrapsClaude(t *testing.T) {
+	privtest.Require(t)
+	a := ensureUser(t)
+	claude := ensureClaude(t)
+	aw := buildAgentwatch(t)
+	srv := startModel(t)
+	ws := newWorkspace(t, a)
+	out := t.TempDir()
+	store := filepath.Join(out, "store")
+	traceFile := filepath.Join(out, "run.json")
+
+	args := append([]string{"run", "--user", a.Name, "--store", store, "--trace-file", traceFile, "--", "claude"}, claudeArgs(prompt)...)
+	cmd := exec.Command(aw, args...)
+	cmd.Dir = ws
+	cmd.Env = claudeEnv(a, claude, srv.URL())
+	res := run(t, cmd, claudeTimeout)
+	t.Logf("agentwatch run stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("agentwatch run exited %d", res.ExitCode)
+	}
+	// The agent really did its work; otherwise the trace checks below
+	// would be about a different run.
+	checkModelSaw(t, srv)
+	checkNote(t, ws)
+
+	tr, err := readTraceFile(traceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logTree(t, tr)
+	runID := checkTrace(t, tr, a, ws, srv.Addr().Port)
+
+	// The store holds the same run: `show --json` must agree with the file.
+	show := exec.Command(aw, "show", runID, "--json", "--store", store)
+	sres := run(t, show, 30*time.Second)
+	if sres.Err != nil || sres.ExitCode != 0 {
+		t.Fatalf("agentwatch show %s --json: exit %d, %v: %s", runID, sres.ExitCode, sres.Err, sres.Stderr)
+	}
+	checkShowAgrees(t, tr, sres.Stdout)
 }
