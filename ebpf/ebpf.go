@@ -1,13 +1,38 @@
 // Package ebpf loads agentwatch's eBPF programs (bpf/, compiled by bpf2go),
 // filters them in the kernel to one run's cgroup, reads the ring buffer and
 // decodes records into events. It is the only package that imports
-// cilium/ebpf. It observes only: no spans, no policy.
+// cilium/ebpf. It observes only: no spans, no policy. It mounts nothing
+// (tp_btf programs need neither tracefs nor bpffs).
 package ebpf
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/agentwatch/agentwatch/event"
+)
+
+const (
+	// DefaultRingBytes is the ring buffer size when Config.RingBytes is 0.
+	// At ~1 M records/s of ~100 bytes a wakeup threshold of RingBytes/16
+	// (512 KiB) is reached every ~5 ms, so 8 MiB leaves ~16x headroom for a
+	// reader that is descheduled on a contended machine. It is mmap'ed into
+	// this process, so 16 MiB would cost the supervisor's RSS more than the
+	// headroom is worth.
+	DefaultRingBytes = 8 << 20
+	// DefaultMaxLatency is how long a record may wait in the ring before
+	// the reader looks, when too little is pending to wake it.
+	DefaultMaxLatency = 20 * time.Millisecond
 )
 
 // Config selects what the sensor watches.
@@ -15,23 +40,266 @@ type Config struct {
 	CgroupID    uint64 // cgroup v2 id of the run's cgroup (inode number of its directory)
 	CgroupLevel int    // its depth below the cgroup v2 root (root = 0)
 	// Emit receives every decoded event, in ring-buffer order, from the
-	// reader goroutine.
+	// reader goroutine (and, during Close, from the closing goroutine after
+	// the reader has stopped).
 	Emit func(event.Event)
+	// RingBytes is the ring buffer size: a power of two, multiple of the
+	// page size. 0 means DefaultRingBytes.
+	RingBytes int
+	// MaxLatency bounds how long a record sits in the ring before it is
+	// read. 0 means DefaultMaxLatency.
+	MaxLatency time.Duration
 }
 
 // Sensor is a loaded, attached set of programs.
-type Sensor struct{}
+type Sensor struct {
+	objs       agentwatchObjects
+	links      []link.Link
+	rd         *ringbuf.Reader
+	emit       func(event.Event)
+	bootOffset int64
+	latency    time.Duration
+
+	closing   atomic.Bool
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	// finalDropped keeps the count once the map is gone.
+	finalDropped atomic.Uint64
+	closed       atomic.Bool
+}
 
 // Start loads and attaches the programs and starts reading.
-func Start(cfg Config) (*Sensor, error) { return nil, errors.New("not implemented") }
+func Start(cfg Config) (*Sensor, error) {
+	if cfg.Emit == nil {
+		return nil, errors.New("starting eBPF sensor: Config.Emit is nil")
+	}
+	if cfg.CgroupID == 0 {
+		return nil, errors.New("starting eBPF sensor: no cgroup id (the run must have its own cgroup v2)")
+	}
+	if cfg.CgroupLevel < 0 || cfg.CgroupLevel > 255 {
+		return nil, fmt.Errorf("starting eBPF sensor: cgroup level %d out of range", cfg.CgroupLevel)
+	}
+	ring := cfg.RingBytes
+	if ring == 0 {
+		ring = DefaultRingBytes
+	}
+	if ring < os.Getpagesize() || ring&(ring-1) != 0 {
+		return nil, fmt.Errorf("starting eBPF sensor: ring size %d is not a power of two of at least a page", ring)
+	}
+	s := &Sensor{
+		emit:    cfg.Emit,
+		latency: cfg.MaxLatency,
+		done:    make(chan struct{}),
+	}
+	if s.latency <= 0 {
+		s.latency = DefaultMaxLatency
+	}
+	if err := load(&s.objs, uint64(cfg.CgroupID), uint32(cfg.CgroupLevel), ring); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.bootOffset, err = measureBootOffset(); err != nil {
+		s.objs.Close()
+		return nil, err
+	}
+	// The reader exists before anything is attached, so no record can be
+	// produced that nobody will read.
+	if s.rd, err = ringbuf.NewReader(s.objs.Events); err != nil {
+		s.objs.Close()
+		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
+	}
+	for _, p := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		// Syscalls first, then exit/exec, fork last: a process seen forking
+		// is then never missing its later events.
+		{"sys_enter", s.objs.OnSysEnter},
+		{"sys_exit", s.objs.OnSysExit},
+		{"sched_process_exit", s.objs.OnExit},
+		{"sched_process_exec", s.objs.OnExec},
+		{"sched_process_fork", s.objs.OnFork},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
+		if err != nil {
+			s.detach()
+			s.rd.Close()
+			s.objs.Close()
+			return nil, fmt.Errorf("attaching tp_btf/%s: %w", p.name, err)
+		}
+		s.links = append(s.links, l)
+	}
+	go s.read()
+	return s, nil
+}
 
-// Dropped returns how many records the kernel could not queue so far.
-func (s *Sensor) Dropped() uint64 { return 0 }
-
-// Close drains what is left in the ring buffer, detaches and frees
-// everything.
-func (s *Sensor) Close() error { return nil }
+// load loads the collection with the run's settings. Verifier errors are
+// formatted with %+v: the full log is the only useful clue.
+func load(objs *agentwatchObjects, cgroupID uint64, level uint32, ring int) error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("raising RLIMIT_MEMLOCK for eBPF maps: %w", err)
+	}
+	spec, err := loadAgentwatch()
+	if err != nil {
+		return fmt.Errorf("reading embedded eBPF object: %w", err)
+	}
+	for name, v := range map[string]any{
+		"target_cgroup_id":    cgroupID,
+		"target_cgroup_level": level,
+		"wakeup_bytes":        uint64(ring / 16),
+	} {
+		sv, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("eBPF object has no variable %s", name)
+		}
+		if err := sv.Set(v); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	spec.Maps["events"].MaxEntries = uint32(ring)
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("loading eBPF programs: verifier rejected them: %+v", ve)
+		}
+		return fmt.Errorf("loading eBPF programs (needs root or CAP_BPF+CAP_PERFMON, and a kernel with BTF): %w", err)
+	}
+	return nil
+}
 
 // Check loads every program through the verifier without attaching; doctor
 // uses it to say whether the sensor will run here.
-func Check() error { return errors.New("not implemented") }
+func Check() error {
+	var objs agentwatchObjects
+	// Any cgroup id works for the verifier; the root's id is 1.
+	if err := load(&objs, 1, 0, os.Getpagesize()*16); err != nil {
+		return err
+	}
+	return objs.Close()
+}
+
+// read runs the reader loop until Close flushes it.
+func (s *Sensor) read() {
+	defer close(s.done)
+	var rec ringbuf.Record
+	s.rd.SetDeadline(time.Now().Add(s.latency))
+	for {
+		err := s.rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			s.dispatch(rec.RawSample)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The kernel side wakes us only past a fill threshold; the
+			// deadline picks up whatever arrived below it.
+			s.rd.SetDeadline(time.Now().Add(s.latency))
+		case errors.Is(err, ringbuf.ErrFlushed):
+			if s.closing.Load() {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (s *Sensor) dispatch(b []byte) {
+	ev, err := decode(b, s.bootOffset)
+	if err != nil {
+		// Only a layout mismatch between bpf/ and decode.go gets here,
+		// which layout_test catches; count it rather than crash a run.
+		s.finalDropped.Add(1)
+		return
+	}
+	s.emit(ev)
+}
+
+// Dropped returns how many records were lost so far: not queued by the
+// kernel (ring buffer full), or (never expected) not decodable.
+func (s *Sensor) Dropped() uint64 {
+	if s.closed.Load() {
+		return s.finalDropped.Load()
+	}
+	return s.finalDropped.Load() + s.kernelDropped()
+}
+
+func (s *Sensor) kernelDropped() uint64 {
+	var perCPU []uint64
+	if err := s.objs.Dropped.Lookup(uint32(0), &perCPU); err != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n
+}
+
+// Close drains what is left in the ring buffer, detaches and frees
+// everything. Events already in the ring are emitted before it returns.
+func (s *Sensor) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		// Everything queued so far reaches Emit before detaching...
+		if err := s.rd.Flush(); err != nil {
+			s.rd.Close()
+		}
+		<-s.done
+		s.detach()
+		// ...and so does what was committed while detaching.
+		s.rd.SetDeadline(time.Now())
+		var rec ringbuf.Record
+		for s.rd.ReadInto(&rec) == nil {
+			s.dispatch(rec.RawSample)
+		}
+		s.finalDropped.Add(s.kernelDropped())
+		s.closed.Store(true)
+		s.closeErr = errors.Join(s.rd.Close(), s.objs.Close())
+	})
+	return s.closeErr
+}
+
+func (s *Sensor) detach() {
+	for _, l := range s.links {
+		l.Close()
+	}
+	s.links = nil
+}
+
+// CgroupID returns the id the kernel uses for the cgroup v2 directory at
+// path (what bpf_get_current_cgroup_id returns): its inode number.
+func CgroupID(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("reading cgroup id of %s: %w", path, err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return 0, fmt.Errorf("reading cgroup id of %s: %w", path, err)
+	}
+	if fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return 0, fmt.Errorf("reading cgroup id of %s: not on a cgroup v2 file system", path)
+	}
+	return st.Ino, nil
+}
+
+// measureBootOffset returns wall clock minus CLOCK_BOOTTIME (what
+// bpf_ktime_get_boot_ns reads), taking the tightest of a few samples.
+func measureBootOffset() (int64, error) {
+	best, bestSpan := int64(0), int64(-1)
+	for range 5 {
+		var a, b unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &a); err != nil {
+			return 0, fmt.Errorf("reading CLOCK_BOOTTIME: %w", err)
+		}
+		wall := time.Now().UnixNano()
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &b); err != nil {
+			return 0, fmt.Errorf("reading CLOCK_BOOTTIME: %w", err)
+		}
+		span := b.Nano() - a.Nano()
+		if bestSpan < 0 || span < bestSpan {
+			best, bestSpan = wall-(a.Nano()+span/2), span
+		}
+	}
+	return best, nil
+}

@@ -1,0 +1,741 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+//
+// agentwatch's kernel side: process lifecycle (fork/exec/exit), file
+// changes (open-for-write, unlink, rename, chmod, truncate, mkdir) and
+// network destinations (connect, sendto/sendmsg) of the tasks in one run's
+// cgroup, written to one ring buffer as variable-length records that start
+// with a one-byte kind. ebpf/decode.go is the other half of every layout here.
+//
+// Attach points are tp_btf only: no tracefs, no fentry/fexit, no BPF-LSM
+// (the last two are refused on the reference kernel).
+
+#include "vmlinux.h"
+#include "bpf_helpers.h"
+#include "bpf_core_read.h"
+#include "bpf_tracing.h"
+#include "bpf_endian.h"
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+// Set from Go before load (Config.CgroupID / CgroupLevel).
+volatile const __u64 target_cgroup_id = 0;
+volatile const __u32 target_cgroup_level = 0;
+// Pending bytes above which a record wakes the reader; below it the reader
+// polls on a short deadline, so a burst costs one wakeup, not one per record.
+volatile const __u64 wakeup_bytes = 256 * 1024;
+
+#define PATH_MAX_LEN 4096
+#define ARGV_MAX 8192
+#define MAX_PATH_COMPONENTS 96
+#define HEAP_SZ 32768
+#define POS_MASK 16383 // every string starts below 16 KiB; the heap leaves room after it
+
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define O_WRONLY 01
+#define O_RDWR 02
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define O_WRITE_INTENT (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
+#define FMODE_CREATED 0x100000
+#define EPERM 1
+#define EACCES 13
+#define EROFS 30
+#define EBADF 9
+#define ENOTSOCK 88
+#define EINPROGRESS 115
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+
+// x86_64 syscall numbers: the programs are built for amd64 only.
+#define NR_open 2
+#define NR_connect 42
+#define NR_sendto 44
+#define NR_sendmsg 46
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_rename 82
+#define NR_mkdir 83
+#define NR_rmdir 84
+#define NR_creat 85
+#define NR_unlink 87
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_openat 257
+#define NR_mkdirat 258
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_fchmodat 268
+#define NR_renameat2 316
+#define NR_openat2 437
+#define NR_fchmodat2 452
+
+enum rec_kind {
+	AW_KIND_FORK = 1,
+	AW_KIND_EXEC = 2,
+	AW_KIND_EXIT = 3,
+	AW_KIND_FILE = 4,
+	AW_KIND_NET = 5,
+};
+
+// Values match event.FileOp.
+enum file_op {
+	AW_OP_CREATE = 1,
+	AW_OP_WRITE = 2,
+	AW_OP_TRUNCATE = 3,
+	AW_OP_DELETE = 4,
+	AW_OP_RENAME = 5,
+	AW_OP_CHMOD = 6,
+	AW_OP_MKDIR = 8,
+};
+
+// Values match event.NetOp / event.Transport.
+enum net_op { AW_NET_CONNECT = 1, AW_NET_SENDTO = 2 };
+enum transport { AW_T_TCP = 1, AW_T_UDP = 2, AW_T_UNIX = 3, AW_T_OTHER = 4 };
+
+struct rec_hdr {
+	__u8 kind;
+	__u8 _pad[3];
+	__u32 tgid;
+	__u64 ts_ns; // bpf_ktime_get_boot_ns
+};
+
+struct fork_rec {
+	struct rec_hdr h;
+	__u32 ppid;
+	__u32 _pad;
+};
+
+struct exit_rec {
+	struct rec_hdr h;
+	__u32 exit_code; // task->exit_code: status<<8 | core<<7 | signal
+	__u32 _pad;
+};
+
+// Followed by filename_len + argv_len + cwd_len bytes, in that order.
+struct exec_rec {
+	struct rec_hdr h;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u16 filename_len;
+	__u16 argv_len;
+	__u16 cwd_len;
+	__u8 argv_truncated;
+	__u8 _pad;
+	__u32 _pad2;
+};
+
+// Followed by the strings of len[0..3] in order: path, dir, path2, dir2.
+// path is what the process passed (or empty for fd-based calls), dir is the
+// kernel-resolved absolute directory it is relative to (empty when path is
+// absolute), or the full path resolved from an fd when path is empty.
+struct file_rec {
+	struct rec_hdr h;
+	__u8 op;
+	__u8 _pad[3];
+	__s32 err; // positive errno, 0 on success
+	__u32 mode;
+	__u16 len[4];
+	__u32 _pad2;
+};
+
+struct net_rec {
+	struct rec_hdr h;
+	__u8 op;
+	__u8 transport;
+	__u16 family;
+	__s32 err;
+	__u16 port; // host order
+	__u16 _pad;
+	__u32 _pad2;
+	__u8 addr[16];
+};
+
+struct sys_args {
+	__u64 id;
+	__u64 a[6];
+};
+
+struct dest_key {
+	__u32 tgid;
+	__u16 family;
+	__u16 port;
+	__u8 addr[16];
+};
+
+struct heap {
+	__u8 buf[HEAP_SZ];
+};
+
+struct pathbuf {
+	char buf[PATH_MAX_LEN * 2];
+	__u32 off;
+};
+
+// Force BTF for the record layouts so bpf2go can generate Go types that
+// the decoder's layout test compares against.
+const struct fork_rec *unused_fork_rec __attribute__((unused));
+const struct exit_rec *unused_exit_rec __attribute__((unused));
+const struct exec_rec *unused_exec_rec __attribute__((unused));
+const struct file_rec *unused_file_rec __attribute__((unused));
+const struct net_rec *unused_net_rec __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); // resized from Go (Config.RingBytes)
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct heap);
+} heaps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathbuf);
+} pathbufs SEC(".maps");
+
+// Syscall arguments between sys_enter and sys_exit, per thread. LRU so a
+// thread that never reaches sys_exit cannot leak entries forever.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sys_args);
+} inflight SEC(".maps");
+
+// Destinations a process already sent to: sendto/sendmsg report the first
+// datagram per destination, not every packet.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct dest_key);
+	__type(value, __u8);
+} sent_to SEC(".maps");
+
+static __always_inline bool in_run(void)
+{
+	return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup_id;
+}
+
+// The child of a fork started with CLONE_INTO_CGROUP (how the supervisor
+// launches the run) is in the run's cgroup while its parent is not, so a
+// fork is judged by the child's cgroup.
+static __always_inline bool task_in_run(struct task_struct *t)
+{
+	struct cgroup *cg = BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	if (!cg)
+		return false;
+	if (BPF_CORE_READ(cg, level) < (int)target_cgroup_level)
+		return false;
+	struct cgroup *anc = NULL;
+	bpf_core_read(&anc, sizeof(anc), &cg->ancestors[target_cgroup_level & 0xff]);
+	if (!anc)
+		return false;
+	return BPF_CORE_READ(anc, kn, id) == target_cgroup_id;
+}
+
+static __always_inline struct heap *get_heap(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&heaps, &zero);
+}
+
+static __always_inline void count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&dropped, &zero);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void submit(void *rec, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	// Records never reach HEAP_SZ (see POS_MASK); the mask is for the verifier.
+	size &= HEAP_SZ - 1;
+	if (size == 0)
+		return;
+	if (bpf_ringbuf_output(&events, rec, size, flags))
+		count_drop();
+}
+
+static __always_inline void fill_hdr(struct rec_hdr *h, __u8 kind, __u32 tgid)
+{
+	h->kind = kind;
+	h->tgid = tgid;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+}
+
+// put_path writes the absolute path of (dentry, vfsmnt) into the heap at
+// pos (room for PATH_MAX_LEN bytes) and returns its length including the
+// NUL. It walks dentries to the mount root and crosses to the parent mount
+// through struct mount, like d_path but relative to the global root (not the
+// task's chroot). Paths deeper than MAX_PATH_COMPONENTS lose their leading
+// components.
+//
+// It is a global function so the verifier checks it once, not at each of
+// its ~30 call sites; that is also why it takes scalars, not pointers. The
+// write offset lives in map memory, whose contents the verifier does not
+// track, so loop iterations do not multiply its states.
+__noinline int put_path(__u64 dentry_p, __u64 vfsmnt_p, __u32 pos)
+{
+	__u32 zero = 0;
+	struct pathbuf *pb = bpf_map_lookup_elem(&pathbufs, &zero);
+	struct heap *hp = bpf_map_lookup_elem(&heaps, &zero);
+	if (!pb || !hp || !dentry_p || !vfsmnt_p)
+		return 0;
+
+	struct dentry *dentry = (struct dentry *)dentry_p;
+	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_p;
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	pb->off = PATH_MAX_LEN - 1;
+	pb->buf[PATH_MAX_LEN - 1] = 0;
+
+	for (int i = 0; i < MAX_PATH_COMPONENTS; i++) {
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root || dentry == parent) {
+			if (dentry != mnt_root || mnt == mnt_parent)
+				break; // global root, or a detached tree
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+			continue;
+		}
+		struct qstr name = BPF_CORE_READ(dentry, d_name);
+		__u32 len = name.len & 0xff;
+		__u32 off = pb->off;
+		if (off > PATH_MAX_LEN - 1 || len + 2 > off)
+			break;
+		off -= len;
+		bpf_probe_read_kernel(&pb->buf[off & (PATH_MAX_LEN - 1)], len, name.name);
+		off -= 1;
+		pb->buf[off & (PATH_MAX_LEN - 1)] = '/';
+		pb->off = off;
+		dentry = parent;
+	}
+	__u32 off = pb->off;
+	if (off == PATH_MAX_LEN - 1) {
+		off -= 1;
+		pb->buf[off & (PATH_MAX_LEN - 1)] = '/';
+	}
+	off &= PATH_MAX_LEN - 1;
+	__u32 n = PATH_MAX_LEN - off;
+	if (n > PATH_MAX_LEN)
+		return 0;
+	bpf_probe_read_kernel(&hp->buf[pos & POS_MASK], n, &pb->buf[off]);
+	return n;
+}
+
+static __always_inline struct file *fd_file(long fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+static __always_inline __u32 put_file_path(struct file *f, __u32 pos)
+{
+	if (!f)
+		return 0;
+	return put_path((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), pos);
+}
+
+static __always_inline __u32 put_cwd(__u32 pos)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return put_path((__u64)BPF_CORE_READ(t, fs, pwd.dentry), (__u64)BPF_CORE_READ(t, fs, pwd.mnt), pos);
+}
+
+// put_dir writes the directory a relative path given with dirfd is resolved
+// against: the cwd for AT_FDCWD, else the fd's path.
+static __always_inline __u32 put_dir(long dirfd, __u32 pos)
+{
+	if ((int)dirfd == AT_FDCWD)
+		return put_cwd(pos);
+	return put_file_path(fd_file((int)dirfd), pos);
+}
+
+// put_user_path copies a user path and, when it is relative, the directory
+// it is relative to. Returns the new position.
+static __always_inline __u32 put_user_path(struct heap *hp, __u32 pos, __u16 *lens, long dirfd, const char *upath)
+{
+	long n = bpf_probe_read_user_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, upath);
+	if (n < 0)
+		n = 0;
+	char first = hp->buf[pos & POS_MASK];
+	lens[0] = n;
+	pos += n;
+	__u32 d = 0;
+	if (n > 0 && first != '/')
+		d = put_dir(dirfd, pos);
+	lens[1] = d;
+	return pos + d;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	// Threads share the process: only a new thread group is a new process.
+	if (child->pid != child->tgid)
+		return 0;
+	if (!task_in_run(child))
+		return 0;
+	struct fork_rec r = {};
+	fill_hdr(&r.h, AW_KIND_FORK, child->tgid);
+	r.ppid = parent->tgid;
+	submit(&r, sizeof(r));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (!in_run())
+		return 0;
+	struct heap *hp = get_heap();
+	if (!hp)
+		return 0;
+	struct exec_rec *r = (struct exec_rec *)hp->buf;
+	__u64 ugid = bpf_get_current_uid_gid();
+	fill_hdr(&r->h, AW_KIND_EXEC, p->tgid);
+	r->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	r->uid = (__u32)ugid;
+	r->gid = ugid >> 32;
+
+	__u32 pos = sizeof(*r);
+	long n = bpf_probe_read_kernel_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, BPF_CORE_READ(bprm, filename));
+	if (n < 0)
+		n = 0;
+	r->filename_len = n;
+	pos += n;
+
+	// sched_process_exec runs after the new image is set up, so current->mm
+	// is the new mm and its argument area holds the NUL-separated argv.
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	__u64 start = BPF_CORE_READ(mm, arg_start);
+	__u64 end = BPF_CORE_READ(mm, arg_end);
+	__u64 alen = end > start ? end - start : 0;
+	r->argv_truncated = 0;
+	if (alen > ARGV_MAX) {
+		alen = ARGV_MAX;
+		r->argv_truncated = 1;
+	}
+	alen &= (ARGV_MAX * 2 - 1);
+	if (alen > ARGV_MAX)
+		alen = ARGV_MAX;
+	if (bpf_probe_read_user(&hp->buf[pos & POS_MASK], alen, (void *)start) < 0)
+		alen = 0;
+	r->argv_len = alen;
+	pos += alen;
+
+	r->cwd_len = put_cwd(pos);
+	pos += r->cwd_len;
+	submit(hp, pos);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	// A thread leaving is not the process leaving: signal->live drops to
+	// zero (before this tracepoint) only for the last thread.
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	if (!in_run())
+		return 0;
+	struct exit_rec r = {};
+	fill_hdr(&r.h, AW_KIND_EXIT, p->tgid);
+	r.exit_code = BPF_CORE_READ(p, exit_code);
+	submit(&r, sizeof(r));
+	return 0;
+}
+
+static __always_inline bool wants(long id, struct pt_regs *regs)
+{
+	switch (id) {
+	case NR_open:
+		return BPF_CORE_READ(regs, si) & O_WRITE_INTENT;
+	case NR_openat:
+		return BPF_CORE_READ(regs, dx) & O_WRITE_INTENT;
+	case NR_openat2: {
+		__u64 flags = 0;
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)BPF_CORE_READ(regs, dx));
+		return flags & O_WRITE_INTENT;
+	}
+	case NR_creat:
+	case NR_unlink:
+	case NR_unlinkat:
+	case NR_rmdir:
+	case NR_rename:
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_chmod:
+	case NR_fchmod:
+	case NR_fchmodat:
+	case NR_fchmodat2:
+	case NR_truncate:
+	case NR_ftruncate:
+	case NR_mkdir:
+	case NR_mkdirat:
+	case NR_connect:
+	case NR_sendto:
+	case NR_sendmsg:
+		return true;
+	}
+	return false;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+	// Cheapest test first: most syscalls are none of ours.
+	if (id != NR_open && id != NR_openat && id != NR_openat2 && id != NR_creat && id != NR_unlink &&
+	    id != NR_unlinkat && id != NR_rmdir && id != NR_rename && id != NR_renameat && id != NR_renameat2 &&
+	    id != NR_chmod && id != NR_fchmod && id != NR_fchmodat && id != NR_fchmodat2 && id != NR_truncate &&
+	    id != NR_ftruncate && id != NR_mkdir && id != NR_mkdirat && id != NR_connect && id != NR_sendto &&
+	    id != NR_sendmsg)
+		return 0;
+	if (!in_run())
+		return 0;
+	if (!wants(id, regs))
+		return 0;
+	struct sys_args a = {};
+	a.id = id;
+	a.a[0] = BPF_CORE_READ(regs, di);
+	a.a[1] = BPF_CORE_READ(regs, si);
+	a.a[2] = BPF_CORE_READ(regs, dx);
+	a.a[3] = BPF_CORE_READ(regs, r10);
+	a.a[4] = BPF_CORE_READ(regs, r8);
+	a.a[5] = BPF_CORE_READ(regs, r9);
+	__u64 key = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&inflight, &key, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long ret, long dirfd, const char *upath,
+				      __u64 flags, __u32 mode)
+{
+	struct file_rec *r = (struct file_rec *)hp->buf;
+	__u32 pos = sizeof(*r);
+	r->mode = mode;
+	if (ret >= 0) {
+		// The fd names the file that was really opened: symlinks and
+		// ".." are already resolved, so report that, not the argument.
+		struct file *f = fd_file(ret);
+		if (!f)
+			return;
+		__u32 fmode = BPF_CORE_READ(f, f_mode);
+		if (fmode & FMODE_CREATED)
+			r->op = AW_OP_CREATE;
+		else if (flags & O_TRUNC)
+			r->op = AW_OP_TRUNCATE;
+		else
+			r->op = AW_OP_WRITE;
+		r->err = 0;
+		r->len[0] = 0;
+		r->len[1] = put_file_path(f, pos);
+		pos += r->len[1];
+	} else {
+		// Failed probes (ENOENT ...) are noise; refusals are evidence.
+		if (ret != -EACCES && ret != -EPERM && ret != -EROFS)
+			return;
+		r->op = (flags & O_CREAT) ? AW_OP_CREATE : ((flags & O_TRUNC) ? AW_OP_TRUNCATE : AW_OP_WRITE);
+		r->err = -ret;
+		pos = put_user_path(hp, pos, &r->len[0], dirfd, upath);
+	}
+	r->len[2] = 0;
+	r->len[3] = 0;
+	submit(hp, pos);
+}
+
+static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int fd, const void *uaddr, long addrlen)
+{
+	if (!uaddr)
+		return;
+	if (ret < 0 && ret != -EINPROGRESS && op == AW_NET_SENDTO)
+		return;
+	if (ret == -EBADF || ret == -ENOTSOCK)
+		return; // not a socket: nothing was contacted
+	__u16 family = 0;
+	bpf_probe_read_user(&family, sizeof(family), uaddr);
+	if (family != AF_INET && family != AF_INET6)
+		return; // AF_UNIX and friends are not network destinations
+	struct net_rec r = {};
+	r.op = op;
+	r.family = family;
+	r.err = (ret < 0 && ret != -EINPROGRESS) ? -ret : 0;
+	if (family == AF_INET) {
+		struct sockaddr_in sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), uaddr);
+		r.port = bpf_ntohs(sa.sin_port);
+		__builtin_memcpy(r.addr, &sa.sin_addr, 4);
+	} else {
+		struct sockaddr_in6 sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), uaddr);
+		r.port = bpf_ntohs(sa.sin6_port);
+		__builtin_memcpy(r.addr, &sa.sin6_addr, 16);
+	}
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (op == AW_NET_SENDTO) {
+		struct dest_key k = {};
+		k.tgid = tgid;
+		k.family = family;
+		k.port = r.port;
+		__builtin_memcpy(k.addr, r.addr, 16);
+		__u8 one = 1;
+		if (bpf_map_update_elem(&sent_to, &k, &one, BPF_NOEXIST) != 0)
+			return; // already reported this destination
+	}
+	r.transport = AW_T_OTHER;
+	struct file *f = fd_file(fd);
+	if (f) {
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+		short type = BPF_CORE_READ(sock, type);
+		if (type == SOCK_STREAM)
+			r.transport = AW_T_TCP;
+		else if (type == SOCK_DGRAM)
+			r.transport = AW_T_UDP;
+	}
+	fill_hdr(&r.h, AW_KIND_NET, tgid);
+	submit(&r, sizeof(r));
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 key = bpf_get_current_pid_tgid();
+	// Only threads of the run that entered one of our syscalls have an
+	// entry; everyone else pays one hash lookup.
+	struct sys_args *a = bpf_map_lookup_elem(&inflight, &key);
+	if (!a)
+		return 0;
+	struct sys_args args = *a;
+	bpf_map_delete_elem(&inflight, &key);
+
+	struct heap *hp = get_heap();
+	if (!hp)
+		return 0;
+	struct file_rec *r = (struct file_rec *)hp->buf;
+	fill_hdr(&r->h, AW_KIND_FILE, key >> 32);
+	r->mode = 0;
+	r->err = ret < 0 ? -ret : 0;
+	__builtin_memset(r->len, 0, sizeof(r->len));
+	__u32 pos = sizeof(*r);
+
+	switch (args.id) {
+	case NR_open:
+		emit_open(hp, &args, ret, AT_FDCWD, (const char *)args.a[0], args.a[1], args.a[2]);
+		return 0;
+	case NR_creat:
+		emit_open(hp, &args, ret, AT_FDCWD, (const char *)args.a[0], O_CREAT | O_WRONLY | O_TRUNC, args.a[1]);
+		return 0;
+	case NR_openat:
+		emit_open(hp, &args, ret, args.a[0], (const char *)args.a[1], args.a[2], args.a[3]);
+		return 0;
+	case NR_openat2: {
+		struct open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (void *)args.a[2]);
+		emit_open(hp, &args, ret, args.a[0], (const char *)args.a[1], how.flags, how.mode);
+		return 0;
+	}
+	case NR_connect:
+		emit_net(&args, ret, AW_NET_CONNECT, args.a[0], (const void *)args.a[1], args.a[2]);
+		return 0;
+	case NR_sendto:
+		emit_net(&args, ret, AW_NET_SENDTO, args.a[0], (const void *)args.a[4], args.a[5]);
+		return 0;
+	case NR_sendmsg: {
+		struct user_msghdr msg = {};
+		bpf_probe_read_user(&msg, sizeof(msg), (void *)args.a[1]);
+		emit_net(&args, ret, AW_NET_SENDTO, args.a[0], msg.msg_name, msg.msg_namelen);
+		return 0;
+	}
+	case NR_unlink:
+	case NR_rmdir:
+		r->op = AW_OP_DELETE;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_unlinkat:
+		r->op = AW_OP_DELETE;
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		break;
+	case NR_mkdir:
+		r->op = AW_OP_MKDIR;
+		r->mode = args.a[1];
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_mkdirat:
+		r->op = AW_OP_MKDIR;
+		r->mode = args.a[2];
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		break;
+	case NR_rename:
+		r->op = AW_OP_RENAME;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(hp, pos, &r->len[2], AT_FDCWD, (const char *)args.a[1]);
+		break;
+	case NR_renameat:
+	case NR_renameat2:
+		r->op = AW_OP_RENAME;
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(hp, pos, &r->len[2], args.a[2], (const char *)args.a[3]);
+		break;
+	case NR_chmod:
+		r->op = AW_OP_CHMOD;
+		r->mode = args.a[1];
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		r->op = AW_OP_CHMOD;
+		r->mode = args.a[2];
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		break;
+	case NR_truncate:
+		r->op = AW_OP_TRUNCATE;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_fchmod:
+	case NR_ftruncate: {
+		r->op = args.id == NR_fchmod ? AW_OP_CHMOD : AW_OP_TRUNCATE;
+		if (args.id == NR_fchmod)
+			r->mode = args.a[1];
+		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		r->len[1] = n;
+		pos += n;
+		break;
+	}
+	default:
+		return 0;
+	}
+	submit(hp, pos);
+	return 0;
+}
