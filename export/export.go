@@ -113,9 +113,9 @@ func spanToProto(s *telemetry.Span) *tracepb.Span {
 			Attributes: attrsToProto(l.Attrs),
 		})
 	}
-	if s.Status != codes.Unset || s.StatusMessage != "" {
-		ps.Status = &tracepb.Status{Code: statusToProto(s.Status), Message: s.StatusMessage}
-	}
+	// Always present, even when unset: the collector's pdata model has no
+	// "absent" status, so this keeps what we send equal to what arrives.
+	ps.Status = &tracepb.Status{Code: statusToProto(s.Status), Message: s.StatusMessage}
 	return ps
 }
 

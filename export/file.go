@@ -1,0 +1,224 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// FileWriter appends requests to an OTLP/JSON file, one per line — the
+// OpenTelemetry Collector file exporter's format, so jq and OTLP tooling
+// read it.
+type FileWriter struct {
+	mu   sync.Mutex
+	f       *os.File
+	path    string
+	regular bool // fsync only regular files; a pipe refuses it
+}
+
+// OpenFile creates or appends to path; it fails at once when the file
+// cannot be written, so a run never starts with an unwritable trace file.
+func OpenFile(path string) (*FileWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening trace file: %w", err)
+	}
+	// Not only regular files: --trace-file /dev/stdout | jq is a fine use.
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening trace file: %w", err)
+	}
+	return &FileWriter{f: f, path: path, regular: st.Mode().IsRegular()}, nil
+}
+
+// Write appends one request as a line of OTLP/JSON. The line goes out in a
+// single write, so a crash leaves at most one incomplete last line.
+func (w *FileWriter) Write(req *coltracepb.ExportTraceServiceRequest) error {
+	line, err := MarshalJSON(req)
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return fmt.Errorf("writing trace file %s: %w", w.path, os.ErrClosed)
+	}
+	if _, err := w.f.Write(line); err != nil {
+		return fmt.Errorf("writing trace file: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file. The data is synced first: the file is
+// the run's record and must survive the machine going down right after.
+func (w *FileWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	f := w.f
+	w.f = nil
+	var syncErr error
+	if w.regular {
+		syncErr = f.Sync()
+	}
+	if err := errors.Join(syncErr, f.Close()); err != nil {
+		return fmt.Errorf("closing trace file: %w", err)
+	}
+	return nil
+}
+
+// MarshalJSON encodes req as one line of OTLP/JSON per the OTLP
+// specification's JSON Protobuf Encoding: lowerCamelCase keys, enums as
+// integers, 64-bit integers as strings, and trace and span ids as hex
+// strings (protojson alone would write them as base64).
+func MarshalJSON(req *coltracepb.ExportTraceServiceRequest) ([]byte, error) {
+	raw, err := protojson.MarshalOptions{UseEnumNumbers: true}.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding OTLP/JSON: %w", err)
+	}
+	out, err := rewriteIDs(raw, base64ToHex)
+	if err != nil {
+		return nil, fmt.Errorf("encoding OTLP/JSON: %w", err)
+	}
+	return out, nil
+}
+
+// UnmarshalJSON decodes one OTLP/JSON request. Ids may be hex (the
+// specification) or base64 (plain protojson); unknown fields are ignored,
+// as the specification asks of receivers.
+func UnmarshalJSON(data []byte) (*coltracepb.ExportTraceServiceRequest, error) {
+	raw, err := rewriteIDs(data, hexToBase64)
+	if err != nil {
+		return nil, fmt.Errorf("decoding OTLP/JSON: %w", err)
+	}
+	req := &coltracepb.ExportTraceServiceRequest{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, req); err != nil {
+		return nil, fmt.Errorf("decoding OTLP/JSON: %w", err)
+	}
+	return req, nil
+}
+
+// ReadFile reads every request of an OTLP/JSON lines file. Blank lines are
+// skipped; a bad line is an error naming its line number.
+func ReadFile(path string) ([]*coltracepb.ExportTraceServiceRequest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading trace file: %w", err)
+	}
+	defer f.Close()
+	var reqs []*coltracepb.ExportTraceServiceRequest
+	// bufio.Reader, not Scanner: one request for a long run is megabytes,
+	// far past Scanner's default token limit.
+	r := bufio.NewReader(f)
+	for n := 1; ; n++ {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			req, derr := UnmarshalJSON(line)
+			if derr != nil {
+				return nil, fmt.Errorf("reading trace file %s line %d: %w", path, n, derr)
+			}
+			reqs = append(reqs, req)
+		}
+		if errors.Is(err, io.EOF) {
+			return reqs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading trace file: %w", err)
+		}
+	}
+}
+
+// rewriteIDs applies conv to every trace/span id field of a JSON request:
+// resourceSpans[].scopeSpans[].spans[].{traceId,spanId,parentSpanId} and
+// their links[].{traceId,spanId}. Only those paths are touched; an
+// attribute that happens to be named spanId is left alone.
+func rewriteIDs(data []byte, conv func(string) (string, error)) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // keep doubleValue and any numbers exactly as written
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	fix := func(obj map[string]any, keys ...string) error {
+		for _, k := range keys {
+			s, ok := obj[k].(string)
+			if !ok || s == "" {
+				continue
+			}
+			c, err := conv(s)
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", k, s, err)
+			}
+			obj[k] = c
+		}
+		return nil
+	}
+	for _, rs := range objects(doc["resourceSpans"]) {
+		for _, ss := range objects(rs["scopeSpans"]) {
+			for _, sp := range objects(ss["spans"]) {
+				if err := fix(sp, "traceId", "spanId", "parentSpanId"); err != nil {
+					return nil, err
+				}
+				for _, l := range objects(sp["links"]) {
+					if err := fix(l, "traceId", "spanId"); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // command lines contain < > & and must stay readable
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+func objects(v any) []map[string]any {
+	arr, _ := v.([]any)
+	out := make([]map[string]any, 0, len(arr))
+	for _, x := range arr {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func base64ToHex(s string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// hexToBase64 accepts both encodings: a 16-byte trace id is 32 hex or 24
+// base64 characters, an 8-byte span id 16 or 12, so the length tells them
+// apart.
+func hexToBase64(s string) (string, error) {
+	if len(s) != 32 && len(s) != 16 {
+		return s, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
