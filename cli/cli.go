@@ -1,0 +1,173 @@
+// Package cli is agentwatch's command line: the cobra command tree, flag
+// parsing, and the one place where errors become exit codes. Commands parse
+// flags into an options struct and call an injectable function, so parsing
+// is tested without side effects.
+//
+// It must not do the work itself: running is the supervisor's, rendering is
+// report's, sending is export's.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of agentwatch itself. Any other code is the child's status
+// passed through (128+N when signal N killed it).
+const (
+	ExitOK            = 0
+	ExitUsage         = 2   // unknown flag, missing command or argument
+	ExitFailure       = 125 // agentwatch failed; one line on stderr says why
+	ExitCannotExecute = 126 // the command exists but cannot be executed
+	ExitNotFound      = 127 // the command was not found
+)
+
+// Version is set at build time (-ldflags "-X .../cli.Version=v1.2.3");
+// otherwise the module version from the build info is used.
+var Version = ""
+
+// version returns the version agentwatch reports and records on traces.
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// usageError marks errors made by the caller (flags, arguments): they get
+// the usage text and exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// ExitCode maps an error returned by a command to agentwatch's exit code.
+func ExitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.Is(err, supervisor.ErrCommandNotFound):
+		return ExitNotFound
+	case errors.Is(err, supervisor.ErrCannotExecute):
+		return ExitCannotExecute
+	}
+	return ExitFailure
+}
+
+// Env is what the commands use from the outside world; tests replace it.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Run runs a command under observation (supervisor.Run).
+	Run func(context.Context, supervisor.Options) (int, error)
+}
+
+// Main runs agentwatch with os.Args and returns the process exit code.
+func Main() int {
+	// Caught here so that nothing below dies of them: the supervisor
+	// forwards them to the child and still records the run.
+	ctx, stop := signal.NotifyContext(context.Background(),
+		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer stop()
+	return Execute(ctx, os.Args[1:], Env{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Run:    supervisor.Run,
+	})
+}
+
+// app carries the outcome of one invocation across cobra's callbacks.
+type app struct {
+	env     Env
+	code    int  // exit status to return when the command succeeded
+	started bool // a RunE began: errors from here on are not usage errors
+}
+
+// Execute parses args, runs the command and returns the exit code. Errors
+// are printed once, as "agentwatch: <error>", plus the usage text for
+// usage errors.
+func Execute(ctx context.Context, args []string, env Env) int {
+	a := &app{env: env}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		if !a.started {
+			err = usageError{err}
+		}
+		fmt.Fprintf(env.Stderr, "agentwatch: %v\n", err)
+		if code := ExitCode(err); code == ExitUsage {
+			fmt.Fprint(env.Stderr, cmd.UsageString())
+			return code
+		}
+		// The child ran and agentwatch failed afterwards (e.g. the store):
+		// the failure wins, its code must not look like the child's.
+		return ExitCode(err)
+	}
+	return a.code
+}
+
+// wrap marks the start of a command's own work (see app.started).
+func (a *app) wrap(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		a.started = true
+		return f(cmd, args)
+	}
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "agentwatch",
+		Short: "Observe everything a coding agent's process tree does, as one OpenTelemetry trace",
+		Long: `agentwatch wraps a coding agent (or any command), watches its whole process
+tree with eBPF and fsnotify, and records one OpenTelemetry trace per run.
+
+Exit codes: the command's own status (128+N when killed by signal N);
+2 usage error; 125 agentwatch failed; 126 cannot execute; 127 not found.`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		a.runCommand(),
+		a.runsCommand(),
+		a.showCommand(),
+		a.exportCommand(),
+		a.doctorCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print agentwatch's version",
+		Args:  cobra.NoArgs,
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.env.Stdout, "agentwatch %s\n", version())
+			return nil
+		}),
+	}
+}

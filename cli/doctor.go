@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/agentwatch/agentwatch/ebpf"
+	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// check is one line of `agentwatch doctor`.
+type check struct {
+	name   string
+	ok     bool
+	needed bool   // a failure costs a sensor (otherwise it is informational)
+	detail string // what was found
+	fix    string // how to fix it, when not ok
+}
+
+// Capability bits (linux/capability.h) the eBPF sensors need.
+var sensorCaps = []struct {
+	name string
+	bit  uint
+}{
+	{"CAP_BPF", 39},
+	{"CAP_PERFMON", 38},
+	{"CAP_SYS_ADMIN", 21},
+	{"CAP_NET_ADMIN", 12},
+}
+
+// effectiveCaps reads CapEff from /proc/self/status.
+func effectiveCaps() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, fmt.Errorf("no CapEff in /proc/self/status")
+}
+
+func readSysctl(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// doctorChecks inspects this machine. Each check says what it found and,
+// when something is missing, the command that fixes it.
+func doctorChecks() (checks []check, ebpfOK, cgroupOK, fswatchOK bool) {
+	privileged := os.Geteuid() == 0
+	caps, capErr := effectiveCaps()
+	var missing []string
+	for _, c := range sensorCaps {
+		if capErr != nil || caps&(1<<c.bit) == 0 {
+			missing = append(missing, c.name)
+		}
+	}
+	switch {
+	case len(missing) == 0:
+		detail := "all of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_NET_ADMIN"
+		if privileged {
+			detail = "root (" + detail + ")"
+		}
+		checks = append(checks, check{name: "privileges", ok: true, needed: true, detail: detail})
+	default:
+		self, _ := os.Executable()
+		checks = append(checks, check{name: "privileges", needed: true,
+			detail: fmt.Sprintf("uid %d, missing %s", os.Geteuid(), strings.Join(missing, ", ")),
+			fix:    fmt.Sprintf("run as root (sudo agentwatch …) or: sudo setcap cap_bpf,cap_perfmon,cap_sys_admin,cap_net_admin+ep %s", self)})
+	}
+
+	var uts unix.Utsname
+	release := "unknown"
+	if unix.Uname(&uts) == nil {
+		release = unix.ByteSliceToString(uts.Release[:])
+	}
+	checks = append(checks, check{name: "kernel", ok: kernelAtLeast(release, 5, 8), needed: true,
+		detail: "Linux " + release, fix: "the eBPF sensors need Linux 5.8 or newer (ring buffer)"})
+
+	_, btfErr := os.Stat("/sys/kernel/btf/vmlinux")
+	checks = append(checks, check{name: "BTF", ok: btfErr == nil, needed: true,
+		detail: "/sys/kernel/btf/vmlinux", fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y"})
+
+	mount, hybrid, cgErr := supervisor.Cgroup2Mount()
+	cg := check{name: "cgroup v2", ok: cgErr == nil, needed: true,
+		fix: "mount it: sudo mount -t cgroup2 none /sys/fs/cgroup/unified (or boot with systemd.unified_cgroup_hierarchy=1)"}
+	if cgErr != nil {
+		cg.detail = cgErr.Error()
+	} else {
+		cg.detail = mount
+		if hybrid {
+			cg.detail += " (hybrid: v1 controllers beside it; fine)"
+		}
+		if !privileged {
+			cg.ok = false
+			cg.fix = "creating the run's cgroup needs root"
+		}
+	}
+	checks = append(checks, cg)
+	cgroupOK = cg.ok
+
+	fsTypes := mountedTypes()
+	checks = append(checks,
+		check{name: "bpffs", ok: fsTypes["bpf"], detail: mountState(fsTypes["bpf"]),
+			fix: "not required; to inspect pinned objects: sudo mount -t bpf bpf /sys/fs/bpf"},
+		check{name: "tracefs", ok: fsTypes["tracefs"], detail: mountState(fsTypes["tracefs"]),
+			fix: "not required (raw tracepoints need no tracefs); for bpftool/perf: sudo mount -t tracefs tracefs /sys/kernel/tracing"},
+	)
+
+	bpfErr := ebpf.Check()
+	bc := check{name: "eBPF programs", ok: bpfErr == nil, needed: true, detail: "load through the verifier"}
+	if bpfErr != nil {
+		bc.detail = strings.Join(strings.Fields(bpfErr.Error()), " ")
+		bc.fix = "see privileges, kernel and BTF above"
+	}
+	checks = append(checks, bc)
+	ebpfOK = bpfErr == nil && cgroupOK
+
+	watches := readSysctl("/proc/sys/fs/inotify/max_user_watches")
+	instances := readSysctl("/proc/sys/fs/inotify/max_user_instances")
+	n, _ := strconv.Atoi(watches)
+	fswatchOK = watches != "unknown"
+	checks = append(checks, check{name: "inotify", ok: fswatchOK && n >= 8192, needed: true,
+		detail: fmt.Sprintf("max_user_watches %s, max_user_instances %s", watches, instances),
+		fix:    "large workspaces need more watches: sudo sysctl fs.inotify.max_user_watches=524288"})
+
+	git, gitErr := exec.LookPath("git")
+	gc := check{name: "git", ok: gitErr == nil, detail: git,
+		fix: "install git: without it runs carry no repository evidence (base SHA, dirty state)"}
+	if gitErr != nil {
+		gc.detail = "not found"
+	}
+	checks = append(checks, gc)
+	return checks, ebpfOK, cgroupOK, fswatchOK
+}
+
+func mountState(ok bool) string {
+	if ok {
+		return "mounted"
+	}
+	return "not mounted"
+}
+
+func mountedTypes() map[string]bool {
+	types := map[string]bool{}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return types
+	}
+	defer f.Close()
+	mounts, _ := supervisor.ParseMountinfo(f)
+	for _, m := range mounts {
+		types[m.FSType] = true
+	}
+	return types
+}
+
+// kernelAtLeast compares a uname release ("6.18.0-1-amd64") with major.minor.
+func kernelAtLeast(release string, major, minor int) bool {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+func writeDoctor(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) {
+	for _, c := range checks {
+		mark := "ok  "
+		switch {
+		case !c.ok && c.needed:
+			mark = "FAIL"
+		case !c.ok:
+			mark = "note"
+		}
+		fmt.Fprintf(w, "%s  %-14s %s\n", mark, c.name, c.detail)
+		if !c.ok && c.fix != "" {
+			fmt.Fprintf(w, "      %-14s fix: %s\n", "", c.fix)
+		}
+	}
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	fmt.Fprintf(w, "\nsensors for `agentwatch run` here:\n")
+	fmt.Fprintf(w, "  ebpf     %-3s  processes, files, network of the whole tree\n", yes(ebpfOK))
+	fmt.Fprintf(w, "  cgroup   %-3s  the run's own cgroup (filter, cleanup of leftovers)\n", yes(cgroupOK))
+	fmt.Fprintf(w, "  fswatch  %-3s  workspace file changes (no process attribution)\n", yes(fswatchOK))
+	if !ebpfOK {
+		fmt.Fprintf(w, "degraded mode: runs still work; the trace lists what is missing in agentwatch.telemetry.gaps\n")
+	}
+}
+
+func (a *app) doctorCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "doctor",
+		Short: "Check what this machine supports and which sensors will run",
+		Args:  cobra.NoArgs,
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			checks, ebpfOK, cgroupOK, fswatchOK := doctorChecks()
+			writeDoctor(a.env.Stdout, checks, ebpfOK, cgroupOK, fswatchOK)
+			return nil
+		}),
+	}
+}

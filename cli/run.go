@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/report"
+	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/spf13/cobra"
+)
+
+// runOptions are the flags of `agentwatch run`.
+type runOptions struct {
+	argv         []string
+	traceFile    string
+	otlpEndpoint string
+	storeDir     string
+	user         string
+	task         string
+	taskURL      string
+}
+
+func (o runOptions) supervisorOptions(env Env) supervisor.Options {
+	return supervisor.Options{
+		Argv:      o.argv,
+		User:      o.user,
+		TraceFile: o.traceFile,
+		OTLP:      export.Config{Endpoint: o.otlpEndpoint},
+		StoreDir:  o.storeDir,
+		TaskID:    o.task,
+		TaskURL:   o.taskURL,
+		Stdin:     env.Stdin,
+		Stdout:    env.Stdout,
+		Stderr:    env.Stderr,
+		Version:   version(),
+	}
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARGS...]",
+		Short: "Run a command (an agent) under observation and record the run",
+		Example: `  sudo agentwatch run -- claude -p "fix the flaky test"
+  agentwatch run --trace-file run.json -- make test`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("run: missing command: agentwatch run [flags] -- CMD [ARGS...]")
+			}
+			return nil
+		},
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			o.argv = args
+			if o.storeDir == "" {
+				return errors.New("finding the run store: no default directory (set XDG_STATE_HOME or HOME, or pass --store)")
+			}
+			code, err := a.env.Run(cmd.Context(), o.supervisorOptions(a.env))
+			a.code = code
+			return err
+		}),
+	}
+	// Everything after the command name belongs to the command, even
+	// without "--": `agentwatch run ls -la`.
+	cmd.Flags().SetInterspersed(false)
+	f := cmd.Flags()
+	f.StringVar(&o.traceFile, "trace-file", "", "also append the trace to `FILE` as OTLP/JSON (one ExportTraceServiceRequest per line)")
+	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "send the trace to an OTLP collector at `URL` (grpc://host:port, http://host:port); default: OTEL_EXPORTER_OTLP_* variables")
+	f.StringVar(&o.storeDir, "store", store.DefaultDir(), "run store `DIR`")
+	f.StringVar(&o.user, "user", "", "run the command as `USER` (name or uid); default: the sudo user; root only with --user root")
+	f.StringVar(&o.task, "task", "", "task `ID` this run works on (recorded as agentwatch.task.id)")
+	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
+	return cmd
+}
+
+// storeFlag adds --store to a reading command.
+func storeFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "store", store.DefaultDir(), "run store `DIR`")
+}
+
+func openStore(dir string) (*store.Store, error) {
+	if dir == "" {
+		return nil, errors.New("finding the run store: no default directory (pass --store)")
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", dir, err)
+	}
+	return st, nil
+}
+
+type runsOptions struct {
+	storeDir string
+	limit    int
+}
+
+func (a *app) runsCommand() *cobra.Command {
+	var o runsOptions
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List recent runs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			if o.limit <= 0 {
+				return usageError{fmt.Errorf("-n must be positive, got %d", o.limit)}
+			}
+			st, err := openStore(o.storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			runs, err := st.List(cmd.Context(), o.limit)
+			if err != nil {
+				return fmt.Errorf("listing runs: %w", err)
+			}
+			return report.Runs(a.env.Stdout, runs)
+		}),
+	}
+	storeFlag(cmd, &o.storeDir)
+	cmd.Flags().IntVarP(&o.limit, "limit", "n", 20, "show at most `N` runs")
+	return cmd
+}
+
+type showOptions struct {
+	storeDir string
+	json     bool
+}
+
+func (a *app) showCommand() *cobra.Command {
+	var o showOptions
+	cmd := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show a run as a tree (or --json); RUN may be an id prefix",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			st, err := openStore(o.storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tr, _, err := st.Load(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("loading run %s: %w", args[0], err)
+			}
+			if o.json {
+				return report.JSON(a.env.Stdout, tr)
+			}
+			return report.Tree(a.env.Stdout, tr)
+		}),
+	}
+	storeFlag(cmd, &o.storeDir)
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the run as one JSON document")
+	return cmd
+}
+
+type exportOptions struct {
+	storeDir     string
+	otlpEndpoint string
+}
+
+func (a *app) exportCommand() *cobra.Command {
+	var o exportOptions
+	cmd := &cobra.Command{
+		Use:   "export RUN",
+		Short: "Send a stored run to an OTLP collector (retry after a failed export)",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			cfg := export.Config{Endpoint: o.otlpEndpoint}
+			if !cfg.Enabled() {
+				return usageError{errors.New("export: no collector: pass --otlp-endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")}
+			}
+			st, err := openStore(o.storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tr, run, err := st.Load(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("loading run %s: %w", args[0], err)
+			}
+			upErr := export.Upload(cmd.Context(), cfg, export.Request(tr))
+			if err := st.MarkExported(cmd.Context(), run.ID, upErr); err != nil {
+				return fmt.Errorf("recording the export of run %s: %w", run.ID, err)
+			}
+			if upErr != nil {
+				return fmt.Errorf("exporting run %s: %w", run.ID, upErr)
+			}
+			fmt.Fprintf(a.env.Stderr, "agentwatch: run %s exported (%d spans)\n", run.ID, len(tr.Spans))
+			return nil
+		}),
+	}
+	storeFlag(cmd, &o.storeDir)
+	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "collector `URL`; default: OTEL_EXPORTER_OTLP_* variables")
+	return cmd
+}

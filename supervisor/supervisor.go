@@ -1,0 +1,439 @@
+// Package supervisor runs one agent run end to end: it launches the child
+// (PTY or pipes, as the invoking user, no_new_privs, born in its own cgroup
+// v2), starts the sensors on that cgroup and the workspace, forwards signals
+// and window sizes, waits, drains the sensors, and hands the trace to the
+// sinks (store first, then the trace file, then OTLP).
+//
+// It wires parts together; it must not build spans (the recorder does),
+// decode kernel records (ebpf does) or decide exit codes for agentwatch's
+// own failures (cli maps its errors).
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agentwatch/agentwatch/ebpf"
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/fswatch"
+	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/workspace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options describe one `agentwatch run`.
+type Options struct {
+	Argv      []string // the command and its arguments
+	User      string   // --user: name or uid; empty: the sudo user (see ResolveTarget)
+	TraceFile string   // --trace-file: OTLP/JSON lines; empty: none
+	OTLP      export.Config
+	StoreDir  string // the run store; required
+	TaskID    string
+	TaskURL   string
+
+	// Stdin, Stdout, Stderr are the supervisor's streams. An *os.File is
+	// handed to the child as is (no copying); a terminal stdin gets the
+	// child a PTY. Stderr also receives agentwatch's own messages.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	Dir     string   // the child's working directory; empty: the current one
+	Env     []string // the child's environment before HOME/USER/LOGNAME; nil: os.Environ()
+	Version string   // agentwatch's version, recorded on the trace
+}
+
+// Timeouts of the end of a run; bounded so a wedged sink cannot hang it.
+const (
+	cgroupKillTimeout = 2 * time.Second
+	uploadTimeout     = 15 * time.Second
+)
+
+// Run runs the command under observation and records the run. It returns
+// the child's exit status (128+signal when killed by one). err is non-nil
+// when agentwatch itself failed; it is then one line ("doing x: cause")
+// and, when the child ran, exitCode still holds its status.
+func Run(ctx context.Context, o Options) (exitCode int, err error) {
+	if len(o.Argv) == 0 {
+		return 0, errors.New("no command given")
+	}
+	if o.StoreDir == "" {
+		return 0, errors.New("no store directory given")
+	}
+	stderr := o.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	env := o.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	dir, err := workingDir(o.Dir)
+	if err != nil {
+		return 0, err
+	}
+	// The child's PATH, not agentwatch's (they differ under sudo's
+	// secure_path only when the caller passes its own environment).
+	path, err := LookPath(o.Argv[0], lookupEnv(env, "PATH"), dir)
+	if err != nil {
+		return 0, err
+	}
+	target, err := ResolveTarget(o.User, os.Geteuid(), os.Getenv, dir)
+	if err != nil {
+		return 0, err
+	}
+	env = childEnv(env, target)
+
+	// Sinks first: a run that cannot be kept must not start.
+	st, err := store.Open(o.StoreDir)
+	if err != nil {
+		return 0, fmt.Errorf("opening store %s: %w", o.StoreDir, err)
+	}
+	defer st.Close()
+	var traceFile *export.FileWriter
+	if o.TraceFile != "" {
+		if traceFile, err = export.OpenFile(o.TraceFile); err != nil {
+			return 0, fmt.Errorf("opening trace file %s: %w", o.TraceFile, err)
+		}
+		defer traceFile.Close()
+	}
+
+	start := time.Now()
+	runID := NewRunID(start)
+	info := recorder.RunInfo{
+		RunID:          runID,
+		TraceID:        newTraceID(),
+		Argv:           o.Argv,
+		Start:          start,
+		UID:            target.UID,
+		User:           target.Name,
+		Workspace:      workspace.Root(dir),
+		TaskID:         o.TaskID,
+		TaskURL:        o.TaskURL,
+		CI:             ciAttributes(env),
+		ServiceVersion: o.Version,
+	}
+	sink := &sink{}
+	sensors := startSensors(runID, info.Workspace, sink)
+	info.Before = sensors.before
+	info.Sensors = sensors.running
+	info.Gaps = sensors.gaps
+
+	if err := ctx.Err(); err != nil {
+		sensors.stop(&recorder.End{})
+		return 0, fmt.Errorf("starting %s: %w", o.Argv[0], err)
+	}
+
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   o.Argv,
+		Env:    env,
+		Dir:    dir,
+		Stdin:  o.Stdin,
+		Stdout: o.Stdout,
+		Stderr: o.Stderr,
+		// Only matters when a stream is not an *os.File: a background
+		// process that keeps the pipe open must not hang the run.
+		WaitDelay:   time.Second,
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	if target.Switch {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: target.UID, Gid: target.GID, Groups: target.Groups}
+	}
+	if sensors.cgroup != nil {
+		// CLONE_INTO_CGROUP: born in the run's cgroup, so the very first
+		// exec is already inside the eBPF filter.
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = sensors.cgroup.FD()
+	}
+	var tm *terminal
+	var tty *os.File
+	if f, ok := isTerminal(o.Stdin); ok {
+		if tm, tty, err = openTerminal(cmd, f, target); err != nil {
+			sensors.stop(&recorder.End{})
+			return 0, err
+		}
+	} else {
+		cmd.SysProcAttr.Setpgid = true
+	}
+
+	waited, err := startNoNewPrivs(cmd)
+	if tm != nil {
+		// Only the child may hold the slave: the master then reads EIO
+		// once the child's side is gone, which ends the output copy.
+		tty.Close()
+	}
+	if err != nil {
+		if tm != nil {
+			tm.ptmx.Close()
+		}
+		sensors.stop(&recorder.End{})
+		return 0, startError(o.Argv[0], err)
+	}
+	if tm != nil {
+		out := o.Stdout
+		if out == nil {
+			out = io.Discard
+		}
+		if err := tm.attach(out); err != nil {
+			// Not fatal: the child still has its PTY, the user's terminal
+			// just stays cooked.
+			fmt.Fprintf(stderr, "agentwatch: %v\n", err)
+		}
+		defer tm.restore() // also on panic; finish restores on the normal path
+	}
+	pid := cmd.Process.Pid
+	info.RootPID = uint32(pid)
+	rec := recorder.New(info)
+	sink.attach(rec)
+
+	killRun := func() {
+		if sensors.cgroup != nil {
+			_ = os.WriteFile(filepath.Join(sensors.cgroup.Path, "cgroup.kill"), []byte("1"), 0)
+			return
+		}
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	waitErr := forwardSignals(pid, tm == nil, tm, waited, killRun)
+	end := recorder.End{}
+	end.ExitCode, end.Signal = exitStatus(cmd.ProcessState)
+	if cmd.ProcessState == nil {
+		sensors.stop(&end)
+		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
+	}
+	sensors.stop(&end) // kills what is left, drains, snapshots after
+	if tm != nil {
+		tm.finish()
+	}
+	end.Time = time.Now()
+
+	tr := rec.Finish(end)
+	return end.ExitCode, record(ctx, o, st, traceFile, tr, stderr)
+}
+
+// record hands the trace to the sinks, store first: it is what `export`
+// retries from when the others fail.
+func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, stderr io.Writer) error {
+	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
+	var errs []error
+	if err := st.Save(ctx, tr); err != nil {
+		errs = append(errs, fmt.Errorf("saving run %s: %w", tr.RunID, err))
+	}
+	var req = export.Request(tr)
+	if tf != nil {
+		if err := tf.Write(req); err != nil {
+			errs = append(errs, fmt.Errorf("writing trace file %s: %w", o.TraceFile, err))
+		} else if err := tf.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing trace file %s: %w", o.TraceFile, err))
+		}
+	}
+	if o.OTLP.Enabled() {
+		uctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+		err := export.Upload(uctx, o.OTLP, req)
+		cancel()
+		_ = st.MarkExported(ctx, tr.RunID, err)
+		if err != nil {
+			fmt.Fprintf(stderr, "agentwatch: exporting run %s to %s: %v (kept in the store; retry with `agentwatch export %s`)\n",
+				tr.RunID, endpointName(o.OTLP), err, tr.RunID)
+		}
+	}
+	if len(errs) > 0 {
+		return joinOneLine(errs)
+	}
+	fmt.Fprintf(stderr, "agentwatch: run %s recorded (%d spans)\n", tr.RunID, len(tr.Spans))
+	return nil
+}
+
+func endpointName(c export.Config) string {
+	if c.Endpoint != "" {
+		return c.Endpoint
+	}
+	if e := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
+		return e
+	}
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+}
+
+// joinOneLine keeps the one-line error promise when several sinks failed.
+func joinOneLine(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func workingDir(dir string) (string, error) {
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", fmt.Errorf("reading the working directory: %w", err)
+		}
+		dir = wd
+	}
+	// Kernel-reported paths are resolved; so must the workspace be, or
+	// in-workspace checks would miss through a symlinked $PWD.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving the working directory: %w", err)
+	}
+	return filepath.Abs(real)
+}
+
+// NewRunID returns a sortable, unique, readable run id:
+// yyyymmdd-hhmmss-xxxxxx (UTC, then 24 random bits), e.g.
+// 20261125-090710-a3f9c2. Sorting ids sorts runs by start time; a prefix
+// is enough for `show`.
+func NewRunID(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// newTraceID is random, never derived from the run id, so two runs never
+// share a trace even across machines.
+func newTraceID() trace.TraceID {
+	var id trace.TraceID
+	_, _ = rand.Read(id[:])
+	return id
+}
+
+// ciAttributes recognises the common CI systems' run ids.
+func ciAttributes(env []string) map[string]string {
+	for _, name := range []string{"GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILDKITE_BUILD_ID", "CIRCLE_WORKFLOW_ID", "BUILD_ID"} {
+		if v := lookupEnv(env, name); v != "" {
+			return map[string]string{string(telemetry.CICDPipelineRunID): v}
+		}
+	}
+	return nil
+}
+
+// sink buffers events until the recorder exists (it needs the child's pid,
+// known only after launch), then feeds it in arrival order.
+type sink struct {
+	mu      sync.Mutex
+	rec     *recorder.Recorder
+	pending []event.Event
+}
+
+func (s *sink) add(ev event.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rec == nil {
+		s.pending = append(s.pending, ev)
+		return
+	}
+	s.rec.Add(ev)
+}
+
+func (s *sink) attach(rec *recorder.Recorder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range s.pending {
+		rec.Add(ev)
+	}
+	s.pending, s.rec = nil, rec
+}
+
+// sensors is what observes one run.
+type sensors struct {
+	workspace string
+	cgroup    *Cgroup
+	ebpf      *ebpf.Sensor
+	fswatch   *fswatch.Watcher
+	before    *workspace.Snapshot
+	running   []string
+	gaps      []string
+}
+
+// startSensors sets up the cgroup, eBPF, fswatch and the workspace
+// snapshot concurrently: loading BPF dominates startup, the rest hides
+// behind it. Every failure becomes a gap; none is fatal.
+func startSensors(runID, ws string, sink *sink) *sensors {
+	s := &sensors{workspace: ws}
+	var wg sync.WaitGroup
+	var cgErr, bpfErr, fsErr error
+	wg.Go(func() { s.before = workspace.Take(ws) })
+	wg.Go(func() { s.fswatch, fsErr = fswatch.Start(ws, sink.add) })
+	wg.Go(func() {
+		mount, _, err := Cgroup2Mount()
+		if err == nil {
+			s.cgroup, err = NewCgroup(mount, runID)
+		}
+		if err != nil {
+			cgErr = err
+			bpfErr = errors.New("no run cgroup to filter on")
+			return
+		}
+		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add})
+		if bpfErr == nil && s.ebpf == nil {
+			bpfErr = errors.New("sensor did not start")
+		}
+	})
+	wg.Wait()
+	if cgErr != nil {
+		s.gaps = append(s.gaps, "cgroup: "+oneLine(cgErr))
+	}
+	if bpfErr != nil {
+		s.ebpf = nil
+		s.gaps = append(s.gaps, "ebpf: "+oneLine(bpfErr))
+	} else {
+		s.running = append(s.running, "ebpf")
+	}
+	if fsErr != nil {
+		s.gaps = append(s.gaps, "fswatch: "+oneLine(fsErr))
+	} else {
+		s.running = append(s.running, "fswatch")
+	}
+	return s
+}
+
+// stop ends the observation: leftovers in the cgroup are killed first so
+// their exits are still seen, then eBPF drains its ring buffer and fswatch
+// its inotify queue, the workspace is snapshotted and the cgroup removed.
+func (s *sensors) stop(end *recorder.End) {
+	if s.cgroup != nil {
+		if err := s.cgroup.Kill(cgroupKillTimeout); err != nil {
+			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
+		}
+	}
+	if s.ebpf != nil {
+		dropped := s.ebpf.Dropped()
+		if err := s.ebpf.Close(); err != nil {
+			end.Gaps = append(end.Gaps, "ebpf: "+oneLine(err))
+		}
+		end.Dropped += max(dropped, s.ebpf.Dropped())
+	}
+	if s.fswatch != nil {
+		if err := s.fswatch.Close(); err != nil {
+			end.Gaps = append(end.Gaps, "fswatch: "+oneLine(err))
+		}
+	}
+	end.After = workspace.Take(s.workspace)
+	if s.cgroup != nil {
+		if err := s.cgroup.Remove(); err != nil {
+			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
+		}
+	}
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
