@@ -40,6 +40,8 @@ volatile const __u64 wakeup_bytes = 256 * 1024;
 #define O_TRUNC 01000
 #define O_WRITE_INTENT (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 #define FMODE_CREATED 0x100000
+#define S_IFMT 0170000
+#define S_IFREG 0100000
 #define EPERM 1
 #define EACCES 13
 #define EROFS 30
@@ -478,16 +480,45 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	return 0;
 }
 
+static __always_inline bool tracked(long id)
+{
+	switch (id) {
+	case NR_open:
+	case NR_openat:
+	case NR_openat2:
+	case NR_creat:
+	case NR_unlink:
+	case NR_unlinkat:
+	case NR_rmdir:
+	case NR_rename:
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_chmod:
+	case NR_fchmod:
+	case NR_fchmodat:
+	case NR_fchmodat2:
+	case NR_truncate:
+	case NR_ftruncate:
+	case NR_mkdir:
+	case NR_mkdirat:
+	case NR_connect:
+	case NR_sendto:
+	case NR_sendmsg:
+		return true;
+	}
+	return false;
+}
+
 static __always_inline bool wants(long id, struct pt_regs *regs)
 {
 	switch (id) {
 	case NR_open:
-		return BPF_CORE_READ(regs, si) & O_WRITE_INTENT;
+		return regs->si & O_WRITE_INTENT;
 	case NR_openat:
-		return BPF_CORE_READ(regs, dx) & O_WRITE_INTENT;
+		return regs->dx & O_WRITE_INTENT;
 	case NR_openat2: {
 		__u64 flags = 0;
-		bpf_probe_read_user(&flags, sizeof(flags), (void *)BPF_CORE_READ(regs, dx));
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)regs->dx);
 		return flags & O_WRITE_INTENT;
 	}
 	case NR_creat:
@@ -517,11 +548,7 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
 	// Cheapest test first: most syscalls are none of ours.
-	if (id != NR_open && id != NR_openat && id != NR_openat2 && id != NR_creat && id != NR_unlink &&
-	    id != NR_unlinkat && id != NR_rmdir && id != NR_rename && id != NR_renameat && id != NR_renameat2 &&
-	    id != NR_chmod && id != NR_fchmod && id != NR_fchmodat && id != NR_fchmodat2 && id != NR_truncate &&
-	    id != NR_ftruncate && id != NR_mkdir && id != NR_mkdirat && id != NR_connect && id != NR_sendto &&
-	    id != NR_sendmsg)
+	if (!tracked(id))
 		return 0;
 	if (!in_run())
 		return 0;
@@ -529,12 +556,12 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	struct sys_args a = {};
 	a.id = id;
-	a.a[0] = BPF_CORE_READ(regs, di);
-	a.a[1] = BPF_CORE_READ(regs, si);
-	a.a[2] = BPF_CORE_READ(regs, dx);
-	a.a[3] = BPF_CORE_READ(regs, r10);
-	a.a[4] = BPF_CORE_READ(regs, r8);
-	a.a[5] = BPF_CORE_READ(regs, r9);
+	a.a[0] = regs->di;
+	a.a[1] = regs->si;
+	a.a[2] = regs->dx;
+	a.a[3] = regs->r10;
+	a.a[4] = regs->r8;
+	a.a[5] = regs->r9;
 	__u64 key = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&inflight, &key, &a, BPF_ANY);
 	return 0;
@@ -552,6 +579,10 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 		struct file *f = fd_file(ret);
 		if (!f)
 			return;
+		// `>/dev/null`, ttys and pipes are not file changes; only
+		// regular files are.
+		if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFREG)
+			return;
 		__u32 fmode = BPF_CORE_READ(f, f_mode);
 		if (fmode & FMODE_CREATED)
 			r->op = AW_OP_CREATE;
@@ -567,7 +598,9 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 		// Failed probes (ENOENT ...) are noise; refusals are evidence.
 		if (ret != -EACCES && ret != -EPERM && ret != -EROFS)
 			return;
-		r->op = (flags & O_CREAT) ? AW_OP_CREATE : ((flags & O_TRUNC) ? AW_OP_TRUNCATE : AW_OP_WRITE);
+		// Whether the file existed is unknown here (checking would cost a
+		// lookup), so a refused open is reported as the attempt to write.
+		r->op = AW_OP_WRITE;
 		r->err = -ret;
 		pos = put_user_path(hp, pos, &r->len[0], dirfd, upath);
 	}
@@ -631,9 +664,12 @@ static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
+	// regs is a trusted BTF pointer here: a direct load, no helper call.
+	if (!tracked(regs->orig_ax))
+		return 0;
 	__u64 key = bpf_get_current_pid_tgid();
 	// Only threads of the run that entered one of our syscalls have an
-	// entry; everyone else pays one hash lookup.
+	// entry; other processes pay one hash lookup on these syscalls only.
 	struct sys_args *a = bpf_map_lookup_elem(&inflight, &key);
 	if (!a)
 		return 0;

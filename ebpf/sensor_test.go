@@ -1,0 +1,554 @@
+package ebpf
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/privtest"
+)
+
+// helperEnv makes the test binary act as a small program run inside the
+// test cgroup: it does exactly the syscalls a test needs (openat with a
+// dirfd, TCP connect, UDP sendto, a burst of files) with no shell between.
+const helperEnv = "AGENTWATCH_EBPF_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		if err := runHelper(mode, os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runHelper(mode string, args []string) error {
+	switch mode {
+	case "openat": // openat DIR NAME: create NAME relative to an fd of DIR
+		dfd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Openat(dfd, args[1], unix.O_CREAT|unix.O_WRONLY|unix.O_EXCL, 0o640)
+		if err != nil {
+			return err
+		}
+		return unix.Close(fd)
+	case "net": // net TCPADDR UDPADDR
+		c, err := net.Dial("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		c.Close()
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		to, err := net.ResolveUDPAddr("udp", args[1])
+		if err != nil {
+			return err
+		}
+		for range 3 { // one event per destination, not per datagram
+			if _, err := pc.WriteTo([]byte("q"), to); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "burst": // burst DIR N: create and delete N files
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			p := filepath.Join(args[0], "f"+strconv.Itoa(i))
+			fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			unix.Close(fd)
+			if err := unix.Unlink(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown helper mode %q", mode)
+}
+
+// cgroup2Root finds the cgroup v2 mount from mountinfo: it is
+// /sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid ones.
+func cgroup2Root(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" {
+				return fields[4]
+			}
+		}
+	}
+	t.Fatal("no cgroup2 mount in /proc/self/mountinfo")
+	return ""
+}
+
+type testCgroup struct {
+	path  string
+	id    uint64
+	level int
+	fd    int
+}
+
+// newCgroup creates a cgroup v2 directory for one test and removes it when
+// the test ends (its processes have been waited for by then).
+func newCgroup(t *testing.T) *testCgroup {
+	t.Helper()
+	root := cgroup2Root(t)
+	path := filepath.Join(root, fmt.Sprintf("agentwatch-ebpf-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_")))
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatalf("creating test cgroup: %v", err)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd)
+		// A killed process leaves the cgroup a moment after wait returns.
+		for i := 0; ; i++ {
+			err := os.Remove(path)
+			if err == nil || i == 50 {
+				if err != nil {
+					t.Errorf("removing test cgroup: %v", err)
+				}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	id, err := CgroupID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCgroup{path: path, id: id, level: 1, fd: fd}
+}
+
+// command returns cmd set up to start inside the cgroup (clone3 with
+// CLONE_INTO_CGROUP, as the supervisor starts the run).
+func (c *testCgroup) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: c.fd}
+	return cmd
+}
+
+type collector struct {
+	mu  sync.Mutex
+	evs []event.Event
+}
+
+func (c *collector) emit(ev event.Event) {
+	c.mu.Lock()
+	c.evs = append(c.evs, ev)
+	c.mu.Unlock()
+}
+
+func (c *collector) events() []event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.evs)
+}
+
+func startSensor(t *testing.T, cg *testCgroup) (*Sensor, *collector) {
+	t.Helper()
+	col := &collector{}
+	s, err := Start(Config{CgroupID: cg.id, CgroupLevel: cg.level, Emit: col.emit})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, col
+}
+
+func run(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+}
+
+// realDir resolves symlinks so paths compare with what the kernel reports.
+func realDir(t *testing.T, dir string) string {
+	t.Helper()
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func fileLine(f event.File) string {
+	s := fmt.Sprintf("%s %s", f.Op, f.Path)
+	if f.NewPath != "" {
+		s += " -> " + f.NewPath
+	}
+	if f.Op == event.FileChmod || f.Op == event.FileMkdir || (f.Op == event.FileCreate && f.Mode != 0) {
+		s += fmt.Sprintf(" mode=%o", f.Mode)
+	}
+	if f.Errno != 0 {
+		s += " errno=" + unix.ErrnoName(syscall.Errno(f.Errno))
+	}
+	return s
+}
+
+func TestSensorReportsProcessTree(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+
+	w := realDir(t, t.TempDir())
+	long := strings.Repeat("L", 1500)
+	huge := strings.Repeat("H", 10000)
+	script := strings.Join([]string{
+		"cd " + w,
+		"mkdir sub && cd sub",
+		"/bin/true first " + long,
+		"sh -c 'exit 3' || true",
+		"sh -c 'kill -TERM $$' || true",
+		`/bin/true "$HUGE"`, // from the environment, so the script's own argv stays short
+		"exit 0", // keeps dash from exec'ing the last command in place
+	}, "\n")
+	cmd := cg.command("/bin/sh", "-c", script)
+	cmd.Env = append(os.Environ(), "HUGE="+huge)
+	run(t, cmd)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	evs := col.events()
+	shPID := uint32(cmd.Process.Pid)
+	me := uint32(os.Getpid())
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	byPID := map[uint32][]event.Event{}
+	for _, ev := range evs {
+		byPID[ev.Process()] = append(byPID[ev.Process()], ev)
+	}
+	// The script itself: forked into the cgroup by the test, exec'd sh.
+	want := []string{
+		fmt.Sprintf("fork ppid=%d", me),
+		fmt.Sprintf("exec ppid=%d /bin/sh [/bin/sh -c %s] cwd=%s", me, script, realDir(t, cwd)),
+		"exit code=0 signal=0",
+	}
+	if got := describe(byPID[shPID]); !slices.Equal(got, want) {
+		t.Errorf("script process:\n got %q\nwant %q", got, want)
+	}
+
+	// Its children, found by their argv, each fork+exec+exit under it.
+	// The script's PATH lookups find what the test's PATH finds.
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkdir, err := exec.LookPath("mkdir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantChildren := map[string][]string{
+		"mkdir sub": {
+			fmt.Sprintf("fork ppid=%d", shPID),
+			fmt.Sprintf("exec ppid=%d %s [mkdir sub] cwd=%s", shPID, mkdir, w),
+			"exit code=0 signal=0",
+		},
+		"/bin/true first " + long: {
+			fmt.Sprintf("fork ppid=%d", shPID),
+			fmt.Sprintf("exec ppid=%d /bin/true [/bin/true first %s] cwd=%s/sub", shPID, long, w),
+			"exit code=0 signal=0",
+		},
+		"sh -c exit 3": {
+			fmt.Sprintf("fork ppid=%d", shPID),
+			fmt.Sprintf("exec ppid=%d %s [sh -c exit 3] cwd=%s/sub", shPID, sh, w),
+			"exit code=3 signal=0",
+		},
+		"sh -c kill -TERM $$": {
+			fmt.Sprintf("fork ppid=%d", shPID),
+			fmt.Sprintf("exec ppid=%d %s [sh -c kill -TERM $$] cwd=%s/sub", shPID, sh, w),
+			"exit code=0 signal=15",
+		},
+	}
+	seen := map[string]bool{}
+	for pid, pevs := range byPID {
+		if pid == shPID {
+			continue
+		}
+		var ex *event.Exec
+		for _, ev := range pevs {
+			if e, ok := ev.(event.Exec); ok {
+				ex = &e
+			}
+		}
+		if ex == nil {
+			t.Errorf("pid %d has no exec: %v", pid, describe(pevs))
+			continue
+		}
+		key := strings.Join(ex.Argv, " ")
+		if strings.HasPrefix(key, "/bin/true HHH") {
+			if !ex.ArgvTruncated || len(key) < 4096 || len(key) > len("/bin/true ")+len(huge) {
+				t.Errorf("10000-byte argv: truncated=%v, %d bytes kept", ex.ArgvTruncated, len(key))
+			}
+			seen["huge"] = true
+			continue
+		}
+		w, ok := wantChildren[key]
+		if !ok {
+			t.Errorf("unexpected process %d: %v", pid, describe(pevs))
+			continue
+		}
+		seen[key] = true
+		if got := describe(pevs); !slices.Equal(got, w) {
+			t.Errorf("process %q:\n got %q\nwant %q", key, got, w)
+		}
+	}
+	for key := range wantChildren {
+		if !seen[key] {
+			t.Errorf("no events for %q", key)
+		}
+	}
+	if !seen["huge"] {
+		t.Error("no exec with the 10000-byte argument")
+	}
+	for _, ev := range evs {
+		if f, ok := ev.(event.File); ok && fileLine(f) != "mkdir "+w+"/sub mode=777" {
+			t.Errorf("unexpected file event: %v", fileLine(f))
+		}
+		if d := time.Since(ev.When()); d < 0 || d > time.Minute {
+			t.Errorf("event time %v is %v from now", ev.When(), d)
+		}
+	}
+	if n := s.Dropped(); n != 0 {
+		t.Errorf("Dropped() = %d", n)
+	}
+}
+
+// describe renders process events of one pid in order, without times.
+func describe(evs []event.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case event.Fork:
+			out = append(out, fmt.Sprintf("fork ppid=%d", e.PPID))
+		case event.Exec:
+			out = append(out, fmt.Sprintf("exec ppid=%d %s [%s] cwd=%s", e.PPID, e.Filename, strings.Join(e.Argv, " "), e.Cwd))
+		case event.Exit:
+			out = append(out, fmt.Sprintf("exit code=%d signal=%d", e.Code, e.Signal))
+		}
+	}
+	return out
+}
+
+func TestSensorReportsFileChanges(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+
+	w := realDir(t, t.TempDir())
+	shm := fmt.Sprintf("/dev/shm/agentwatch-ebpf-test-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(shm) })
+	script := strings.Join([]string{
+		"set -e",
+		"cd " + w,
+		"mkdir sub",
+		"cd sub",
+		"echo hi > new.txt",       // open O_CREAT|O_TRUNC on a new file: create
+		"echo more >> new.txt",    // O_APPEND on an existing file: write
+		": > new.txt",             // O_TRUNC on an existing file: truncate
+		"mv new.txt ../moved.txt", // rename across directories, relative
+		"chmod 600 ../moved.txt",
+		"truncate -s 0 ../moved.txt", // open for write, then ftruncate on the fd
+		"rm ../moved.txt",
+		"echo x > /sys/kernel/btf/vmlinux 2>/dev/null || true", // refused: EACCES is evidence
+		"echo x > " + w + "/no/such/dir 2>/dev/null || true",   // ENOENT probe: noise, not reported
+		"mkdir /sys/agentwatch-nope 2>/dev/null || true",       // refused mkdir
+		"echo x > " + shm,                                      // path across two mounts (tmpfs on devtmpfs)
+		"rm " + shm,
+		"cd .. && rmdir sub",
+		"mkdir fdir",
+	}, "\n")
+	run(t, cg.command("/bin/sh", "-c", script))
+	helper := cg.command(os.Args[0], w+"/fdir", "viafd.txt")
+	helper.Env = append(os.Environ(), helperEnv+"=openat")
+	run(t, helper)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{
+		"mkdir " + w + "/sub mode=777",
+		"create " + w + "/sub/new.txt mode=666",
+		"write " + w + "/sub/new.txt",
+		"truncate " + w + "/sub/new.txt",
+		"rename " + w + "/sub/new.txt -> " + w + "/moved.txt",
+		"chmod " + w + "/moved.txt mode=600",
+		"write " + w + "/moved.txt",
+		"truncate " + w + "/moved.txt",
+		"delete " + w + "/moved.txt",
+		"write /sys/kernel/btf/vmlinux errno=EACCES",
+		"mkdir /sys/agentwatch-nope mode=777 errno=EPERM",
+		"create " + shm + " mode=666",
+		"delete " + shm,
+		"delete " + w + "/sub",
+		"mkdir " + w + "/fdir mode=777",
+		"create " + w + "/fdir/viafd.txt mode=640",
+	}
+	var got []string
+	for _, ev := range col.events() {
+		if f, ok := ev.(event.File); ok {
+			got = append(got, fileLine(f))
+			if f.Source != event.SourceEBPF || f.PID == 0 {
+				t.Errorf("%s: source %v pid %d", fileLine(f), f.Source, f.PID)
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("file events:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+}
+
+func TestSensorReportsNetworkDestinations(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+
+	helper := cg.command(os.Args[0], ln.Addr().String(), udp.LocalAddr().String())
+	helper.Env = append(os.Environ(), helperEnv+"=net")
+	run(t, helper)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{
+		fmt.Sprintf("connect tcp %s errno=0", ln.Addr()),
+		fmt.Sprintf("sendto udp %s errno=0", udp.LocalAddr()),
+	}
+	var got []string
+	for _, ev := range col.events() {
+		if c, ok := ev.(event.Connect); ok {
+			got = append(got, fmt.Sprintf("%s %s %s errno=%d", c.Op, c.Transport, c.Addr, c.Errno))
+			if c.PID != uint32(helper.Process.Pid) {
+				t.Errorf("connect from pid %d, want the helper %d", c.PID, helper.Process.Pid)
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("network events:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestSensorIgnoresProcessesOutsideTheCgroup(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+
+	w := realDir(t, t.TempDir())
+	// Same kinds of work as the other tests, started outside the cgroup.
+	run(t, exec.Command("/bin/sh", "-c", "cd "+w+" && echo x > a && mv a b && chmod 600 b && rm b && sh -c 'exit 3' || true"))
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range col.events() {
+		t.Errorf("event from outside the cgroup: %#v", ev)
+	}
+}
+
+func TestSensorBurstLosesNothing(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+
+	const n = 3000
+	w := realDir(t, t.TempDir())
+	helper := cg.command(os.Args[0], w, strconv.Itoa(n))
+	helper.Env = append(os.Environ(), helperEnv+"=burst")
+	run(t, helper)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	created, deleted := map[string]bool{}, map[string]bool{}
+	for _, ev := range col.events() {
+		f, ok := ev.(event.File)
+		if !ok || filepath.Dir(f.Path) != w {
+			continue
+		}
+		switch f.Op {
+		case event.FileCreate:
+			created[f.Path] = true
+		case event.FileDelete:
+			deleted[f.Path] = true
+		}
+	}
+	for i := range n {
+		p := filepath.Join(w, "f"+strconv.Itoa(i))
+		if !created[p] || !deleted[p] {
+			t.Errorf("%s: created=%v deleted=%v", p, created[p], deleted[p])
+		}
+	}
+	if len(created) != n || len(deleted) != n {
+		t.Errorf("got %d creates and %d deletes, want %d each", len(created), len(deleted), n)
+	}
+	if d := s.Dropped(); d != 0 {
+		t.Errorf("Dropped() = %d, want 0", d)
+	}
+}
