@@ -2,15 +2,39 @@
 // run's trace is kept here, whether or not a collector received it, so
 // `runs`, `show` and `export` work with no collector at all. It stores what
 // it is given; it never redacts.
+//
+// One file, runs.db, in WAL mode so that `agentwatch runs` can read while
+// a run is being saved, with a busy timeout so that two agentwatch processes
+// saving at once wait for each other instead of failing. The trace itself is
+// kept as the proto-marshalled OTLP ExportTraceServiceRequest (export.Request),
+// the same bytes `agentwatch export` sends later; the summary columns exist
+// so that listing runs never decodes a trace.
 package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
+
+// FileName is the database file inside the store directory.
+const FileName = "runs.db"
+
+// ErrNotFound is returned (wrapped) by Load and MarkExported for an id that
+// matches no run.
+var ErrNotFound = errors.New("no such run")
 
 // Run summarises one stored run.
 type Run struct {
@@ -20,41 +44,355 @@ type Run struct {
 	End         time.Time
 	Command     string
 	Agent       string
-	ExitCode    int
+	ExitCode    int // -1 when the root span has no process.exit.code
 	Spans       int
 	Exported    bool   // an OTLP collector acknowledged the trace
 	ExportError string // last export failure, empty when none
 }
 
-// Store is an open run store.
-type Store struct{}
+// Store is an open run store. It is safe for concurrent use, and several
+// processes may open the same directory.
+type Store struct {
+	db   *sql.DB
+	path string
+}
 
 // DefaultDir is $XDG_STATE_HOME/agentwatch, or ~/.local/state/agentwatch.
-func DefaultDir() string { return "" }
+// Under sudo, HOME is root's, so runs started with sudo land in root's
+// store; `sudo agentwatch runs` (or --store) finds them. Without any home
+// directory it is agentwatch-<uid> under the temporary directory.
+func DefaultDir() string {
+	if x := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "agentwatch")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "agentwatch")
+	}
+	return filepath.Join(os.TempDir(), "agentwatch-"+strconv.Itoa(os.Getuid()))
+}
+
+// migrations are applied in order; schema_version holds how many ran. Later
+// issues append, never edit.
+var migrations = []string{
+	`CREATE TABLE runs (
+		id           TEXT PRIMARY KEY,
+		trace_id     TEXT NOT NULL,
+		start_ns     INTEGER NOT NULL,
+		end_ns       INTEGER NOT NULL,
+		command      TEXT NOT NULL,
+		agent        TEXT NOT NULL,
+		exit_code    INTEGER,
+		span_count   INTEGER NOT NULL,
+		exported     INTEGER NOT NULL DEFAULT 0,
+		export_error TEXT NOT NULL DEFAULT '',
+		created_ns   INTEGER NOT NULL,
+		trace        BLOB NOT NULL
+	);
+	CREATE INDEX runs_start ON runs(start_ns DESC);
+	CREATE INDEX runs_trace_id ON runs(trace_id);`,
+}
 
 // Open opens (creating when needed) the store in dir. It fails at once when
-// dir is not writable.
-func Open(dir string) (*Store, error) { return nil, errors.New("not implemented") }
+// dir is not writable, so a run never starts that could not be kept.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating store directory: %w", err)
+	}
+	// Probe with a real file: root passes every permission check, but not
+	// a read-only mount or a full disk, and SQLite would only notice at the
+	// first write.
+	probe, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("store directory not writable: %w", err)
+	}
+	_, werr := probe.Write([]byte("x"))
+	probe.Close()
+	os.Remove(probe.Name())
+	if werr != nil {
+		return nil, fmt.Errorf("store directory not writable: %w", werr)
+	}
+
+	path := filepath.Join(dir, FileName)
+	// _txlock=immediate: every transaction takes the write lock at BEGIN,
+	// so two processes never both read-then-upgrade and deadlock (SQLite
+	// would answer SQLITE_BUSY at once, ignoring the busy timeout).
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("starting migration: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("creating schema_version: %w", err)
+	}
+	var version int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return fmt.Errorf("initialising schema_version: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("store schema version %d is newer than this agentwatch understands (%d): upgrade agentwatch", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("applying migration %d: %w", i+1, err)
+		}
+	}
+	if version < len(migrations) {
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
+			return fmt.Errorf("recording schema version: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing migration: %w", err)
+	}
+	return nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
-func (s *Store) Close() error { return nil }
+func (s *Store) Close() error { return s.db.Close() }
 
-// Save stores a finished run's trace.
+// Summarize computes the stored summary of a trace from its root span:
+// run id, trace id, start and end, command line, agent name, exit code and
+// span count. The export columns are left zero.
+func Summarize(tr *telemetry.Trace) (Run, error) {
+	root := tr.Root()
+	if root == nil {
+		return Run{}, errors.New("trace has no root span")
+	}
+	r := Run{
+		ID:       tr.RunID,
+		TraceID:  root.TraceID.String(),
+		Start:    root.Start,
+		End:      root.End,
+		ExitCode: -1,
+		Spans:    len(tr.Spans),
+	}
+	if v, ok := root.Attr(telemetry.RunID); ok && r.ID == "" {
+		r.ID = v.AsString()
+	}
+	if r.ID == "" {
+		return Run{}, errors.New("trace has no run id")
+	}
+	if v, ok := root.Attr(telemetry.ProcessCommandLine); ok {
+		r.Command = v.AsString()
+	}
+	if v, ok := root.Attr(telemetry.GenAIAgentName); ok {
+		r.Agent = v.AsString()
+	}
+	if v, ok := root.Attr(telemetry.ProcessExitCode); ok {
+		r.ExitCode = int(v.AsInt64())
+	}
+	return r, nil
+}
+
+// Save stores a finished run's trace, summary and trace in one
+// transaction. Saving a run id again replaces it and clears its export
+// state: the trace that was exported is no longer the one stored.
 func (s *Store) Save(ctx context.Context, tr *telemetry.Trace) error {
-	return errors.New("not implemented")
+	r, err := Summarize(tr)
+	if err != nil {
+		return fmt.Errorf("saving run: %w", err)
+	}
+	blob, err := proto.Marshal(export.Request(tr))
+	if err != nil {
+		return fmt.Errorf("saving run %s: encoding trace: %w", r.ID, err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO runs (id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, created_ns, trace)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)
+		ON CONFLICT(id) DO UPDATE SET
+			trace_id = excluded.trace_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+			command = excluded.command, agent = excluded.agent, exit_code = excluded.exit_code,
+			span_count = excluded.span_count, exported = 0, export_error = '', trace = excluded.trace`,
+		r.ID, r.TraceID, nanos(r.Start), nanos(r.End), r.Command, r.Agent, nullableExit(r.ExitCode), r.Spans,
+		time.Now().UnixNano(), blob)
+	if err != nil {
+		return fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
+	return nil
 }
 
-// List returns the most recent runs first.
+const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error`
+
+// List returns the most recent runs first (by start time); limit <= 0
+// means all.
 func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
-	return nil, errors.New("not implemented")
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+summaryColumns+` FROM runs ORDER BY start_ns DESC, id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	defer rows.Close()
+	var runs []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing runs: %w", err)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	return runs, nil
 }
 
-// Load returns a run by id or unique id prefix.
+// Load returns a run by id, unique id prefix, or full trace id (the id a
+// collector's UI shows). An ambiguous prefix is an error saying how many
+// runs match.
 func (s *Store) Load(ctx context.Context, id string) (*telemetry.Trace, Run, error) {
-	return nil, Run{}, errors.New("not implemented")
+	r, err := s.resolve(ctx, id)
+	if err != nil {
+		return nil, Run{}, err
+	}
+	var blob []byte
+	if err := s.db.QueryRowContext(ctx, `SELECT trace FROM runs WHERE id = ?`, r.ID).Scan(&blob); err != nil {
+		return nil, Run{}, fmt.Errorf("reading run %s: %w", r.ID, err)
+	}
+	var req coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(blob, &req); err != nil {
+		return nil, Run{}, fmt.Errorf("decoding run %s: %w", r.ID, err)
+	}
+	tr, err := export.FromRequest(&req)
+	if err != nil {
+		return nil, Run{}, fmt.Errorf("decoding run %s: %w", r.ID, err)
+	}
+	tr.RunID = r.ID
+	return tr, r, nil
 }
 
-// MarkExported records the outcome of an OTLP export of run id.
+func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
+	if strings.TrimSpace(id) == "" {
+		return Run{}, errors.New("empty run id")
+	}
+	// The prefix is compared with substr, not LIKE, so '%' and '_' in what
+	// the user typed are literal.
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+summaryColumns+` FROM runs WHERE substr(id, 1, ?) = ? OR trace_id = ? ORDER BY id LIMIT 2`,
+		len(id), id, strings.ToLower(id))
+	if err != nil {
+		return Run{}, fmt.Errorf("finding run %s: %w", id, err)
+	}
+	defer rows.Close()
+	var found []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return Run{}, fmt.Errorf("finding run %s: %w", id, err)
+		}
+		if r.ID == id {
+			// An exact id wins over longer ids it prefixes; it sorts
+			// before them, so it is always among the first rows.
+			return r, nil
+		}
+		found = append(found, r)
+	}
+	if err := rows.Err(); err != nil {
+		return Run{}, fmt.Errorf("finding run %s: %w", id, err)
+	}
+	switch len(found) {
+	case 0:
+		return Run{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	case 1:
+		return found[0], nil
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE substr(id, 1, ?) = ?`, len(id), id).Scan(&n); err != nil {
+		return Run{}, fmt.Errorf("finding run %s: %w", id, err)
+	}
+	return Run{}, fmt.Errorf("run id prefix %q is ambiguous: %d runs match; give more characters", id, n)
+}
+
+// MarkExported records the outcome of an OTLP export of run id (an exact
+// id): exportErr nil marks it exported, otherwise not exported with the
+// error's text.
 func (s *Store) MarkExported(ctx context.Context, id string, exportErr error) error {
-	return errors.New("not implemented")
+	exported, msg := 1, ""
+	if exportErr != nil {
+		exported, msg = 0, exportErr.Error()
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET exported = ?, export_error = ? WHERE id = ?`, exported, msg, id)
+	if err != nil {
+		return fmt.Errorf("recording export of run %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("recording export of run %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRun(sc scanner) (Run, error) {
+	var (
+		r              Run
+		startNS, endNS int64
+		exit           sql.NullInt64
+		exported       int
+	)
+	if err := sc.Scan(&r.ID, &r.TraceID, &startNS, &endNS, &r.Command, &r.Agent, &exit, &r.Spans, &exported, &r.ExportError); err != nil {
+		return Run{}, err
+	}
+	r.Start, r.End = fromNanos(startNS), fromNanos(endNS)
+	r.ExitCode = -1
+	if exit.Valid {
+		r.ExitCode = int(exit.Int64)
+	}
+	r.Exported = exported != 0
+	return r, nil
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func nullableExit(code int) any {
+	if code < 0 {
+		return nil
+	}
+	return code
 }
