@@ -3,11 +3,21 @@
 // network_call spans under the process that connected, and the agent_run
 // root. It is a pure function of the events plus workspace snapshots — no
 // I/O, no clock, no privileges — so it is tested from recorded fixtures.
+// Redaction of command lines happens here, before any sink sees them.
 //
 // It must not export, store or print anything; sinks do that.
+//
+// Memory is bounded per process, per (process, path) and per (process,
+// destination), never per event: repeated operations become counts and
+// capped lists on one span, and writes outside the workspace become a
+// summary on the process span.
 package recorder
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"hash/maphash"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -27,6 +37,7 @@ type RunInfo struct {
 	RootPID        uint32 // pid of the launched child
 	UID            uint32 // user the child runs as
 	User           string
+	Home           string // the child's home, for "~/" policy patterns; empty: /root for uid 0, else /home/User
 	Workspace      string // absolute: git root of the cwd, or the cwd
 	TaskID         string
 	TaskURL        string
@@ -54,24 +65,386 @@ type End struct {
 type Recorder struct {
 	mu   sync.Mutex
 	info RunInfo
+	pol  *policy.Policy
+	home string
+	ws   string // cleaned workspace root, "" when unknown
+
+	traceID trace.TraceID
+	seq     uint64 // span creation counter: span ids and stable ordering
+
+	root  *procSpan
+	procs map[uint32]*proc
+	spans []*procSpan // every process span, creation order
+
+	// covered holds workspace paths some non-fswatch sensor saw, so that
+	// fswatch adds only what eBPF missed.
+	covered map[string]struct{}
+	fsw     map[string]*fileSpan // fswatch-only candidates, by path
+
+	gaps    []string
+	gapSeen map[string]bool
+	dropped uint64
+
+	seed      maphash.Seed
+	pathCache map[string]pathInfo
+
+	result *telemetry.Trace
+}
+
+// proc is one live (or recently exited) pid.
+type proc struct {
+	cur    *procSpan // current image; nil when forked but not exec'd
+	attach *procSpan // nearest exec'd ancestor's span (root when none)
+	ppid   uint32
+	exited bool
+}
+
+// active is the span that owns this process's activity.
+func (p *proc) active() *procSpan {
+	if p.cur != nil {
+		return p.cur
+	}
+	return p.attach
 }
 
 // New starts the record of one run.
 func New(info RunInfo) *Recorder {
-	return &Recorder{info: info}
+	r := &Recorder{
+		info:      info,
+		pol:       info.Policy,
+		procs:     make(map[uint32]*proc),
+		covered:   make(map[string]struct{}),
+		fsw:       make(map[string]*fileSpan),
+		gapSeen:   make(map[string]bool),
+		seed:      maphash.MakeSeed(),
+		pathCache: make(map[string]pathInfo),
+	}
+	if r.pol == nil {
+		r.pol = policy.Default()
+	}
+	r.home = info.Home
+	if r.home == "" {
+		// Without a home the ~/ patterns would silently match nothing;
+		// the conventional location is the best evidence we have.
+		switch {
+		case info.UID == 0:
+			r.home = "/root"
+		case info.User != "":
+			r.home = "/home/" + info.User
+		}
+	}
+	if info.Workspace != "" {
+		r.ws = cleanPath(info.Workspace)
+	}
+	r.traceID = info.TraceID
+	if !r.traceID.IsValid() {
+		sum := sha256.Sum256([]byte("agentwatch run " + info.RunID))
+		copy(r.traceID[:], sum[:16])
+	}
+	r.root = r.newProcSpan(trace.SpanID{}, info.Start)
+	r.root.isRoot = true
+	for _, g := range info.Gaps {
+		r.addGap(g)
+	}
+	return r
 }
 
-// Add folds one event into the record.
+// nextSpanID derives span ids from the trace id and a counter, so the
+// same event stream always gives the same ids (fixture tests compare
+// them) and two runs never share one.
+func (r *Recorder) nextSpanID() (trace.SpanID, uint64) {
+	for {
+		r.seq++
+		var buf [24]byte
+		copy(buf[:16], r.traceID[:])
+		binary.BigEndian.PutUint64(buf[16:], r.seq)
+		sum := sha256.Sum256(buf[:])
+		var id trace.SpanID
+		copy(id[:], sum[:8])
+		if id.IsValid() {
+			return id, r.seq
+		}
+	}
+}
+
+func (r *Recorder) newProcSpan(parent trace.SpanID, start time.Time) *procSpan {
+	id, seq := r.nextSpanID()
+	s := &procSpan{id: id, parent: parent, seq: seq, start: start}
+	r.spans = append(r.spans, s)
+	return s
+}
+
+// Add folds one event into the record. Events after Finish are ignored.
 func (r *Recorder) Add(ev event.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_ = ev // TODO(recorder helper): implement
+	if r.result != nil {
+		return
+	}
+	switch e := ev.(type) {
+	case event.Fork:
+		r.fork(e)
+	case *event.Fork:
+		r.fork(*e)
+	case event.Exec:
+		r.exec(e)
+	case *event.Exec:
+		r.exec(*e)
+	case event.Exit:
+		r.exit(e)
+	case *event.Exit:
+		r.exit(*e)
+	case event.File:
+		r.file(e)
+	case *event.File:
+		r.file(*e)
+	case event.Connect:
+		r.connect(e)
+	case *event.Connect:
+		r.connect(*e)
+	case event.Dropped:
+		r.dropped += e.Count
+	case *event.Dropped:
+		r.dropped += e.Count
+	case event.Gap:
+		r.addGap(gapString(e))
+	case *event.Gap:
+		r.addGap(gapString(*e))
+	}
 }
 
-// Finish closes every open span at end.Time and returns the trace, root
-// span first. The recorder must not be used afterwards.
-func (r *Recorder) Finish(end End) *telemetry.Trace {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return &telemetry.Trace{RunID: r.info.RunID}
+func gapString(g event.Gap) string {
+	if g.Reason == "" {
+		return g.Sensor
+	}
+	return g.Sensor + ": " + g.Reason
+}
+
+func (r *Recorder) addGap(g string) {
+	if g == "" || r.gapSeen[g] {
+		return
+	}
+	r.gapSeen[g] = true
+	r.gaps = append(r.gaps, g)
+}
+
+// activeSpan is where activity of pid goes: its current exec span, the
+// nearest exec'd ancestor's span, or the root when the pid is unknown
+// (e.g. a connect seen before its exec).
+func (r *Recorder) activeSpan(pid uint32) *procSpan {
+	if p := r.procs[pid]; p != nil {
+		return p.active()
+	}
+	return r.root
+}
+
+func (r *Recorder) fork(e event.Fork) {
+	// A fork always makes a new process: an old entry with this pid is a
+	// reused pid whose owner exited.
+	r.procs[e.PID] = &proc{ppid: e.PPID, attach: r.parentFor(e.PID, e.PPID)}
+}
+
+// parentFor is the span a new process hangs under: the run's root child
+// under agent_run, otherwise its parent's active span (agent_run when the
+// parent is unknown).
+func (r *Recorder) parentFor(pid, ppid uint32) *procSpan {
+	if pid == r.info.RootPID {
+		return r.root
+	}
+	return r.activeSpan(ppid)
+}
+
+func (r *Recorder) exec(e event.Exec) {
+	p := r.procs[e.PID]
+	if p == nil || p.exited {
+		// No fork seen (it happened before the sensor attached, or the
+		// pid was reused without one): place it by the exec's ppid.
+		p = &proc{ppid: e.PPID, attach: r.parentFor(e.PID, e.PPID)}
+		r.procs[e.PID] = p
+	}
+	parent := p.attach
+	if p.cur != nil {
+		// A second exec in the same pid (`exec foo`, a wrapper that
+		// re-execs): the old image ends here and the new one is its child.
+		p.cur.end = e.Time
+		p.cur.ended = true
+		p.cur.replaced = true
+		parent = p.cur
+	}
+	ppid := e.PPID
+	if ppid == 0 {
+		ppid = p.ppid
+	}
+	s := r.newProcSpan(parent.id, e.Time)
+	s.name = commandSpanName(e.Argv)
+	s.pid, s.ppid = e.PID, ppid
+	s.exe = e.Filename
+	s.args = RedactArgs(e.Argv)
+	s.truncated = e.ArgvTruncated
+	s.cwd = e.Cwd
+	s.uid = e.UID
+	p.cur = s
+}
+
+func (r *Recorder) exit(e event.Exit) {
+	p := r.procs[e.PID]
+	if p == nil {
+		return
+	}
+	p.exited = true
+	if s := p.cur; s != nil && !s.ended {
+		s.end = e.Time
+		s.ended, s.exited = true, true
+		s.exitCode, s.signal = e.Code, e.Signal
+	}
+}
+
+// pathInfo is the policy's view of one path, cached because a build
+// writes the same paths many times and glob matching is the hot spot.
+type pathInfo struct {
+	inWS, secret, protected, gitObject bool
+}
+
+func (r *Recorder) classifyPath(p string) pathInfo {
+	if pi, ok := r.pathCache[p]; ok {
+		return pi
+	}
+	pi := pathInfo{
+		inWS:      r.inWorkspace(p),
+		secret:    r.pol.IsSecret(p, r.home),
+		protected: r.pol.IsProtected(p, r.ws, r.home),
+	}
+	pi.gitObject = pi.inWS && hasPathPrefix(p, r.ws+"/.git/objects")
+	// Bounded: a build writing a million distinct paths must not grow
+	// the cache without limit; dropping it only costs recomputation.
+	if len(r.pathCache) >= 4096 {
+		clear(r.pathCache)
+	}
+	r.pathCache[p] = pi
+	return pi
+}
+
+func (r *Recorder) inWorkspace(p string) bool {
+	return r.ws != "" && hasPathPrefix(p, r.ws)
+}
+
+func (r *Recorder) file(e event.File) {
+	if e.Source == event.SourceFSWatch {
+		r.fswatch(e)
+		return
+	}
+	p := cleanPath(e.Path)
+	np := ""
+	if e.NewPath != "" {
+		np = cleanPath(e.NewPath)
+	}
+	if isPseudo(p) && (np == "" || isPseudo(np)) {
+		return // /dev/null, /dev/tty, /proc/self/..., /sys/...
+	}
+	pi := r.classifyPath(p)
+	if np != "" {
+		npi := r.classifyPath(np)
+		pi.inWS = pi.inWS || npi.inWS
+		pi.secret = pi.secret || npi.secret
+		pi.protected = pi.protected || npi.protected
+		pi.gitObject = pi.gitObject && (npi.gitObject || !npi.inWS)
+		if npi.inWS && e.Op != event.FileRead {
+			r.covered[np] = struct{}{}
+		}
+	}
+	owner := r.activeSpan(e.PID)
+
+	if e.Op == event.FileRead {
+		if !pi.secret {
+			return // only sensitive reads are recorded (metadata capture)
+		}
+		r.fileSpan(owner, fileKey{path: p, read: true}, e, pi).add(e, np)
+		return
+	}
+	if r.inWorkspace(p) {
+		r.covered[p] = struct{}{}
+	}
+	if !pi.secret && !pi.protected && (!pi.inWS || pi.gitObject) {
+		// Outside the workspace (build caches, /tmp) or git's object
+		// store: a count and top directories on the process span, so a
+		// build cannot flood the trace. Failed attempts there are noise.
+		if e.Errno == 0 {
+			dir := summaryDir(p)
+			if pi.gitObject {
+				dir = r.ws + "/.git/objects"
+			}
+			owner.noteOutside(r.hash(p), dir)
+		}
+		return
+	}
+	r.fileSpan(owner, fileKey{path: p}, e, pi).add(e, np)
+	if e.Errno == 0 {
+		owner.noteWritten(r.hash(p))
+	}
+}
+
+func (r *Recorder) hash(p string) uint64 { return maphash.String(r.seed, p) }
+
+func (r *Recorder) fileSpan(owner *procSpan, key fileKey, e event.File, pi pathInfo) *fileSpan {
+	if fs := owner.files[key]; fs != nil {
+		return fs
+	}
+	id, seq := r.nextSpanID()
+	fs := &fileSpan{
+		id: id, seq: seq, path: key.path, read: key.read,
+		start: e.Time, end: e.Time,
+		inWS: pi.inWS, secret: pi.secret, protected: pi.protected,
+		source: e.Source.String(),
+	}
+	if owner.files == nil {
+		owner.files = make(map[fileKey]*fileSpan)
+	}
+	owner.files[key] = fs
+	owner.fileOrder = append(owner.fileOrder, fs)
+	return fs
+}
+
+// fswatch keeps workspace paths fsnotify reported; Finish emits those no
+// other sensor covered.
+func (r *Recorder) fswatch(e event.File) {
+	for _, raw := range []string{e.Path, e.NewPath} {
+		if raw == "" {
+			continue
+		}
+		p := cleanPath(raw)
+		if r.ws != "" && !r.inWorkspace(p) {
+			continue
+		}
+		fs := r.fsw[p]
+		if fs == nil {
+			fs = &fileSpan{path: p, start: e.Time, end: e.Time, inWS: r.inWorkspace(p), source: event.SourceFSWatch.String()}
+			r.fsw[p] = fs
+		}
+		op := e
+		if raw == e.NewPath {
+			op.Op = event.FileCreate // the rename's target appeared
+			op.NewPath = ""
+		}
+		fs.add(op, "")
+	}
+}
+
+func (r *Recorder) connect(e event.Connect) {
+	if e.Transport == event.Unix || !e.Addr.IsValid() {
+		return // unix sockets have no network destination
+	}
+	addr := netip.AddrPortFrom(e.Addr.Addr().Unmap(), e.Addr.Port())
+	owner := r.activeSpan(e.PID)
+	key := netKey{transport: e.Transport, addr: addr}
+	ns := owner.nets[key]
+	if ns == nil {
+		id, seq := r.nextSpanID()
+		ns = &netSpan{id: id, seq: seq, key: key, start: e.Time, end: e.Time}
+		if owner.nets == nil {
+			owner.nets = make(map[netKey]*netSpan)
+		}
+		owner.nets[key] = ns
+		owner.netOrder = append(owner.netOrder, ns)
+	}
+	ns.add(e)
 }

@@ -1,0 +1,609 @@
+package recorder
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sys/unix"
+)
+
+// Bounds that keep one span small however many events hit it.
+const (
+	maxFileOps       = 16   // agentwatch.file.operations entries (runs of one op count once)
+	maxFailedEvents  = 8    // agentwatch.file.failed span events per file span
+	maxOutsideDirs   = 1024 // distinct directories tracked for the outside-workspace summary
+	topOutsideDirs   = 5    // directories reported in agentwatch.files.outside_workspace.top_dirs
+	outsideDirDepth  = 3    // /root/.cache/go-build, /tmp/go-build1234/b001
+	otherOutsideDirs = "(other)"
+)
+
+// procSpan is one exec'd image (or the agent_run root).
+type procSpan struct {
+	id, parent trace.SpanID
+	seq        uint64
+	isRoot     bool
+
+	name           string
+	pid, ppid, uid uint32
+	exe, cwd       string
+	args           []string // redacted
+	truncated      bool
+
+	start, end             time.Time
+	ended, exited          bool
+	replaced, stillRunning bool
+	exitCode, signal       int
+
+	files     map[fileKey]*fileSpan
+	fileOrder []*fileSpan
+	nets      map[netKey]*netSpan
+	netOrder  []*netSpan
+
+	written     map[uint64]struct{} // hashes of distinct paths changed successfully
+	outside     map[uint64]struct{} // the subset summarised instead of spanned
+	outsideDirs map[string]int
+}
+
+func (s *procSpan) noteWritten(h uint64) {
+	if s.written == nil {
+		s.written = make(map[uint64]struct{})
+	}
+	s.written[h] = struct{}{}
+}
+
+func (s *procSpan) noteOutside(h uint64, dir string) {
+	if s.outside == nil {
+		s.outside = make(map[uint64]struct{})
+		s.outsideDirs = make(map[string]int)
+	}
+	if _, seen := s.outside[h]; seen {
+		return
+	}
+	s.outside[h] = struct{}{}
+	s.noteWritten(h)
+	if _, ok := s.outsideDirs[dir]; !ok && len(s.outsideDirs) >= maxOutsideDirs {
+		dir = otherOutsideDirs
+	}
+	s.outsideDirs[dir]++
+}
+
+type fileKey struct {
+	path string
+	read bool
+}
+
+// fileSpan is every operation of one process on one path.
+type fileSpan struct {
+	id  trace.SpanID
+	seq uint64
+
+	path, renamedTo   string
+	read, inWS        bool
+	secret, protected bool
+	source            string
+	start, end        time.Time
+	ops               []event.FileOp // in order, runs collapsed, capped
+	seen              uint32         // bit per op seen
+	nOps              int
+	failures          int
+	failed            []telemetry.SpanEvent
+	firstErr          string
+	failedOp          event.FileOp
+}
+
+func (fs *fileSpan) add(e event.File, newPath string) {
+	if e.Time.Before(fs.start) {
+		fs.start = e.Time
+	}
+	if e.Time.After(fs.end) {
+		fs.end = e.Time
+	}
+	if e.Errno != 0 {
+		// A refused attempt (EROFS on a protected path, EACCES) is
+		// evidence, but not a change: an event, never an operation.
+		fs.failures++
+		name := errnoName(e.Errno)
+		if fs.firstErr == "" {
+			fs.firstErr, fs.failedOp = name, e.Op
+		}
+		if len(fs.failed) < maxFailedEvents {
+			fs.failed = append(fs.failed, telemetry.SpanEvent{
+				Name: telemetry.EventFileFailed,
+				Time: e.Time,
+				Attrs: []attribute.KeyValue{
+					telemetry.FileOperation.String(e.Op.String()),
+					telemetry.ErrorType.String(name),
+				},
+			})
+		}
+		return
+	}
+	fs.nOps++
+	fs.seen |= 1 << e.Op
+	switch n := len(fs.ops); {
+	case n > 0 && fs.ops[n-1] == e.Op:
+	case n < maxFileOps:
+		fs.ops = append(fs.ops, e.Op)
+	default:
+		fs.ops[n-1] = e.Op // keep the latest op visible at the end of a capped list
+	}
+	if e.Op == event.FileRename && newPath != "" {
+		fs.renamedTo = newPath
+	}
+}
+
+// opPrecedence orders operations by significance for
+// agentwatch.file.operation: what happened to the path in the end matters
+// most (deleted, moved away), then whether the file is new, then how its
+// content changed, then metadata. The full story is in
+// agentwatch.file.operations.
+var opPrecedence = []event.FileOp{
+	event.FileDelete, event.FileRename, event.FileCreate, event.FileTruncate,
+	event.FileWrite, event.FileMkdir, event.FileChmod, event.FileRead,
+}
+
+func (fs *fileSpan) mainOp() string {
+	for _, op := range opPrecedence {
+		if fs.seen&(1<<op) != 0 {
+			return op.String()
+		}
+	}
+	if fs.failures > 0 {
+		return fs.failedOp.String()
+	}
+	return ""
+}
+
+type netKey struct {
+	transport event.Transport
+	addr      netip.AddrPort
+}
+
+// netSpan is every connect / send of one process to one destination.
+type netSpan struct {
+	id         trace.SpanID
+	seq        uint64
+	key        netKey
+	name       string
+	start, end time.Time
+	bySource   [8]int // attempts per sensor: two sensors seeing one connect count it once
+	failures   int
+	ok         bool
+	lastErr    string
+}
+
+func (ns *netSpan) add(e event.Connect) {
+	if e.Time.Before(ns.start) {
+		ns.start = e.Time
+	}
+	if e.Time.After(ns.end) {
+		ns.end = e.Time
+	}
+	if e.Name != "" {
+		ns.name = e.Name
+	}
+	ns.bySource[int(e.Source)%len(ns.bySource)]++
+	if e.Errno != 0 && syscall.Errno(abs32(e.Errno)) != syscall.EINPROGRESS {
+		ns.failures++
+		ns.lastErr = errnoName(e.Errno)
+		return
+	}
+	ns.ok = true
+}
+
+func (ns *netSpan) count() int {
+	n := 0
+	for _, c := range ns.bySource {
+		n = max(n, c)
+	}
+	return n
+}
+
+// Finish closes every open span at end.Time and returns the trace, root
+// span first. The recorder must not be used afterwards; a second call
+// returns the same trace.
+func (r *Recorder) Finish(end End) *telemetry.Trace {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.result != nil {
+		return r.result
+	}
+	for _, s := range r.spans {
+		if !s.isRoot && !s.ended {
+			s.end, s.ended, s.stillRunning = end.Time, true, true
+		}
+	}
+	r.root.end = end.Time
+
+	// fswatch-only workspace paths: the whole file evidence when eBPF
+	// is missing, and what it lost otherwise. Sorted for stable ids.
+	var fswPaths []string
+	for p := range r.fsw {
+		if _, ok := r.covered[p]; !ok {
+			fswPaths = append(fswPaths, p)
+		}
+	}
+	sort.Strings(fswPaths)
+	for _, p := range fswPaths {
+		fs := r.fsw[p]
+		fs.id, fs.seq = r.nextSpanID()
+		fs.secret = r.pol.IsSecret(p, r.home)
+		fs.protected = r.pol.IsProtected(p, r.ws, r.home)
+		r.root.fileOrder = append(r.root.fileOrder, fs)
+	}
+
+	t := &telemetry.Trace{RunID: r.info.RunID}
+	t.Resource = []attribute.KeyValue{telemetry.ServiceName.String("agentwatch")}
+	if r.info.ServiceVersion != "" {
+		t.Resource = append(t.Resource, telemetry.ServiceVersion.String(r.info.ServiceVersion))
+	}
+	type ordered struct {
+		span telemetry.Span
+		seq  uint64
+	}
+	var rest []ordered
+	for _, s := range r.spans {
+		if !s.isRoot {
+			rest = append(rest, ordered{r.processSpan(s), s.seq})
+		}
+		for _, fs := range s.fileOrder {
+			rest = append(rest, ordered{r.fileTelemetry(fs, s.id), fs.seq})
+		}
+		for _, ns := range s.netOrder {
+			rest = append(rest, ordered{r.netTelemetry(ns, s.id), ns.seq})
+		}
+	}
+	sort.SliceStable(rest, func(i, j int) bool {
+		a, b := rest[i], rest[j]
+		if !a.span.Start.Equal(b.span.Start) {
+			return a.span.Start.Before(b.span.Start)
+		}
+		return a.seq < b.seq
+	})
+	t.Spans = make([]telemetry.Span, 0, len(rest)+1)
+	t.Spans = append(t.Spans, r.rootSpan(end))
+	for _, o := range rest {
+		t.Spans = append(t.Spans, o.span)
+	}
+	r.result = t
+	return t
+}
+
+func (r *Recorder) span(id, parent trace.SpanID, name, spanType, oiKind string, kind trace.SpanKind, start, end time.Time) telemetry.Span {
+	if end.Before(start) {
+		end = start // sensors on different CPUs can deliver slightly out of order
+	}
+	return telemetry.Span{
+		TraceID:  r.traceID,
+		SpanID:   id,
+		ParentID: parent,
+		Name:     name,
+		Kind:     kind,
+		Start:    start,
+		End:      end,
+		Attrs: []attribute.KeyValue{
+			telemetry.SpanType.String(spanType),
+			telemetry.OpenInferenceKind.String(oiKind),
+		},
+	}
+}
+
+func (r *Recorder) rootSpan(end End) telemetry.Span {
+	info := r.info
+	sp := r.span(r.root.id, trace.SpanID{}, telemetry.SpanAgentRun, telemetry.SpanAgentRun, telemetry.OIAgent,
+		trace.SpanKindInternal, info.Start, end.Time)
+	args := RedactArgs(info.Argv)
+	a := []attribute.KeyValue{
+		telemetry.GenAIOperationName.String("invoke_agent"),
+		telemetry.RunID.String(info.RunID),
+		telemetry.SessionID.String(info.RunID),
+		telemetry.GenAIAgentName.String(AgentName(info.Argv)),
+		telemetry.ProcessCommandLine.String(CommandLine(args)),
+		telemetry.ProcessCommandArgs.StringSlice(args),
+		telemetry.ProcessExitCode.Int(end.ExitCode),
+		telemetry.ProcessUserID.Int(int(info.UID)),
+		telemetry.CaptureContent.String("metadata"),
+		telemetry.PolicyVersion.String(r.pol.Version),
+		telemetry.PolicyMode.String(string(r.pol.Mode)),
+	}
+	if end.Signal != 0 {
+		a = append(a, telemetry.ProcessSignal.String(signalName(end.Signal)))
+	}
+	if info.User != "" {
+		a = append(a, telemetry.RunUser.String(info.User))
+	}
+	if info.Workspace != "" {
+		a = append(a, telemetry.Workspace.String(info.Workspace))
+	}
+	if len(info.Sensors) > 0 {
+		a = append(a, telemetry.Sensors.StringSlice(info.Sensors))
+	}
+	if b := info.Before; b != nil && b.IsGit {
+		a = appendNonEmpty(a, telemetry.VCSRepositoryURLFull, b.RemoteURL)
+		a = appendNonEmpty(a, telemetry.VCSRefHeadName, b.Branch)
+		a = appendNonEmpty(a, telemetry.VCSRefHeadRevision, b.Head)
+		a = append(a, telemetry.WorktreeDirtyBefore.Bool(b.Dirty))
+	}
+	if af := end.After; af != nil && af.IsGit {
+		a = append(a, telemetry.WorktreeDirtyAfter.Bool(af.Dirty))
+		a = appendNonEmpty(a, telemetry.HeadAfter, af.Head)
+	}
+	a = appendNonEmpty(a, telemetry.TaskID, info.TaskID)
+	a = appendNonEmpty(a, telemetry.TaskURL, info.TaskURL)
+	for _, k := range sortedKeys(info.CI) {
+		a = append(a, attribute.String(k, info.CI[k]))
+	}
+	for _, k := range sortedKeys(info.Attributes) {
+		a = append(a, attribute.String(k, info.Attributes[k]))
+	}
+
+	for _, g := range end.Gaps {
+		r.addGap(g)
+	}
+	dropped := r.dropped + end.Dropped
+	gaps := append([]string(nil), r.gaps...)
+	if dropped > 0 {
+		gaps = append(gaps, fmt.Sprintf("events dropped: %d", dropped))
+	}
+	a = append(a, telemetry.EventsDropped.Int64(int64(min(dropped, 1<<63-1))))
+	if len(gaps) > 0 {
+		a = append(a, telemetry.TelemetryGaps.StringSlice(gaps))
+	}
+	a = append(a, r.activityAttrs(r.root)...)
+	sp.Attrs = append(sp.Attrs, a...)
+
+	switch {
+	case end.Signal != 0:
+		sp.Status, sp.StatusMessage = codes.Error, "killed by "+signalName(end.Signal)
+		sp.SetAttr(telemetry.ErrorType.String(signalName(end.Signal)))
+	case end.ExitCode != 0:
+		sp.Status, sp.StatusMessage = codes.Error, "exit code "+strconv.Itoa(end.ExitCode)
+		sp.SetAttr(telemetry.ErrorType.String(strconv.Itoa(end.ExitCode)))
+	}
+	return sp
+}
+
+// activityAttrs are the counts every process span (and the root, for
+// activity of unknown processes) carries.
+func (r *Recorder) activityAttrs(s *procSpan) []attribute.KeyValue {
+	var a []attribute.KeyValue
+	if n := len(s.written); n > 0 || !s.isRoot {
+		a = append(a, telemetry.FilesWritten.Int(n))
+	}
+	conns := 0
+	for _, ns := range s.netOrder {
+		conns += ns.count()
+	}
+	if conns > 0 || !s.isRoot {
+		a = append(a, telemetry.ConnectionsCount.Int(conns))
+	}
+	if n := len(s.outside); n > 0 {
+		a = append(a,
+			telemetry.FilesOutsideWorkspace.Int(n),
+			telemetry.FilesOutsideTopDirs.StringSlice(topDirs(s.outsideDirs)),
+		)
+	}
+	return a
+}
+
+func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
+	sp := r.span(s.id, s.parent, s.name, s.name, telemetry.OITool, trace.SpanKindInternal, s.start, s.end)
+	exeName := path.Base(s.exe)
+	if s.exe == "" && len(s.args) > 0 {
+		exeName = path.Base(s.args[0])
+	}
+	a := []attribute.KeyValue{
+		telemetry.ProcessPID.Int(int(s.pid)),
+		telemetry.ProcessParentPID.Int(int(s.ppid)),
+		telemetry.ProcessExecutableName.String(exeName),
+		telemetry.ProcessExecutablePath.String(s.exe),
+		telemetry.ProcessCommandArgs.StringSlice(s.args),
+		telemetry.ProcessCommandLine.String(CommandLine(s.args)),
+		telemetry.ProcessWorkingDirectory.String(s.cwd),
+		telemetry.ProcessUserID.Int(int(s.uid)),
+		telemetry.CommandArgsTruncated.Bool(s.truncated),
+	}
+	switch {
+	case s.exited && s.signal != 0:
+		// Shells report a killed child as 128+signal; so does the root.
+		a = append(a,
+			telemetry.ProcessExitCode.Int(128+s.signal),
+			telemetry.ProcessSignal.String(signalName(s.signal)),
+			telemetry.ErrorType.String(signalName(s.signal)))
+		sp.Status, sp.StatusMessage = codes.Error, "killed by "+signalName(s.signal)
+	case s.exited:
+		a = append(a, telemetry.ProcessExitCode.Int(s.exitCode))
+		if s.exitCode != 0 {
+			a = append(a, telemetry.ErrorType.String(strconv.Itoa(s.exitCode)))
+			sp.Status, sp.StatusMessage = codes.Error, "exit code "+strconv.Itoa(s.exitCode)
+		}
+	case s.replaced:
+		a = append(a, telemetry.ProcessReplaced.Bool(true))
+	case s.stillRunning:
+		a = append(a, telemetry.ProcessStillRunning.Bool(true))
+	}
+	a = append(a, r.activityAttrs(s)...)
+	sp.Attrs = append(sp.Attrs, a...)
+	return sp
+}
+
+func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Span {
+	name := telemetry.SpanFileWrite
+	if fs.read {
+		name = telemetry.SpanFileRead
+	}
+	sp := r.span(fs.id, parent, name, name, telemetry.OIChain, trace.SpanKindInternal, fs.start, fs.end)
+	rel := ""
+	if fs.inWS {
+		rel = strings.TrimPrefix(strings.TrimPrefix(fs.path, r.ws), "/")
+	}
+	ops := make([]string, len(fs.ops))
+	for i, op := range fs.ops {
+		ops[i] = op.String()
+	}
+	a := []attribute.KeyValue{
+		telemetry.FilePath.String(fs.path),
+		telemetry.FileOperation.String(fs.mainOp()),
+		telemetry.FileOperations.StringSlice(ops),
+		telemetry.FileOperationsCount.Int(fs.nOps),
+		telemetry.FileClass.String(classifyFile(fs.path, rel, fs.secret)),
+		telemetry.FileInWorkspace.Bool(fs.inWS),
+		telemetry.FileSource.String(fs.source),
+	}
+	if fs.renamedTo != "" {
+		a = append(a, telemetry.FileRenamedTo.String(fs.renamedTo))
+	}
+	if fs.failures > 0 {
+		a = append(a, telemetry.FileFailures.Int(fs.failures))
+		sp.Events = fs.failed
+		if fs.nOps == 0 {
+			// Nothing changed: the attempt itself is the finding.
+			a = append(a, telemetry.ErrorType.String(fs.firstErr))
+			sp.Status, sp.StatusMessage = codes.Error, fs.failedOp.String()+" failed: "+fs.firstErr
+		}
+	}
+	sp.Attrs = append(sp.Attrs, a...)
+	return sp
+}
+
+func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span {
+	sp := r.span(ns.id, parent, telemetry.SpanNetworkCall, telemetry.SpanNetworkCall, telemetry.OIChain,
+		trace.SpanKindClient, ns.start, ns.end)
+	ip := ns.key.addr.Addr()
+	server := ns.name
+	if server == "" {
+		server = ip.String()
+	}
+	netType := "ipv4"
+	if ip.Is6() {
+		netType = "ipv6"
+	}
+	a := []attribute.KeyValue{
+		telemetry.ServerAddress.String(server),
+		telemetry.ServerPort.Int(int(ns.key.addr.Port())),
+		telemetry.NetworkPeerAddress.String(ip.String()),
+		telemetry.NetworkPeerPort.Int(int(ns.key.addr.Port())),
+		telemetry.NetworkTransport.String(ns.key.transport.String()),
+		telemetry.NetworkType.String(netType),
+		telemetry.ConnectionsCount.Int(ns.count()),
+	}
+	if ns.failures > 0 {
+		a = append(a, telemetry.ConnectionFailures.Int(ns.failures), telemetry.ErrorType.String(ns.lastErr))
+		if !ns.ok {
+			sp.Status, sp.StatusMessage = codes.Error, ns.lastErr
+		}
+	}
+	sp.Attrs = append(sp.Attrs, a...)
+	return sp
+}
+
+// topDirs returns the most written directories as "dir (count)", most
+// first, ties by name.
+func topDirs(dirs map[string]int) []string {
+	type dc struct {
+		dir string
+		n   int
+	}
+	all := make([]dc, 0, len(dirs))
+	for d, n := range dirs {
+		all = append(all, dc{d, n})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].n != all[j].n {
+			return all[i].n > all[j].n
+		}
+		return all[i].dir < all[j].dir
+	})
+	var out []string
+	for i := 0; i < len(all) && i < topOutsideDirs; i++ {
+		out = append(out, fmt.Sprintf("%s (%d)", all[i].dir, all[i].n))
+	}
+	return out
+}
+
+// summaryDir is the directory an outside write is counted under: its
+// first few components, so /tmp/go-build1/b001/x.o and …/b002/y.o add up.
+func summaryDir(p string) string {
+	dir := path.Dir(p)
+	n := 0
+	for i := 1; i < len(dir); i++ {
+		if dir[i] == '/' {
+			n++
+			if n == outsideDirDepth {
+				return dir[:i]
+			}
+		}
+	}
+	return dir
+}
+
+func appendNonEmpty(a []attribute.KeyValue, k attribute.Key, v string) []attribute.KeyValue {
+	if v == "" {
+		return a
+	}
+	return append(a, k.String(v))
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func abs32(n int32) int32 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// errnoName gives ECONNREFUSED rather than "connection refused": the
+// stable, greppable form (sensors may deliver -errno or errno).
+func errnoName(n int32) string {
+	e := syscall.Errno(abs32(n))
+	if name := unix.ErrnoName(e); name != "" {
+		return name
+	}
+	return "errno " + strconv.Itoa(int(e))
+}
+
+func signalName(n int) string {
+	if name := unix.SignalName(syscall.Signal(n)); name != "" {
+		return name
+	}
+	return "SIG" + strconv.Itoa(n)
+}
+
+func cleanPath(p string) string {
+	if p == "" {
+		return p
+	}
+	return path.Clean(p)
+}
+
+func hasPathPrefix(p, dir string) bool {
+	if dir == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	return p == dir || strings.HasPrefix(p, dir) && len(p) > len(dir) && p[len(dir)] == '/'
+}
+
+// isPseudo reports kernel pseudo-files (/dev/null, /dev/tty, /proc, /sys):
+// writing them changes no file.
+func isPseudo(p string) bool {
+	return hasPathPrefix(p, "/dev") || hasPathPrefix(p, "/proc") || hasPathPrefix(p, "/sys")
+}
