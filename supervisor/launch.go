@@ -215,17 +215,19 @@ func (tm *terminal) finish() {
 	tm.ptmx.Close()
 }
 
+// catchSignals starts queueing the signals the supervisor forwards. It is
+// called before the child starts, so a signal sent as soon as the child
+// runs is queued rather than lost.
+func catchSignals() (chan os.Signal, func()) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGWINCH)
+	return sigs, func() { signal.Stop(sigs) }
+}
+
 // forwardSignals relays what the supervisor receives to the child until
 // waited delivers, and returns the child's wait result. A second SIGINT
 // within interruptWindow calls kill (the whole cgroup).
-func forwardSignals(pid int, group bool, tm *terminal, waited <-chan error, kill func()) error {
-	sigs := make(chan os.Signal, 8)
-	list := []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
-	if tm != nil {
-		list = append(list, syscall.SIGWINCH)
-	}
-	signal.Notify(sigs, list...)
-	defer signal.Stop(sigs)
+func forwardSignals(sigs <-chan os.Signal, pid int, group bool, tm *terminal, waited <-chan error, kill func()) error {
 	if tm != nil {
 		_ = pty.InheritSize(tm.stdin, tm.ptmx)
 	}
@@ -238,7 +240,9 @@ func forwardSignals(pid int, group bool, tm *terminal, waited <-chan error, kill
 			sig := s.(syscall.Signal)
 			switch {
 			case sig == syscall.SIGWINCH:
-				_ = pty.InheritSize(tm.stdin, tm.ptmx)
+				if tm != nil {
+					_ = pty.InheritSize(tm.stdin, tm.ptmx)
+				}
 				continue
 			case sig == syscall.SIGINT && !lastInt.IsZero() && time.Since(lastInt) < interruptWindow:
 				kill()

@@ -133,6 +133,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
 
+	sigs, stopSignals := catchSignals()
+	defer stopSignals()
 	if err := ctx.Err(); err != nil {
 		sensors.stop(&recorder.End{})
 		return 0, fmt.Errorf("starting %s: %w", o.Argv[0], err)
@@ -208,7 +210,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		}
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
-	waitErr := forwardSignals(pid, tm == nil, tm, waited, killRun)
+	waitErr := forwardSignals(sigs, pid, tm == nil, tm, waited, killRun)
 	end := recorder.End{}
 	end.ExitCode, end.Signal = exitStatus(cmd.ProcessState)
 	if cmd.ProcessState == nil {

@@ -44,7 +44,7 @@ func ResolveTarget(spec string, euid int, getenv func(string) string, dir string
 		if err != nil {
 			// No passwd entry (containers with an arbitrary uid): the
 			// child simply keeps agentwatch's identity.
-			u = &user.User{Uid: strconv.Itoa(euid), Username: strconv.Itoa(euid)}
+			u = &user.User{Uid: strconv.Itoa(euid), Gid: strconv.Itoa(os.Getegid()), Username: strconv.Itoa(euid)}
 		}
 		if spec != "" && spec != u.Username && spec != u.Uid {
 			return Target{}, fmt.Errorf("running as user %s: --user needs root (agentwatch runs as uid %d)", spec, euid)
