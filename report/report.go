@@ -1,20 +1,423 @@
 // Package report renders a stored run for people (a tree with durations,
 // exit codes and counts) and for programs (JSON). It reads traces; it never
-// changes them.
+// changes them, and it never reaches for data the trace does not hold (no
+// store, no workspace, no clock except for local-time display).
 package report
 
 import (
+	"cmp"
+	"fmt"
 	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// Tree writes the run as an indented tree.
-func Tree(w io.Writer, tr *telemetry.Trace) error { return nil }
+// CommandWidth is how many characters of a command line a tree line or the
+// runs table shows.
+const CommandWidth = 80
 
-// JSON writes the run as one JSON document: the summary and nested spans.
-func JSON(w io.Writer, tr *telemetry.Trace) error { return nil }
+// failMark flags a failed span so it stands out when scanning a long tree.
+const failMark = "✗"
 
-// Runs writes the run list as a table.
-func Runs(w io.Writer, runs []store.Run) error { return nil }
+// node is a span with its children, in start order.
+type node struct {
+	span     *telemetry.Span
+	children []*node
+	orphan   bool // its parent is not in the trace
+}
+
+// buildTree nests the spans by parent id. The root comes first; spans whose
+// parent never arrived follow as their own top-level trees, marked, rather
+// than vanishing from the view.
+func buildTree(tr *telemetry.Trace) []*node {
+	nodes := make(map[trace.SpanID]*node, len(tr.Spans))
+	for i := range tr.Spans {
+		s := &tr.Spans[i]
+		if _, dup := nodes[s.SpanID]; !dup {
+			nodes[s.SpanID] = &node{span: s}
+		}
+	}
+	var tops []*node
+	for i := range tr.Spans {
+		s := &tr.Spans[i]
+		n := nodes[s.SpanID]
+		if n.span != s {
+			continue // a duplicate span id: show the first
+		}
+		if !s.ParentID.IsValid() {
+			tops = append(tops, n)
+			continue
+		}
+		if p, ok := nodes[s.ParentID]; ok && p != n {
+			p.children = append(p.children, n)
+			continue
+		}
+		n.orphan = true
+		tops = append(tops, n)
+	}
+	var sortAll func([]*node)
+	sortAll = func(ns []*node) {
+		slices.SortStableFunc(ns, byStart)
+		for _, n := range ns {
+			sortAll(n.children)
+		}
+	}
+	sortAll(tops)
+	// Roots before orphans, whatever their start times.
+	slices.SortStableFunc(tops, func(a, b *node) int {
+		return cmp.Compare(boolInt(a.orphan), boolInt(b.orphan))
+	})
+	return tops
+}
+
+func byStart(a, b *node) int {
+	if c := a.span.Start.Compare(b.span.Start); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.span.Name, b.span.Name); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.span.SpanID.String(), b.span.SpanID.String())
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Tree writes the run as an indented tree: a header with the run's facts,
+// then one line per span — name, a short label, duration, a marked exit code
+// when not zero, and counts — children in start order.
+func Tree(w io.Writer, tr *telemetry.Trace) error {
+	ew := &errWriter{w: w}
+	writeHeader(ew, tr)
+	ew.printf("\n")
+	for _, top := range buildTree(tr) {
+		ew.printf("%s\n", spanLine(top))
+		writeChildren(ew, top.children, "")
+	}
+	return ew.err
+}
+
+func writeChildren(w *errWriter, children []*node, indent string) {
+	for i, c := range children {
+		branch, next := "├── ", "│   "
+		if i == len(children)-1 {
+			branch, next = "└── ", "    "
+		}
+		w.printf("%s%s%s\n", indent, branch, spanLine(c))
+		writeChildren(w, c.children, indent+next)
+	}
+}
+
+func writeHeader(w *errWriter, tr *telemetry.Trace) {
+	root := tr.Root()
+	var s telemetry.Span
+	if root != nil {
+		s = *root
+	}
+	row := func(label, value string) {
+		if value == "" {
+			value = "-"
+		}
+		w.printf("%-10s %s\n", label, value)
+	}
+	row("Run", tr.RunID)
+	if root != nil {
+		row("Trace", s.TraceID.String())
+	}
+	row("Command", str(&s, telemetry.ProcessCommandLine))
+	row("Agent", str(&s, telemetry.GenAIAgentName))
+	user := str(&s, telemetry.RunUser)
+	if v, ok := s.Attr(telemetry.ProcessUserID); ok {
+		user = strings.TrimSpace(user + " (uid " + v.Emit() + ")")
+	}
+	row("User", user)
+	row("Workspace", str(&s, telemetry.Workspace))
+	base := str(&s, telemetry.VCSRefHeadRevision)
+	if len(base) > 12 {
+		base = base[:12]
+	}
+	if b := str(&s, telemetry.VCSRefHeadName); b != "" {
+		base = strings.TrimSpace(base + " (" + b + ")")
+	}
+	if v, ok := s.Attr(telemetry.WorktreeDirtyBefore); ok && v.AsBool() {
+		base += ", dirty before"
+	}
+	row("Base", base)
+	row("Exit", exitText(&s))
+	dur := "-"
+	if root != nil {
+		dur = duration(s.End.Sub(s.Start))
+		if !s.Start.IsZero() {
+			dur += " (started " + s.Start.Local().Format("2006-01-02 15:04:05 MST") + ")"
+		}
+	}
+	row("Duration", dur)
+	row("Spans", strconv.Itoa(len(tr.Spans)))
+	row("Sensors", strings.Join(strs(&s, telemetry.Sensors), ", "))
+	gaps := strs(&s, telemetry.TelemetryGaps)
+	if len(gaps) == 0 {
+		row("Gaps", "none")
+	} else {
+		row("Gaps", strings.Join(gaps, "; "))
+	}
+	dropped := "-"
+	if v, ok := s.Attr(telemetry.EventsDropped); ok {
+		dropped = v.Emit()
+	}
+	row("Dropped", dropped)
+}
+
+func exitText(s *telemetry.Span) string {
+	v, ok := s.Attr(telemetry.ProcessExitCode)
+	if !ok {
+		if b, ok := s.Attr(telemetry.ProcessStillRunning); ok && b.AsBool() {
+			return "still running"
+		}
+		return ""
+	}
+	text := v.Emit()
+	if sig := str(s, telemetry.ProcessSignal); sig != "" {
+		text += " (" + sig + ")"
+	}
+	return text
+}
+
+// spanLine is one span's line without the tree glyphs.
+func spanLine(n *node) string {
+	s := n.span
+	parts := []string{s.Name}
+	if l := label(s); l != "" {
+		parts = append(parts, l)
+	}
+	parts = append(parts, duration(s.End.Sub(s.Start)))
+	if v, ok := s.Attr(telemetry.ProcessExitCode); ok && v.AsInt64() != 0 {
+		e := "exit " + v.Emit()
+		if sig := str(s, telemetry.ProcessSignal); sig != "" {
+			e += " " + sig
+		}
+		parts = append(parts, e+" "+failMark)
+	} else if s.Status == codes.Error && !isProcess(s) {
+		msg := s.StatusMessage
+		if msg == "" {
+			msg = "error"
+		}
+		parts = append(parts, "failed: "+msg+" "+failMark)
+	}
+	if b, ok := s.Attr(telemetry.ProcessStillRunning); ok && b.AsBool() {
+		parts = append(parts, "still running")
+	}
+	parts = append(parts, counts(s)...)
+	if n.orphan {
+		parts = append(parts, "(parent "+s.ParentID.String()+" not in trace)")
+	}
+	return strings.Join(parts, "  ")
+}
+
+func isProcess(s *telemetry.Span) bool {
+	_, ok := s.Attr(telemetry.ProcessCommandLine)
+	return ok
+}
+
+// label says what the span is about in a few words: the command for a
+// process, the path and operations for a file, the destination for a
+// connection.
+func label(s *telemetry.Span) string {
+	typ := str(s, telemetry.SpanType)
+	if typ == "" {
+		typ = s.Name
+	}
+	switch typ {
+	case telemetry.SpanFileWrite, telemetry.SpanFileRead:
+		p := str(s, telemetry.FilePath)
+		if ops := strs(s, telemetry.FileOperations); len(ops) > 0 {
+			p += " (" + strings.Join(ops, ", ") + ")"
+		}
+		if to := str(s, telemetry.FileRenamedTo); to != "" {
+			p += " → " + to
+		}
+		return p
+	case telemetry.SpanNetworkCall:
+		addr := str(s, telemetry.ServerAddress)
+		if addr == "" {
+			addr = str(s, telemetry.NetworkPeerAddress)
+		}
+		if v, ok := s.Attr(telemetry.ServerPort); ok {
+			if strings.Contains(addr, ":") { // IPv6 literal
+				addr = "[" + addr + "]"
+			}
+			addr += ":" + v.Emit()
+		}
+		if t := str(s, telemetry.NetworkTransport); t != "" && t != "tcp" {
+			addr += " " + t
+		}
+		return addr
+	}
+	if cl := str(s, telemetry.ProcessCommandLine); cl != "" {
+		return shorten(cl, CommandWidth)
+	}
+	return ""
+}
+
+// counts are the aggregates a span carries: files written, connections,
+// writes outside the workspace, failures.
+func counts(s *telemetry.Span) []string {
+	var out []string
+	n := func(key attribute.Key, one, many string) {
+		if v, ok := s.Attr(key); ok && v.AsInt64() > 0 {
+			unit := many
+			if v.AsInt64() == 1 {
+				unit = one
+			}
+			out = append(out, v.Emit()+" "+unit)
+		}
+	}
+	typ := str(s, telemetry.SpanType)
+	if typ == "" {
+		typ = s.Name
+	}
+	if typ == telemetry.SpanNetworkCall {
+		// One span per destination: a count of 1 says nothing.
+		if v, ok := s.Attr(telemetry.ConnectionsCount); ok && v.AsInt64() > 1 {
+			out = append(out, v.Emit()+" connections")
+		}
+		n(telemetry.ConnectionFailures, "failure", "failures")
+		return out
+	}
+	n(telemetry.FilesWritten, "file written", "files written")
+	n(telemetry.ConnectionsCount, "connection", "connections")
+	n(telemetry.FilesOutsideWorkspace, "file outside workspace", "files outside workspace")
+	n(telemetry.FileFailures, "failed attempt", "failed attempts")
+	return out
+}
+
+// shorten collapses whitespace (newlines in a bash -c script would break
+// the tree) and cuts to width runes with an ellipsis.
+func shorten(s string, width int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:width-1]) + "…"
+}
+
+// duration is compact and stable: 0ms, 840ms, 4.2s, 2m05s, 1h02m.
+func duration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0ms"
+	case d < time.Millisecond && d > 0:
+		return "<1ms"
+	case d < time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	case d < 10*time.Second:
+		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func str(s *telemetry.Span, key attribute.Key) string {
+	v, ok := s.Attr(key)
+	if !ok {
+		return ""
+	}
+	if v.Type() == attribute.STRING {
+		return v.AsString()
+	}
+	return v.Emit()
+}
+
+func strs(s *telemetry.Span, key attribute.Key) []string {
+	v, ok := s.Attr(key)
+	if !ok {
+		return nil
+	}
+	if v.Type() == attribute.STRINGSLICE {
+		return v.AsStringSlice()
+	}
+	return []string{v.Emit()}
+}
+
+// Runs writes the run list as a table: ID, START (local time), DURATION,
+// EXIT, AGENT, SPANS, EXPORTED (yes, no, or failed after a failed upload)
+// and COMMAND, cut to fit.
+func Runs(w io.Writer, runs []store.Run) error {
+	if len(runs) == 0 {
+		_, err := fmt.Fprintln(w, "No runs recorded yet. Start one with: agentwatch run -- COMMAND")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tEXIT\tAGENT\tSPANS\tEXPORTED\tCOMMAND")
+	for _, r := range runs {
+		start, dur := "-", "-"
+		if !r.Start.IsZero() {
+			start = r.Start.Local().Format("2006-01-02 15:04:05")
+			if !r.End.IsZero() {
+				dur = duration(r.End.Sub(r.Start))
+			}
+		}
+		exit := "-"
+		if r.ExitCode >= 0 {
+			exit = strconv.Itoa(r.ExitCode)
+		}
+		exported := "no"
+		switch {
+		case r.Exported:
+			exported = "yes"
+		case r.ExportError != "":
+			exported = "failed"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			shortID(r.ID), start, dur, exit, dash(r.Agent), r.Spans, exported, shorten(dash(r.Command), 60))
+	}
+	return tw.Flush()
+}
+
+// shortID keeps ids in the supervisor's format (date-time-random, 22
+// characters) whole; longer ids are cut to 22, still a usable prefix for
+// `show`.
+func shortID(id string) string {
+	const max = 22
+	if len(id) <= max {
+		return id
+	}
+	return id[:max]
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// errWriter keeps the first write error so rendering code stays linear.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = fmt.Fprintf(e.w, format, args...)
+}
