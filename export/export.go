@@ -344,10 +344,19 @@ func arrayFromProto(vals []*commonpb.AnyValue) (attribute.Value, error) {
 	return attribute.Value{}, errValueType
 }
 
-func isBool(v *commonpb.AnyValue) bool   { _, ok := v.GetValue().(*commonpb.AnyValue_BoolValue); return ok }
-func isInt(v *commonpb.AnyValue) bool    { _, ok := v.GetValue().(*commonpb.AnyValue_IntValue); return ok }
-func isDouble(v *commonpb.AnyValue) bool { _, ok := v.GetValue().(*commonpb.AnyValue_DoubleValue); return ok }
-func isString(v *commonpb.AnyValue) bool { _, ok := v.GetValue().(*commonpb.AnyValue_StringValue); return ok }
+func isBool(v *commonpb.AnyValue) bool {
+	_, ok := v.GetValue().(*commonpb.AnyValue_BoolValue)
+	return ok
+}
+func isInt(v *commonpb.AnyValue) bool { _, ok := v.GetValue().(*commonpb.AnyValue_IntValue); return ok }
+func isDouble(v *commonpb.AnyValue) bool {
+	_, ok := v.GetValue().(*commonpb.AnyValue_DoubleValue)
+	return ok
+}
+func isString(v *commonpb.AnyValue) bool {
+	_, ok := v.GetValue().(*commonpb.AnyValue_StringValue)
+	return ok
+}
 
 func sliceFromProto[T any](vals []*commonpb.AnyValue, mk func([]T) attribute.Value,
 	get func(*commonpb.AnyValue) T, is func(*commonpb.AnyValue) bool) (attribute.Value, error) {

@@ -20,7 +20,7 @@ import (
 // OpenTelemetry Collector file exporter's format, so jq and OTLP tooling
 // read it.
 type FileWriter struct {
-	mu   sync.Mutex
+	mu      sync.Mutex
 	f       *os.File
 	path    string
 	regular bool // fsync only regular files; a pipe refuses it
