@@ -96,6 +96,13 @@ func (g Glob) Match(p, workspace, home string) bool {
 	if !ok {
 		return false
 	}
+	// Quick reject on the base name, where almost every path fails
+	// (the recorder asks about every file a build writes).
+	if last := g.segs[len(g.segs)-1]; last != "**" {
+		if ok, _ := path.Match(last, rel[strings.LastIndexByte(rel, '/')+1:]); !ok {
+			return false
+		}
+	}
 	var segs []string
 	if rel != "" {
 		segs = strings.Split(rel, "/")
