@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,8 +51,8 @@ func runHelper(mode string, args []string) error {
 			return err
 		}
 		return unix.Close(fd)
-	case "net": // net TCPADDR UDPADDR
-		c, err := net.Dial("tcp", args[0])
+	case "net": // net TCPADDR UDPADDR TCP6ADDR UDP6ADDR CLOSEDADDR
+		c, err := net.Dial("tcp", args[0]) // non-blocking connect: EINPROGRESS
 		if err != nil {
 			return err
 		}
@@ -65,9 +67,67 @@ func runHelper(mode string, args []string) error {
 			return err
 		}
 		for range 3 { // one event per destination, not per datagram
-			if _, err := pc.WriteTo([]byte("q"), to); err != nil {
+			if _, err := pc.WriteTo([]byte("q"), to); err != nil { // sendto
 				return err
 			}
+		}
+		c6, err := net.Dial("tcp6", args[2])
+		if err != nil {
+			return err
+		}
+		c6.Close()
+		pc6, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			return err
+		}
+		defer pc6.Close()
+		to6, err := net.ResolveUDPAddr("udp6", args[3])
+		if err != nil {
+			return err
+		}
+		if _, _, err := pc6.WriteMsgUDP([]byte("q"), nil, to6); err != nil { // sendmsg
+			return err
+		}
+		// A blocking connect to a closed port fails in the syscall itself.
+		closed := netip.MustParseAddrPort(args[4])
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		err = unix.Connect(fd, &unix.SockaddrInet4{Addr: closed.Addr().As4(), Port: int(closed.Port())})
+		if err != unix.ECONNREFUSED {
+			return fmt.Errorf("connect to closed port: %v, want ECONNREFUSED", err)
+		}
+		// Unix sockets are not network destinations.
+		ufd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(ufd)
+		unix.Connect(ufd, &unix.SockaddrUnix{Name: "/nonexistent/agentwatch.sock"})
+		return nil
+	case "erofs": // erofs DIR: in a private mount namespace, make DIR read-only and try to change it
+		// unshare applies to this thread only; keep everything on it.
+		runtime.LockOSThread()
+		dir := args[0]
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return err
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return err
+		}
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			return err
+		}
+		if _, err := unix.Open(filepath.Join(dir, "new"), unix.O_CREAT|unix.O_WRONLY, 0o644); err != unix.EROFS {
+			return fmt.Errorf("create on a read-only mount: %v, want EROFS", err)
+		}
+		if err := unix.Unlink(filepath.Join(dir, "existing")); err != unix.EROFS {
+			return fmt.Errorf("unlink on a read-only mount: %v, want EROFS", err)
 		}
 		return nil
 	case "burst": // burst DIR N: create and delete N files
@@ -213,7 +273,7 @@ func fileLine(f event.File) string {
 	if f.NewPath != "" {
 		s += " -> " + f.NewPath
 	}
-	if f.Op == event.FileChmod || f.Op == event.FileMkdir || (f.Op == event.FileCreate && f.Mode != 0) {
+	if f.Op == event.FileChmod || f.Op == event.FileMkdir || ((f.Op == event.FileCreate || f.Errno != 0) && f.Mode != 0) {
 		s += fmt.Sprintf(" mode=%o", f.Mode)
 	}
 	if f.Errno != 0 {
@@ -241,7 +301,9 @@ func TestSensorReportsProcessTree(t *testing.T) {
 	}, "\n")
 	cmd := cg.command("/bin/sh", "-c", script)
 	cmd.Env = append(os.Environ(), "HUGE="+huge)
+	before := time.Now()
 	run(t, cmd)
+	after := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -344,13 +406,23 @@ func TestSensorReportsProcessTree(t *testing.T) {
 		if f, ok := ev.(event.File); ok && fileLine(f) != "mkdir "+w+"/sub mode=777" {
 			t.Errorf("unexpected file event: %v", fileLine(f))
 		}
-		if d := time.Since(ev.When()); d < 0 || d > time.Minute {
-			t.Errorf("event time %v is %v from now", ev.When(), d)
+		// Kernel boot-clock times converted to wall time must fall
+		// inside the run (with slack for the offset measurement).
+		if ev.When().Before(before.Add(-5*time.Millisecond)) || ev.When().After(after.Add(5*time.Millisecond)) {
+			t.Errorf("event time %v outside the run [%v, %v]", ev.When(), before, after)
 		}
 	}
 	if n := s.Dropped(); n != 0 {
 		t.Errorf("Dropped() = %d", n)
 	}
+}
+
+func byPID(evs []event.Event) map[uint32][]event.Event {
+	m := map[uint32][]event.Event{}
+	for _, ev := range evs {
+		m[ev.Process()] = append(m[ev.Process()], ev)
+	}
+	return m
 }
 
 // describe renders process events of one pid in order, without times.
@@ -401,6 +473,12 @@ func TestSensorReportsFileChanges(t *testing.T) {
 	helper := cg.command(os.Args[0], w+"/fdir", "viafd.txt")
 	helper.Env = append(os.Environ(), helperEnv+"=openat")
 	run(t, helper)
+	if err := os.WriteFile(w+"/fdir/existing", nil, 0o644); err != nil { // by the test: not reported
+		t.Fatal(err)
+	}
+	ro := cg.command(os.Args[0], w+"/fdir")
+	ro.Env = append(os.Environ(), helperEnv+"=erofs")
+	run(t, ro)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -415,13 +493,17 @@ func TestSensorReportsFileChanges(t *testing.T) {
 		"write " + w + "/moved.txt",
 		"truncate " + w + "/moved.txt",
 		"delete " + w + "/moved.txt",
-		"write /sys/kernel/btf/vmlinux errno=EACCES",
+		"write /sys/kernel/btf/vmlinux mode=666 errno=EACCES",
 		"mkdir /sys/agentwatch-nope mode=777 errno=EPERM",
 		"create " + shm + " mode=666",
 		"delete " + shm,
 		"delete " + w + "/sub",
 		"mkdir " + w + "/fdir mode=777",
 		"create " + w + "/fdir/viafd.txt mode=640",
+		// Refusals are reported: a refused create as the attempted write,
+		// a refused unlink as the delete, both with the errno.
+		"write " + w + "/fdir/new mode=644 errno=EROFS",
+		"delete " + w + "/fdir/existing errno=EROFS",
 	}
 	var got []string
 	for _, ev := range col.events() {
@@ -461,8 +543,35 @@ func TestSensorReportsNetworkDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer udp.Close()
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln6.Close()
+	go func() {
+		for {
+			c, err := ln6.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	udp6, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp6.Close()
+	// A port nobody listens on: bind one, note it, close it.
+	tmp, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := tmp.Addr().String()
+	tmp.Close()
 
-	helper := cg.command(os.Args[0], ln.Addr().String(), udp.LocalAddr().String())
+	helper := cg.command(os.Args[0], ln.Addr().String(), udp.LocalAddr().String(),
+		ln6.Addr().String(), udp6.LocalAddr().String(), closed)
 	helper.Env = append(os.Environ(), helperEnv+"=net")
 	run(t, helper)
 	if err := s.Close(); err != nil {
@@ -472,6 +581,9 @@ func TestSensorReportsNetworkDestinations(t *testing.T) {
 	want := []string{
 		fmt.Sprintf("connect tcp %s errno=0", ln.Addr()),
 		fmt.Sprintf("sendto udp %s errno=0", udp.LocalAddr()),
+		fmt.Sprintf("connect tcp %s errno=0", ln6.Addr()),
+		fmt.Sprintf("sendto udp %s errno=0", udp6.LocalAddr()),
+		fmt.Sprintf("connect tcp %s errno=%d", closed, unix.ECONNREFUSED),
 	}
 	var got []string
 	for _, ev := range col.events() {
@@ -484,6 +596,12 @@ func TestSensorReportsNetworkDestinations(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("network events:\n got %q\nwant %q", got, want)
+	}
+	// The helper is a Go program: several threads, one process. Threads
+	// are neither forks nor exits.
+	if got := describe(byPID(col.events())[uint32(helper.Process.Pid)]); len(got) != 3 ||
+		!strings.HasPrefix(got[0], "fork ") || !strings.HasPrefix(got[1], "exec ") || got[2] != "exit code=0 signal=0" {
+		t.Errorf("multi-threaded helper: got %q, want one fork, exec and exit", got)
 	}
 }
 
@@ -550,5 +668,34 @@ func TestSensorBurstLosesNothing(t *testing.T) {
 	}
 	if d := s.Dropped(); d != 0 {
 		t.Errorf("Dropped() = %d, want 0", d)
+	}
+}
+
+// Records below the wakeup threshold must still reach Emit within about
+// MaxLatency while the sensor runs, not only when Close drains the ring.
+func TestSensorDeliversWithoutClose(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	_, col := startSensor(t, cg)
+
+	cmd := cg.command("/bin/true")
+	run(t, cmd)
+	exited := time.Now()
+	pid := uint32(cmd.Process.Pid)
+	for {
+		for _, ev := range col.events() {
+			if _, ok := ev.(event.Exit); ok && ev.Process() == pid {
+				// Generous bound for a loaded 2-core machine; the
+				// configured latency is 20 ms.
+				if d := time.Since(exited); d > 500*time.Millisecond {
+					t.Errorf("exit event arrived %v after the exit", d)
+				}
+				return
+			}
+		}
+		if time.Since(exited) > 2*time.Second {
+			t.Fatal("exit event not delivered within 2s without Close")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
