@@ -333,28 +333,20 @@ func arrayFromProto(vals []*commonpb.AnyValue) (attribute.Value, error) {
 	}
 	switch vals[0].GetValue().(type) {
 	case *commonpb.AnyValue_BoolValue:
-		return sliceFromProto(vals, attribute.BoolSliceValue, (*commonpb.AnyValue).GetBoolValue, isBool)
+		return sliceFromProto(vals, attribute.BoolSliceValue, (*commonpb.AnyValue).GetBoolValue, holds[*commonpb.AnyValue_BoolValue])
 	case *commonpb.AnyValue_IntValue:
-		return sliceFromProto(vals, attribute.Int64SliceValue, (*commonpb.AnyValue).GetIntValue, isInt)
+		return sliceFromProto(vals, attribute.Int64SliceValue, (*commonpb.AnyValue).GetIntValue, holds[*commonpb.AnyValue_IntValue])
 	case *commonpb.AnyValue_DoubleValue:
-		return sliceFromProto(vals, attribute.Float64SliceValue, (*commonpb.AnyValue).GetDoubleValue, isDouble)
+		return sliceFromProto(vals, attribute.Float64SliceValue, (*commonpb.AnyValue).GetDoubleValue, holds[*commonpb.AnyValue_DoubleValue])
 	case *commonpb.AnyValue_StringValue:
-		return sliceFromProto(vals, attribute.StringSliceValue, (*commonpb.AnyValue).GetStringValue, isString)
+		return sliceFromProto(vals, attribute.StringSliceValue, (*commonpb.AnyValue).GetStringValue, holds[*commonpb.AnyValue_StringValue])
 	}
 	return attribute.Value{}, errValueType
 }
 
-func isBool(v *commonpb.AnyValue) bool {
-	_, ok := v.GetValue().(*commonpb.AnyValue_BoolValue)
-	return ok
-}
-func isInt(v *commonpb.AnyValue) bool { _, ok := v.GetValue().(*commonpb.AnyValue_IntValue); return ok }
-func isDouble(v *commonpb.AnyValue) bool {
-	_, ok := v.GetValue().(*commonpb.AnyValue_DoubleValue)
-	return ok
-}
-func isString(v *commonpb.AnyValue) bool {
-	_, ok := v.GetValue().(*commonpb.AnyValue_StringValue)
+// holds reports whether v carries the oneof variant T.
+func holds[T any](v *commonpb.AnyValue) bool {
+	_, ok := v.GetValue().(T)
 	return ok
 }
 
