@@ -98,6 +98,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	}
 	env = childEnv(env, target)
 
+	// git runs while the store opens.
+	wsRoot := make(chan string, 1)
+	go func() { wsRoot <- workspace.Root(dir) }()
+
 	// Sinks first: a run that cannot be kept must not start.
 	st, err := store.Open(o.StoreDir)
 	if err != nil {
@@ -121,7 +125,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		Start:          start,
 		UID:            target.UID,
 		User:           target.Name,
-		Workspace:      workspace.Root(dir),
+		Workspace:      <-wsRoot,
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
 		CI:             ciAttributes(env),
@@ -416,19 +420,28 @@ func (s *sensors) stop(end *recorder.End) {
 			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
 		}
 	}
+	// Nothing in the run is left to change the workspace: the drains and
+	// the after snapshot (git, the slow part) run side by side.
+	var wg sync.WaitGroup
+	var bpfErr, fsErr error
 	if s.ebpf != nil {
-		dropped := s.ebpf.Dropped()
-		if err := s.ebpf.Close(); err != nil {
-			end.Gaps = append(end.Gaps, "ebpf: "+oneLine(err))
-		}
-		end.Dropped += max(dropped, s.ebpf.Dropped())
+		wg.Go(func() {
+			dropped := s.ebpf.Dropped()
+			bpfErr = s.ebpf.Close()
+			end.Dropped += max(dropped, s.ebpf.Dropped())
+		})
 	}
 	if s.fswatch != nil {
-		if err := s.fswatch.Close(); err != nil {
-			end.Gaps = append(end.Gaps, "fswatch: "+oneLine(err))
-		}
+		wg.Go(func() { fsErr = s.fswatch.Close() })
 	}
-	end.After = workspace.Take(s.workspace)
+	wg.Go(func() { end.After = workspace.Take(s.workspace) })
+	wg.Wait()
+	if bpfErr != nil {
+		end.Gaps = append(end.Gaps, "ebpf: "+oneLine(bpfErr))
+	}
+	if fsErr != nil {
+		end.Gaps = append(end.Gaps, "fswatch: "+oneLine(fsErr))
+	}
 	if s.cgroup != nil {
 		if err := s.cgroup.Remove(); err != nil {
 			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
