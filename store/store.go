@@ -116,7 +116,10 @@ func Open(dir string) (*Store, error) {
 	// _txlock=immediate: every transaction takes the write lock at BEGIN,
 	// so two processes never both read-then-upgrade and deadlock (SQLite
 	// would answer SQLITE_BUSY at once, ignoring the busy timeout).
-	dsn := "file:" + path + "?_txlock=immediate" +
+	// A URI filename: %, ? and # in the path must be escaped or SQLite
+	// would read them as escapes, the query or a fragment.
+	uriPath := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	dsn := "file:" + uriPath + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

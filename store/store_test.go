@@ -123,6 +123,17 @@ func TestSaveListLoad(t *testing.T) {
 	}
 }
 
+func TestOddDirectoryName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "100% sure?#x")
+	s := open(t, dir)
+	if err := s.Save(context.Background(), runTrace("odd", base, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
+		t.Errorf("database not at %s: %v", filepath.Join(dir, store.FileName), err)
+	}
+}
+
 func TestSaveRejectsTraceWithoutRoot(t *testing.T) {
 	s := open(t, t.TempDir())
 	err := s.Save(context.Background(), &telemetry.Trace{RunID: "x"})
