@@ -73,8 +73,8 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 		if len(b) < execFixedSize {
 			return nil, fmt.Errorf("decoding exec record: %w", errShort)
 		}
-		lens := []int{int(ne.Uint16(b[28:30])), int(ne.Uint16(b[30:32])), int(ne.Uint16(b[32:34]))}
-		strs, err := splitData(b[execFixedSize:], lens)
+		lens := [4]int{int(ne.Uint16(b[28:30])), int(ne.Uint16(b[30:32])), int(ne.Uint16(b[32:34]))}
+		strs, err := splitData(b[execFixedSize:], &lens)
 		if err != nil {
 			return nil, fmt.Errorf("decoding exec record: %w", err)
 		}
@@ -97,11 +97,11 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 		if len(b) < fileFixedSize {
 			return nil, fmt.Errorf("decoding file record: %w", errShort)
 		}
-		lens := make([]int, 4)
+		var lens [4]int
 		for i := range lens {
 			lens[i] = int(ne.Uint16(b[28+2*i:]))
 		}
-		strs, err := splitData(b[fileFixedSize:], lens)
+		strs, err := splitData(b[fileFixedSize:], &lens)
 		if err != nil {
 			return nil, fmt.Errorf("decoding file record: %w", err)
 		}
@@ -146,13 +146,14 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 }
 
 // splitData cuts the variable part of a record into consecutive strings of
-// the given lengths.
-func splitData(data []byte, lens []int) ([][]byte, error) {
-	out := make([][]byte, len(lens))
+// the given lengths (unused trailing lengths are 0). Fixed-size arrays keep
+// the reader's per-record allocations to the event and its strings.
+func splitData(data []byte, lens *[4]int) ([4][]byte, error) {
+	var out [4][]byte
 	off := 0
 	for i, n := range lens {
 		if off+n > len(data) {
-			return nil, fmt.Errorf("string %d (%d bytes at %d) past end of %d bytes: %w", i, n, off, len(data), errShort)
+			return out, fmt.Errorf("string %d (%d bytes at %d) past end of %d bytes: %w", i, n, off, len(data), errShort)
 		}
 		out[i] = data[off : off+n]
 		off += n

@@ -196,3 +196,16 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		t.Errorf("decode(nil) error %v, want errShort", err)
 	}
 }
+
+// The reader decodes every record on one goroutine; this bounds the event
+// rate the sensor can sustain.
+func BenchmarkDecodeFileRecord(b *testing.B) {
+	in := newRec(kindFile, 4242, 1, fileFixedSize).u8(16, uint8(event.FileCreate)).
+		strs(28, "", "/home/user/src/project/internal/pkg/file_test.go\x00").b
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decode(in, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

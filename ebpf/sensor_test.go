@@ -297,7 +297,7 @@ func TestSensorReportsProcessTree(t *testing.T) {
 		"sh -c 'exit 3' || true",
 		"sh -c 'kill -TERM $$' || true",
 		`/bin/true "$HUGE"`, // from the environment, so the script's own argv stays short
-		"exit 0", // keeps dash from exec'ing the last command in place
+		"exit 0",            // keeps dash from exec'ing the last command in place
 	}, "\n")
 	cmd := cg.command("/bin/sh", "-c", script)
 	cmd.Env = append(os.Environ(), "HUGE="+huge)
@@ -464,7 +464,7 @@ func TestSensorReportsFileChanges(t *testing.T) {
 		"echo x > /sys/kernel/btf/vmlinux 2>/dev/null || true", // refused: EACCES is evidence
 		"echo x > " + w + "/no/such/dir 2>/dev/null || true",   // ENOENT probe: noise, not reported
 		"mkdir /sys/agentwatch-nope 2>/dev/null || true",       // refused mkdir
-		"echo x > " + shm,                                      // path across two mounts (tmpfs on devtmpfs)
+		"echo x > " + shm, // path across two mounts (tmpfs on devtmpfs)
 		"rm " + shm,
 		"cd .. && rmdir sub",
 		"mkdir fdir",
