@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/agentwatch/agentwatch/supervisor"
+)
+
+// fakeRun records what `run` would have launched.
+type fakeRun struct {
+	called bool
+	opts   supervisor.Options
+	code   int
+	err    error
+}
+
+func (f *fakeRun) run(_ context.Context, o supervisor.Options) (int, error) {
+	f.called, f.opts = true, o
+	return f.code, f.err
+}
+
+func execute(t *testing.T, f *fakeRun, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Execute(context.Background(), args, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Run: f.run})
+	return code, out.String(), errb.String()
+}
+
+func TestRunFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want supervisor.Options // only the fields flags set
+	}{
+		{
+			name: "all flags",
+			args: []string{"run", "--trace-file", "t.json", "--otlp-endpoint", "http://127.0.0.1:4318", "--store", "/s",
+				"--user", "alice", "--task", "JIRA-1", "--task-url", "https://x/1", "--", "claude", "-p", "fix it"},
+			want: supervisor.Options{Argv: []string{"claude", "-p", "fix it"}, TraceFile: "t.json", StoreDir: "/s",
+				User: "alice", TaskID: "JIRA-1", TaskURL: "https://x/1"},
+		},
+		{
+			// The command's own flags are not agentwatch's, with or without "--".
+			name: "command flags without --",
+			args: []string{"run", "--store", "/s", "ls", "-la", "--user", "x"},
+			want: supervisor.Options{Argv: []string{"ls", "-la", "--user", "x"}, StoreDir: "/s"},
+		},
+		{
+			name: "flag after -- belongs to the command",
+			args: []string{"run", "--store=/s", "--", "make", "--trace-file", "y"},
+			want: supervisor.Options{Argv: []string{"make", "--trace-file", "y"}, StoreDir: "/s"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeRun{}
+			code, _, stderr := execute(t, f, tt.args...)
+			if code != 0 || !f.called {
+				t.Fatalf("exit %d, called %v; stderr:\n%s", code, f.called, stderr)
+			}
+			got := supervisor.Options{Argv: f.opts.Argv, TraceFile: f.opts.TraceFile, StoreDir: f.opts.StoreDir,
+				User: f.opts.User, TaskID: f.opts.TaskID, TaskURL: f.opts.TaskURL}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("options\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+	f := &fakeRun{}
+	execute(t, f, "run", "--store", "/s", "--otlp-endpoint", "grpc://127.0.0.1:4317", "--", "true")
+	if f.opts.OTLP.Endpoint != "grpc://127.0.0.1:4317" || f.opts.Stdin == nil || f.opts.Stderr == nil || f.opts.Version == "" {
+		t.Fatalf("options not wired: %+v", f.opts)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"run"}, "agentwatch: run: missing command"},
+		{[]string{"run", "--store", "/s", "--"}, "agentwatch: run: missing command"},
+		{[]string{"run", "--bogus", "--", "true"}, "agentwatch: unknown flag: --bogus"},
+		{[]string{"run", "--user"}, "agentwatch: flag needs an argument: --user"},
+		{[]string{"frobnicate"}, "agentwatch: unknown command \"frobnicate\""},
+		{[]string{"show"}, "agentwatch: accepts 1 arg(s), received 0"},
+		{[]string{"runs", "-n", "zero"}, "agentwatch: invalid argument \"zero\""},
+		{[]string{"runs", "-n", "0", "--store", "/s"}, "agentwatch: -n must be positive, got 0"},
+		{[]string{"doctor", "extra"}, "agentwatch: unknown command \"extra\""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f := &fakeRun{}
+			code, stdout, stderr := execute(t, f, tt.args...)
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d", code, ExitUsage)
+			}
+			if f.called {
+				t.Error("the command ran despite a usage error")
+			}
+			if !strings.HasPrefix(stderr, tt.msg) || !strings.Contains(stderr, "Usage:") {
+				t.Errorf("stderr = %q, want %q then the usage", stderr, tt.msg)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name      string
+		childCode int
+		err       error
+		code      int
+		stderr    string
+	}{
+		{"child success", 0, nil, 0, ""},
+		{"child status passes through", 3, nil, 3, ""},
+		{"child killed by SIGTERM", 143, nil, 143, ""},
+		{"not found", 0, fmt.Errorf("%w: foo", supervisor.ErrCommandNotFound), ExitNotFound, "agentwatch: command not found: foo\n"},
+		{"cannot execute", 0, fmt.Errorf("%w ./x: permission denied", supervisor.ErrCannotExecute), ExitCannotExecute, "agentwatch: cannot execute ./x: permission denied\n"},
+		{"unknown user", 0, fmt.Errorf("%w %q", supervisor.ErrUnknownUser, "bob"), ExitFailure, "agentwatch: unknown user \"bob\"\n"},
+		// The child ran (exit 0) but the run could not be saved: agentwatch's
+		// failure must not pass for the child's success.
+		{"store failure after the child", 0, errors.New("saving run x: disk full"), ExitFailure, "agentwatch: saving run x: disk full\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeRun{code: tt.childCode, err: tt.err}
+			code, _, stderr := execute(t, f, "run", "--store", "/s", "--", "cmd")
+			if code != tt.code || stderr != tt.stderr {
+				t.Fatalf("exit %d stderr %q; want %d %q", code, stderr, tt.code, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestExitCodeMapping(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{usageError{errors.New("x")}, 2},
+		{fmt.Errorf("wrapped: %w", usageError{errors.New("x")}), 2},
+		{fmt.Errorf("starting: %w", fmt.Errorf("%w: foo", supervisor.ErrCommandNotFound)), 127},
+		{fmt.Errorf("%w x", supervisor.ErrCannotExecute), 126},
+		{supervisor.ErrRootRefused, 125},
+		{errors.New("anything else"), 125},
+	}
+	for _, tt := range tests {
+		if got := ExitCode(tt.err); got != tt.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	tests := []struct {
+		release string
+		want    bool
+	}{
+		{"6.18.44-fc-v782", true},
+		{"5.8.0", true},
+		{"5.7.19", false},
+		{"4.19.0-21-amd64", false},
+		{"5.10-rc1", true},
+		{"garbage", false},
+	}
+	for _, tt := range tests {
+		if got := kernelAtLeast(tt.release, 5, 8); got != tt.want {
+			t.Errorf("kernelAtLeast(%q) = %v, want %v", tt.release, got, tt.want)
+		}
+	}
+}
+
+// TestDoctorOnThisMachine checks doctor against what this machine really
+// has: a cgroup v2 mount, and an answer for every sensor.
+func TestDoctorOnThisMachine(t *testing.T) {
+	code, stdout, stderr := execute(t, &fakeRun{}, "doctor")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	mount, _, err := supervisor.Cgroup2Mount()
+	for _, want := range []string{"privileges", "kernel", "BTF", "cgroup v2", "bpffs", "tracefs", "eBPF programs", "inotify", "git", "  ebpf ", "  fswatch "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if err == nil && !strings.Contains(stdout, mount) {
+		t.Errorf("doctor does not name the cgroup2 mount %s:\n%s", mount, stdout)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := execute(t, &fakeRun{}, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "agentwatch ") {
+		t.Fatalf("version: exit %d, %q", code, stdout)
+	}
+}
