@@ -370,21 +370,27 @@ func shellAgent(shell string, args []string, depth int) string {
 	found := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a == "--" || !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
-			if strings.HasPrefix(a, "--") && a != "--" {
-				continue // --login, --norc
+		switch {
+		case a == "-o" || a == "+o" || a == "-O" || a == "+O":
+			i++ // bash -o pipefail -c "…"
+			continue
+		case a == "--":
+		case strings.HasPrefix(a, "--"):
+			continue // --login, --norc
+		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
+			if !strings.Contains(a[1:], "c") {
+				continue
 			}
-			break
-		}
-		if strings.Contains(a[1:], "c") {
+			// The command string is the first non-option argument after
+			// the options (bash -c -e 'cmd' works too).
 			for j := i + 1; j < len(args); j++ {
-				if !strings.HasPrefix(args[j], "-") {
+				if !strings.HasPrefix(args[j], "-") && !strings.HasPrefix(args[j], "+") {
 					script, found = args[j], true
 					break
 				}
 			}
-			break
 		}
+		break
 	}
 	if !found {
 		// A script file (bash run-agent.sh) or an interactive shell.

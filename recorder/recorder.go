@@ -53,9 +53,9 @@ type RunInfo struct {
 // End is what the supervisor knows when the run is over.
 type End struct {
 	Time     time.Time
-	ExitCode int // the child's exit status; 128+signal when killed
-	Signal   int // signal that killed the child, 0 otherwise
-	Dropped  uint64
+	ExitCode int      // the child's exit status; 128+signal when killed
+	Signal   int      // signal that killed the child, 0 otherwise
+	Dropped  uint64   // events lost that no event.Dropped reported; added to those that did
 	Gaps     []string // capabilities lost during the run
 	After    *workspace.Snapshot
 }
@@ -412,8 +412,8 @@ func (r *Recorder) fswatch(e event.File) {
 			continue
 		}
 		p := cleanPath(raw)
-		if r.ws != "" && !r.inWorkspace(p) {
-			continue
+		if r.ws != "" && !r.inWorkspace(p) || hasPathPrefix(p, r.ws+"/.git/objects") {
+			continue // eBPF summarises git's object store; fswatch has no process to summarise on
 		}
 		fs := r.fsw[p]
 		if fs == nil {

@@ -712,3 +712,35 @@ func TestAddAfterFinishIgnored(t *testing.T) {
 		t.Error("Finish is not idempotent or Add after Finish changed the trace")
 	}
 }
+
+// git's object store is summarised like a build cache; refs and hooks
+// inside .git stay spans (a hook is a protected path); a file moved out of
+// the workspace is still a workspace change.
+func TestGitInternalsAndMoves(t *testing.T) {
+	tr := record(runInfo(), []event.Event{
+		exec(1, 100, 1, "/usr/bin/git", ws, "git", "commit", "-m", "x"),
+		file(2, 100, event.FileCreate, ws+"/.git/objects/ab/cdef0123"),
+		file(3, 100, event.FileCreate, ws+"/.git/objects/12/3456789a"),
+		file(4, 100, event.FileWrite, ws+"/.git/refs/heads/main"),
+		file(5, 100, event.FileCreate, ws+"/.git/hooks/pre-commit"),
+		event.File{Header: hdr(6, 100), Source: event.SourceEBPF, Op: event.FileRename, Path: ws + "/notes.md", NewPath: "/tmp/notes.md"},
+		file(7, 100, event.FileWrite, "/dev/tty"),
+		event.File{Header: hdr(8, 0), Source: event.SourceFSWatch, Op: event.FileCreate, Path: ws + "/.git/objects/ff/00"},
+		event.File{Header: hdr(9, 0), Source: event.SourceFSWatch, Op: event.FileDelete, Path: ws + "/notes.md"},
+		exit(10, 100, 0, 0),
+	}, End{Time: at(11)})
+	want := "agent_run\n  bash_command git\n    file_write .git/refs/heads/main\n    file_write .git/hooks/pre-commit\n    file_write notes.md\n"
+	if got := tree(t, tr); got != want {
+		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
+	}
+	wantAttrs(t, find(t, tr, "bash_command git"), map[attribute.Key]string{
+		telemetry.FilesWritten:          "5",
+		telemetry.FilesOutsideWorkspace: "2",
+		telemetry.FilesOutsideTopDirs:   `["` + ws + `/.git/objects (2)"]`,
+	})
+	wantAttrs(t, find(t, tr, "file_write notes.md"), map[attribute.Key]string{
+		telemetry.FileRenamedTo:   "/tmp/notes.md",
+		telemetry.FileInWorkspace: "true",
+		telemetry.FileClass:       "docs",
+	})
+}

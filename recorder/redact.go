@@ -52,12 +52,26 @@ var notValueWords = map[string]bool{
 }
 
 // isSecretName reports whether a flag or variable name announces a secret
-// value: --api-key, --password, GH_TOKEN, AWS_SECRET_ACCESS_KEY.
-func isSecretName(name string) bool {
+// value: --api-key, --password, GH_TOKEN, AWS_SECRET_ACCESS_KEY,
+// PGPASSWORD. Variables (loose) match on substrings, as people glue words
+// together there; flags match on whole words, so --max-tokens 500 stays.
+func isSecretName(name string, loose bool) bool {
 	name = strings.ToLower(strings.TrimLeft(name, "-"))
 	words := strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' || r == '.' })
 	if len(words) == 0 || notValueWords[words[len(words)-1]] {
 		return false
+	}
+	for _, sub := range []string{"password", "passwd", "passphrase", "secret"} {
+		if strings.Contains(name, sub) {
+			return true
+		}
+	}
+	if loose {
+		for _, sub := range []string{"token", "apikey", "api_key", "credential", "private_key", "access_key"} {
+			if strings.Contains(name, sub) {
+				return true
+			}
+		}
 	}
 	for i, w := range words {
 		if secretWords[w] {
@@ -92,14 +106,14 @@ func RedactString(s string) string {
 	})
 	s = secretAssign.ReplaceAllStringFunc(s, func(m string) string {
 		sub := secretAssign.FindStringSubmatch(m)
-		if !isSecretName(sub[1]) || sub[2] == Redacted {
+		if !isSecretName(sub[1], true) || sub[2] == Redacted {
 			return m
 		}
 		return sub[1] + "=" + Redacted
 	})
 	s = secretFlag.ReplaceAllStringFunc(s, func(m string) string {
 		sub := secretFlag.FindStringSubmatch(m)
-		if !isSecretName(sub[1]) || sub[3] == Redacted {
+		if !isSecretName(sub[1], false) || sub[3] == Redacted {
 			return m
 		}
 		return sub[1] + sub[2] + Redacted
@@ -151,7 +165,7 @@ func RedactArgs(argv []string) []string {
 			continue
 		}
 		switch {
-		case hasNext && strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && isSecretName(a) && !strings.HasPrefix(argv[i+1], "-"):
+		case hasNext && strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && isSecretName(a, false) && !strings.HasPrefix(argv[i+1], "-"):
 			out[i+1] = Redacted
 			i++
 		case hasNext && (strings.EqualFold(a, "bearer") || strings.EqualFold(a, "basic")):

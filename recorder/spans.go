@@ -357,9 +357,8 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 		gaps = append(gaps, fmt.Sprintf("events dropped: %d", dropped))
 	}
 	a = append(a, telemetry.EventsDropped.Int64(int64(min(dropped, 1<<63-1))))
-	if len(gaps) > 0 {
-		a = append(a, telemetry.TelemetryGaps.StringSlice(gaps))
-	}
+	// Always present: an empty list is the evidence that nothing was missing.
+	a = append(a, telemetry.TelemetryGaps.StringSlice(gaps))
 	a = append(a, r.activityAttrs(r.root)...)
 	sp.Attrs = append(sp.Attrs, a...)
 
