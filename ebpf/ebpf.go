@@ -35,6 +35,10 @@ const (
 	DefaultMaxLatency = 20 * time.Millisecond
 )
 
+// privilegeHint says what the loader needs; callers test the wrapped error
+// with errors.Is(err, os.ErrPermission).
+const privilegeHint = "needs root, or CAP_BPF and CAP_PERFMON"
+
 // Config selects what the sensor watches.
 type Config struct {
 	CgroupID    uint64 // cgroup v2 id of the run's cgroup (inode number of its directory)
@@ -137,8 +141,10 @@ func Start(cfg Config) (*Sensor, error) {
 // load loads the collection with the run's settings. Verifier errors are
 // formatted with %+v: the full log is the only useful clue.
 func load(objs *agentwatchObjects, cgroupID uint64, level uint32, ring int) error {
+	// A no-op on kernels that charge BPF memory to the cgroup (5.11+); it
+	// fails with EPERM without privileges, which is the useful message.
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("raising RLIMIT_MEMLOCK for eBPF maps: %w", err)
+		return fmt.Errorf("preparing to load eBPF programs (%s): %w", privilegeHint, err)
 	}
 	spec, err := loadAgentwatch()
 	if err != nil {
@@ -163,7 +169,10 @@ func load(objs *agentwatchObjects, cgroupID uint64, level uint32, ring int) erro
 		if errors.As(err, &ve) {
 			return fmt.Errorf("loading eBPF programs: verifier rejected them: %+v", ve)
 		}
-		return fmt.Errorf("loading eBPF programs (needs root or CAP_BPF+CAP_PERFMON, and a kernel with BTF): %w", err)
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("loading eBPF programs (%s): %w", privilegeHint, err)
+		}
+		return fmt.Errorf("loading eBPF programs (needs a kernel with BTF, ring buffers and tp_btf): %w", err)
 	}
 	return nil
 }
