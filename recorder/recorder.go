@@ -11,6 +11,25 @@
 // destination), never per event: repeated operations become counts and
 // capped lists on one span, and writes outside the workspace become a
 // summary on the process span.
+//
+// Decisions a reader of the trace should know:
+//   - openinference.span.kind: AGENT for agent_run, TOOL for process spans
+//     (each is a tool the agent ran), CHAIN for file and network spans
+//     (steps inside a tool). network_call has span kind CLIENT, the rest
+//     INTERNAL.
+//   - agentwatch.file.operation is the most significant operation seen, by
+//     delete > rename > create > truncate > write > mkdir > chmod: where the
+//     path ended up first, then whether it is new, then how it changed.
+//     agentwatch.file.operations has the order (runs of one op once, capped
+//     at 16, the latest kept last); agentwatch.file.operations.count the
+//     total.
+//   - A killed process gets process.exit.code 128+signal, as shells report
+//     it, plus agentwatch.process.signal and error.type = the signal name.
+//   - Writes outside the workspace, and into .git/objects, are counted per
+//     distinct path (agentwatch.files.outside_workspace) with the top five
+//     directories (first three components) as "dir (count)".
+//   - agentwatch.events.dropped is the sum of event.Dropped counts and
+//     End.Dropped.
 package recorder
 
 import (
