@@ -77,7 +77,7 @@ func (g Glob) String() string { return g.src }
 // root, so a leading "**/" still matches at any depth. home anchors "~/"
 // patterns; when it is empty they match nothing.
 func (g Glob) Match(p, workspace, home string) bool {
-	if !strings.HasPrefix(p, "/") {
+	if !strings.HasPrefix(p, "/") || len(g.segs) == 0 { // the zero Glob matches nothing
 		return false
 	}
 	base := "/"

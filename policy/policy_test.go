@@ -71,6 +71,12 @@ func TestGlobMatch(t *testing.T) {
 	}
 }
 
+func TestZeroGlob(t *testing.T) {
+	if (Glob{}).Match("/x", "", "") {
+		t.Error("zero Glob matched")
+	}
+}
+
 func TestCompileGlobErrors(t *testing.T) {
 	for _, p := range []string{"", "~user/.ssh", "a**b/c", "src/[", "/", "a//b", "../x", "~/"} {
 		if _, err := CompileGlob(p); err == nil {
