@@ -480,6 +480,14 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	return 0;
 }
 
+// A failed file operation is reported only when it was refused: that is
+// evidence (a write to a protected path). Other failures (ENOENT from
+// probing, EEXIST from mkdir -p, ...) changed nothing and are noise.
+static __always_inline bool refused(long ret)
+{
+	return ret == -EACCES || ret == -EPERM || ret == -EROFS;
+}
+
 static __always_inline bool tracked(long id)
 {
 	switch (id) {
@@ -595,8 +603,7 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 		r->len[1] = put_file_path(f, pos);
 		pos += r->len[1];
 	} else {
-		// Failed probes (ENOENT ...) are noise; refusals are evidence.
-		if (ret != -EACCES && ret != -EPERM && ret != -EROFS)
+		if (!refused(ret))
 			return;
 		// Whether the file existed is unknown here (checking would cost a
 		// lookup), so a refused open is reported as the attempt to write.
@@ -676,6 +683,8 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	struct sys_args args = *a;
 	bpf_map_delete_elem(&inflight, &key);
 
+	if (ret < 0 && !refused(ret) && args.id != NR_connect && args.id != NR_sendto && args.id != NR_sendmsg)
+		return 0;
 	struct heap *hp = get_heap();
 	if (!hp)
 		return 0;
@@ -765,6 +774,8 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		if (args.id == NR_fchmod)
 			r->mode = args.a[1];
 		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		if (n == 0)
+			return 0; // not an open file: nothing to name
 		r->len[1] = n;
 		pos += n;
 		break;

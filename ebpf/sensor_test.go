@@ -464,7 +464,9 @@ func TestSensorReportsFileChanges(t *testing.T) {
 		"echo x > /sys/kernel/btf/vmlinux 2>/dev/null || true", // refused: EACCES is evidence
 		"echo x > " + w + "/no/such/dir 2>/dev/null || true",   // ENOENT probe: noise, not reported
 		"mkdir /sys/agentwatch-nope 2>/dev/null || true",       // refused mkdir
-		"echo x > " + shm, // path across two mounts (tmpfs on devtmpfs)
+		"rm -f " + w + "/sub/nonexistent",                      // ENOENT: changed nothing, not reported
+		"mkdir -p " + w + "/sub",                               // EEXIST: likewise
+		"echo x > " + shm,                                      // path across two mounts (tmpfs on devtmpfs)
 		"rm " + shm,
 		"cd .. && rmdir sub",
 		"mkdir fdir",
