@@ -228,6 +228,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	end.Time = time.Now()
 
 	tr := rec.Finish(end)
+	selfCost(tr)
 	return end.ExitCode, record(ctx, o, st, traceFile, tr, stderr)
 }
 
@@ -451,4 +452,18 @@ func (s *sensors) stop(end *recorder.End) {
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// selfCost records what observing the run cost the supervisor (CPU and
+// peak RSS), the overhead figure `make bench` reports. It is set on the
+// finished root because recorder.End has no field for it yet.
+func selfCost(tr *telemetry.Trace) {
+	root := tr.Root()
+	var ru syscall.Rusage
+	if root == nil || syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	root.SetAttr(telemetry.SupervisorCPUSeconds.Float64(cpu.Seconds()))
+	root.SetAttr(telemetry.SupervisorMaxRSS.Int64(ru.Maxrss * 1024)) // ru_maxrss is in KiB on Linux
 }

@@ -1,0 +1,142 @@
+package supervisor_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/privtest"
+	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// TestRecordsProcessTreeAndFiles wraps a real shell script as root with
+// the real sensors and asserts the stored trace: every exec'd process nested
+// under the one that started it, each file change under the process that
+// made it, and the same trace in the OTLP/JSON file.
+func TestRecordsProcessTreeAndFiles(t *testing.T) {
+	privtest.Require(t)
+	ws, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "init", "-q", ws).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v %s", err, out)
+	}
+	script := filepath.Join(ws, "agent.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+mkdir -p src
+echo 'package main' > src/main.go
+sh -c 'echo draft > notes.tmp; mv notes.tmp NOTES.md'
+rm src/main.go
+exit 4
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	storeDir, traceFile := t.TempDir(), filepath.Join(t.TempDir(), "run.json")
+	cmd := agentwatch(t, "run", "--user", "root", "--store", storeDir, "--trace-file", traceFile, "--task", "T-1", "--", "./agent.sh")
+	cmd.Dir = ws
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 4 {
+		t.Fatalf("exit %d, want the script's 4:\n%s", code, out)
+	}
+	id := runID(t, string(out))
+
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, _, err := st.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(s *telemetry.Span, k attribute.Key) string { v, _ := s.Attr(k); return v.Emit() }
+	byID := map[string]*telemetry.Span{}
+	for i := range tr.Spans {
+		byID[tr.Spans[i].SpanID.String()] = &tr.Spans[i]
+	}
+	parent := func(s *telemetry.Span) *telemetry.Span { return byID[s.ParentID.String()] }
+	command := func(line string) *telemetry.Span {
+		t.Helper()
+		for i := range tr.Spans {
+			if s := &tr.Spans[i]; s.Name == telemetry.SpanBashCommand && str(s, telemetry.ProcessCommandLine) == line {
+				return s
+			}
+		}
+		t.Fatalf("no bash_command span for %q", line)
+		return nil
+	}
+	fileOp := func(path, op string) *telemetry.Span {
+		t.Helper()
+		for i := range tr.Spans {
+			s := &tr.Spans[i]
+			if s.Name == telemetry.SpanFileWrite && str(s, telemetry.FilePath) == path && strings.Contains(str(s, telemetry.FileOperation), op) {
+				return s
+			}
+		}
+		t.Fatalf("no file_write span %s %s", op, path)
+		return nil
+	}
+
+	root := tr.Root()
+	if root == nil || root.Name != telemetry.SpanAgentRun {
+		t.Fatalf("root span %+v", root)
+	}
+	if v, _ := root.Attr(telemetry.ProcessExitCode); v.AsInt64() != 4 {
+		t.Errorf("root exit code %v, want 4", v.Emit())
+	}
+	if v, _ := root.Attr(telemetry.Sensors); !slices.Contains(v.AsStringSlice(), "ebpf") || !slices.Contains(v.AsStringSlice(), "fswatch") {
+		t.Errorf("sensors %v, want ebpf and fswatch", v.Emit())
+	}
+	if v, _ := root.Attr(telemetry.TelemetryGaps); len(v.AsStringSlice()) != 0 {
+		t.Errorf("telemetry gaps %v as root, want none", v.AsStringSlice())
+	}
+	if got := str(root, telemetry.TaskID); got != "T-1" {
+		t.Errorf("task id %q", got)
+	}
+
+	shell := command("/bin/sh " + script)
+	inner := command("sh -c 'echo draft > notes.tmp; mv notes.tmp NOTES.md'")
+	mv := command("mv notes.tmp NOTES.md")
+	rm := command("rm src/main.go")
+	for _, c := range []struct {
+		child, parent *telemetry.Span
+		what          string
+	}{
+		{shell, root, "the script under agent_run"},
+		{command("mkdir -p src"), shell, "mkdir under the script"},
+		{inner, shell, "sh -c under the script"},
+		{mv, inner, "mv under sh -c"},
+		{rm, shell, "rm under the script"},
+		{fileOp(filepath.Join(ws, "src/main.go"), "create"), shell, "the redirect's create under the script"},
+		{fileOp(filepath.Join(ws, "notes.tmp"), "create"), inner, "notes.tmp under sh -c"},
+		{fileOp(filepath.Join(ws, "notes.tmp"), "rename"), mv, "the rename under mv"},
+		{fileOp(filepath.Join(ws, "src/main.go"), "delete"), rm, "the delete under rm"},
+	} {
+		if p := parent(c.child); p != c.parent {
+			t.Errorf("%s: parent is %+v, want the %s span %s", c.what, p, c.parent.Name, c.parent.SpanID)
+		}
+	}
+	if v, _ := shell.Attr(telemetry.ProcessExitCode); v.AsInt64() != 4 {
+		t.Errorf("script span exit code %v", v.Emit())
+	}
+
+	reqs, err := export.ReadFile(traceFile)
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("trace file: %d requests, %v", len(reqs), err)
+	}
+	fromFile, err := export.FromRequest(reqs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromFile.Spans) != len(tr.Spans) {
+		t.Errorf("trace file has %d spans, the store %d", len(fromFile.Spans), len(tr.Spans))
+	}
+}
