@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // isProcess tells process spans (bash_command and its classes) from the
@@ -170,39 +171,89 @@ func logTree(t *testing.T, tr *traceTree) {
 	t.Logf("trace (%d spans):\n%s", len(tr.Spans), b.String())
 }
 
-// checkShowAgrees asserts `agentwatch show RUN --json` describes the same
-// run as the trace file: every span id of the file appears in it. The
-// show format is the CLI's own; ids are the one thing both must share.
-func checkShowAgrees(t *testing.T, tr *traceTree, out string) {
+// showDocument is the part of `agentwatch show RUN --json` compared here
+// (report.JSONDocument's field names, decoded independently so a change of
+// the CLI's output format fails this test).
+type showDocument struct {
+	Run struct {
+		ID        string `json:"id"`
+		TraceID   string `json:"trace_id"`
+		Agent     string `json:"agent"`
+		ExitCode  *int64 `json:"exit_code"`
+		SpanCount int    `json:"span_count"`
+	} `json:"run"`
+	Spans []*showSpan `json:"spans"`
+}
+
+type showSpan struct {
+	Name         string         `json:"name"`
+	SpanID       string         `json:"span_id"`
+	ParentSpanID string         `json:"parent_span_id"`
+	Attributes   map[string]any `json:"attributes"`
+	Children     []*showSpan    `json:"children"`
+}
+
+// checkShowAgrees asserts `agentwatch show RUN --json`, read from the
+// store, describes the same run as the trace file: same run summary, the
+// same spans with the same names and nesting, and the same values for the
+// attributes this test asserts on.
+func checkShowAgrees(t *testing.T, tr *traceTree, runID, out string) {
 	t.Helper()
-	var doc any
+	var doc showDocument
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("show --json output is not JSON: %v\n%s", err, out)
 	}
+	root := tr.roots()[0]
+	if doc.Run.ID != runID || normID(doc.Run.TraceID) != root.TraceID || doc.Run.Agent != "claude" ||
+		doc.Run.ExitCode == nil || *doc.Run.ExitCode != 0 || doc.Run.SpanCount != len(tr.Spans) {
+		t.Errorf("show --json run = %+v, want id %s, trace %s, agent claude, exit 0, %d spans",
+			doc.Run, runID, root.TraceID, len(tr.Spans))
+	}
+	compared := []attribute.Key{
+		telemetry.ProcessCommandLine, telemetry.ProcessUserID, telemetry.ProcessPID,
+		telemetry.FilePath, telemetry.ServerPort, telemetry.NetworkPeerAddress,
+	}
 	seen := map[string]bool{}
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case string:
-			seen[normID(v)] = true
-		case []any:
-			for _, e := range v {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range v {
-				walk(e)
+	var walk func(s *showSpan, parent string)
+	walk = func(s *showSpan, parent string) {
+		id := normID(s.SpanID)
+		seen[id] = true
+		want, ok := tr.ByID[id]
+		switch {
+		case !ok:
+			t.Errorf("show --json has span %s %s, not in the trace file", s.Name, s.SpanID)
+		case want.Name != s.Name || want.ParentID != normID(s.ParentSpanID) || want.ParentID != parent:
+			t.Errorf("show --json span %s: name %q parent %q (nested under %q), trace file: %q parent %q",
+				id, s.Name, normID(s.ParentSpanID), parent, want.Name, want.ParentID)
+		default:
+			for _, k := range compared {
+				fv, fok := want.Attrs[string(k)]
+				sv, sok := s.Attributes[string(k)]
+				if fok != sok || plain(fv) != plain(sv) {
+					t.Errorf("span %s %s: %s = %v in show --json, %v in the trace file", s.Name, id, k, sv, fv)
+				}
 			}
 		}
+		for _, c := range s.Children {
+			walk(c, id)
+		}
 	}
-	walk(doc)
-	var missing []string
+	for _, s := range doc.Spans {
+		walk(s, normID(s.ParentSpanID))
+	}
 	for _, s := range tr.Spans {
 		if !seen[s.SpanID] {
-			missing = append(missing, s.Name+" "+s.SpanID)
+			t.Errorf("show --json lacks span %s %s of the trace file", s.Name, s.SpanID)
 		}
 	}
-	if len(missing) > 0 {
-		t.Errorf("show --json lacks %d of the trace file's %d spans: %v", len(missing), len(tr.Spans), missing)
+}
+
+// plain renders an attribute value for comparison: JSON numbers decode as
+// float64 and the file's integers as int64, and a pid printed as a float
+// would read 4.194304e+06.
+func plain(v any) string {
+	if f, ok := v.(float64); ok && f == float64(int64(f)) {
+		return fmt.Sprint(int64(f))
 	}
+	return fmt.Sprint(v)
 }

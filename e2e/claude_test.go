@@ -81,5 +81,5 @@ func TestAgentwatchWrapsClaude(t *testing.T) {
 	if sres.Err != nil || sres.ExitCode != 0 {
 		t.Fatalf("agentwatch show %s --json: exit %d, %v: %s", runID, sres.ExitCode, sres.Err, sres.Stderr)
 	}
-	checkShowAgrees(t, tr, sres.Stdout)
+	checkShowAgrees(t, tr, runID, sres.Stdout)
 }
