@@ -400,7 +400,11 @@ func shellAgent(shell string, args []string, depth int) string {
 		}
 		return scriptAgent(rest[0])
 	}
-	var first string
+	// A known agent anywhere in the script names the run; otherwise a
+	// one-command script is named by that command, and a real script
+	// (several commands) by the shell — its first command (a mkdir, a cd)
+	// says nothing about what ran.
+	var names []string
 	for _, cmd := range simpleCommands(script) {
 		cmd = skipAssignments(cmd)
 		if len(cmd) == 0 {
@@ -410,14 +414,12 @@ func shellAgent(shell string, args []string, depth int) string {
 		if _, known := knownAgentValue(name); known {
 			return name
 		}
-		if first == "" {
-			first = name
-		}
+		names = append(names, name)
 	}
-	if first == "" {
-		return shell
+	if len(names) == 1 {
+		return names[0]
 	}
-	return first
+	return shell
 }
 
 func knownAgentValue(name string) (string, bool) {

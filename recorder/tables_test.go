@@ -11,6 +11,9 @@ func TestAgentName(t *testing.T) {
 		want string
 	}{
 		{[]string{"claude", "-p", "fix the flaky test"}, "claude"},
+		{[]string{"bash", "-c", "mkdir -p src; echo hi > src/a.go; make test"}, "bash"},
+		{[]string{"sh", "-c", "./ci/agent-task.sh --fast"}, "agent-task.sh"},
+		{[]string{"bash", "-c", "cd repo && claude -p 'fix it'"}, "claude"},
 		{[]string{"/home/u/.local/bin/claude", "--dangerously-skip-permissions"}, "claude"},
 		{[]string{"/home/u/.local/share/claude/versions/2.0.31", "-p", "hi"}, "claude"},
 		{[]string{"npx", "@anthropic-ai/claude-code", "-p", "hi"}, "claude"},
