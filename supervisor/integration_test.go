@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/agentwatch/agentwatch/export"
@@ -138,5 +139,78 @@ exit 4
 	}
 	if len(fromFile.Spans) != len(tr.Spans) {
 		t.Errorf("trace file has %d spans, the store %d", len(fromFile.Spans), len(tr.Spans))
+	}
+}
+
+// TestDegradedModeWithoutRoot runs agentwatch itself as an unprivileged
+// user: no cgroup, no eBPF, yet the run completes, fswatch still sees the
+// workspace, and the root span names each missing sensor.
+func TestDegradedModeWithoutRoot(t *testing.T) {
+	privtest.Require(t) // root is needed to become someone else
+	const nobody = 65534
+	// Not t.TempDir: its parent is 0700, closed to nobody.
+	dir, err := os.MkdirTemp("", "agentwatch-degraded-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The test binary doubles as agentwatch; nobody must be able to run it.
+	bin := filepath.Join(dir, "agentwatch")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ws, storeDir := filepath.Join(dir, "ws"), filepath.Join(dir, "store")
+	for _, d := range []string{ws, storeDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--store", storeDir, "--", "/bin/sh", "-c", "id -u; echo x > made.txt")
+	cmd.Dir = ws
+	cmd.Env = append(os.Environ(), asAgentwatch+"=1", "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("agentwatch as nobody: %v:\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "65534\n") {
+		t.Errorf("child did not run as the unprivileged caller:\n%s", out)
+	}
+	id := runID(t, string(out))
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, _, err := st.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tr.Root()
+	gaps, _ := root.Attr(telemetry.TelemetryGaps)
+	joined := strings.Join(gaps.AsStringSlice(), "\n")
+	for _, want := range []string{"cgroup: ", "ebpf: "} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("gaps %q lack %q", joined, want)
+		}
+	}
+	found := false
+	for i := range tr.Spans {
+		if v, _ := tr.Spans[i].Attr(telemetry.FilePath); v.AsString() == filepath.Join(ws, "made.txt") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("fswatch evidence of made.txt missing from the trace")
 	}
 }
