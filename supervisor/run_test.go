@@ -3,8 +3,10 @@ package supervisor_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/cli"
 	"github.com/agentwatch/agentwatch/privtest"
+	"github.com/agentwatch/agentwatch/store"
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
@@ -424,4 +427,39 @@ func TestPTY(t *testing.T) {
 	}
 	// The closing message comes after the restore, on a sane terminal.
 	out.waitFor(t, "recorded (", nil)
+}
+
+// TestCollectorDown: an unreachable collector costs a one-line warning,
+// not the run: the child's status stands and the store keeps the trace
+// marked as not exported.
+func TestCollectorDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nothing listens there any more
+	storeDir := t.TempDir()
+	args := append(append([]string{"run", "--store", storeDir, "--otlp-endpoint", endpoint}, asSelf()...), "--", "/bin/sh", "-c", "exit 6")
+	r := runAgentwatch(t, args...)
+	if r.code != 6 {
+		t.Fatalf("exit %d, want the child's 6; stderr:\n%s", r.code, r.stderr)
+	}
+	id := runID(t, r.stderr)
+	want := "agentwatch: exporting run " + id + " to " + endpoint + ": "
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "(kept in the store; retry with `agentwatch export "+id+"`)\n") {
+		t.Errorf("stderr lacks the export warning %q...:\n%s", want, r.stderr)
+	}
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, run, err := st.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Exported || run.ExportError == "" {
+		t.Errorf("store says exported=%v error=%q, want a recorded failure", run.Exported, run.ExportError)
+	}
 }

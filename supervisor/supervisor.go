@@ -240,7 +240,7 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 	if err := st.Save(ctx, tr); err != nil {
 		errs = append(errs, fmt.Errorf("saving run %s: %w", tr.RunID, err))
 	}
-	var req = export.Request(tr)
+	req := export.Request(tr)
 	if tf != nil {
 		if err := tf.Write(req); err != nil {
 			errs = append(errs, fmt.Errorf("writing trace file %s: %w", o.TraceFile, err))
