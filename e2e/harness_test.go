@@ -122,7 +122,7 @@ func ensureClaude(t *testing.T) string {
 		case err == nil:
 			claudePath = strings.TrimSpace(stdout.String())
 		case networkFailure.MatchString(stderr.String()):
-			claudeSkip = "npm registry unreachable: " + lastLine(stderr.String())
+			claudeSkip = "npm registry unreachable: " + matchingLine(stderr.String(), networkFailure)
 		default:
 			claudeErr = fmt.Errorf("running %s: %v: %s", script, err, stderr.String())
 		}
@@ -138,9 +138,13 @@ func ensureClaude(t *testing.T) string {
 	return claudePath
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+func matchingLine(s string, re *regexp.Regexp) string {
+	for _, l := range strings.Split(s, "\n") {
+		if re.MatchString(l) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
 
 // buildAgentwatch builds cmd/agentwatch once per test binary.

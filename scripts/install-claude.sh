@@ -70,7 +70,9 @@ if ! npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error
 	exit 1
 fi
 
-if "$bin" --version 2>&1 | grep -q "native binary not installed"; then
+# The stub exits 1, so capture first (pipefail would hide grep's match).
+stub_says="$("$bin" --version 2>&1 || true)"
+if [[ "$stub_says" == *"native binary not installed"* ]]; then
 	if ! (cd "$dir" && node "$pkgdir/install.cjs") >"$log" 2>&1; then
 		cat "$log" >&2
 		echo "install-claude: $pkgdir/install.cjs failed" >&2
