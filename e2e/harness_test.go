@@ -310,6 +310,9 @@ func checkModelSaw(t *testing.T, srv *fakemodel.Server) {
 		if r.Exhausted {
 			t.Errorf("claude asked for more turns than scripted")
 		}
+		if r.Turn >= 0 && !r.HasAPIKey {
+			t.Errorf("model request for turn %d came without an API key", r.Turn)
+		}
 		if r.Turn >= 0 {
 			served = append(served, r.Turn)
 		}

@@ -63,6 +63,7 @@ type Request struct {
 	Path        string // URL path, without the query
 	Query       string
 	Header      http.Header
+	HasAPIKey   bool // an x-api-key or Authorization header was sent (its value is not kept)
 	Model       string
 	Stream      bool
 	MaxTokens   int
@@ -164,8 +165,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method,
 		Path:   r.URL.Path,
 		Query:  r.URL.RawQuery,
-		Header: keptHeaders(r.Header),
-		Turn:   -1,
+		Header:    keptHeaders(r.Header),
+		HasAPIKey: r.Header.Get("X-Api-Key") != "" || r.Header.Get("Authorization") != "",
+		Turn:      -1,
 	}
 	switch {
 	case r.URL.Path == "/v1/messages" && r.Method == http.MethodPost:

@@ -248,8 +248,8 @@ func TestStreamingConversation(t *testing.T) {
 		t.Errorf("tool results = %+v, want %+v", reqs[1].ToolResults, want)
 	}
 	for _, r := range reqs {
-		if r.Header.Get("X-Api-Key") != "" || r.Header.Get("Authorization") != "" {
-			t.Errorf("API key kept in recorded headers: %v", r.Header)
+		if r.Header.Get("X-Api-Key") != "" || r.Header.Get("Authorization") != "" || !r.HasAPIKey {
+			t.Errorf("API key kept in recorded headers, or its presence not noted: %v %v", r.Header, r.HasAPIKey)
 		}
 		if r.Header.Get("Anthropic-Beta") != "claude-code-20250219" {
 			t.Errorf("anthropic-beta not recorded: %v", r.Header)
