@@ -162,9 +162,9 @@ func keptHeaders(h http.Header) http.Header {
 // ServeHTTP routes the few endpoints Claude Code calls.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := Request{
-		Method: r.Method,
-		Path:   r.URL.Path,
-		Query:  r.URL.RawQuery,
+		Method:    r.Method,
+		Path:      r.URL.Path,
+		Query:     r.URL.RawQuery,
 		Header:    keptHeaders(r.Header),
 		HasAPIKey: r.Header.Get("X-Api-Key") != "" || r.Header.Get("Authorization") != "",
 		Turn:      -1,
