@@ -130,18 +130,22 @@ type showOptions struct {
 func (a *app) showCommand() *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show RUN",
-		Short: "Show a run as a tree (or --json); RUN may be an id prefix",
-		Args:  cobra.ExactArgs(1),
+		Use:   "show [RUN]",
+		Short: "Show a run as a tree (or --json); RUN may be an id prefix, default latest",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			id := store.Latest
+			if len(args) == 1 {
+				id = args[0]
+			}
 			st, err := openStore(o.storeDir)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			tr, _, err := st.Load(cmd.Context(), args[0])
+			tr, _, err := st.Load(cmd.Context(), id)
 			if err != nil {
-				return fmt.Errorf("loading run %s: %w", args[0], err)
+				return fmt.Errorf("loading run %s: %w", id, err)
 			}
 			if o.json {
 				return report.JSON(a.env.Stdout, tr)

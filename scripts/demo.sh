@@ -8,14 +8,13 @@ bin=$(realpath "${1:-bin/agentwatch}")
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-work=$(mktemp -d /tmp/agentwatch-demo.XXXXXX)
-chmod 755 "$work"
-cd "$work"
-git init -q . && git -c user.email=demo@example.com -c user.name=demo commit -q --allow-empty -m base
-store="$work/.store"
-# The run's user (under sudo: you) must be able to write the workspace.
-[ -n "${SUDO_UID:-}" ] && chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$work"
-
+base=$(mktemp -d /tmp/agentwatch-demo.XXXXXX)
+chmod 755 "$base"
+work="$base/repo"       # the workspace the "agent" works in
+store="$base/store"     # the embedded run store (outside the workspace)
+trace="$base/run.json"  # the OTLP/JSON trace file
+mkdir "$work" && cd "$work"
+git init -q .
 cat > agent.sh <<'AGENT'
 #!/bin/sh
 # A stand-in agent: what a coding agent typically does in a repository.
@@ -28,11 +27,22 @@ sh -c 'ls src >/dev/null; echo done > build.log; rm build.log'
 exit 0
 AGENT
 chmod +x agent.sh
+git add agent.sh && git -c user.email=demo@example.com -c user.name=demo commit -q -m base
+# The agent never runs as root: under sudo it runs as you; as plain root
+# (a CI box) we hand the workspace to nobody and run it as nobody.
+user=()
+if [ -n "${SUDO_UID:-}" ]; then
+  chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$work"
+elif [ "$(id -u)" -eq 0 ]; then
+  chown -R nobody: "$work"
+  user=(--user nobody)
+fi
 
-$sudo "$bin" run --store "$store" --trace-file "$work/run.json" -- bash ./agent.sh
+
+$sudo "$bin" run "${user[@]}" --store "$store" --trace-file "$trace" -- bash ./agent.sh
 echo
 $sudo "$bin" runs --store "$store"
 echo
 $sudo "$bin" show --store "$store" latest
 echo
-echo "OTLP/JSON trace file: $work/run.json"
+echo "OTLP/JSON trace file: $trace"

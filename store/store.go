@@ -274,9 +274,12 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 	return runs, nil
 }
 
-// Load returns a run by id, unique id prefix, or full trace id (the id a
-// collector's UI shows). An ambiguous prefix is an error saying how many
-// runs match.
+// Latest names the most recent run wherever a run id is accepted.
+const Latest = "latest"
+
+// Load returns a run by id, unique id prefix, full trace id (the id a
+// collector's UI shows), or Latest. An ambiguous prefix is an error saying
+// how many runs match.
 func (s *Store) Load(ctx context.Context, id string) (*telemetry.Trace, Run, error) {
 	r, err := s.resolve(ctx, id)
 	if err != nil {
@@ -301,6 +304,16 @@ func (s *Store) Load(ctx context.Context, id string) (*telemetry.Trace, Run, err
 func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
 	if strings.TrimSpace(id) == "" {
 		return Run{}, errors.New("empty run id")
+	}
+	if id == Latest {
+		runs, err := s.List(ctx, 1)
+		if err != nil {
+			return Run{}, err
+		}
+		if len(runs) == 0 {
+			return Run{}, fmt.Errorf("%w: the store has no runs yet", ErrNotFound)
+		}
+		return runs[0], nil
 	}
 	// The prefix is compared with substr, not LIKE, so '%' and '_' in what
 	// the user typed are literal.

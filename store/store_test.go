@@ -161,6 +161,7 @@ func TestLoadByPrefix(t *testing.T) {
 		{query: "run1", want: "run1"}, // exact id, though it prefixes run10
 		{query: "run10", want: "run10"},
 		{query: traceOfC, want: "20260301-130000-cccccc"},
+		{query: store.Latest, want: "run10"}, // the newest start
 		{query: "20260301-120000-aa", err: `run id prefix "20260301-120000-aa" is ambiguous: 2 runs match`},
 		{query: "2026", err: "3 runs match"},
 		{query: "nosuch", err: "no such run"},
@@ -176,6 +177,9 @@ func TestLoadByPrefix(t *testing.T) {
 		case err != nil || r.ID != tc.want:
 			t.Errorf("Load(%q) = %q, %v; want %q", tc.query, r.ID, err, tc.want)
 		}
+	}
+	if _, _, err := open(t, t.TempDir()).Load(ctx, store.Latest); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Load(latest) on an empty store: %v, want ErrNotFound", err)
 	}
 	if _, _, err := s.Load(ctx, "nosuch"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Load(nosuch) error %v is not ErrNotFound", err)
