@@ -88,7 +88,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--bogus", "--", "true"}, "agentwatch: unknown flag: --bogus"},
 		{[]string{"run", "--user"}, "agentwatch: flag needs an argument: --user"},
 		{[]string{"frobnicate"}, "agentwatch: unknown command \"frobnicate\""},
-		{[]string{"show"}, "agentwatch: accepts 1 arg(s), received 0"},
+		{[]string{"show", "a", "b"}, "agentwatch: accepts at most 1 arg(s), received 2"},
 		{[]string{"runs", "-n", "zero"}, "agentwatch: invalid argument \"zero\""},
 		{[]string{"runs", "-n", "0", "--store", "/s"}, "agentwatch: -n must be positive, got 0"},
 		{[]string{"doctor", "extra"}, "agentwatch: unknown command \"extra\""},
