@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -85,6 +86,15 @@ func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(),
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
+	// A development aid for `make bench` investigations: a CPU profile of
+	// the whole invocation.
+	if path := os.Getenv("AGENTWATCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	return Execute(ctx, os.Args[1:], Env{
 		Stdin:  os.Stdin,
 		Stdout: os.Stdout,

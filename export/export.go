@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
@@ -93,7 +95,7 @@ func spanToProto(s *telemetry.Span) *tracepb.Span {
 		TraceId:           idBytes(s.TraceID[:], s.TraceID.IsValid()),
 		SpanId:            idBytes(s.SpanID[:], s.SpanID.IsValid()),
 		ParentSpanId:      idBytes(s.ParentID[:], s.ParentID.IsValid()),
-		Name:              s.Name,
+		Name:              validUTF8(s.Name),
 		Kind:              tracepb.Span_SpanKind(s.Kind),
 		StartTimeUnixNano: unixNano(s.Start),
 		EndTimeUnixNano:   unixNano(s.End),
@@ -254,6 +256,16 @@ func attrsToProto(attrs []attribute.KeyValue) []*commonpb.KeyValue {
 	return out
 }
 
+// validUTF8 replaces invalid bytes with U+FFFD. Paths and argv are bytes to
+// the kernel, not text: a Latin-1 file name would otherwise make the proto
+// marshal (store, OTLP) fail and lose the run.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 func valueToProto(v attribute.Value) *commonpb.AnyValue {
 	switch v.Type() {
 	case attribute.BOOL:
@@ -263,7 +275,7 @@ func valueToProto(v attribute.Value) *commonpb.AnyValue {
 	case attribute.FLOAT64:
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}}
 	case attribute.STRING:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.AsString()}}
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: validUTF8(v.AsString())}}
 	case attribute.BOOLSLICE:
 		return arrayValue(v.AsBoolSlice(), func(b bool) *commonpb.AnyValue {
 			return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: b}}
@@ -278,7 +290,7 @@ func valueToProto(v attribute.Value) *commonpb.AnyValue {
 		})
 	case attribute.STRINGSLICE:
 		return arrayValue(v.AsStringSlice(), func(s string) *commonpb.AnyValue {
-			return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: validUTF8(s)}}
 		})
 	}
 	return nil

@@ -324,3 +324,18 @@ func TestReadFileBadLine(t *testing.T) {
 		t.Errorf("ReadFile of a bad second line: err = %v, want one naming line 2", err)
 	}
 }
+
+// TestInvalidUTF8Survives: a file name that is not UTF-8 must not make the
+// store's proto marshal fail and lose the run.
+func TestInvalidUTF8Survives(t *testing.T) {
+	tr := sampleTrace()
+	tr.Spans[1].Attrs = append(tr.Spans[1].Attrs, telemetry.FilePath.String("/ws/caf\xe9.txt"),
+		telemetry.ProcessCommandArgs.StringSlice([]string{"touch", "caf\xe9.txt"}))
+	b, err := proto.Marshal(export.Request(tr))
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	if !strings.Contains(string(b), "/ws/caf\ufffd.txt") {
+		t.Error("invalid byte not replaced by U+FFFD")
+	}
+}

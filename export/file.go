@@ -86,15 +86,7 @@ func (w *FileWriter) Close() error {
 // integers, 64-bit integers as strings, and trace and span ids as hex
 // strings (protojson alone would write them as base64).
 func MarshalJSON(req *coltracepb.ExportTraceServiceRequest) ([]byte, error) {
-	raw, err := protojson.MarshalOptions{UseEnumNumbers: true}.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encoding OTLP/JSON: %w", err)
-	}
-	out, err := rewriteIDs(raw, base64ToHex)
-	if err != nil {
-		return nil, fmt.Errorf("encoding OTLP/JSON: %w", err)
-	}
-	return out, nil
+	return appendRequestJSON(make([]byte, 0, 64<<10), req), nil
 }
 
 // UnmarshalJSON decodes one OTLP/JSON request. Ids may be hex (the
@@ -199,14 +191,6 @@ func objects(v any) []map[string]any {
 		}
 	}
 	return out
-}
-
-func base64ToHex(s string) (string, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // hexToBase64 accepts both encodings: a 16-byte trace id is 32 hex or 24
