@@ -86,14 +86,22 @@ func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(),
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
-	// A development aid for `make bench` investigations: a CPU profile of
-	// the whole invocation.
+	// Development aids for `make bench` investigations: a CPU profile of
+	// the whole invocation, and its allocations.
 	if path := os.Getenv("AGENTWATCH_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
 			defer f.Close()
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if path := os.Getenv("AGENTWATCH_MEMPROFILE"); path != "" {
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	return Execute(ctx, os.Args[1:], Env{
 		Stdin:  os.Stdin,

@@ -215,11 +215,17 @@ func Summarize(tr *telemetry.Trace) (Run, error) {
 // transaction. Saving a run id again replaces it and clears its export
 // state: the trace that was exported is no longer the one stored.
 func (s *Store) Save(ctx context.Context, tr *telemetry.Trace) error {
+	return s.SaveRequest(ctx, tr, export.Request(tr))
+}
+
+// SaveRequest is Save for a caller that already converted tr to OTLP (the
+// supervisor also writes and uploads it): a large run is converted once.
+func (s *Store) SaveRequest(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest) error {
 	r, err := Summarize(tr)
 	if err != nil {
 		return fmt.Errorf("saving run: %w", err)
 	}
-	blob, err := proto.Marshal(export.Request(tr))
+	blob, err := proto.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("saving run %s: encoding trace: %w", r.ID, err)
 	}

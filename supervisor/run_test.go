@@ -446,7 +446,7 @@ func TestCollectorDown(t *testing.T) {
 		t.Fatalf("exit %d, want the child's 6; stderr:\n%s", r.code, r.stderr)
 	}
 	id := runID(t, r.stderr)
-	want := "agentwatch: exporting run " + id + " to " + endpoint + ": "
+	want := "agentwatch: run " + id + ": exporting to " + l.Addr().String() + ": connection refused"
 	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "(kept in the store; retry with `agentwatch export "+id+"`)\n") {
 		t.Errorf("stderr lacks the export warning %q...:\n%s", want, r.stderr)
 	}

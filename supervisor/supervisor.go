@@ -237,10 +237,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, stderr io.Writer) error {
 	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
 	var errs []error
-	if err := st.Save(ctx, tr); err != nil {
-		errs = append(errs, fmt.Errorf("saving run %s: %w", tr.RunID, err))
-	}
 	req := export.Request(tr)
+	if err := st.SaveRequest(ctx, tr, req); err != nil {
+		errs = append(errs, err) // already "saving run <id>: …"
+	}
 	if tf != nil {
 		if err := tf.Write(req); err != nil {
 			errs = append(errs, fmt.Errorf("writing trace file %s: %w", o.TraceFile, err))
@@ -254,8 +254,9 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		cancel()
 		_ = st.MarkExported(ctx, tr.RunID, err)
 		if err != nil {
-			fmt.Fprintf(stderr, "agentwatch: exporting run %s to %s: %v (kept in the store; retry with `agentwatch export %s`)\n",
-				tr.RunID, endpointName(o.OTLP), err, tr.RunID)
+			// err already names the endpoint ("exporting to host:port: …").
+			fmt.Fprintf(stderr, "agentwatch: run %s: %v (kept in the store; retry with `agentwatch export %s`)\n",
+				tr.RunID, err, tr.RunID)
 		}
 	}
 	if len(errs) > 0 {
@@ -263,16 +264,6 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 	}
 	fmt.Fprintf(stderr, "agentwatch: run %s recorded (%d spans)\n", tr.RunID, len(tr.Spans))
 	return nil
-}
-
-func endpointName(c export.Config) string {
-	if c.Endpoint != "" {
-		return c.Endpoint
-	}
-	if e := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
-		return e
-	}
-	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 }
 
 // joinOneLine keeps the one-line error promise when several sinks failed.
