@@ -77,6 +77,10 @@ type End struct {
 	Dropped  uint64   // events lost that no event.Dropped reported; added to those that did
 	Gaps     []string // capabilities lost during the run
 	After    *workspace.Snapshot
+	// FileSize reports a path's size after the run (file.size on
+	// file_write); nil leaves sizes out. Injected so the recorder itself
+	// does no I/O.
+	FileSize func(path string) (int64, bool)
 }
 
 // Recorder accumulates events. Add is safe for concurrent use by several
@@ -87,6 +91,8 @@ type Recorder struct {
 	pol  *policy.Policy
 	home string
 	ws   string // cleaned workspace root, "" when unknown
+
+	fileSize func(string) (int64, bool) // End.FileSize, during Finish
 
 	traceID trace.TraceID
 	seq     uint64 // span creation counter: span ids and stable ordering

@@ -744,3 +744,17 @@ func TestGitInternalsAndMoves(t *testing.T) {
 		telemetry.FileClass:       "docs",
 	})
 }
+
+// TestFileSizeAfter: file.size is the size after the run, read through the
+// injected End.FileSize (of the rename target when the path moved away);
+// deleted paths and reads get none.
+func TestFileSizeAfter(t *testing.T) {
+	end := fixtureEnd()
+	sizes := map[string]int64{ws + "/src/main.go": 120, ws + "/src/util.go": 7}
+	end.FileSize = func(p string) (int64, bool) { n, ok := sizes[p]; return n, ok }
+	tr := record(runInfo(), fixture(), end)
+	wantAttrs(t, find(t, tr, "file_write src/main.go"), map[attribute.Key]string{telemetry.FileSize: "120"})
+	wantAttrs(t, find(t, tr, "file_write src/tmp.go"), map[attribute.Key]string{telemetry.FileSize: "7"})
+	wantAttrs(t, find(t, tr, "file_write old_test.go"), map[attribute.Key]string{telemetry.FileSize: "<unset>"})
+	wantAttrs(t, find(t, tr, "file_read /home/dev/.aws/credentials"), map[attribute.Key]string{telemetry.FileSize: "<unset>"})
+}

@@ -225,6 +225,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		}
 	}
 	r.root.end = end.Time
+	r.fileSize = end.FileSize
 
 	// fswatch-only workspace paths: the whole file evidence when eBPF
 	// is missing, and what it lost otherwise. Sorted for stable ids.
@@ -462,6 +463,16 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 	}
 	if fs.renamedTo != "" {
 		a = append(a, telemetry.FileRenamedTo.String(fs.renamedTo))
+	}
+	if r.fileSize != nil && !fs.read {
+		// The size after the run, of the path or of where it was renamed to.
+		if n, ok := r.fileSize(fs.path); ok {
+			a = append(a, telemetry.FileSize.Int64(n))
+		} else if fs.renamedTo != "" {
+			if n, ok := r.fileSize(fs.renamedTo); ok {
+				a = append(a, telemetry.FileSize.Int64(n))
+			}
+		}
 	}
 	if fs.failures > 0 {
 		a = append(a, telemetry.FileFailures.Int(fs.failures))

@@ -215,7 +215,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	waitErr := forwardSignals(sigs, pid, tm == nil, tm, waited, killRun)
-	end := recorder.End{}
+	end := recorder.End{FileSize: fileSize}
 	end.ExitCode, end.Signal = exitStatus(cmd.ProcessState)
 	if cmd.ProcessState == nil {
 		sensors.stop(&end)
@@ -264,6 +264,15 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 	}
 	fmt.Fprintf(stderr, "agentwatch: run %s recorded (%d spans)\n", tr.RunID, len(tr.Spans))
 	return nil
+}
+
+// fileSize is the size of a regular file after the run, for file.size.
+func fileSize(path string) (int64, bool) {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	return fi.Size(), true
 }
 
 // joinOneLine keeps the one-line error promise when several sinks failed.
