@@ -190,3 +190,70 @@ type Gap struct {
 	Sensor string // e.g. "ebpf", "cgroup", "fswatch"
 	Reason string
 }
+
+// Verdict is an enforcer's decision.
+type Verdict uint8
+
+const (
+	Allow Verdict = iota + 1
+	Deny          // blocked (enforce mode)
+	Audit         // would have been blocked; allowed because of observe mode
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Deny:
+		return "deny"
+	case Audit:
+		return "audit"
+	}
+	return "unknown"
+}
+
+// DNSQuery: a lookup answered (or refused) by the run's DNS proxy.
+type DNSQuery struct {
+	Header           // PID when known (0: the proxy cannot tell)
+	Name      string // question name, lower-case, without the trailing dot
+	QType     string // A, AAAA, TXT, ANY, ...
+	Transport Transport
+	Client    netip.AddrPort // where the query came from
+	Answers   []netip.Addr
+	Verdict   Verdict
+	Rule      string // the network.allow pattern that matched, or the reason for a deny
+	Forwarded bool   // the query reached the upstream resolver
+	RCode     string // NOERROR, NXDOMAIN, REFUSED, SERVFAIL
+}
+
+// NetDecision: the enforcer decided about a connection or datagram (the
+// cgroup sock_addr hooks, or the SNI/Host splice check).
+type NetDecision struct {
+	Header
+	Op        NetOp
+	Transport Transport
+	Addr      netip.AddrPort // the original destination
+	Name      string         // DNS name the address was resolved from, or the SNI / Host seen
+	Verdict   Verdict
+	Rule      string // the network.allow / allow_cidrs rule that matched, or why it did not
+	Check     string // "address" (connect hook), "sni", "host", "dns-redirect"
+}
+
+// EnvFiltered: the child's environment was built from the allowlist. Names
+// only: a dropped value must never be recorded.
+type EnvFiltered struct {
+	Header
+	Kept    []string
+	Dropped []string
+	Set     []string // names added or overridden by env.set
+}
+
+// ProtectedPath: a files.protect path as the run started: made read-only
+// (enforce), watched (observe), or absent (creating it later alerts).
+type ProtectedPath struct {
+	Header
+	Path     string
+	Pattern  string
+	Existed  bool
+	ReadOnly bool
+}

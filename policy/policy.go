@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 )
 
@@ -51,8 +52,55 @@ var DefaultSecrets = []string{
 type Policy struct {
 	Mode    Mode
 	Version string // sha256 of the canonical compiled form
+	Source  string // the file it came from, "built-in" for Default
 	Protect []Glob
 	Secrets []Glob
+
+	Env        EnvPolicy
+	Network    NetworkPolicy
+	Capture    CapturePolicy
+	Alerts     AlertPolicy
+	Attributes map[string]string // copied onto the root span
+}
+
+// EnvPolicy builds the child's environment: only names matching Allow
+// (exact, or PREFIX_* / LC_* style trailing-star patterns) are kept, then
+// Set is applied.
+type EnvPolicy struct {
+	Allow []string
+	Set   map[string]string
+}
+
+// HostRule is one network.allow entry: an exact name or "*.suffix", and an
+// optional port (0: any).
+type HostRule struct {
+	Pattern string // as written, e.g. "*.githubusercontent.com" or "github.com:443"
+	Name    string // lower-case, without the port; "*.x.com" kept as is
+	Port    int
+}
+
+// NetworkPolicy is the compiled network section.
+type NetworkPolicy struct {
+	Allow         []HostRule
+	AllowCIDRs    []netip.Prefix
+	AllowLoopback bool
+	InspectPorts  []int  // default [443, 80]
+	DNSUpstream   string // "system" or host:port
+}
+
+// CapturePolicy is the content-capture tier.
+type CapturePolicy struct {
+	Content     string // metadata | full
+	OutputBytes int
+}
+
+// AlertPolicy holds the thresholds of the built-in alert rules.
+type AlertPolicy struct {
+	SpendUSD               float64
+	RetriesWithoutProgress int
+	UnknownDomain          bool
+	DependencyInstall      bool
+	WorkflowEdit           bool
 }
 
 // Default is the built-in policy: observe mode, nothing denied, the default
