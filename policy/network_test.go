@@ -38,7 +38,7 @@ func TestAllowsHost(t *testing.T) {
 		{"githubusercontent.com", 443, "", false}, // apex not matched by *.
 		{"xgithubusercontent.com", 443, "", false},
 		{"github.com", 443, "github.com:443", true},
-		{"github.com", 22, "", false}, // port restricts
+		{"github.com", 22, "", false},             // port restricts
 		{"github.com", 0, "github.com:443", true}, // DNS: port unknown
 		{"registry.npmjs.org", 443, "Registry.NPMjs.org.", true},
 		{"", 443, "", false},
