@@ -11,6 +11,7 @@
 package fswatch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -266,7 +267,7 @@ func parseEvents(buf []byte, out []rawEvent) ([]rawEvent, error) {
 		}
 		// The name is NUL-padded to an aligned length.
 		name := buf[:n]
-		if i := indexNUL(name); i >= 0 {
+		if i := bytes.IndexByte(name, 0); i >= 0 {
 			name = name[:i]
 		}
 		ev.name = string(name)
@@ -274,15 +275,6 @@ func parseEvents(buf []byte, out []rawEvent) ([]rawEvent, error) {
 		out = append(out, ev)
 	}
 	return out, nil
-}
-
-func indexNUL(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 func (w *Watcher) loop() {
