@@ -24,12 +24,13 @@ import (
 
 const (
 	// DefaultRingBytes is the ring buffer size when Config.RingBytes is 0.
-	// At ~1 M records/s of ~100 bytes a wakeup threshold of RingBytes/16
-	// (512 KiB) is reached every ~5 ms, so 8 MiB leaves ~16x headroom for a
-	// reader that is descheduled on a contended machine. It is mmap'ed into
-	// this process, so 16 MiB would cost the supervisor's RSS more than the
-	// headroom is worth.
-	DefaultRingBytes = 8 << 20
+	// At ~1 M records/s of ~100 bytes (100 MB/s, more than this machine's
+	// syscalls can produce while traced) 4 MiB holds ~40 ms — twice the
+	// reader's longest sleep (DefaultMaxLatency) — and far more at the
+	// rates measured by `make bench` (~150-250 k/s). The ring is mapped
+	// twice into this process (the kernel maps the data pages again for
+	// wrap-around), so every MiB here costs 2 MiB of the supervisor's RSS.
+	DefaultRingBytes = 4 << 20
 	// DefaultMaxLatency is how long a record may wait in the ring before
 	// the reader looks, when too little is pending to wake it.
 	DefaultMaxLatency = 20 * time.Millisecond
