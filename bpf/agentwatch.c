@@ -3,7 +3,8 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 //
 // agentwatch's kernel side: process lifecycle (fork/exec/exit), file
-// changes (open-for-write, unlink, rename, chmod, truncate, mkdir) and
+// changes (open-for-write, unlink, rename, chmod, truncate, mkdir), read
+// opens of the few files Go put in the secrets map, and
 // network destinations (connect, sendto/sendmsg) of the tasks in one run's
 // cgroup, written to one ring buffer as variable-length records that start
 // with a one-byte kind. ebpf/decode.go is the other half of every layout here.
@@ -39,11 +40,14 @@ volatile const __u64 wakeup_bytes = 256 * 1024;
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define O_WRITE_INTENT (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
 #define FMODE_CREATED 0x100000
 #define S_IFMT 0170000
 #define S_IFREG 0100000
 #define EPERM 1
 #define EACCES 13
+#define EBUSY 16
 #define EROFS 30
 #define EBADF 9
 #define ENOTSOCK 88
@@ -93,6 +97,7 @@ enum file_op {
 	AW_OP_DELETE = 4,
 	AW_OP_RENAME = 5,
 	AW_OP_CHMOD = 6,
+	AW_OP_READ = 7,
 	AW_OP_MKDIR = 8,
 };
 
@@ -164,6 +169,15 @@ struct sys_args {
 	__u64 a[6];
 };
 
+// A file by identity, not by name: a secret read through a symlink, a
+// hard link or a relative path is still the same (device, inode). dev is
+// the kernel's encoding (MAJOR << 20 | MINOR) of the super block's s_dev.
+struct secret_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
 struct dest_key {
 	__u32 tgid;
 	__u16 family;
@@ -232,6 +246,16 @@ struct {
 	__type(value, __u8);
 } sent_to SEC(".maps");
 
+// files.secrets that existed when the run started, filled from Go
+// (Sensor.WatchReads). Read opens are reported for these files only: all
+// reads would flood the ring with every header a compiler touches.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct secret_key);
+	__type(value, __u8);
+} secrets SEC(".maps");
+
 static __always_inline bool in_run(void)
 {
 	return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup_id;
@@ -273,7 +297,10 @@ static __always_inline void submit(void *rec, __u64 size)
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
-	// Records never reach HEAP_SZ (see POS_MASK); the mask is for the verifier.
+	// Records never reach HEAP_SZ (see POS_MASK); the mask is for the
+	// verifier. barrier_var keeps clang from dropping it where it can prove
+	// the bound itself (put_path's result) and the verifier cannot.
+	barrier_var(size);
 	size &= HEAP_SZ - 1;
 	if (size == 0)
 		return;
@@ -482,10 +509,12 @@ int BPF_PROG(on_exit, struct task_struct *p)
 
 // A failed file operation is reported only when it was refused: that is
 // evidence (a write to a protected path). Other failures (ENOENT from
-// probing, EEXIST from mkdir -p, ...) changed nothing and are noise.
+// probing, EEXIST from mkdir -p, ...) changed nothing and are noise. EBUSY
+// is what unlink and rename give for a path that is a mount point, which a
+// files.protect path is in enforce mode (a read-only bind onto itself).
 static __always_inline bool refused(long ret)
 {
-	return ret == -EACCES || ret == -EPERM || ret == -EROFS;
+	return ret == -EACCES || ret == -EPERM || ret == -EROFS || ret == -EBUSY;
 }
 
 static __always_inline bool tracked(long id)
@@ -668,18 +697,65 @@ static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int 
 	submit(&r, sizeof(r));
 }
 
+static __always_inline bool is_open(long id)
+{
+	return id == NR_open || id == NR_openat || id == NR_openat2;
+}
+
+// emit_secret_read reports a successful read-only open of a file in the
+// secrets map. It needs no sys_enter state: the open file itself says how
+// it was opened (f_mode) and what it is (f_inode), so read opens cost the
+// run's processes nothing at sys_enter.
+static __always_inline void emit_secret_read(long fd, __u32 tgid)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return;
+	// O_PATH opens have no FMODE_READ (nothing can be read through them);
+	// read-write opens are reported as writes by emit_open.
+	__u32 fmode = BPF_CORE_READ(f, f_mode);
+	if (!(fmode & FMODE_READ) || (fmode & FMODE_WRITE))
+		return;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct secret_key k = {};
+	k.ino = BPF_CORE_READ(ino, i_ino);
+	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	if (!bpf_map_lookup_elem(&secrets, &k))
+		return;
+	struct heap *hp = get_heap();
+	if (!hp)
+		return;
+	struct file_rec *r = (struct file_rec *)hp->buf;
+	fill_hdr(&r->h, AW_KIND_FILE, tgid);
+	r->op = AW_OP_READ;
+	r->err = 0;
+	r->mode = 0;
+	__builtin_memset(r->len, 0, sizeof(r->len));
+	__u32 n = put_file_path(f, sizeof(*r));
+	if (n == 0)
+		return;
+	r->len[1] = n;
+	submit(hp, sizeof(*r) + n);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	// regs is a trusted BTF pointer here: a direct load, no helper call.
-	if (!tracked(regs->orig_ax))
+	long id = regs->orig_ax;
+	if (!tracked(id))
 		return 0;
 	__u64 key = bpf_get_current_pid_tgid();
 	// Only threads of the run that entered one of our syscalls have an
 	// entry; other processes pay one hash lookup on these syscalls only.
 	struct sys_args *a = bpf_map_lookup_elem(&inflight, &key);
-	if (!a)
+	if (!a) {
+		// A read open has no entry (sys_enter skips it); only the run's
+		// successful ones are looked up in the secrets map.
+		if (ret >= 0 && is_open(id) && in_run())
+			emit_secret_read(ret, key >> 32);
 		return 0;
+	}
 	struct sys_args args = *a;
 	bpf_map_delete_elem(&inflight, &key);
 

@@ -92,6 +92,13 @@ type agentwatchRecHdr struct {
 	TsNs uint64
 }
 
+type agentwatchSecretKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type agentwatchSysArgs struct {
 	_  structs.HostLayout
 	Id uint64
@@ -107,6 +114,7 @@ const (
 	agentwatchMapHeaps             = "heaps"
 	agentwatchMapInflight          = "inflight"
 	agentwatchMapPathbufs          = "pathbufs"
+	agentwatchMapSecrets           = "secrets"
 	agentwatchMapSentTo            = "sent_to"
 	agentwatchProgOnExec           = "on_exec"
 	agentwatchProgOnExit           = "on_exit"
@@ -181,6 +189,7 @@ type agentwatchMapSpecs struct {
 	Heaps    *ebpf.MapSpec `ebpf:"heaps"`
 	Inflight *ebpf.MapSpec `ebpf:"inflight"`
 	Pathbufs *ebpf.MapSpec `ebpf:"pathbufs"`
+	Secrets  *ebpf.MapSpec `ebpf:"secrets"`
 	SentTo   *ebpf.MapSpec `ebpf:"sent_to"`
 }
 
@@ -223,6 +232,7 @@ type agentwatchMaps struct {
 	Heaps    *ebpf.Map `ebpf:"heaps"`
 	Inflight *ebpf.Map `ebpf:"inflight"`
 	Pathbufs *ebpf.Map `ebpf:"pathbufs"`
+	Secrets  *ebpf.Map `ebpf:"secrets"`
 	SentTo   *ebpf.Map `ebpf:"sent_to"`
 }
 
@@ -233,6 +243,7 @@ func (m *agentwatchMaps) Close() error {
 		m.Heaps,
 		m.Inflight,
 		m.Pathbufs,
+		m.Secrets,
 		m.SentTo,
 	)
 }

@@ -129,6 +129,13 @@ func runHelper(mode string, args []string) error {
 		if err := unix.Unlink(filepath.Join(dir, "existing")); err != unix.EROFS {
 			return fmt.Errorf("unlink on a read-only mount: %v, want EROFS", err)
 		}
+		// The mount point itself cannot be removed or renamed away.
+		if err := unix.Rmdir(dir); err != unix.EBUSY {
+			return fmt.Errorf("rmdir of a mount point: %v, want EBUSY", err)
+		}
+		if err := unix.Rename(dir, dir+".moved"); err != unix.EBUSY {
+			return fmt.Errorf("rename of a mount point: %v, want EBUSY", err)
+		}
 		return nil
 	case "burst": // burst DIR N: create and delete N files
 		n, err := strconv.Atoi(args[1])
@@ -506,6 +513,8 @@ func TestSensorReportsFileChanges(t *testing.T) {
 		// a refused unlink as the delete, both with the errno.
 		"write " + w + "/fdir/new mode=644 errno=EROFS",
 		"delete " + w + "/fdir/existing errno=EROFS",
+		"delete " + w + "/fdir errno=EBUSY",
+		"rename " + w + "/fdir -> " + w + "/fdir.moved errno=EBUSY",
 	}
 	var got []string
 	for _, ev := range col.events() {
