@@ -257,3 +257,62 @@ type ProtectedPath struct {
 	Existed  bool
 	ReadOnly bool
 }
+
+// LLMCall: one model API request seen by the run's metering proxy, complete
+// (the response ended, failed or was cut off).
+type LLMCall struct {
+	Header              // PID when known (0: the proxy cannot tell)
+	Start     time.Time // request received
+	FirstByte time.Time // first response byte (time to first token for streams); zero when none
+	End       time.Time // response finished
+	Provider  string    // anthropic, openai, ...
+	API       string    // messages, chat.completions, responses, count_tokens, ...
+	Method    string
+	Path      string
+	Status    int    // HTTP status the client received; 0 when the upstream never answered
+	ErrorType string // error class when the call failed (upstream_unreachable, timeout, http_429, truncated_stream, malformed_response, ...)
+	Stream    bool
+
+	RequestModel        string
+	ResponseModel       string
+	ResponseID          string
+	FinishReasons       []string
+	InputTokens         int64 // all input tokens, cached included (the GenAI convention)
+	OutputTokens        int64 // reasoning included
+	CacheReadTokens     int64
+	CacheCreationTokens int64
+	ReasoningTokens     int64
+	UsageKnown          bool // the response carried usage
+
+	RequestBytes       int64
+	ResponseBytes      int64
+	PromptSHA256       string // of the whole request body
+	SystemPromptSHA256 string
+	ToolsOffered       []string // tool names offered to the model
+	ToolCalls          []ToolCall
+	SessionID          string // the agent's session id when it sends one (x-claude-code-session-id)
+	TraceParent        string // an inbound traceparent header, when the agent propagates one
+
+	// Content, only in full-capture mode, already redacted by the proxy's
+	// caller-provided redactor; empty otherwise.
+	Prompt   string
+	Response string
+}
+
+// ToolCall is a tool invocation the model asked for.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string // only in full-capture mode, redacted
+}
+
+// AgentTelemetry: spans and logs the agent exported itself (OTLP) to the
+// run's receiver, kept as OTLP protobuf bytes so the recorder can re-parent
+// them without this package depending on OTLP types.
+type AgentTelemetry struct {
+	Header
+	Signal string // traces | logs | metrics
+	// Payload is a marshalled ExportTraceServiceRequest /
+	// ExportLogsServiceRequest / ExportMetricsServiceRequest.
+	Payload []byte
+}
