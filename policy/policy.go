@@ -3,9 +3,8 @@
 // recorder read the compiled form only; nothing here performs I/O after
 // compilation.
 //
-// For now it holds the built-in default (files.protect and files.secrets
-// from spec/policy.md) and the glob matcher; the YAML file arrives with
-// issue 3.
+// Lookup order, defaults of absent keys and the version's definition are
+// documented on Lookup and Parse.
 package policy
 
 import (
@@ -61,6 +60,8 @@ type Policy struct {
 	Capture    CapturePolicy
 	Alerts     AlertPolicy
 	Attributes map[string]string // copied onto the root span
+
+	doc Document // the canonical document, for Marshal and Version
 }
 
 // EnvPolicy builds the child's environment: only names matching Allow
@@ -106,54 +107,34 @@ type AlertPolicy struct {
 // Default is the built-in policy: observe mode, nothing denied, the default
 // secret, workflow and lockfile patterns.
 func Default() *Policy {
-	p, err := New(Observe, DefaultProtect, DefaultSecrets)
+	p, err := defaults().compile()
 	if err != nil {
 		// The defaults are constants of this package; a bad one is a
 		// programming error caught by the tests.
 		panic(fmt.Sprintf("policy: bad built-in pattern: %v", err))
 	}
+	p.Source = SourceBuiltIn
 	return p
 }
 
-// New compiles a policy from its parts. It fails on an unknown mode or a bad
-// glob, naming the pattern.
+// New compiles a policy from a mode and file patterns, every other section
+// at its built-in default. It fails on an unknown mode or a bad glob, naming
+// the pattern.
 func New(mode Mode, protect, secrets []string) (*Policy, error) {
-	if mode != Observe && mode != Enforce {
-		return nil, fmt.Errorf("compiling policy: unknown mode %q (want observe or enforce)", mode)
-	}
-	p := &Policy{Mode: mode}
-	for _, s := range protect {
-		g, err := CompileGlob(s)
-		if err != nil {
-			return nil, fmt.Errorf("compiling files.protect: %w", err)
-		}
-		p.Protect = append(p.Protect, g)
-	}
-	for _, s := range secrets {
-		g, err := CompileGlob(s)
-		if err != nil {
-			return nil, fmt.Errorf("compiling files.secrets: %w", err)
-		}
-		p.Secrets = append(p.Secrets, g)
-	}
-	p.Version = p.canonicalHash()
-	return p, nil
+	d := defaults()
+	d.Mode = mode
+	d.Files.Protect, d.Files.Secrets = protect, secrets
+	return d.compile()
 }
 
-// canonicalHash is the sha256 of the compiled form with pattern order
-// removed (order does not change any decision), so reordering a list in the
-// file does not produce a new version.
-func (p *Policy) canonicalHash() string {
-	type canonical struct {
-		Version int      `json:"version"`
-		Mode    Mode     `json:"mode"`
-		Protect []string `json:"files.protect"`
-		Secrets []string `json:"files.secrets"`
-	}
-	c := canonical{Version: 1, Mode: p.Mode, Protect: patterns(p.Protect), Secrets: patterns(p.Secrets)}
-	b, err := json.Marshal(c)
+// hash is the policy version: the sha256 of the canonical document's JSON
+// (lists sorted, maps sorted by encoding/json, the source file left out), so
+// reordering a list or reformatting the YAML does not produce a new version
+// but any change to a decision does.
+func (d Document) hash() string {
+	b, err := json.Marshal(d)
 	if err != nil {
-		panic(err) // strings and ints only: cannot fail
+		panic(err) // strings, numbers and maps of strings: cannot fail
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
