@@ -1,0 +1,736 @@
+package netwatch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+)
+
+// clientHello captures the first flight of Go's crypto/tls client: one
+// TLS record holding the ClientHello, exactly as it goes on the wire.
+func clientHello(t testing.TB, cfg *tls.Config) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, cfg).Handshake()
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatalf("reading record header: %v", err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatalf("reading record body: %v", err)
+	}
+	return append(hdr, body...)
+}
+
+// refragment re-splits the handshake bytes of a single-record hello into
+// records of at most n bytes, as a middlebox or a hostile client may.
+func refragment(rec []byte, n int) []byte {
+	var out []byte
+	hs := rec[5:]
+	for len(hs) > 0 {
+		k := min(n, len(hs))
+		out = append(out, 22, rec[1], rec[2], byte(k>>8), byte(k))
+		out = append(out, hs[:k]...)
+		hs = hs[k:]
+	}
+	return out
+}
+
+// helloWithExtensions builds a ClientHello record from raw extension
+// bytes, for the cases crypto/tls refuses to produce.
+func helloWithExtensions(exts []byte) []byte {
+	var body []byte
+	body = append(body, 3, 3)
+	body = append(body, make([]byte, 32)...) // random
+	body = append(body, 0)                   // session id
+	body = append(body, 0, 2, 0x13, 0x01)    // one cipher suite
+	body = append(body, 1, 0)                // null compression
+	if exts != nil {
+		body = append(body, byte(len(exts)>>8), byte(len(exts)))
+		body = append(body, exts...)
+	}
+	hs := append([]byte{1, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+	return append([]byte{22, 3, 1, byte(len(hs) >> 8), byte(len(hs))}, hs...)
+}
+
+func sniExt(names ...string) []byte {
+	var list []byte
+	for _, n := range names {
+		list = append(list, 0, byte(len(n)>>8), byte(len(n)))
+		list = append(list, n...)
+	}
+	data := append([]byte{byte(len(list) >> 8), byte(len(list))}, list...)
+	return append([]byte{0, 0, byte(len(data) >> 8), byte(len(data))}, data...)
+}
+
+func ext(typ uint16, data []byte) []byte {
+	return append([]byte{byte(typ >> 8), byte(typ), byte(len(data) >> 8), byte(len(data))}, data...)
+}
+
+func TestParseSNI(t *testing.T) {
+	withSNI := clientHello(t, &tls.Config{ServerName: "API.Example.COM"})
+	noSNI := clientHello(t, &tls.Config{InsecureSkipVerify: true})
+	// Go leaves IP literals out of SNI, as RFC 6066 says.
+	ipSNI := clientHello(t, &tls.Config{ServerName: "192.0.2.1"})
+	tls12 := clientHello(t, &tls.Config{ServerName: "old.example.com", MaxVersion: tls.VersionTLS12})
+	if len(withSNI) < 200 {
+		t.Fatalf("captured hello is %d bytes, expected a real one", len(withSNI))
+	}
+	appData := []byte{23, 3, 3, 0, 3, 'a', 'b', 'c'} // 0-RTT style data after the hello
+
+	tests := []struct {
+		name    string
+		in      []byte
+		want    string
+		wantErr error
+	}{
+		{"go client hello", withSNI, "api.example.com", nil},
+		{"tls 1.2 only", tls12, "old.example.com", nil},
+		{"no server name", noSNI, "", errNoSNI},
+		{"ip literal server name omitted", ipSNI, "", errNoSNI},
+		{"fragmented 1 byte records", refragment(withSNI, 1), "api.example.com", nil},
+		{"fragmented 100 byte records", refragment(withSNI, 100), "api.example.com", nil},
+		{"record after the hello", append(bytes.Clone(withSNI), appData...), "api.example.com", nil},
+		{"trailing dot", helloWithExtensions(sniExt("example.com.")), "example.com", nil},
+		{"no extensions", helloWithExtensions(nil), "", errNoSNI},
+		{"other extensions only", helloWithExtensions(ext(10, []byte{0, 2, 0, 29})), "", errNoSNI},
+		{"two host names", helloWithExtensions(sniExt("good.example", "evil.example")), "", errMalformedTLS},
+		{"duplicate sni extension", helloWithExtensions(append(sniExt("good.example"), sniExt("evil.example")...)), "", errMalformedTLS},
+		{"empty sni extension", helloWithExtensions(ext(0, nil)), "", errMalformedTLS},
+		{"name with a slash", helloWithExtensions(sniExt("evil.example/x")), "", errMalformedTLS},
+		{"name with a nul", helloWithExtensions(sniExt("good.example\x00evil")), "", errMalformedTLS},
+		{"empty label", helloWithExtensions(sniExt("a..example")), "", errMalformedTLS},
+		{"alert record", []byte{21, 3, 3, 0, 2, 2, 40}, "", errMalformedTLS},
+		{"server hello", []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, "", errMalformedTLS},
+		{"zero length record", []byte{22, 3, 1, 0, 0}, "", errMalformedTLS},
+		{"record too long", []byte{22, 3, 1, 0x40, 0x01}, "", errMalformedTLS},
+		{"bad version", []byte{22, 9, 1}, "", errMalformedTLS},
+		{"hello over limit", []byte{22, 3, 1, 0, 4, 1, 0x01, 0, 1}, "", errTooLarge},
+		{"interleaved non-handshake record", append(refragment(withSNI, 100)[:105], appData...), "", errMalformedTLS},
+		{"extensions length lies", func() []byte {
+			h := bytes.Clone(helloWithExtensions(sniExt("a.example")))
+			h[len(h)-len(sniExt("a.example"))-1]++ // extensions total one byte too long
+			return h
+		}(), "", errMalformedTLS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSNI(tt.in)
+			if got != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("parseSNI = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+
+	// Every proper prefix of a hello, fragmented or not, asks for more:
+	// the proxy must never decide on half a hello.
+	for _, in := range [][]byte{withSNI, refragment(withSNI, 7)} {
+		for i := 1; i < len(in); i++ {
+			if _, err := parseSNI(in[:i]); !errors.Is(err, errNeedMore) {
+				t.Fatalf("prefix %d/%d: err = %v, want errNeedMore", i, len(in), err)
+			}
+		}
+	}
+}
+
+func FuzzParseSNI(f *testing.F) {
+	f.Add(clientHello(f, &tls.Config{ServerName: "api.example.com"}))
+	f.Add(refragment(clientHello(f, &tls.Config{ServerName: "x.example"}), 50))
+	f.Add(clientHello(f, &tls.Config{InsecureSkipVerify: true}))
+	f.Add(helloWithExtensions(sniExt("a.example", "b.example")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := parseSNI(b)
+		if err != nil {
+			if name != "" {
+				t.Fatalf("name %q with error %v", name, err)
+			}
+			return
+		}
+		if n, ok := normalizeName(name); !ok || n != name {
+			t.Fatalf("returned name %q is not a normalized DNS name", name)
+		}
+		// More bytes never change a decided name: the proxy decides on a
+		// prefix of what the server will read.
+		if again, err := parseSNI(append(bytes.Clone(b), 23, 3, 3, 0, 1, 0)); again != name || err != nil {
+			t.Fatalf("appending a record changed %q to %q, %v", name, again, err)
+		}
+	})
+}
+
+func TestParseHost(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    string
+		wantErr error
+	}{
+		{"origin form", "GET / HTTP/1.1\r\nHost: Example.com\r\nAccept: */*\r\n\r\n", "example.com", nil},
+		{"host with port", "GET /x HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", "example.com", nil},
+		{"host header case", "GET / HTTP/1.1\r\nhOsT:example.com\r\n\r\n", "example.com", nil},
+		{"lf line endings", "GET / HTTP/1.1\nHost: example.com\n\n", "example.com", nil},
+		{"body after head", "POST /u HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\n\r\nHost", "example.com", nil},
+		{"ipv6 literal", "GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n", "2001:db8::1", nil},
+		{"ipv4 literal", "GET / HTTP/1.1\r\nHost: 192.0.2.7\r\n\r\n", "192.0.2.7", nil},
+		{"absolute form", "GET http://proxy.example:80/p HTTP/1.1\r\nHost: proxy.example\r\n\r\n", "proxy.example", nil},
+		{"absolute form empty host header", "GET http://a.example/ HTTP/1.1\r\nHost:\r\n\r\n", "a.example", nil},
+		{"absolute form no host header", "GET http://a.example/ HTTP/1.0\r\n\r\n", "a.example", nil},
+		{"connect authority form", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", "a.example", nil},
+		{"absolute form disagrees with host", "GET http://good.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\n", "", errMalformedHTTP},
+		{"missing host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", "", errNoHost},
+		{"http 1.0 without host", "GET / HTTP/1.0\r\n\r\n", "", errNoHost},
+		{"duplicate host", "GET / HTTP/1.1\r\nHost: good.example\r\nHost: evil.example\r\n\r\n", "", errMalformedHTTP},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : evil.example\r\nHost: good.example\r\n\r\n", "", errMalformedHTTP},
+		{"obs fold", "GET / HTTP/1.1\r\nHost: good.example\r\n evil.example\r\n\r\n", "", errMalformedHTTP},
+		{"host with path", "GET / HTTP/1.1\r\nHost: good.example/evil\r\n\r\n", "", errMalformedHTTP},
+		{"host with bad port", "GET / HTTP/1.1\r\nHost: good.example:http\r\n\r\n", "", errMalformedHTTP},
+		{"incomplete head", "GET / HTTP/1.1\r\nHost: example.com\r\n", "", errNeedMore},
+		{"incomplete request line", "GET /index.h", "", errNeedMore},
+		{"request line ends in cr", "GET / HTTP/1.1\r", "", errNeedMore},
+		{"one letter", "G", "", errNeedMore},
+		{"ssh banner", "SSH-2.0-OpenSSH_9.6\r\n", "", errNotHTTP},
+		{"http2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "", errNotHTTP},
+		{"http 0.9", "GET /\r\n", "", errNotHTTP},
+		{"binary", "\x00\x01\x02", "", errNotHTTP},
+		{"smtp style", "EHLO x\r\n", "", errNotHTTP},
+		{"head over limit", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", helloLimit) + "\r\n", "", errTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseHost([]byte(tt.in))
+			if got != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("parseHost = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseHost(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"))
+	f.Add([]byte("GET http://a.example/ HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := parseHost(b)
+		if err == nil {
+			if n, ok := normalizeName(name); !ok || n != name {
+				t.Fatalf("returned host %q is not normalized", name)
+			}
+		}
+	})
+}
+
+// events collects what the proxy emits.
+type events struct {
+	mu sync.Mutex
+	ds []event.NetDecision
+}
+
+func (e *events) emit(ev event.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ds = append(e.ds, ev.(event.NetDecision))
+}
+
+// wait returns the decisions once there are n of them.
+func (e *events) wait(t *testing.T, n int) []event.NetDecision {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.mu.Lock()
+		got := append([]event.NetDecision(nil), e.ds...)
+		e.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			if len(got) != n {
+				t.Fatalf("got %d decisions %+v, want %d", len(got), got, n)
+			}
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// allowOnly is an allowlist of exact names, any port.
+func allowOnly(names ...string) func(string, int) (string, bool) {
+	return func(name string, port int) (string, bool) {
+		for _, n := range names {
+			if n == name {
+				return n, true
+			}
+		}
+		return "", false
+	}
+}
+
+// startProxy runs a proxy whose every connection was steered from dst
+// (the test stands in for the connect hook's map).
+func startProxy(t *testing.T, dst netip.AddrPort, enforce bool, allow ...string) (*SpliceProxy, *events) {
+	t.Helper()
+	ev := &events{}
+	p, err := StartSplice(SpliceConfig{
+		Listen:  "127.0.0.1:0",
+		OrigDst: func(*net.TCPConn) (netip.AddrPort, error) { return dst, nil },
+		PID:     func(*net.TCPConn) uint32 { return 4242 },
+		Allow:   allowOnly(allow...),
+		Enforce: enforce,
+		Emit:    ev.emit,
+		Timeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, ev
+}
+
+func addrOf(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
+
+func checkDecision(t *testing.T, d event.NetDecision, want event.NetDecision) {
+	t.Helper()
+	if d.Verdict != want.Verdict || d.Check != want.Check || d.Name != want.Name || d.Rule != want.Rule ||
+		d.Addr != want.Addr || d.PID != 4242 || d.Transport != event.TCP || d.Op != event.NetConnect || d.Time.IsZero() {
+		t.Fatalf("decision = %+v\nwant        %+v", d, want)
+	}
+}
+
+// TestSpliceTLS: the proxy never terminates TLS — an allowed handshake
+// completes against the real server's certificate, and the SNI decides.
+func TestSpliceTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.Host)
+	}))
+	defer srv.Close()
+	dst := addrOf(t, srv.Listener.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+
+	tests := []struct {
+		name       string
+		enforce    bool
+		serverName string // httptest's certificate covers example.com and *.example.com
+		wantOK     bool
+		want       event.NetDecision
+	}{
+		{"allowed enforce", true, "example.com", true,
+			event.NetDecision{Verdict: event.Allow, Check: CheckSNI, Name: "example.com", Rule: "example.com", Addr: dst}},
+		{"shared address other name enforce", true, "evil.example.com", false,
+			event.NetDecision{Verdict: event.Deny, Check: CheckSNI, Name: "evil.example.com", Rule: RuleNotAllowed, Addr: dst}},
+		{"shared address other name observe", false, "evil.example.com", true,
+			event.NetDecision{Verdict: event.Audit, Check: CheckSNI, Name: "evil.example.com", Rule: RuleNotAllowed, Addr: dst}},
+		{"no sni enforce", true, "", false,
+			event.NetDecision{Verdict: event.Deny, Check: CheckSNI, Rule: RuleNoSNI, Addr: dst}},
+		{"no sni observe", false, "", true,
+			event.NetDecision{Verdict: event.Audit, Check: CheckSNI, Rule: RuleNoSNI, Addr: dst}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, ev := startProxy(t, dst, tt.enforce, "example.com")
+			cfg := &tls.Config{ServerName: tt.serverName, RootCAs: roots}
+			if tt.serverName == "" {
+				// No SNI: verify the chain by hand against the pinned cert.
+				cfg.InsecureSkipVerify = true
+			}
+			conn, err := tls.Dial("tcp", p.Addr().String(), cfg)
+			if !tt.wantOK {
+				if err == nil {
+					conn.Close()
+					t.Fatal("handshake through the proxy succeeded, want it refused")
+				}
+				checkDecision(t, ev.wait(t, 1)[0], tt.want)
+				return
+			}
+			if err != nil {
+				t.Fatalf("handshake through the proxy: %v", err)
+			}
+			defer conn.Close()
+			if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(srv.Certificate()) {
+				t.Fatal("the peer certificate is not the server's: the proxy must not terminate TLS")
+			}
+			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", tt.serverName)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if want := "hello " + tt.serverName; string(body) != want {
+				t.Fatalf("body %q, want %q", body, want)
+			}
+			checkDecision(t, ev.wait(t, 1)[0], tt.want)
+		})
+	}
+}
+
+func TestSpliceHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.Host)
+	}))
+	defer srv.Close()
+	dst := addrOf(t, srv.Listener.Addr().String())
+
+	tests := []struct {
+		name    string
+		enforce bool
+		host    string
+		wantOK  bool
+		want    event.NetDecision
+	}{
+		{"allowed enforce", true, "allowed.test", true,
+			event.NetDecision{Verdict: event.Allow, Check: CheckHost, Name: "allowed.test", Rule: "allowed.test", Addr: dst}},
+		{"allowed with port", true, "allowed.test:8080", true,
+			event.NetDecision{Verdict: event.Allow, Check: CheckHost, Name: "allowed.test", Rule: "allowed.test", Addr: dst}},
+		{"other host enforce", true, "evil.test", false,
+			event.NetDecision{Verdict: event.Deny, Check: CheckHost, Name: "evil.test", Rule: RuleNotAllowed, Addr: dst}},
+		{"other host observe", false, "evil.test", true,
+			event.NetDecision{Verdict: event.Audit, Check: CheckHost, Name: "evil.test", Rule: RuleNotAllowed, Addr: dst}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, ev := startProxy(t, dst, tt.enforce, "allowed.test")
+			client := &http.Client{Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "tcp", p.Addr().String())
+				},
+				DisableKeepAlives: true,
+			}}
+			resp, err := client.Get("http://" + tt.host + "/")
+			if !tt.wantOK {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("request through the proxy succeeded (%s), want it refused", resp.Status)
+				}
+				checkDecision(t, ev.wait(t, 1)[0], tt.want)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := "hello " + tt.host; string(body) != want {
+				t.Fatalf("body %q, want %q", body, want)
+			}
+			checkDecision(t, ev.wait(t, 1)[0], tt.want)
+		})
+	}
+}
+
+// bannerServer speaks first, then echoes: what a server-first protocol on
+// an inspected port looks like.
+func bannerServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "BANNER\n")
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestSpliceUnnamed: what happens when the first bytes carry no name.
+func TestSpliceUnnamed(t *testing.T) {
+	dst := bannerServer(t)
+	tests := []struct {
+		name      string
+		enforce   bool
+		send      string // "" sends nothing (waits past the timeout)
+		halfClose bool
+		wantOK    bool
+		want      *event.NetDecision
+	}{
+		{"unknown protocol enforce", true, "SSH-2.0-x\r\n", false, false,
+			&event.NetDecision{Verdict: event.Deny, Check: CheckHost, Rule: RuleUnknownProtocol, Addr: dst}},
+		{"unknown protocol observe", false, "SSH-2.0-x\r\n", false, true,
+			&event.NetDecision{Verdict: event.Audit, Check: CheckHost, Rule: RuleUnknownProtocol, Addr: dst}},
+		{"silent client enforce", true, "", false, false,
+			&event.NetDecision{Verdict: event.Deny, Check: CheckHost, Rule: RuleTimeout, Addr: dst}},
+		{"silent client observe gets the banner", false, "", false, true,
+			&event.NetDecision{Verdict: event.Audit, Check: CheckHost, Rule: RuleTimeout, Addr: dst}},
+		{"half a request then eof enforce", true, "GET / HT", true, false,
+			&event.NetDecision{Verdict: event.Deny, Check: CheckHost, Rule: RuleTruncated, Addr: dst}},
+		{"connect and close records nothing", true, "", true, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, ev := startProxy(t, dst, tt.enforce, "allowed.test")
+			c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(p.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, tt.send)
+			if tt.halfClose {
+				c.CloseWrite()
+			}
+			r := bufio.NewReader(c)
+			line, err := r.ReadString('\n')
+			if tt.wantOK {
+				if line != "BANNER\n" {
+					t.Fatalf("read %q, %v; want the server's banner", line, err)
+				}
+				if tt.send != "" {
+					echo := make([]byte, len(tt.send))
+					if _, err := io.ReadFull(r, echo); err != nil || string(echo) != tt.send {
+						t.Fatalf("echo %q, %v; want the bytes the proxy peeked, forwarded", echo, err)
+					}
+				}
+			} else if err == nil {
+				t.Fatalf("read %q through the proxy, want the connection refused", line)
+			}
+			if tt.want == nil {
+				time.Sleep(50 * time.Millisecond)
+				ev.wait(t, 0)
+				return
+			}
+			checkDecision(t, ev.wait(t, 1)[0], *tt.want)
+		})
+	}
+}
+
+// TestSpliceOrigin: connections the hook did not steer are refused.
+func TestSpliceOrigin(t *testing.T) {
+	ev := &events{}
+	var self netip.AddrPort
+	var mu sync.Mutex
+	p, err := StartSplice(SpliceConfig{
+		Listen: "127.0.0.1:0",
+		OrigDst: func(c *net.TCPConn) (netip.AddrPort, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if self.IsValid() {
+				return self, nil
+			}
+			return netip.AddrPort{}, errors.New("no map entry")
+		},
+		Allow:   allowOnly("allowed.test"),
+		Enforce: false, // refused even in observe mode: nowhere to splice to
+		Emit:    ev.emit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i, wantRule := range []string{RuleNoOrigin, RuleLoop} {
+		if i == 1 {
+			mu.Lock()
+			self = p.Addr()
+			mu.Unlock()
+		}
+		// The reset can beat the dialer's own check of the connect result
+		// on loopback: a failed Dial is a refusal too.
+		if c, err := net.Dial("tcp", p.Addr().String()); err == nil {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatalf("read %d bytes, want the connection refused", n)
+			}
+			c.Close()
+		} else if !isReset(err) {
+			t.Fatal(err)
+		}
+		d := ev.wait(t, i+1)[i]
+		if d.Verdict != event.Deny || d.Rule != wantRule {
+			t.Fatalf("decision %+v, want deny %s", d, wantRule)
+		}
+	}
+}
+
+// TestSpliceLarge: 50 MB each way, byte for byte, and a half-close in
+// between: the server sees the client's EOF only through the proxy's
+// CloseWrite, and answers after it.
+func TestSpliceLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 MB each way")
+	}
+	const size = 50 << 20
+	head := "POST /upload HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		n   int64
+		sum [32]byte
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, c) // until the client's half-close arrives
+		var r result
+		r.n, r.err = n, err
+		copy(r.sum[:], h.Sum(nil))
+		got <- r
+		io.Copy(c, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+	}()
+	p, _ := startProxy(t, ln.Addr().(*net.TCPAddr).AddrPort(), true, "allowed.test")
+
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(p.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	sent := sha256.New()
+	upload := io.MultiReader(strings.NewReader(head), io.LimitReader(rand.NewChaCha8([32]byte{1}), size))
+	if _, err := io.Copy(io.MultiWriter(c, sent), upload); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil || r.n != int64(len(head)+size) || r.sum != [32]byte(sent.Sum(nil)) {
+		t.Fatalf("server received %d bytes (err %v), want %d identical bytes", r.n, r.err, len(head)+size)
+	}
+	recv := sha256.New()
+	n, err := io.Copy(recv, c)
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+	if err != nil || n != size || !bytes.Equal(recv.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("client received %d bytes (err %v), want %d identical bytes", n, err, size)
+	}
+}
+
+// TestSpliceClose: Close ends live spliced connections.
+func TestSpliceClose(t *testing.T) {
+	dst := bannerServer(t)
+	p, _ := startProxy(t, dst, true, "allowed.test")
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+	r := bufio.NewReader(c)
+	if line, err := r.ReadString('\n'); line != "BANNER\n" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return with a live connection")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// The echo of the request is still queued; after it, the end.
+	if _, err := io.ReadAll(r); err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		t.Fatalf("reading after Close: %v, want EOF or reset", err)
+	}
+	if _, err := net.Dial("tcp", p.Addr().String()); err == nil {
+		t.Fatal("the proxy still accepts after Close")
+	}
+}
+
+func isReset(err error) bool {
+	return strings.Contains(err.Error(), "connection reset")
+}
+
+// BenchmarkSpliceConnect: connection setup plus one small request and
+// response, direct and through the proxy, on loopback. The difference is
+// the per-connection latency the splice check adds.
+func BenchmarkSpliceConnect(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil || l == "\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, resp)
+			}()
+		}
+	}()
+	dst := ln.Addr().(*net.TCPAddr).AddrPort()
+	p, err := StartSplice(SpliceConfig{
+		Listen:  "127.0.0.1:0",
+		OrigDst: func(*net.TCPConn) (netip.AddrPort, error) { return dst, nil },
+		Allow:   allowOnly("allowed.test"),
+		Enforce: true,
+		Emit:    func(event.Event) {},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	req := []byte("GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+	round := func(b *testing.B, addr string) {
+		buf := make([]byte, 256)
+		for b.Loop() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Write(req)
+			n, _ := io.ReadFull(c, buf[:len(resp)])
+			c.Close()
+			if n != len(resp) {
+				b.Fatalf("short response: %q", buf[:n])
+			}
+		}
+	}
+	b.Run("direct", func(b *testing.B) { round(b, dst.String()) })
+	b.Run("splice", func(b *testing.B) { round(b, p.Addr().String()) })
+}
