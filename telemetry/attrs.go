@@ -127,6 +127,35 @@ const (
 	AlertSeverity = attribute.Key("agentwatch.alert.severity")
 	AlertMessage  = attribute.Key("agentwatch.alert.message")
 	AlertsCount   = attribute.Key("agentwatch.alerts.count")
+	AlertsRules   = attribute.Key("agentwatch.alerts.rules") // "rule (count)", most first
+
+	// Policy and its decisions (issue 3).
+	PolicySource    = attribute.Key("agentwatch.policy.source") // the policy file, or "built-in"
+	PolicyCheck     = attribute.Key("agentwatch.policy.check")  // address, sni, host, dns-redirect, dns
+	NetworkDenied   = attribute.Key("agentwatch.network.denied") // root: connections and lookups refused
+	EnvKept         = attribute.Key("agentwatch.env.kept")       // names only, never values
+	EnvDropped      = attribute.Key("agentwatch.env.dropped")
+	EnvSet          = attribute.Key("agentwatch.env.set")
+	EnvFiltered     = attribute.Key("agentwatch.env.filtered") // false: observe mode passed the whole environment
+	FilesProtected  = attribute.Key("agentwatch.files.protected")
+	DNSQuestionType = attribute.Key("agentwatch.dns.question.type")
+	DNSResponseCode = attribute.Key("agentwatch.dns.response_code")
+	DNSAnswers      = attribute.Key("agentwatch.dns.answers")
+	DNSForwarded    = attribute.Key("agentwatch.dns.forwarded") // the query reached the upstream resolver
+	DNSLookups      = attribute.Key("agentwatch.dns.lookups")
+)
+
+// Alert rules (agentwatch.alert.rule) and severities.
+const (
+	AlertUnknownDomain = "unknown_domain"
+	AlertPolicyBypass  = "policy_bypass"
+	AlertWorkflowEdit  = "workflow_edit"
+	AlertSecretAccess  = "secret_access"
+	AlertEnvSecret     = "env_secret_exposed" // observe mode gave the child a variable env.allow would drop
+
+	SeverityLow    = "low"
+	SeverityMedium = "medium"
+	SeverityHigh   = "high"
 )
 
 // Span event names.
