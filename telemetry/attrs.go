@@ -130,8 +130,8 @@ const (
 	AlertsRules   = attribute.Key("agentwatch.alerts.rules") // "rule (count)", most first
 
 	// Policy and its decisions (issue 3).
-	PolicySource    = attribute.Key("agentwatch.policy.source") // the policy file, or "built-in"
-	PolicyCheck     = attribute.Key("agentwatch.policy.check")  // address, sni, host, dns-redirect, dns
+	PolicySource    = attribute.Key("agentwatch.policy.source")  // the policy file, or "built-in"
+	PolicyCheck     = attribute.Key("agentwatch.policy.check")   // address, sni, host, dns-redirect, dns
 	NetworkDenied   = attribute.Key("agentwatch.network.denied") // root: connections and lookups refused
 	EnvKept         = attribute.Key("agentwatch.env.kept")       // names only, never values
 	EnvDropped      = attribute.Key("agentwatch.env.dropped")
