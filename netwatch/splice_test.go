@@ -83,7 +83,7 @@ func sniExt(names ...string) []byte {
 	return append([]byte{0, 0, byte(len(data) >> 8), byte(len(data))}, data...)
 }
 
-func ext(typ uint16, data []byte) []byte {
+func tlsExt(typ uint16, data []byte) []byte {
 	return append([]byte{byte(typ >> 8), byte(typ), byte(len(data) >> 8), byte(len(data))}, data...)
 }
 
@@ -113,10 +113,10 @@ func TestParseSNI(t *testing.T) {
 		{"record after the hello", append(bytes.Clone(withSNI), appData...), "api.example.com", nil},
 		{"trailing dot", helloWithExtensions(sniExt("example.com.")), "example.com", nil},
 		{"no extensions", helloWithExtensions(nil), "", errNoSNI},
-		{"other extensions only", helloWithExtensions(ext(10, []byte{0, 2, 0, 29})), "", errNoSNI},
+		{"other extensions only", helloWithExtensions(tlsExt(10, []byte{0, 2, 0, 29})), "", errNoSNI},
 		{"two host names", helloWithExtensions(sniExt("good.example", "evil.example")), "", errMalformedTLS},
 		{"duplicate sni extension", helloWithExtensions(append(sniExt("good.example"), sniExt("evil.example")...)), "", errMalformedTLS},
-		{"empty sni extension", helloWithExtensions(ext(0, nil)), "", errMalformedTLS},
+		{"empty sni extension", helloWithExtensions(tlsExt(0, nil)), "", errMalformedTLS},
 		{"name with a slash", helloWithExtensions(sniExt("evil.example/x")), "", errMalformedTLS},
 		{"name with a nul", helloWithExtensions(sniExt("good.example\x00evil")), "", errMalformedTLS},
 		{"empty label", helloWithExtensions(sniExt("a..example")), "", errMalformedTLS},
@@ -237,20 +237,20 @@ func FuzzParseHost(f *testing.F) {
 	})
 }
 
-// events collects what the proxy emits.
-type events struct {
+// decisions collects what the proxy emits.
+type decisions struct {
 	mu sync.Mutex
 	ds []event.NetDecision
 }
 
-func (e *events) emit(ev event.Event) {
+func (e *decisions) emit(ev event.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ds = append(e.ds, ev.(event.NetDecision))
 }
 
 // wait returns the decisions once there are n of them.
-func (e *events) wait(t *testing.T, n int) []event.NetDecision {
+func (e *decisions) wait(t *testing.T, n int) []event.NetDecision {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -281,9 +281,9 @@ func allowOnly(names ...string) func(string, int) (string, bool) {
 
 // startProxy runs a proxy whose every connection was steered from dst
 // (the test stands in for the connect hook's map).
-func startProxy(t *testing.T, dst netip.AddrPort, enforce bool, allow ...string) (*SpliceProxy, *events) {
+func startProxy(t *testing.T, dst netip.AddrPort, enforce bool, allow ...string) (*SpliceProxy, *decisions) {
 	t.Helper()
-	ev := &events{}
+	ev := &decisions{}
 	p, err := StartSplice(SpliceConfig{
 		Listen:  "127.0.0.1:0",
 		OrigDst: func(*net.TCPConn) (netip.AddrPort, error) { return dst, nil },
@@ -526,7 +526,7 @@ func TestSpliceUnnamed(t *testing.T) {
 
 // TestSpliceOrigin: connections the hook did not steer are refused.
 func TestSpliceOrigin(t *testing.T) {
-	ev := &events{}
+	ev := &decisions{}
 	var self netip.AddrPort
 	var mu sync.Mutex
 	p, err := StartSplice(SpliceConfig{
