@@ -354,19 +354,19 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 a[4], bool v6
 		return 1;
 	}
 
-	if (is_local(a)) {
-		if (allow_loopback || is_self(a, port))
-			return 1;
-		emit(enforce ? V_DENY : V_AUDIT, R_LOOPBACK, op, proto, 0, a, port_nbo, cookie);
-		return enforce ? 0 : 1;
-	}
-
+	// An allowed name may resolve to a loopback address (a local service),
+	// so names and CIDRs are asked before the loopback rule.
 	__u8 reason, verdict = V_ALLOW;
 	if (name_allowed(a, port))
 		reason = R_NAME;
 	else if (cidr_allowed(a))
 		reason = R_CIDR;
-	else {
+	else if (is_local(a)) {
+		if (allow_loopback || is_self(a, port))
+			return 1; // not a decision worth a record: the file/connect sensor has it
+		reason = R_LOOPBACK;
+		verdict = enforce ? V_DENY : V_AUDIT;
+	} else {
 		reason = R_UNRESOLVED;
 		verdict = enforce ? V_DENY : V_AUDIT;
 	}
@@ -375,7 +375,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 a[4], bool v6
 	// allow_cidrs are literal-address exceptions with no name to check, so
 	// they are not inspected; in observe mode an unresolved address is, so
 	// the trace still gets the name the child asked for.
-	if (proto == P_TCP && op == OP_CONNECT && reason != R_CIDR && verdict != V_DENY) {
+	if (proto == P_TCP && op == OP_CONNECT && reason != R_CIDR && reason != R_LOOPBACK && verdict != V_DENY) {
 		__u32 p32 = port;
 		struct target t = {.v6 = v6, .port = v6 ? splice6_port : splice4_port};
 		if (t.port != 0 && bpf_map_lookup_elem(&inspect, &p32)) {

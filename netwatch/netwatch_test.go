@@ -1,0 +1,462 @@
+package netwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/privtest"
+)
+
+// The test binary doubles as the child (a small Go client run inside the
+// run's cgroup) when NETWATCH_CHILD is set.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("NETWATCH_CHILD"); args != "" {
+		os.Exit(child(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+// child runs one network action and exits 0 when it succeeded. Its
+// resolver is Go's own; the server it is pointed at does not matter, the
+// hooks send port 53 to the proxy anyway.
+func child(args []string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resolver := func(server, network string) *net.Resolver {
+		return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
+	}
+	switch args[0] {
+	case "lookup": // lookup NAME SERVER udp|tcp
+		addrs, err := resolver(args[2], args[3]).LookupHost(ctx, args[1])
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println(addrs)
+	case "txt": // txt NAME SERVER
+		txt, err := resolver(args[2], "udp").LookupTXT(ctx, args[1])
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println(txt)
+	case "connect": // connect ADDR:PORT
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", args[1])
+		if err != nil {
+			fmt.Println(err)
+			if errors.Is(err, syscall.EPERM) {
+				return 3
+			}
+			return 1
+		}
+		c.Close()
+	default:
+		return 2
+	}
+	return 0
+}
+
+// upstream is a tiny authoritative DNS server that counts what reaches it.
+type upstream struct {
+	addr string
+	mu   sync.Mutex
+	seen map[string]int // "name TYPE"
+}
+
+var zone = map[string]string{
+	"allowed.test":  "127.0.0.2",
+	"other.test":    "127.0.0.3",
+	"sub.wild.test": "127.0.0.4",
+	"six.test":      "::1",
+}
+
+func startUpstream(t *testing.T) *upstream {
+	u := &upstream{seen: map[string]int{}}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	u.addr = pc.LocalAddr().String()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp := u.answer(buf[:n]); resp != nil {
+				pc.WriteTo(resp, from)
+			}
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				msg, err := readTCPMessage(c)
+				if err == nil {
+					writeTCPMessage(c, u.answer(msg))
+				}
+			}()
+		}
+	}()
+	return u
+}
+
+func (u *upstream) answer(msg []byte) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(msg)
+	if err != nil {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	name := normalize(q.Name.String())
+	u.mu.Lock()
+	u.seen[name+" "+qtypeName(q.Type)]++
+	u.mu.Unlock()
+	// Every name has a TXT record (what an exfiltration channel reads);
+	// only the zone's names have addresses.
+	ip, known := zone[name]
+	rcode := dnsmessage.RCodeSuccess
+	if !known && q.Type != dnsmessage.TypeTXT {
+		rcode = dnsmessage.RCodeNameError
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RCode: rcode})
+	b.StartQuestions()
+	b.Question(q)
+	b.StartAnswers()
+	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 5}
+	switch {
+	case q.Type == dnsmessage.TypeTXT:
+		b.TXTResource(rh, dnsmessage.TXTResource{TXT: []string{"exfil-ok"}})
+	case !known:
+	case q.Type == dnsmessage.TypeA && netip.MustParseAddr(ip).Is4():
+		b.AResource(rh, dnsmessage.AResource{A: netip.MustParseAddr(ip).As4()})
+	case q.Type == dnsmessage.TypeAAAA && netip.MustParseAddr(ip).Is6():
+		b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: netip.MustParseAddr(ip).As16()})
+	}
+	out, _ := b.Finish()
+	return out
+}
+
+func (u *upstream) count(name, qtype string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.seen[name+" "+qtype]
+}
+
+// testCgroup makes a cgroup v2 directory for the test's children.
+func testCgroup(t *testing.T) (string, int) {
+	mount := ""
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if pre, post, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(post, "cgroup2 ") {
+			mount = strings.Fields(pre)[4]
+			break
+		}
+	}
+	if mount == "" {
+		t.Fatal("no cgroup v2 mount")
+	}
+	dir := filepath.Join(mount, fmt.Sprintf("agentwatch-netwatch-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd)
+		for range 50 {
+			if os.Remove(dir) == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return dir, fd
+}
+
+// recorded collects what netwatch emits.
+type recorded struct {
+	mu  sync.Mutex
+	all []event.Event
+}
+
+func (e *recorded) add(ev event.Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
+}
+
+// wait returns the first event since index from that matches, waiting for
+// the ring buffer reader.
+func (e *recorded) wait(from int, match func(event.Event) bool) event.Event {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		e.mu.Lock()
+		for _, ev := range e.all[min(from, len(e.all)):] {
+			if match(ev) {
+				e.mu.Unlock()
+				return ev
+			}
+		}
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+func (e *recorded) len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.all)
+}
+
+func (e *recorded) dump(from int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.all[min(from, len(e.all)):] {
+		fmt.Fprintf(&b, "  %T %+v\n", ev, ev)
+	}
+	return b.String()
+}
+
+// serve starts an HTTP (or HTTPS) server on ip and returns its port.
+func serve(t *testing.T, ip string, tls bool) int {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", ip)
+	}))
+	s.Listener.Close()
+	s.Listener = ln
+	if tls {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	t.Cleanup(s.Close)
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// expect is what one row must leave on the record.
+type expect struct {
+	skip     bool          // the row does not run in this mode
+	dns      string        // DNSQuery name ("" : none expected)
+	dnsType  string        // its type
+	dnsV     event.Verdict // its verdict
+	dnsRule  string
+	addr     string // NetDecision original destination ("": none expected)
+	check    string // its check
+	decision event.Verdict
+	rule     string
+}
+
+func TestBypassTable(t *testing.T) {
+	privtest.Require(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is needed (apt-get install -y curl)")
+	}
+	up := startUpstream(t)
+	pAllowed := serve(t, "127.0.0.2", false)
+	pOther := serve(t, "127.0.0.3", false)
+	pWild := serve(t, "127.0.0.4", false)
+	pTLS := serve(t, "127.0.0.2", true) // shared by allowed.test and (for the SNI row) other.test
+	pSix := serve(t, "::1", false)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	curl := func(args ...string) []string {
+		return append([]string{"curl", "-sS", "-k", "--max-time", "5", "-o", "/dev/null"}, args...)
+	}
+	goChild := func(args ...string) []string { return append([]string{self}, args...) }
+	url := func(host string, port int) string { return fmt.Sprintf("http://%s:%d/", host, port) }
+
+	rows := []struct {
+		name string
+		argv []string
+		// exit status wanted in enforce mode (observe: always 0)
+		enforceExit int
+		enforce     expect
+		observe     expect
+	}{
+		{"allowed name", curl(url("allowed.test", pAllowed)), 0,
+			expect{dns: "allowed.test", dnsType: "A", dnsV: event.Allow, dnsRule: "allowed.test",
+				addr: fmt.Sprintf("127.0.0.2:%d", pAllowed), check: "host", decision: event.Allow, rule: "allowed.test"},
+			expect{dns: "allowed.test", dnsType: "A", dnsV: event.Allow, dnsRule: "allowed.test",
+				addr: fmt.Sprintf("127.0.0.2:%d", pAllowed), check: "host", decision: event.Allow, rule: "allowed.test"}},
+		{"wildcard name", curl(url("sub.wild.test", pWild)), 0,
+			expect{dns: "sub.wild.test", dnsType: "A", dnsV: event.Allow, dnsRule: "*.wild.test",
+				addr: fmt.Sprintf("127.0.0.4:%d", pWild), check: "host", decision: event.Allow, rule: "*.wild.test"},
+			expect{dns: "sub.wild.test", dnsType: "A", dnsV: event.Allow, dnsRule: "*.wild.test",
+				addr: fmt.Sprintf("127.0.0.4:%d", pWild), check: "host", decision: event.Allow, rule: "*.wild.test"}},
+		{"unknown name", curl(url("other.test", pOther)), 6, // curl: could not resolve
+			expect{dns: "other.test", dnsType: "A", dnsV: event.Deny, dnsRule: RuleUnknownDomain},
+			expect{dns: "other.test", dnsType: "A", dnsV: event.Audit, dnsRule: RuleUnknownDomain,
+				addr: fmt.Sprintf("127.0.0.3:%d", pOther), check: "address", decision: event.Audit, rule: "loopback-denied"}},
+		{"IP literal", curl(url("127.0.0.3", pOther)), 7, // curl: could not connect
+			expect{addr: fmt.Sprintf("127.0.0.3:%d", pOther), check: "address", decision: event.Deny, rule: "loopback-denied"},
+			expect{addr: fmt.Sprintf("127.0.0.3:%d", pOther), check: "address", decision: event.Audit, rule: "loopback-denied"}},
+		// Enforce only: in observe mode the connect would leave the machine.
+		{"IP literal, not loopback", goChild("connect", "192.0.2.1:80"), 3, // EPERM
+			expect{addr: "192.0.2.1:80", check: "address", decision: event.Deny, rule: "unresolved-address"},
+			expect{skip: true}},
+		{"curl --resolve", curl("--resolve", fmt.Sprintf("other.test:%d:127.0.0.3", pOther), url("other.test", pOther)), 7,
+			expect{addr: fmt.Sprintf("127.0.0.3:%d", pOther), check: "address", decision: event.Deny, rule: "loopback-denied"},
+			expect{addr: fmt.Sprintf("127.0.0.3:%d", pOther), check: "address", decision: event.Audit, rule: "loopback-denied"}},
+		{"TLS to an allowed address with a disallowed SNI",
+			// allowed.test's address was learned by the first row; the
+			// name asked for in the ClientHello is other.test.
+			curl("--resolve", fmt.Sprintf("other.test:%d:127.0.0.2", pTLS), fmt.Sprintf("https://other.test:%d/", pTLS)), 35,
+			expect{addr: fmt.Sprintf("127.0.0.2:%d", pTLS), check: "sni", decision: event.Deny, rule: RuleNotAllowed},
+			expect{addr: fmt.Sprintf("127.0.0.2:%d", pTLS), check: "sni", decision: event.Audit, rule: RuleNotAllowed}},
+		{"DNS to another resolver", goChild("lookup", "allowed.test", "192.0.2.53:53", "udp"), 0,
+			expect{dns: "allowed.test", dnsType: "A", dnsV: event.Allow, addr: "192.0.2.53:53", check: "dns-redirect", decision: event.Allow, rule: "dns-redirect"},
+			expect{dns: "allowed.test", dnsType: "A", dnsV: event.Allow, addr: "192.0.2.53:53", check: "dns-redirect", decision: event.Allow, rule: "dns-redirect"}},
+		{"DNS over TCP", goChild("lookup", "sub.wild.test", "192.0.2.54:53", "tcp"), 0,
+			expect{dns: "sub.wild.test", dnsType: "A", dnsV: event.Allow, addr: "192.0.2.54:53", check: "dns-redirect", decision: event.Allow, rule: "dns-redirect"},
+			expect{dns: "sub.wild.test", dnsType: "A", dnsV: event.Allow, addr: "192.0.2.54:53", check: "dns-redirect", decision: event.Allow, rule: "dns-redirect"}},
+		{"TXT of a disallowed name", goChild("txt", "secret-data.other.test", "192.0.2.53:53"), 1,
+			expect{dns: "secret-data.other.test", dnsType: "TXT", dnsV: event.Deny, dnsRule: RuleUnknownDomain},
+			expect{dns: "secret-data.other.test", dnsType: "TXT", dnsV: event.Audit, dnsRule: RuleUnknownDomain}},
+		{"IPv6 literal", goChild("connect", fmt.Sprintf("[::1]:%d", pSix)), 3, // EPERM
+			expect{addr: fmt.Sprintf("[::1]:%d", pSix), check: "address", decision: event.Deny, rule: "loopback-denied"},
+			expect{addr: fmt.Sprintf("[::1]:%d", pSix), check: "address", decision: event.Audit, rule: "loopback-denied"}},
+	}
+
+	for _, mode := range []policy.Mode{policy.Enforce, policy.Observe} {
+		t.Run(string(mode), func(t *testing.T) {
+			pol, err := policy.Parse("test.yaml", fmt.Appendf(nil, `version: 1
+mode: %s
+network:
+  allow: [allowed.test, "*.wild.test"]
+  allow_loopback: false
+  inspect_ports: [%d, %d, %d, %d, %d]
+  dns:
+    upstream: %s
+`, mode, pAllowed, pOther, pWild, pTLS, pSix, up.addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cg, cgfd := testCgroup(t)
+			var evs recorded
+			nw, err := Start(Config{Policy: pol, CgroupPath: cg, Emit: evs.add})
+			if err != nil {
+				t.Fatalf("%+v", err)
+			}
+			defer nw.Close()
+			defer func() {
+				if t.Failed() {
+					t.Logf("events:\n%s", evs.dump(0))
+				}
+			}()
+			for _, row := range rows {
+				want, exp := row.enforceExit, row.enforce
+				if mode == policy.Observe {
+					want, exp = 0, row.observe
+				}
+				if exp.skip {
+					continue
+				}
+				from := evs.len()
+				cmd := exec.Command(row.argv[0], row.argv[1:]...)
+				if cmd.Path == self {
+					cmd.Args = row.argv[:1]
+					cmd.Env = append(os.Environ(), "NETWATCH_CHILD="+strings.Join(row.argv[1:], " "))
+				}
+				cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+				out, _ := cmd.CombinedOutput()
+				code := cmd.ProcessState.ExitCode()
+				if code != want {
+					t.Errorf("%s: exit %d, want %d; output:\n%s", row.name, code, want, out)
+				}
+				if exp.dns != "" {
+					ev := evs.wait(from, func(ev event.Event) bool {
+						q, ok := ev.(event.DNSQuery)
+						return ok && q.Name == exp.dns && q.QType == exp.dnsType
+					})
+					q, _ := ev.(event.DNSQuery)
+					switch {
+					case ev == nil:
+						t.Errorf("%s: no DNS query %s %s recorded; got:\n%s", row.name, exp.dns, exp.dnsType, evs.dump(from))
+					case q.Verdict != exp.dnsV || (exp.dnsRule != "" && q.Rule != exp.dnsRule):
+						t.Errorf("%s: DNS %s: verdict %v rule %q, want %v %q", row.name, q.Name, q.Verdict, q.Rule, exp.dnsV, exp.dnsRule)
+					case q.Verdict == event.Deny && q.Forwarded:
+						t.Errorf("%s: denied query was forwarded", row.name)
+					}
+				}
+				if exp.addr != "" {
+					ev := evs.wait(from, func(ev event.Event) bool {
+						d, ok := ev.(event.NetDecision)
+						return ok && d.Addr.String() == exp.addr && d.Check == exp.check
+					})
+					d, _ := ev.(event.NetDecision)
+					switch {
+					case ev == nil:
+						t.Errorf("%s: no %s decision for %s recorded; got:\n%s", row.name, exp.check, exp.addr, evs.dump(from))
+					case d.Verdict != exp.decision || d.Rule != exp.rule:
+						t.Errorf("%s: decision %v rule %q, want %v %q (%+v)", row.name, d.Verdict, d.Rule, exp.decision, exp.rule, d)
+					case d.PID == 0 && d.Check != CheckSNI && d.Check != CheckHost:
+						t.Errorf("%s: decision without a pid: %+v", row.name, d)
+					}
+				}
+			}
+			// DNS exfiltration: in enforce mode the disallowed names never
+			// reached the upstream, whatever the record type.
+			for _, q := range []string{"other.test A", "secret-data.other.test TXT"} {
+				name, qt, _ := strings.Cut(q, " ")
+				n := up.count(name, qt)
+				if mode == policy.Enforce && n != 0 {
+					t.Errorf("upstream saw %d %s queries in enforce mode", n, q)
+				}
+				if mode == policy.Observe && n == 0 {
+					t.Errorf("upstream saw no %s query in observe mode", q)
+				}
+				up.mu.Lock()
+				delete(up.seen, name+" "+qt)
+				up.mu.Unlock()
+			}
+		})
+	}
+}
