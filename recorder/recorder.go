@@ -65,8 +65,15 @@ type RunInfo struct {
 	Sensors        []string            // sensors that ran, e.g. ["ebpf", "fswatch"]
 	Gaps           []string            // capabilities missing from the start, "sensor: reason"
 	CI             map[string]string   // e.g. cicd.pipeline.run.id when in CI
-	Attributes     map[string]string   // extra root attributes (team, org)
+	Attributes     map[string]string   // extra root attributes (team, org); the policy's attributes are added under them
 	ServiceVersion string
+	// RedactValues are the values of the environment variables the policy
+	// drops (policy.DroppedValues): replaced by [REDACTED] wherever they
+	// appear in the trace. Never stored.
+	RedactValues []string
+	// Resolvers are the system's DNS servers (resolv.conf): DNS redirected
+	// from any other address is a policy_bypass alert. Empty: not judged.
+	Resolvers []netip.Addr
 }
 
 // End is what the supervisor knows when the run is over.
@@ -112,6 +119,8 @@ type Recorder struct {
 
 	seed      maphash.Seed
 	pathCache map[string]pathInfo
+
+	pstate *policyState // see policy.go; created on first use
 
 	result *telemetry.Trace
 }
@@ -235,6 +244,22 @@ func (r *Recorder) Add(ev event.Event) {
 		r.addGap(gapString(e))
 	case *event.Gap:
 		r.addGap(gapString(*e))
+	case event.DNSQuery:
+		r.dnsQuery(e)
+	case *event.DNSQuery:
+		r.dnsQuery(*e)
+	case event.NetDecision:
+		r.netDecision(e)
+	case *event.NetDecision:
+		r.netDecision(*e)
+	case event.EnvFiltered:
+		r.envFiltered(e)
+	case *event.EnvFiltered:
+		r.envFiltered(*e)
+	case event.ProtectedPath:
+		r.protectedPath(e)
+	case *event.ProtectedPath:
+		r.protectedPath(*e)
 	}
 }
 
@@ -383,7 +408,9 @@ func (r *Recorder) file(e event.File) {
 		if !pi.secret {
 			return // only sensitive reads are recorded (metadata capture)
 		}
-		r.fileSpan(owner, fileKey{path: p, read: true}, e, pi).add(e, np)
+		fs := r.fileSpan(owner, fileKey{path: p, read: true}, e, pi)
+		fs.add(e, np)
+		r.fileAlerts(fs, e)
 		return
 	}
 	if r.inWorkspace(p) {
@@ -402,7 +429,11 @@ func (r *Recorder) file(e event.File) {
 		}
 		return
 	}
-	r.fileSpan(owner, fileKey{path: p}, e, pi).add(e, np)
+	fs := r.fileSpan(owner, fileKey{path: p}, e, pi)
+	fs.add(e, np)
+	if pi.protected || pi.secret {
+		r.fileAlerts(fs, e)
+	}
 	if e.Errno == 0 {
 		owner.noteWritten(r.hash(p))
 	}
@@ -470,6 +501,7 @@ func (r *Recorder) connect(e event.Connect) {
 		}
 		owner.nets[key] = ns
 		owner.netOrder = append(owner.netOrder, ns)
+		r.ps().lastNet[key] = ns
 	}
 	ns.add(e)
 }

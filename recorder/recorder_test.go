@@ -517,7 +517,8 @@ func TestFixtureFiles(t *testing.T) {
 		telemetry.ErrorType:           "EROFS",
 		telemetry.FileClass:           "workflow",
 	})
-	if wf.Status != codes.Error || len(wf.Events) != 1 || wf.Events[0].Name != telemetry.EventFileFailed {
+	// The refusal, then the workflow_edit alert (policy_test.go has the rules).
+	if wf.Status != codes.Error || len(wf.Events) != 2 || wf.Events[0].Name != telemetry.EventFileFailed || wf.Events[1].Name != telemetry.EventAlert {
 		t.Errorf("refused workflow write: status %v, events %+v", wf.Status, wf.Events)
 	}
 	wantAttrs(t, find(t, tr, "file_read /home/dev/.aws/credentials"), map[attribute.Key]string{

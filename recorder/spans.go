@@ -181,6 +181,8 @@ type netSpan struct {
 	failures   int
 	ok         bool
 	lastErr    string
+	decided    int      // address / dns-redirect decisions: one per attempt
+	dec        decision // enforcers' verdicts (policy.go)
 }
 
 func (ns *netSpan) add(e event.Connect) {
@@ -207,7 +209,7 @@ func (ns *netSpan) count() int {
 	for _, c := range ns.bySource {
 		n = max(n, c)
 	}
-	return n
+	return max(n, ns.decided)
 }
 
 // Finish closes every open span at end.Time and returns the trace, root
@@ -265,6 +267,11 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 			rest = append(rest, ordered{r.netTelemetry(ns, s.id), ns.seq})
 		}
 	}
+	if r.pstate != nil {
+		for _, ds := range r.pstate.dnsOrder {
+			rest = append(rest, ordered{r.dnsTelemetry(ds), ds.seq})
+		}
+	}
 	sort.SliceStable(rest, func(i, j int) bool {
 		a, b := rest[i], rest[j]
 		if !a.span.Start.Equal(b.span.Start) {
@@ -277,6 +284,8 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	for _, o := range rest {
 		t.Spans = append(t.Spans, o.span)
 	}
+	r.finishPolicy(t, end)
+	redactValues(t, r.info.RedactValues)
 	r.result = t
 	return t
 }
@@ -492,6 +501,9 @@ func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span
 		trace.SpanKindClient, ns.start, ns.end)
 	ip := ns.key.addr.Addr()
 	server := ns.name
+	if server == "" && r.pstate != nil {
+		server = r.pstate.nameOf[ip] // resolved through the run's proxy
+	}
 	if server == "" {
 		server = ip.String()
 	}
@@ -514,6 +526,11 @@ func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span
 			sp.Status, sp.StatusMessage = codes.Error, ns.lastErr
 		}
 	}
+	if ns.dec.verdict == event.Deny && !ns.ok && sp.StatusMessage == "" {
+		sp.Status, sp.StatusMessage = codes.Error, "denied by policy ("+ns.dec.rule+")"
+	}
+	a = append(a, ns.dec.attrs()...)
+	sp.Events = append(sp.Events, ns.dec.events...)
 	sp.Attrs = append(sp.Attrs, a...)
 	return sp
 }
