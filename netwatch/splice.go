@@ -83,7 +83,9 @@ type SpliceConfig struct {
 	// Required. An error closes the connection with RuleNoOrigin.
 	OrigDst func(c *net.TCPConn) (netip.AddrPort, error)
 	// PID optionally names the process that owns the client end, for the
-	// event header; 0 (or a nil PID) means unknown.
+	// event header; 0 (or a nil PID) means unknown. Per connection, PID is
+	// called once, before OrigDst and from the same goroutine, so OrigDst
+	// may consume a lookup that PID cached.
 	PID func(c *net.TCPConn) uint32
 	// Allow checks a name (lower-case, no trailing dot; an IP literal when
 	// the client sent one) and the original destination port. It returns

@@ -734,3 +734,105 @@ func BenchmarkSpliceConnect(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { round(b, dst.String()) })
 	b.Run("splice", func(b *testing.B) { round(b, p.Addr().String()) })
 }
+
+// TestSpliceIPv6: the same check over IPv6 loopback (a proxy per family).
+func TestSpliceIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "v6")
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.StartTLS()
+	defer srv.Close()
+	dst := addrOf(t, ln.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	for _, tt := range []struct {
+		serverName string
+		wantOK     bool
+		verdict    event.Verdict
+	}{
+		{"example.com", true, event.Allow},
+		{"evil.example.com", false, event.Deny},
+	} {
+		t.Run(tt.serverName, func(t *testing.T) {
+			ev := &decisions{}
+			p, err := StartSplice(SpliceConfig{
+				Listen:  "[::1]:0",
+				OrigDst: func(*net.TCPConn) (netip.AddrPort, error) { return dst, nil },
+				Allow:   allowOnly("example.com"),
+				Enforce: true,
+				Emit:    ev.emit,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			client := &http.Client{Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: roots},
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "tcp", p.Addr().String())
+				},
+			}}
+			resp, err := client.Get("https://" + tt.serverName + "/")
+			if (err == nil) != tt.wantOK {
+				t.Fatalf("GET through the proxy: err %v, want ok=%v", err, tt.wantOK)
+			}
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(body) != "v6" {
+					t.Fatalf("body %q", body)
+				}
+			}
+			d := ev.wait(t, 1)[0]
+			if d.Verdict != tt.verdict || d.Name != tt.serverName || d.Addr != dst || !d.Addr.Addr().Is6() {
+				t.Fatalf("decision %+v", d)
+			}
+		})
+	}
+}
+
+// TestSpliceServerHalfClose: the server finishes first; the client keeps
+// sending after reading the server's EOF, and the server still gets it.
+func TestSpliceServerHalfClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "bye")
+		c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	}()
+	p, _ := startProxy(t, ln.Addr().(*net.TCPAddr).AddrPort(), true, "allowed.test")
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(p.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	head := "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+	io.WriteString(c, head)
+	if b, err := io.ReadAll(c); err != nil || string(b) != "bye" {
+		t.Fatalf("client read %q, %v; want the server's bytes then EOF", b, err)
+	}
+	io.WriteString(c, "after-eof")
+	c.CloseWrite()
+	if s := <-got; s != head+"after-eof" {
+		t.Fatalf("server read %q, want the request and the bytes sent after its EOF", s)
+	}
+}
