@@ -449,24 +449,37 @@ func rcodeName(r dnsmessage.RCode) string {
 // SystemResolver returns the first nameserver of resolv.conf as host:53
 // (what network.dns.upstream "system" means).
 func SystemResolver(resolvConf string) (string, error) {
-	f, err := os.Open(resolvConf)
+	ns, err := Nameservers(resolvConf)
 	if err != nil {
 		return "", fmt.Errorf("reading the system resolver: %w", err)
 	}
+	if len(ns) == 0 {
+		return "", fmt.Errorf("reading the system resolver: no nameserver in %s", resolvConf)
+	}
+	return netip.AddrPortFrom(ns[0], 53).String(), nil
+}
+
+// Nameservers lists the nameserver addresses of resolv.conf: where the
+// child's DNS goes when nothing bypasses its configuration (the recorder
+// flags DNS redirected from anywhere else).
+func Nameservers(resolvConf string) ([]netip.Addr, error) {
+	f, err := os.Open(resolvConf)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
+	var out []netip.Addr
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 2 && fields[0] == "nameserver" {
-			a, err := netip.ParseAddr(fields[1])
-			if err != nil {
-				continue
+			if a, err := netip.ParseAddr(fields[1]); err == nil {
+				out = append(out, a.WithZone("").Unmap())
 			}
-			return netip.AddrPortFrom(a.WithZone(""), 53).String(), nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("reading %s: %w", resolvConf, err)
+		return nil, fmt.Errorf("reading %s: %w", resolvConf, err)
 	}
-	return "", fmt.Errorf("reading the system resolver: no nameserver in %s", resolvConf)
+	return out, nil
 }
