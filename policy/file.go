@@ -734,3 +734,16 @@ func (p *Policy) document() Document {
 	d.Files.Protect, d.Files.Secrets = patterns(p.Protect), patterns(p.Secrets)
 	return d.canonical()
 }
+
+// WithMode returns a copy of p in mode m (the --mode flag overrides the
+// file). The version is recomputed: it names the policy that was applied.
+func (p *Policy) WithMode(m Mode) (*Policy, error) {
+	if _, err := ParseMode(string(m)); err != nil {
+		return nil, err
+	}
+	c := *p
+	c.doc = p.document()
+	c.doc.Mode, c.Mode = m, m
+	c.Version = c.doc.hash()
+	return &c, nil
+}

@@ -391,3 +391,32 @@ func TestFilterEnv(t *testing.T) {
 		t.Errorf("default FilterEnv = %q, dropped %q", out, dropped)
 	}
 }
+
+func TestWithMode(t *testing.T) {
+	p, err := Load("testdata/spec-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := p.WithMode(Observe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Mode != Observe || p.Mode != Enforce || o.Version == p.Version || o.Source != p.Source {
+		t.Errorf("WithMode: mode %q (original %q), versions %s %s", o.Mode, p.Mode, o.Version, p.Version)
+	}
+	// The same as writing mode: observe in the file.
+	data, _ := os.ReadFile("testdata/spec-example.yaml")
+	f, err := Parse("x", []byte(strings.Replace(string(data), "mode: enforce", "mode: observe", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != o.Version {
+		t.Error("--mode observe and mode: observe give different versions")
+	}
+	if back, _ := o.WithMode(Enforce); back.Version != p.Version {
+		t.Error("mode round trip changed the version")
+	}
+	if _, err := p.WithMode("block"); err == nil {
+		t.Error("bad mode accepted")
+	}
+}
