@@ -1,7 +1,19 @@
 // Package workspace takes evidence of the repository an agent works in,
-// from the real git repository: root, remote, branch, HEAD, worktree status.
-// It reads; it never changes the repository (git runs with
-// GIT_OPTIONAL_LOCKS=0 so even `git status` does not refresh the index).
+// from the real git repository: root, remote, branch, HEAD, worktree status
+// at the start (Take), and at the end (Evidence) the final diff against the
+// base, touched, deleted and generated files, lockfile and CI changes, and
+// the commits made during the run.
+//
+// It reads; it never changes the repository: git runs with
+// GIT_OPTIONAL_LOCKS=0 (even `git status` does not refresh the index), and
+// the worktree trees it needs are built in a temporary index and a
+// temporary object directory outside the repository (the repository's own
+// objects are only an alternate), so neither the user's index nor .git/objects
+// gets a single byte — which matters under sudo, where a root-owned object
+// directory would later break the user's own commits.
+//
+// It never fails: what it cannot learn is an explicit Absent reason or an
+// entry in Evidence.Errors.
 package workspace
 
 import (
@@ -25,7 +37,21 @@ type Snapshot struct {
 	Branch    string // empty when detached
 	Head      string // commit SHA, empty for an unborn branch
 	Dirty     bool
-	Untracked int // untracked entries as git status lists them (an untracked directory counts once)
+	Untracked int    // untracked entries as git status lists them (an untracked directory counts once)
+	State     string // in-progress operation: merging, rebasing, cherry-picking, reverting, bisecting, applying; empty when none
+	Time      time.Time
+
+	// base is what Evidence needs to tell what the run changed; nil when
+	// the worktree tree could not be taken.
+	base *baseline
+}
+
+// Close removes the temporary objects Take made for TakeEvidence, for a run that
+// ends without calling Evidence. Safe to call more than once and on nil.
+func (s *Snapshot) Close() {
+	if s != nil && s.base != nil {
+		s.base.close()
+	}
 }
 
 // Timeout bounds each git call: evidence must never hang a run (a stuck
@@ -39,6 +65,8 @@ const (
 	AbsentTimeout    = "git timed out"
 	AbsentNoDir      = "directory does not exist"
 	AbsentGitFailure = "git failed"
+	AbsentBare       = "bare repository (no work tree)"
+	AbsentNoStart    = "no workspace snapshot at the start of the run"
 )
 
 // Root returns the git top-level containing dir, or dir itself when it is
@@ -52,38 +80,83 @@ func Root(dir string) string {
 }
 
 // Take snapshots the workspace at dir. It never fails: missing evidence is
-// reported in Absent.
+// reported in Absent. The snapshot holds temporary objects outside the
+// repository until TakeEvidence (or Close) is called with it.
 func Take(dir string) *Snapshot {
-	s := &Snapshot{Root: filepath.Clean(dir)}
+	s := &Snapshot{Root: filepath.Clean(dir), Time: time.Now()}
+	loc, ok := s.locate(dir)
+	if !ok {
+		return s
+	}
+	s.status(loc)
+	s.base = newBaseline(loc)
+	return s
+}
+
+// repoLoc is where a work tree's git data lives.
+type repoLoc struct {
+	top     string // work tree top level
+	gitDir  string // per-worktree git directory (state files live here)
+	objects string // the object directory (shared by linked worktrees)
+	index   string // the per-worktree index file
+}
+
+// locate fills Root, IsGit, RemoteURL, Branch, Head and State, or Absent.
+func (s *Snapshot) locate(dir string) (repoLoc, bool) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		s.Absent = AbsentNoDir
-		return s
+		return repoLoc{}, false
 	}
-	top, err := git(dir, "rev-parse", "--show-toplevel")
+	out, err := git(dir, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-path", "objects", "--git-path", "index")
 	if err != nil {
 		s.Absent = absentReason(err)
-		return s
+		if s.Absent == AbsentNotGit {
+			// rev-parse --show-toplevel fails the same way in a bare
+			// repository; say which it is.
+			if b, err := git(dir, "rev-parse", "--is-bare-repository"); err == nil && b == "true" {
+				s.Absent = AbsentBare
+			}
+		}
+		return repoLoc{}, false
 	}
-	s.Root, s.IsGit = top, true
+	lines := strings.Split(out, "\n")
+	if len(lines) != 4 {
+		s.Absent = AbsentGitFailure + ": unexpected rev-parse output"
+		return repoLoc{}, false
+	}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p) // --git-path answers relative to the cwd
+	}
+	loc := repoLoc{top: lines[0], gitDir: lines[1], objects: abs(lines[2]), index: abs(lines[3])}
+	s.Root, s.IsGit = loc.top, true
 
 	// No origin is normal (a fresh repo): leave the URL empty.
-	if u, err := git(top, "config", "--get", "remote.origin.url"); err == nil {
+	if u, err := git(loc.top, "config", "--get", "remote.origin.url"); err == nil {
 		s.RemoteURL = StripCredentials(u)
 	}
 	// symbolic-ref fails (exit 1) on a detached HEAD: branch stays empty.
-	if b, err := git(top, "symbolic-ref", "-q", "--short", "HEAD"); err == nil {
+	if b, err := git(loc.top, "symbolic-ref", "-q", "--short", "HEAD"); err == nil {
 		s.Branch = b
 	}
 	// --verify -q prints nothing and fails on an unborn branch.
-	if h, err := git(top, "rev-parse", "-q", "--verify", "HEAD^{commit}"); err == nil {
+	if h, err := git(loc.top, "rev-parse", "-q", "--verify", "HEAD^{commit}"); err == nil {
 		s.Head = h
 	}
-	st, err := gitRaw(top, "status", "--porcelain=v1", "-z", "--untracked-files=normal", "--ignore-submodules=none")
+	s.State = operationState(loc.gitDir)
+	return loc, true
+}
+
+// status fills Dirty and Untracked.
+func (s *Snapshot) status(loc repoLoc) {
+	st, err := gitRaw(loc.top, "status", "--porcelain=v1", "-z", "--untracked-files=normal", "--ignore-submodules=none")
 	if err != nil {
 		// The repository is there but its status is not: say so rather
 		// than report a clean tree.
 		s.Absent = "git status: " + absentReason(err)
-		return s
+		return
 	}
 	recs := bytes.Split(st, []byte{0})
 	for i := 0; i < len(recs); i++ {
@@ -99,8 +172,44 @@ func Take(dir string) *Snapshot {
 			i++ // with -z the rename/copy source is the next record
 		}
 	}
-	return s
 }
+
+// operationState names the operation in progress from the marker files git
+// itself checks (wt-status.c), most specific first: a rebase that stopped
+// on a conflicting pick also has CHERRY_PICK_HEAD.
+func operationState(gitDir string) string {
+	exists := func(name string) bool {
+		_, err := os.Lstat(filepath.Join(gitDir, name))
+		return err == nil
+	}
+	switch {
+	case exists("rebase-merge"):
+		return StateRebasing
+	case exists("rebase-apply/applying"):
+		return StateApplying
+	case exists("rebase-apply"):
+		return StateRebasing
+	case exists("MERGE_HEAD"):
+		return StateMerging
+	case exists("CHERRY_PICK_HEAD"):
+		return StateCherryPicking
+	case exists("REVERT_HEAD"):
+		return StateReverting
+	case exists("BISECT_LOG"):
+		return StateBisecting
+	}
+	return ""
+}
+
+// Worktree states (agentwatch.worktree.state).
+const (
+	StateMerging       = "merging"
+	StateRebasing      = "rebasing"
+	StateApplying      = "applying" // git am
+	StateCherryPicking = "cherry-picking"
+	StateReverting     = "reverting"
+	StateBisecting     = "bisecting"
+)
 
 // StripCredentials removes a password or token from a remote URL
 // (https://user:token@host/x → https://host/x). scp-style ssh remotes
@@ -146,26 +255,41 @@ func git(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// gitRaw runs git read-only in dir. safe.directory=* because the workspace
-// may belong to another user than agentwatch (root under sudo); we only read.
 func gitRaw(dir string, args ...string) ([]byte, error) {
+	return gitEnv(dir, nil, nil, args...)
+}
+
+// gitEnv runs git read-only in dir, with extra environment (the temporary
+// index and object directory) and stdin. safe.directory=* because the
+// workspace may belong to another user than agentwatch (root under sudo);
+// we only read. core.quotepath=false so that paths come back as bytes.
+func gitEnv(dir string, extra []string, stdin []byte, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	full := append([]string{"-c", "safe.directory=*", "-c", "core.fsmonitor=false", "-C", dir}, args...)
+	cmd := gitCmd(ctx, dir, extra, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.Output()
+	if ctx.Err() == context.DeadlineExceeded {
+		return nil, errTimeout
+	}
+	return out, err
+}
+
+func gitCmd(ctx context.Context, dir string, extra []string, args ...string) *exec.Cmd {
+	full := append([]string{"-c", "safe.directory=*", "-c", "core.fsmonitor=false", "-c", "core.quotepath=false", "-C", dir}, args...)
 	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Env = append(gitFreeEnv(),
 		"GIT_OPTIONAL_LOCKS=0",
 		"GIT_TERMINAL_PROMPT=0",
 		"LC_ALL=C",
 	)
+	cmd.Env = append(cmd.Env, extra...)
 	// A grandchild (credential helper, fsmonitor) holding the pipe open
 	// must not outlive the timeout either.
 	cmd.WaitDelay = time.Second
-	out, err := cmd.Output()
-	if ctx.Err() == context.DeadlineExceeded {
-		return nil, errTimeout
-	}
-	return out, err
+	return cmd
 }
 
 // gitFreeEnv is the environment without variables that would point git at

@@ -54,14 +54,14 @@ func newRepo(t *testing.T) string {
 
 func TestTakeNotGit(t *testing.T) {
 	d := tempDir(t)
-	s := Take(d)
+	s := take(t, d)
 	if s.IsGit || s.Absent != AbsentNotGit || s.Root != d {
 		t.Errorf("Take(plain dir) = %+v", s)
 	}
 	if got := Root(d); got != d {
 		t.Errorf("Root(plain dir) = %q, want %q", got, d)
 	}
-	s = Take(filepath.Join(d, "missing"))
+	s = take(t, filepath.Join(d, "missing"))
 	if s.IsGit || s.Absent != AbsentNoDir {
 		t.Errorf("Take(missing dir) = %+v", s)
 	}
@@ -69,15 +69,15 @@ func TestTakeNotGit(t *testing.T) {
 
 func TestTakeUnbornBranch(t *testing.T) {
 	d := newRepo(t)
-	s := Take(d)
+	s := take(t, d)
 	want := Snapshot{Root: d, IsGit: true, Branch: "main"}
-	if *s != want {
+	if pub(s) != want {
 		t.Errorf("fresh repo: got %+v, want %+v", *s, want)
 	}
 	write(t, filepath.Join(d, "a.txt"), "a")
 	write(t, filepath.Join(d, "newdir", "b.txt"), "b")
 	write(t, filepath.Join(d, "newdir", "c.txt"), "c")
-	s = Take(d)
+	s = take(t, d)
 	if !s.Dirty || s.Untracked != 2 || s.Head != "" {
 		t.Errorf("untracked file and dir: got %+v, want dirty, 2 untracked, no head", *s)
 	}
@@ -97,15 +97,15 @@ func TestTakeCommitsBranchesDetached(t *testing.T) {
 	if got := Root(sub); got != d {
 		t.Errorf("Root(subdir) = %q, want %q", got, d)
 	}
-	s := Take(sub)
+	s := take(t, sub)
 	want := Snapshot{Root: d, IsGit: true, Branch: "main", Head: head}
-	if *s != want {
+	if pub(s) != want {
 		t.Errorf("clean repo from a subdirectory: got %+v, want %+v", *s, want)
 	}
 
 	// A staged rename is dirty, and its source record is not counted.
 	run(t, d, "mv", "a.go", "b.go")
-	s = Take(d)
+	s = take(t, d)
 	if !s.Dirty || s.Untracked != 0 {
 		t.Errorf("staged rename: got %+v, want dirty, 0 untracked", *s)
 	}
@@ -114,17 +114,17 @@ func TestTakeCommitsBranchesDetached(t *testing.T) {
 
 	// Modified tracked file.
 	write(t, filepath.Join(d, "b.go"), "package b\n")
-	if s = Take(d); !s.Dirty || s.Untracked != 0 || s.Head != head2 {
+	if s = take(t, d); !s.Dirty || s.Untracked != 0 || s.Head != head2 {
 		t.Errorf("modified file: got %+v", *s)
 	}
 	run(t, d, "checkout", "-q", "--", "b.go")
 
 	run(t, d, "checkout", "-q", "-b", "feature/x")
-	if s = Take(d); s.Branch != "feature/x" {
+	if s = take(t, d); s.Branch != "feature/x" {
 		t.Errorf("branch = %q, want feature/x", s.Branch)
 	}
 	run(t, d, "checkout", "-q", "--detach", head)
-	if s = Take(d); s.Branch != "" || s.Head != head || s.Dirty {
+	if s = take(t, d); s.Branch != "" || s.Head != head || s.Dirty {
 		t.Errorf("detached: got %+v, want no branch, head %s, clean", *s, head)
 	}
 }
@@ -133,7 +133,7 @@ func TestTakeRemoteCredentialsStripped(t *testing.T) {
 	d := newRepo(t)
 	run(t, d, "remote", "add", "origin", "https://x-access-token:ghs_abcdefSECRET123@github.com/acme/app.git")
 	run(t, d, "remote", "add", "upstream", "https://example.com/other.git")
-	s := Take(d)
+	s := take(t, d)
 	if s.RemoteURL != "https://github.com/acme/app.git" {
 		t.Errorf("RemoteURL = %q", s.RemoteURL)
 	}
@@ -161,7 +161,7 @@ func TestStripCredentials(t *testing.T) {
 func TestTakeGitNotInstalled(t *testing.T) {
 	d := newRepo(t)
 	t.Setenv("PATH", tempDir(t))
-	s := Take(d)
+	s := take(t, d)
 	if s.IsGit || s.Absent != AbsentNoGit {
 		t.Errorf("without git: got %+v", *s)
 	}
@@ -182,7 +182,7 @@ func TestTakeTimeout(t *testing.T) {
 	Timeout = 200 * time.Millisecond
 	t.Cleanup(func() { Timeout = old })
 	start := time.Now()
-	s := Take(d)
+	s := take(t, d)
 	if s.IsGit || s.Absent != AbsentTimeout {
 		t.Errorf("hanging git: got %+v", *s)
 	}
@@ -213,8 +213,24 @@ func TestTakeOtherOwner(t *testing.T) {
 	if out, err := exec.Command("git", "-C", d, "status").CombinedOutput(); err == nil {
 		t.Fatalf("plain git accepted a repository owned by another user:\n%s", out)
 	}
-	s := Take(d)
+	s := take(t, d)
 	if !s.IsGit || s.Head == "" || s.Branch != "main" || s.Dirty {
 		t.Errorf("other owner: got %+v", *s)
 	}
+}
+
+// pub is the snapshot's comparable facts: without the time and the
+// temporary objects kept for TakeEvidence (which it releases).
+func pub(s *Snapshot) Snapshot {
+	s.Close()
+	c := *s
+	c.Time, c.base = time.Time{}, nil
+	return c
+}
+
+// take is Take with the temporary objects released when the test ends.
+func take(t *testing.T, dir string) *Snapshot {
+	s := Take(dir)
+	t.Cleanup(s.Close)
+	return s
 }
