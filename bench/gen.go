@@ -62,6 +62,8 @@ func gen(args []string) error {
 		return report(manifest{Elapsed: time.Since(start).Seconds()})
 	case "mixed": // mixed DIR N MANIFEST: every kind of action, N of each
 		return mixed(args[1], atoi(args[2]), args[3])
+	case "dnsloop", "connloop": // dnsloop SERVER N | connloop ADDR N (netbench.go)
+		return netGen(args[0], args[1], atoi(args[2]))
 	case "rate": // rate DIR PERSEC SECONDS WORKERS: chmod at a fixed rate
 		return rate(args[1], atoi(args[2]), atof(args[3]), atoi(args[4]))
 	}

@@ -92,6 +92,9 @@ func bench() error {
 	if err := h.capture(200); err != nil {
 		return err
 	}
+	if err := h.network(500, *reps); err != nil {
+		return err
+	}
 	return h.ceiling()
 }
 
