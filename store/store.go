@@ -90,6 +90,17 @@ var migrations = []string{
 	);
 	CREATE INDEX runs_start ON runs(start_ns DESC);
 	CREATE INDEX runs_trace_id ON runs(trace_id);`,
+	// 2: artifacts — content too large or too sensitive for the trace
+	// (the final diff), kept with the run in the user's own store.
+	`CREATE TABLE artifacts (
+		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		sha256     TEXT NOT NULL,
+		size       INTEGER NOT NULL,
+		created_ns INTEGER NOT NULL,
+		content    BLOB NOT NULL,
+		PRIMARY KEY (run_id, name)
+	);`,
 }
 
 // Open opens (creating when needed) the store in dir. It fails at once when
