@@ -143,6 +143,28 @@ const (
 	DNSAnswers      = attribute.Key("agentwatch.dns.answers")
 	DNSForwarded    = attribute.Key("agentwatch.dns.forwarded") // the query reached the upstream resolver
 	DNSLookups      = attribute.Key("agentwatch.dns.lookups")
+
+	// Workspace evidence (issue 4): the git_diff span and root attributes.
+	DiffSHA256         = attribute.Key("agentwatch.diff.sha256") // of the diff as stored (artifact "diff")
+	DiffBytes          = attribute.Key("agentwatch.diff.bytes")
+	DiffFiles          = attribute.Key("agentwatch.diff.files")
+	DiffLinesAdded     = attribute.Key("agentwatch.diff.lines_added")
+	DiffLinesRemoved   = attribute.Key("agentwatch.diff.lines_removed")
+	DiffTruncated      = attribute.Key("agentwatch.diff.truncated")
+	DiffContent        = attribute.Key("agentwatch.diff.content") // full capture only, redacted
+	DiffBase           = attribute.Key("agentwatch.diff.base")    // base commit, or the empty tree for an unborn branch
+	FilesTouched       = attribute.Key("agentwatch.files.touched")
+	FilesDeleted       = attribute.Key("agentwatch.files.deleted")
+	FilesGenerated     = attribute.Key("agentwatch.files.generated") // count
+	FilesTooLarge      = attribute.Key("agentwatch.files.too_large") // untracked files left out of the diff
+	LockfilesChanged   = attribute.Key("agentwatch.lockfiles.changed")
+	WorkflowsChanged   = attribute.Key("agentwatch.workflows.changed")
+	Commits            = attribute.Key("agentwatch.commits")           // SHAs made during the run, newest first
+	CommitsAbandoned   = attribute.Key("agentwatch.commits.abandoned") // made, then reset or amended away
+	WorktreeState      = attribute.Key("agentwatch.worktree.state")    // merging, rebasing, … at the end
+	EvidenceAbsent     = attribute.Key("agentwatch.evidence.absent")   // why there is no workspace evidence
+	EvidenceErrors     = attribute.Key("agentwatch.evidence.errors")   // steps of it that failed
+	EvidenceListCapped = attribute.Key("agentwatch.evidence.lists_capped")
 )
 
 // Alert rules (agentwatch.alert.rule) and severities.
