@@ -114,12 +114,23 @@ func startError(name string, err error) error {
 // forked child inherits it without a shim exec. The thread stays locked
 // until the child is reaped: Pdeathsig fires when the forking *thread*
 // exits, not the process. The goroutine then returns still locked, so the
-// runtime discards the thread instead of reusing it with no_new_privs set.
-func startNoNewPrivs(cmd *exec.Cmd) (<-chan error, error) {
+// runtime discards the thread instead of reusing it with no_new_privs set
+// (or in the child's mount namespace).
+//
+// prepare, when not nil, runs first on that thread: it may change
+// per-thread state the child must inherit (protect.go's mount namespace).
+// If it fails, nothing is started and the thread is discarded all the same.
+func startNoNewPrivs(cmd *exec.Cmd, prepare func() error) (<-chan error, error) {
 	started := make(chan error, 1)
 	waited := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				started <- err
+				return
+			}
+		}
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			started <- fmt.Errorf("setting no_new_privs: %w", err)
 			return

@@ -28,6 +28,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/fswatch"
+	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
@@ -55,6 +56,8 @@ type Options struct {
 	Dir     string   // the child's working directory; empty: the current one
 	Env     []string // the child's environment before HOME/USER/LOGNAME; nil: os.Environ()
 	Version string   // agentwatch's version, recorded on the trace
+
+	Policy *policy.Policy // the compiled policy; nil: policy.Default()
 }
 
 // Timeouts of the end of a run; bounded so a wedged sink cannot hang it.
@@ -97,6 +100,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		return 0, err
 	}
 	env = childEnv(env, target)
+	pol := o.Policy
+	if pol == nil {
+		pol = policy.Default()
+	}
 
 	// git runs while the store opens.
 	wsRoot := make(chan string, 1)
@@ -132,10 +139,18 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		ServiceVersion: o.Version,
 	}
 	sink := &sink{}
-	sensors := startSensors(runID, info.Workspace, sink)
+	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
+	sensors := startSensors(runID, info.Workspace, sink, secrets)
 	info.Before = sensors.before
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
+	// After the before-snapshot, right before the child starts: what
+	// exists now is what the child finds.
+	protect := planProtect(pol, info.Workspace, target.Home, pol.Mode == policy.Enforce, time.Now())
+	info.Gaps = append(info.Gaps, protect.gaps...)
+	for _, ev := range protect.events {
+		sink.add(ev)
+	}
 
 	sigs, stopSignals := catchSignals()
 	defer stopSignals()
@@ -177,7 +192,11 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		cmd.SysProcAttr.Setpgid = true
 	}
 
-	waited, err := startNoNewPrivs(cmd)
+	var prepare func() error
+	if protect.enforced() {
+		prepare = protect.enterProtectedNamespace
+	}
+	waited, err := startNoNewPrivs(cmd, prepare)
 	if tm != nil {
 		// Only the child may hold the slave: the master then reads EIO
 		// once the child's side is gone, which ends the output copy.
@@ -188,6 +207,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 			tm.ptmx.Close()
 		}
 		sensors.stop(&recorder.End{})
+		var pe *protectError
+		if errors.As(err, &pe) {
+			return 0, pe // agentwatch's failure, not the command's
+		}
 		return 0, startError(o.Argv[0], err)
 	}
 	if tm != nil {
@@ -373,10 +396,19 @@ type sensors struct {
 // startSensors sets up the cgroup, eBPF, fswatch and the workspace
 // snapshot concurrently: loading BPF dominates startup, the rest hides
 // behind it. Every failure becomes a gap; none is fatal.
-func startSensors(runID, ws string, sink *sink) *sensors {
+//
+// secrets expands files.secrets (a bounded walk) while BPF loads; its files
+// are handed to the sensor's read watch before the child starts.
+func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []string)) *sensors {
 	s := &sensors{workspace: ws}
 	var wg sync.WaitGroup
-	var cgErr, bpfErr, fsErr error
+	var cgErr, bpfErr, fsErr, watchErr error
+	var secretFiles, secretGaps []string
+	expanded := make(chan struct{})
+	go func() {
+		defer close(expanded)
+		secretFiles, secretGaps = secrets()
+	}()
 	wg.Go(func() { s.before = workspace.Take(ws) })
 	wg.Go(func() { s.fswatch, fsErr = fswatch.Start(ws, sink.add) })
 	wg.Go(func() {
@@ -393,8 +425,17 @@ func startSensors(runID, ws string, sink *sink) *sensors {
 		if bpfErr == nil && s.ebpf == nil {
 			bpfErr = errors.New("sensor did not start")
 		}
+		if bpfErr == nil {
+			<-expanded
+			_, watchErr = s.ebpf.WatchReads(secretFiles)
+		}
 	})
 	wg.Wait()
+	<-expanded
+	s.gaps = append(s.gaps, secretGaps...)
+	if watchErr != nil {
+		s.gaps = append(s.gaps, "files.secrets: "+oneLine(watchErr))
+	}
 	if cgErr != nil {
 		s.gaps = append(s.gaps, "cgroup: "+oneLine(cgErr))
 	}

@@ -1,0 +1,399 @@
+package supervisor
+
+// files.protect and files.secrets at the start of a run: which existing
+// paths the patterns name, and (enforce mode) the child's private mount
+// namespace in which every protected path is a read-only bind mount of
+// itself.
+//
+// Why bind mounts and not Landlock: Landlock can forbid writes beneath a
+// directory but not to one named file next to writable ones without also
+// covering its siblings, and its rules are per-access-right on whole
+// hierarchies; a read-only bind is exactly one path, files and directories
+// alike, and the kernel reports the refusal as EROFS (write, create,
+// truncate, chmod) or EBUSY (unlink, rename over or away: the path is a
+// mount point), which the eBPF sensor records as the failed attempt.
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/policy"
+)
+
+// maxScanEntries bounds each directory walk done to expand a pattern with
+// wildcards (e.g. "**/.env" over the workspace): startup must not depend on
+// the size of a monorepo. Reaching it is recorded as a gap.
+const maxScanEntries = 100_000
+
+// skipDirs are never walked: huge, and nothing there is a policy path a
+// user writes by hand (.git/hooks is reached by its literal prefix).
+var skipDirs = []string{"node_modules", ".git/objects"}
+
+// bindMount is one bind of a path onto itself in the child's namespace.
+type bindMount struct {
+	path     string // resolved: no symlinks
+	readOnly bool   // false: a pin (see protectPlan.pins)
+}
+
+// protectPlan is what files.protect does at the start of a run.
+type protectPlan struct {
+	// binds, parents before children (a bind hides later changes beneath
+	// the path it covers, so the deeper one must come last).
+	binds  []bindMount
+	events []event.ProtectedPath
+	gaps   []string
+}
+
+// enforced reports whether the child needs its own mount namespace.
+func (p *protectPlan) enforced() bool { return p != nil && len(p.binds) > 0 }
+
+// planProtect expands files.protect against the workspace and the child's
+// home. In enforce mode every existing path becomes a read-only bind, and
+// every directory between its anchor (workspace or home) and it a
+// read-write bind ("pin"): a mount point cannot be renamed away (EBUSY), so
+// `mv .github x && mkdir -p .github/workflows` cannot swap a fresh,
+// writable directory in. In observe mode nothing is bound; the events alone
+// say what existed.
+//
+// Symlinks are resolved, and a path that resolves outside its anchor is not
+// bound (a workspace symlink to /etc/passwd must not make us remount
+// /etc/passwd): it is recorded as a gap instead. A path reached through a
+// symlink inside the anchor has its target bound, and a gap says the link
+// itself could still be replaced.
+func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Time) *protectPlan {
+	plan := &protectPlan{}
+	seen := map[string]bool{}
+	for _, g := range pol.Protect {
+		base, segs, ok := anchorOf(g.String(), ws, home)
+		if !ok {
+			continue
+		}
+		found, truncated := expandPattern(g, base, segs, ws, home)
+		if truncated {
+			plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s: stopped scanning after %d entries", g, maxScanEntries))
+		}
+		if len(found) == 0 {
+			plan.events = append(plan.events, event.ProtectedPath{
+				Header: event.Header{Time: now}, Pattern: g.String(), Path: filepath.Join(append([]string{base}, literalPrefix(segs)...)...),
+			})
+			continue
+		}
+		for _, p := range found {
+			ev := event.ProtectedPath{Header: event.Header{Time: now}, Pattern: g.String(), Path: p, Existed: true}
+			real, inside, err := resolveWithin(p, base)
+			switch {
+			case err != nil:
+				plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s: %v", p, err))
+			case !inside:
+				plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s resolves to %s, outside %s: not made read-only", p, real, base))
+			default:
+				if real != p {
+					plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s is reached through a symlink: %s is read-only, the link itself is not", p, real))
+				}
+				if enforce {
+					ev.ReadOnly = true
+					if !seen[real] {
+						seen[real] = true
+						plan.binds = append(plan.binds, bindMount{path: real, readOnly: true})
+					}
+				}
+			}
+			plan.events = append(plan.events, ev)
+		}
+	}
+	// Pins: the directories strictly between each read-only path and its
+	// anchor, for workspace and home patterns (under "/" the child cannot
+	// rename system directories anyway).
+	var pins []bindMount
+	for _, b := range plan.binds {
+		for _, anchor := range []string{realOr(ws), realOr(home)} {
+			if anchor == "" || anchor == "/" {
+				continue
+			}
+			rel, ok := within(b.path, anchor)
+			if !ok || rel == "" {
+				continue
+			}
+			dir := anchor
+			parts := strings.Split(rel, "/")
+			for _, part := range parts[:len(parts)-1] {
+				dir = filepath.Join(dir, part)
+				if !seen[dir] {
+					seen[dir] = true
+					pins = append(pins, bindMount{path: dir})
+				}
+			}
+			break
+		}
+	}
+	plan.binds = append(plan.binds, pins...)
+	slices.SortStableFunc(plan.binds, func(a, b bindMount) int {
+		return strings.Count(a.path, "/") - strings.Count(b.path, "/")
+	})
+	return plan
+}
+
+// expandSecrets returns the existing files that files.secrets names, for
+// the eBPF sensor's read watch. Patterns sharing a walk root (every "**/x"
+// pattern starts at the workspace root) share one bounded walk.
+func expandSecrets(pol *policy.Policy, ws, home string) (files []string, gaps []string) {
+	type walk struct {
+		root  string
+		globs []policy.Glob
+	}
+	var walks []*walk
+	byRoot := map[string]*walk{}
+	seen := map[string]bool{}
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			files = append(files, p)
+		}
+	}
+	for _, g := range pol.Secrets {
+		base, segs, ok := anchorOf(g.String(), ws, home)
+		if !ok {
+			continue
+		}
+		prefix := literalPrefix(segs)
+		start := filepath.Join(append([]string{base}, prefix...)...)
+		if len(prefix) == len(segs) {
+			if fi, err := os.Stat(start); err == nil && fi.Mode().IsRegular() {
+				add(start)
+			}
+			continue
+		}
+		w := byRoot[start]
+		if w == nil {
+			w = &walk{root: start}
+			byRoot[start] = w
+			walks = append(walks, w)
+		}
+		w.globs = append(w.globs, g)
+	}
+	for _, w := range walks {
+		truncated := walkBounded(w.root, func(p string, d fs.DirEntry) bool {
+			if d.IsDir() {
+				return false
+			}
+			for _, g := range w.globs {
+				if g.Match(p, ws, home) {
+					add(p)
+					break
+				}
+			}
+			return false
+		})
+		if truncated {
+			gaps = append(gaps, fmt.Sprintf("files.secrets: stopped scanning %s after %d entries", w.root, maxScanEntries))
+		}
+	}
+	return files, gaps
+}
+
+// expandPattern returns the existing paths a files.protect pattern names.
+// "dir/**" names dir itself: binding the directory covers everything
+// beneath it, files created later included. Other wildcards are walked
+// from the literal prefix; a matching directory is taken whole.
+func expandPattern(g policy.Glob, base string, segs []string, ws, home string) (found []string, truncated bool) {
+	prefix := literalPrefix(segs)
+	start := filepath.Join(append([]string{base}, prefix...)...)
+	rest := segs[len(prefix):]
+	if len(rest) == 0 || (len(rest) == 1 && rest[0] == "**") {
+		if _, err := os.Lstat(start); err == nil {
+			found = append(found, start)
+		}
+		return found, false
+	}
+	truncated = walkBounded(start, func(p string, d fs.DirEntry) bool {
+		if g.Match(p, ws, home) {
+			found = append(found, p)
+			return true // a matched directory is bound whole
+		}
+		return false
+	})
+	return found, truncated
+}
+
+// walkBounded visits the tree under root (not following symlinks, skipping
+// skipDirs) until maxScanEntries entries; visit returns true to skip a
+// directory's contents. It reports whether the budget ran out.
+func walkBounded(root string, visit func(p string, d fs.DirEntry) (skip bool)) (truncated bool) {
+	n := 0
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable or vanished: nothing to match there
+		}
+		if n++; n > maxScanEntries {
+			truncated = true
+			return filepath.SkipAll
+		}
+		if p == root {
+			return nil
+		}
+		if d.IsDir() {
+			for _, s := range skipDirs {
+				if strings.HasSuffix(p, "/"+s) {
+					return filepath.SkipDir
+				}
+			}
+		}
+		if visit(p, d) && d.IsDir() {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return truncated
+}
+
+// anchorOf splits a pattern the way policy.CompileGlob anchors it: "~/"
+// is the child's home, "/" the root, anything else the workspace.
+func anchorOf(pattern, ws, home string) (base string, segs []string, ok bool) {
+	rest := pattern
+	switch {
+	case strings.HasPrefix(pattern, "~/"):
+		base, rest = home, pattern[2:]
+	case strings.HasPrefix(pattern, "/"):
+		base = "/"
+	default:
+		base = ws
+	}
+	rest = strings.Trim(rest, "/")
+	if base == "" || rest == "" {
+		return "", nil, false
+	}
+	return filepath.Clean(base), strings.Split(rest, "/"), true
+}
+
+// literalPrefix is the leading segments without glob syntax.
+func literalPrefix(segs []string) []string {
+	for i, s := range segs {
+		if strings.ContainsAny(s, `*?[\`) {
+			return segs[:i]
+		}
+	}
+	return segs
+}
+
+// resolveWithin resolves every symlink in p and reports whether the result
+// is still inside base (itself resolved).
+func resolveWithin(p, base string) (string, bool, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", false, err
+	}
+	_, inside := within(real, realOr(base))
+	return real, inside, nil
+}
+
+func realOr(p string) string {
+	if p == "" {
+		return ""
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
+}
+
+// within returns p relative to base ("" for base itself).
+func within(p, base string) (string, bool) {
+	if base == "/" {
+		return strings.TrimPrefix(p, "/"), true
+	}
+	if p == base {
+		return "", true
+	}
+	if strings.HasPrefix(p, base+"/") {
+		return p[len(base)+1:], true
+	}
+	return "", false
+}
+
+// enterProtectedNamespace runs on the locked OS thread that then starts the
+// child, so only that thread (and the child it forks) sees the binds; the
+// thread is discarded afterwards, never reused by the Go runtime.
+// unshare(CLONE_NEWNS) also unshares the thread's CLONE_FS state, which is
+// why it is allowed in a multi-threaded process.
+func (p *protectPlan) enterProtectedNamespace() error {
+	if err := p.enterNamespace(); err != nil {
+		return &protectError{err}
+	}
+	return nil
+}
+
+func (p *protectPlan) enterNamespace() error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("%w: %w", errProtectNeedsRoot, err)
+		}
+		return fmt.Errorf("creating the child's mount namespace for files.protect: %w", err)
+	}
+	// The copied mounts are still peers of the supervisor's: without this,
+	// every bind below would propagate back into the host namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making the child's mounts private: %w", err)
+	}
+	for _, b := range p.binds {
+		if err := bindOntoItself(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindOntoItself clones the mount tree at b.path and attaches it on top of
+// the same path, read-only when asked. It works on file descriptors opened
+// here, after unshare, with no symlink allowed anywhere in the path: what
+// is mounted is what planProtect resolved, even if a path component was
+// swapped for a symlink since (that fails instead). The clone is made
+// read-only before it is attached, so there is no writable moment.
+func bindOntoItself(b bindMount) error {
+	what := "pinning"
+	if b.readOnly {
+		what = "making read-only"
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, b.path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, b.path, err)
+	}
+	defer unix.Close(fd)
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("%s %s: cloning the mount: %w", what, b.path, err)
+	}
+	defer unix.Close(tree)
+	if b.readOnly {
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+			return fmt.Errorf("%s %s: %w", what, b.path, err)
+		}
+	}
+	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("%s %s: attaching the bind: %w", what, b.path, err)
+	}
+	return nil
+}
+
+// protectError: the child's protected namespace could not be set up, so
+// the run is refused before the child starts (enforce mode never silently
+// downgrades to observing).
+type protectError struct{ err error }
+
+func (e *protectError) Error() string { return e.err.Error() }
+func (e *protectError) Unwrap() error { return e.err }
+
+// errProtectNeedsRoot explains the usual failure of enforce mode.
+var errProtectNeedsRoot = errors.New("enforcing files.protect needs root (CAP_SYS_ADMIN); use --mode observe to record only")
