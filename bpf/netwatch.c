@@ -59,6 +59,7 @@ enum nw_reason {
 	R_UNRESOLVED = 3,   // no allowed name resolved to it
 	R_LOOPBACK = 4,     // loopback with allow_loopback: false
 	R_DNS_REDIRECT = 5, // port 53, sent to the DNS proxy instead
+	R_UDP_INSPECT = 6,  // UDP (QUIC) to an allowed address on an inspected port
 };
 
 enum nw_op { OP_CONNECT = 1, OP_SENDMSG = 2 };
@@ -371,12 +372,20 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 a[4], bool v6
 		verdict = enforce ? V_DENY : V_AUDIT;
 	}
 
+	// QUIC (UDP 443) to an allowed address would carry its server name
+	// past the splice proxy, which sees TCP only: refused in enforce mode,
+	// so clients fall back to TCP, where the name is checked.
+	__u32 p32 = port;
+	if (proto == P_UDP && reason == R_NAME && bpf_map_lookup_elem(&inspect, &p32)) {
+		reason = R_UDP_INSPECT;
+		verdict = enforce ? V_DENY : V_AUDIT;
+	}
+
 	__u8 flags = 0;
 	// allow_cidrs are literal-address exceptions with no name to check, so
 	// they are not inspected; in observe mode an unresolved address is, so
 	// the trace still gets the name the child asked for.
 	if (proto == P_TCP && op == OP_CONNECT && reason != R_CIDR && reason != R_LOOPBACK && verdict != V_DENY) {
-		__u32 p32 = port;
 		struct target t = {.v6 = v6, .port = v6 ? splice6_port : splice4_port};
 		if (t.port != 0 && bpf_map_lookup_elem(&inspect, &p32)) {
 			flags = F_SPLICE;

@@ -21,11 +21,12 @@ import (
 // knows only why the kernel decided; netwatch replaces RuleAllowedName and
 // RuleAllowedCIDR with the policy rule (the network.allow pattern, the CIDR).
 const (
-	RuleAllowedName = "allowed-name"       // an allowed name resolved to the address
-	RuleAllowedCIDR = "allow_cidrs"        // network.allow_cidrs
-	RuleUnresolved  = "unresolved-address" // no allowed name resolved to it (IP literal, --resolve, hard-coded, DNS elsewhere)
-	RuleLoopback    = "loopback-denied"    // loopback with network.allow_loopback: false
-	RuleDNSRedirect = "dns-redirect"       // port 53, answered by the run's DNS proxy instead
+	RuleAllowedName = "allowed-name"          // an allowed name resolved to the address
+	RuleAllowedCIDR = "allow_cidrs"           // network.allow_cidrs
+	RuleUnresolved  = "unresolved-address"    // no allowed name resolved to it (IP literal, --resolve, hard-coded, DNS elsewhere)
+	RuleLoopback    = "loopback-denied"       // loopback with network.allow_loopback: false
+	RuleDNSRedirect = "dns-redirect"          // port 53, answered by the run's DNS proxy instead
+	RuleUDPInspect  = "udp-on-inspected-port" // QUIC to an allowed address: its name would skip the splice check
 )
 
 // Checks in event.NetDecision.Check from the kernel hooks.
@@ -349,6 +350,8 @@ func decodeNetRec(b []byte, bootOffset int64) (event.NetDecision, error) {
 		d.Rule = RuleLoopback
 	case 5:
 		d.Rule, d.Check = RuleDNSRedirect, CheckDNSRedirect
+	case 6:
+		d.Rule = RuleUDPInspect
 	default:
 		return event.NetDecision{}, fmt.Errorf("decoding network decision: bad reason %d", b[2])
 	}

@@ -71,6 +71,19 @@ func child(args []string) int {
 			return 1
 		}
 		c.Close()
+	case "udp": // udp ADDR:PORT: one datagram (QUIC's first flight)
+		c, err := net.ListenUDP("udp", nil)
+		if err != nil {
+			return 1
+		}
+		defer c.Close()
+		if _, err := c.WriteToUDPAddrPort([]byte("quic?"), netip.MustParseAddrPort(args[1])); err != nil {
+			fmt.Println(err)
+			if errors.Is(err, syscall.EPERM) {
+				return 3
+			}
+			return 1
+		}
 	default:
 		return 2
 	}
@@ -360,6 +373,11 @@ func TestBypassTable(t *testing.T) {
 		{"TXT of a disallowed name", goChild("txt", "secret-data.other.test", "192.0.2.53:53"), 1,
 			expect{dns: "secret-data.other.test", dnsType: "TXT", dnsV: event.Deny, dnsRule: RuleUnknownDomain},
 			expect{dns: "secret-data.other.test", dnsType: "TXT", dnsV: event.Audit, dnsRule: RuleUnknownDomain}},
+		// allowed.test's address on an inspected port, over UDP: QUIC
+		// would carry the name past the splice proxy.
+		{"UDP to an allowed address on an inspected port", goChild("udp", fmt.Sprintf("127.0.0.2:%d", pTLS)), 3,
+			expect{addr: fmt.Sprintf("127.0.0.2:%d", pTLS), check: "address", decision: event.Deny, rule: "udp-on-inspected-port"},
+			expect{addr: fmt.Sprintf("127.0.0.2:%d", pTLS), check: "address", decision: event.Audit, rule: "udp-on-inspected-port"}},
 		{"IPv6 literal", goChild("connect", fmt.Sprintf("[::1]:%d", pSix)), 3, // EPERM
 			expect{addr: fmt.Sprintf("[::1]:%d", pSix), check: "address", decision: event.Deny, rule: "loopback-denied"},
 			expect{addr: fmt.Sprintf("[::1]:%d", pSix), check: "address", decision: event.Audit, rule: "loopback-denied"}},
