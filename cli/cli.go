@@ -57,11 +57,14 @@ func (e usageError) Unwrap() error { return e.err }
 // ExitCode maps an error returned by a command to agentwatch's exit code.
 func ExitCode(err error) int {
 	var ue usageError
+	var pi policyInvalid
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ue):
 		return ExitUsage
+	case errors.As(err, &pi):
+		return ExitPolicyInvalid
 	case errors.Is(err, supervisor.ErrCommandNotFound):
 		return ExitNotFound
 	case errors.Is(err, supervisor.ErrCannotExecute):
@@ -161,7 +164,9 @@ func (a *app) rootCommand() *cobra.Command {
 tree with eBPF and fsnotify, and records one OpenTelemetry trace per run.
 
 Exit codes: the command's own status (128+N when killed by signal N);
-2 usage error; 125 agentwatch failed; 126 cannot execute; 127 not found.`,
+2 usage error; 125 agentwatch failed (also: a malformed policy, or enforce
+mode on a machine that cannot enforce; the command did not start);
+126 cannot execute; 127 not found. "policy check" exits 1 for an invalid file.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -173,6 +178,7 @@ Exit codes: the command's own status (128+N when killed by signal N);
 		a.showCommand(),
 		a.exportCommand(),
 		a.doctorCommand(),
+		a.policyCommand(),
 		a.versionCommand(),
 	)
 	return root

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/supervisor"
 )
 
@@ -203,5 +206,91 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := execute(t, &fakeRun{}, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "agentwatch ") {
 		t.Fatalf("version: exit %d, %q", code, stdout)
+	}
+}
+
+func TestPolicyFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.yaml"
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(good, []byte("version: 1\nmode: enforce\nnetwork:\n  allow: [example.com]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("version: 1\nnetwork:\n  allow:\n    - ok.example\n    - \"*.\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args     []string
+		code     int
+		mode     policy.Mode // when the run starts
+		source   string
+		stderrRe string
+	}{
+		{[]string{"run", "--store", "/s", "--policy", good, "--", "true"}, 0, policy.Enforce, good, ""},
+		{[]string{"run", "--store", "/s", "--policy", good, "--mode", "observe", "--", "true"}, 0, policy.Observe, good, ""},
+		{[]string{"run", "--store", "/s", "--mode", "enforce", "--", "true"}, 0, policy.Enforce, "", ""},
+		{[]string{"run", "--store", "/s", "--policy", bad, "--", "true"}, ExitFailure, "", "",
+			`^agentwatch: loading policy: ` + regexp.QuoteMeta(bad) + `:5: network.allow\[1\]: bad pattern "\*\.": .*\n$`},
+		{[]string{"run", "--store", "/s", "--policy", dir + "/missing.yaml", "--", "true"}, ExitFailure, "", "", `missing.yaml: no such file`},
+		{[]string{"run", "--store", "/s", "--mode", "block", "--", "true"}, ExitUsage, "", "", `^agentwatch: --mode: unknown mode "block"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f := &fakeRun{}
+			code, _, stderr := execute(t, f, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.code, stderr)
+			}
+			if tt.stderrRe != "" && !regexp.MustCompile(tt.stderrRe).MatchString(stderr) {
+				t.Errorf("stderr %q does not match %s", stderr, tt.stderrRe)
+			}
+			if tt.mode == "" {
+				if f.called {
+					t.Error("the run started despite a bad policy")
+				}
+				return
+			}
+			if !f.called || f.opts.Policy == nil || f.opts.Policy.Mode != tt.mode {
+				t.Fatalf("policy not passed: %+v", f.opts.Policy)
+			}
+			if tt.source != "" && f.opts.Policy.Source != tt.source {
+				t.Errorf("source %q", f.opts.Policy.Source)
+			}
+		})
+	}
+}
+
+func TestPolicyCommand(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("version: 1\nmode: loud\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, def, stderr := execute(t, &fakeRun{}, "policy", "default")
+	if code != 0 || stderr != "" {
+		t.Fatalf("policy default: exit %d, %s", code, stderr)
+	}
+	if !strings.Contains(def, "# policy version: "+policy.Default().Version+"\n") || !strings.Contains(def, "mode: observe\n") {
+		t.Errorf("policy default output:\n%s", def)
+	}
+	// The printed default checks back to the same version.
+	file := dir + "/default.yaml"
+	if err := os.WriteFile(file, []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := execute(t, &fakeRun{}, "policy", "check", file)
+	if code != 0 || !strings.Contains(out, "# policy version: "+policy.Default().Version) {
+		t.Errorf("policy check of the default: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = execute(t, &fakeRun{}, "policy", "check", bad)
+	if code != ExitPolicyInvalid || out != "" || stderr != "agentwatch: "+bad+":2: mode: unknown mode \"loud\" (want observe or enforce)\n" {
+		t.Errorf("policy check bad: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	code, _, stderr = execute(t, &fakeRun{}, "policy", "check", dir+"/missing.yaml")
+	if code != ExitFailure || !strings.Contains(stderr, "missing.yaml") {
+		t.Errorf("policy check missing: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ = execute(t, &fakeRun{}, "policy", "check", "a", "b"); code != ExitUsage {
+		t.Errorf("two files: exit %d", code)
 	}
 }

@@ -20,6 +20,8 @@ type runOptions struct {
 	user         string
 	task         string
 	taskURL      string
+	policyFile   string
+	mode         string
 }
 
 func (o runOptions) supervisorOptions(env Env) supervisor.Options {
@@ -56,7 +58,15 @@ func (a *app) runCommand() *cobra.Command {
 			if o.storeDir == "" {
 				return errors.New("finding the run store: no default directory (set XDG_STATE_HOME or HOME, or pass --store)")
 			}
-			code, err := a.env.Run(cmd.Context(), o.supervisorOptions(a.env))
+			// Compiled before anything starts: a malformed policy stops
+			// the run with file, line, key and reason (exit 125).
+			pol, err := resolvePolicy(o.policyFile, o.mode, "")
+			if err != nil {
+				return err
+			}
+			so := o.supervisorOptions(a.env)
+			so.Policy = pol
+			code, err := a.env.Run(cmd.Context(), so)
 			a.code = code
 			return err
 		}),
@@ -71,6 +81,8 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.user, "user", "", "run the command as `USER` (name or uid); default: the sudo user; root only with --user root")
 	f.StringVar(&o.task, "task", "", "task `ID` this run works on (recorded as agentwatch.task.id)")
 	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
+	f.StringVar(&o.policyFile, "policy", "", "policy `FILE`; default: .agentwatch.yaml at the workspace's git root, else the built-in (see `agentwatch policy`)")
+	f.StringVar(&o.mode, "mode", "", "observe (record and alert) or enforce (also block); overrides the policy's mode. Enforce refuses to run where it cannot enforce")
 	return cmd
 }
 
