@@ -1,0 +1,273 @@
+package agentotel
+
+import (
+	"encoding/hex"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+)
+
+// Claude Code's event names (its OTLP log records), from its monitoring
+// documentation and what the pinned CLI sends.
+const (
+	EventUserPrompt   = "claude_code.user_prompt"
+	EventAPIRequest   = "claude_code.api_request"
+	EventAPIError     = "claude_code.api_error"
+	EventToolResult   = "claude_code.tool_result"
+	EventToolDecision = "claude_code.tool_decision"
+	// EventAssistantResponse ends a prompt's turn: response_length, and
+	// the response text only with content logging on.
+	EventAssistantResponse = "claude_code.assistant_response"
+)
+
+// redactedByAgent is the value Claude Code puts in a content attribute
+// when content logging is off: metadata, not content.
+const redactedByAgent = "<REDACTED>"
+
+// contentAttributes are attributes that carry what the user or the model
+// wrote, not metadata. Claude Code sends them only when asked
+// (OTEL_LOG_USER_PROMPTS, OTEL_LOG_TOOL_DETAILS), which Env never does,
+// but a user's own settings may; they go to LogRecord.Content so the
+// recorder keeps them only in full capture, after redaction.
+var contentAttributes = map[string]bool{
+	"prompt":          true,
+	"prompt_text":     true,
+	"tool_parameters": true,
+	"tool_input":      true,
+	"tool_output":     true,
+	"response":        true,
+	"body":            true,
+}
+
+// LogRecord is one log record the agent exported, in the typed form the
+// recorder needs. Fields that do not apply to the event are zero.
+type LogRecord struct {
+	Name      string    // event name: claude_code.api_request, ...; else the body when it is a string
+	Time      time.Time // when the event happened (for api_request: when the response finished)
+	SessionID string    // session.id
+	PromptID  string    // prompt.id: groups the events of one user prompt
+	TraceID   string    // hex, when the record carries span context
+	SpanID    string
+
+	// api_request / api_error
+	Model               string
+	InputTokens         int64 // as Claude Code reports it: NOT including cached tokens
+	OutputTokens        int64
+	CacheReadTokens     int64
+	CacheCreationTokens int64
+	CostUSD             float64
+	CostKnown           bool
+	Duration            time.Duration // duration_ms: the API call, or the tool run
+	StatusCode          int           // api_error
+	Error               string        // api_error / failed tool_result message
+	Attempt             int           // api_error
+	TimeToFirstToken    time.Duration // ttft_ms, streams
+	RequestID           string        // request_id: the API's request-id response header
+
+	// tool_result / tool_decision
+	ToolName  string
+	ToolUseID string // tool_use_id: the model's tool call id (event.ToolCall.ID)
+	Success   bool
+	Decision  string // accept / reject
+	Source    string // what decided: config, user_permanent, ...
+
+	// user_prompt
+	PromptLength int
+
+	// Attrs holds every other metadata attribute, stringified; Content
+	// holds the content-bearing ones (prompt text, tool parameters) when
+	// the agent sent them at all.
+	Attrs   map[string]string
+	Content map[string]string
+}
+
+// InclusiveInputTokens is the GenAI convention's gen_ai.usage.input_tokens
+// (cached tokens included), which is what an event.LLMCall carries.
+func (l LogRecord) InclusiveInputTokens() int64 {
+	return l.InputTokens + l.CacheReadTokens + l.CacheCreationTokens
+}
+
+// Start is when the API call (or tool run) began, from Time and Duration.
+func (l LogRecord) Start() time.Time { return l.Time.Add(-l.Duration) }
+
+// MatchWindow is how far apart a claude_code.api_request event and the
+// proxy's record of the same call may be in time. Both clocks are this
+// machine's; the slack covers Claude Code taking the timestamp after
+// parsing the stream, and retries of one logical request.
+const MatchWindow = 10 * time.Second
+
+// Matches reports whether an api_request event describes the same model
+// call the proxy recorded, so the recorder makes an LLM span from the event
+// only when no proxy call matches it (never double counting). The rule:
+//
+//   - the model is the call's request or response model;
+//   - the usage agrees exactly: output tokens, cache read and cache
+//     creation tokens, and input tokens once the proxy's inclusive count
+//     has the cached ones taken out (Claude Code reports Anthropic's raw
+//     input_tokens);
+//   - the event's time is within MatchWindow of the call's end.
+//
+// A call without usage (an error, a cut stream) matches nothing. When
+// several calls match one event, the recorder takes the one whose end is
+// nearest the event's time, and uses each call at most once.
+func (l LogRecord) Matches(c event.LLMCall) bool {
+	if l.Name != EventAPIRequest || !c.UsageKnown {
+		return false
+	}
+	if l.Model != c.RequestModel && l.Model != c.ResponseModel {
+		return false
+	}
+	if l.OutputTokens != c.OutputTokens || l.CacheReadTokens != c.CacheReadTokens ||
+		l.CacheCreationTokens != c.CacheCreationTokens || l.InclusiveInputTokens() != c.InputTokens {
+		return false
+	}
+	d := l.Time.Sub(c.End)
+	return d.Abs() <= MatchWindow
+}
+
+// LogsToEvents flattens an export request into LogRecords, one per log
+// record, in order. Every record is returned (the recorder attaches them
+// as span events); the typed fields are filled for Claude Code's events.
+func LogsToEvents(req *collogspb.ExportLogsServiceRequest) []LogRecord {
+	var out []LogRecord
+	for _, rl := range req.GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			for _, lr := range sl.GetLogRecords() {
+				out = append(out, toLogRecord(lr))
+			}
+		}
+	}
+	return out
+}
+
+func toLogRecord(lr *logspb.LogRecord) LogRecord {
+	rec := LogRecord{Name: lr.GetEventName()}
+	attrs := map[string]string{}
+	for _, kv := range lr.GetAttributes() {
+		attrs[kv.GetKey()] = valueString(kv.GetValue())
+	}
+	if rec.Name == "" {
+		rec.Name = attrs["event.name"]
+	}
+	if rec.Name == "" {
+		rec.Name = lr.GetBody().GetStringValue()
+	}
+	// Claude Code's event.name attribute is the short name (api_request)
+	// while the body is the full one; prefer the namespaced form.
+	if body := lr.GetBody().GetStringValue(); strings.HasPrefix(body, "claude_code.") && !strings.HasPrefix(rec.Name, "claude_code.") {
+		rec.Name = body
+	}
+
+	switch {
+	case lr.GetTimeUnixNano() != 0:
+		rec.Time = time.Unix(0, int64(lr.GetTimeUnixNano()))
+	case attrs["event.timestamp"] != "":
+		rec.Time, _ = time.Parse(time.RFC3339Nano, attrs["event.timestamp"])
+	case lr.GetObservedTimeUnixNano() != 0:
+		rec.Time = time.Unix(0, int64(lr.GetObservedTimeUnixNano()))
+	}
+	if len(lr.GetTraceId()) == 16 && !allZero(lr.GetTraceId()) {
+		rec.TraceID = hex.EncodeToString(lr.GetTraceId())
+	}
+	if len(lr.GetSpanId()) == 8 && !allZero(lr.GetSpanId()) {
+		rec.SpanID = hex.EncodeToString(lr.GetSpanId())
+	}
+
+	take := func(k string) string { v := attrs[k]; delete(attrs, k); return v }
+	rec.SessionID = take("session.id")
+	rec.PromptID = take("prompt.id")
+	rec.Model = take("model")
+	rec.InputTokens = parseInt(take("input_tokens"))
+	rec.OutputTokens = parseInt(take("output_tokens"))
+	rec.CacheReadTokens = parseInt(take("cache_read_tokens"))
+	rec.CacheCreationTokens = parseInt(take("cache_creation_tokens"))
+	if v := take("cost_usd"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			rec.CostUSD, rec.CostKnown = f, true
+		}
+	}
+	if v := take("duration_ms"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f < 1e12 {
+			rec.Duration = time.Duration(f * float64(time.Millisecond))
+		}
+	}
+	rec.StatusCode = int(parseInt(take("status_code")))
+	rec.Error = take("error")
+	rec.Attempt = int(parseInt(take("attempt")))
+	if v := take("ttft_ms"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f < 1e12 {
+			rec.TimeToFirstToken = time.Duration(f * float64(time.Millisecond))
+		}
+	}
+	rec.RequestID = take("request_id")
+	rec.ToolUseID = take("tool_use_id")
+	rec.ToolName = take("tool_name")
+	rec.Success = take("success") == "true"
+	rec.Decision = take("decision")
+	rec.Source = take("source")
+	rec.PromptLength = int(parseInt(take("prompt_length")))
+
+	for k, v := range attrs {
+		if contentAttributes[k] && v != redactedByAgent {
+			if rec.Content == nil {
+				rec.Content = map[string]string{}
+			}
+			rec.Content[k] = v
+			delete(attrs, k)
+		}
+	}
+	if len(attrs) > 0 {
+		rec.Attrs = attrs
+	}
+	return rec
+}
+
+// parseInt reads a count that may have been sent as an int, a double or a
+// string of either (Claude Code sends token counts as strings).
+func parseInt(s string) int64 {
+	if s == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= math.MinInt64 && f <= math.MaxInt64 {
+		return int64(f)
+	}
+	return 0
+}
+
+func valueString(v *commonpb.AnyValue) string {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return strconv.FormatInt(x.IntValue, 10)
+	case *commonpb.AnyValue_DoubleValue:
+		return strconv.FormatFloat(x.DoubleValue, 'f', -1, 64)
+	case *commonpb.AnyValue_BoolValue:
+		return strconv.FormatBool(x.BoolValue)
+	case *commonpb.AnyValue_BytesValue:
+		return hex.EncodeToString(x.BytesValue)
+	case *commonpb.AnyValue_ArrayValue:
+		parts := make([]string, 0, len(x.ArrayValue.GetValues()))
+		for _, e := range x.ArrayValue.GetValues() {
+			parts = append(parts, valueString(e))
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case *commonpb.AnyValue_KvlistValue:
+		parts := make([]string, 0, len(x.KvlistValue.GetValues()))
+		for _, kv := range x.KvlistValue.GetValues() {
+			parts = append(parts, kv.GetKey()+"="+valueString(kv.GetValue()))
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	return ""
+}

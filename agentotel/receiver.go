@@ -1,0 +1,399 @@
+// Package agentotel owns the run's receiver for the agent's own telemetry:
+// an OTLP endpoint (gRPC and HTTP, protobuf and JSON, gzip) on loopback
+// that the supervised agent exports to, the environment that points an
+// instrumented agent at it and into the run's trace, and pure helpers that
+// the recorder uses to fold what arrived into the run (Reparent for spans,
+// LogsToEvents for Claude Code's claude_code.* log events).
+//
+// It is a sensor: it turns each export request into an
+// event.AgentTelemetry and never builds the run's spans, decides policy,
+// redacts, or forwards anything to a collector. It listens on 127.0.0.1
+// only; anything that can reach it can already run code as the user.
+package agentotel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP/gRPC exporters may compress with gzip
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agentwatch/agentwatch/event"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+)
+
+// Signal names, as in event.AgentTelemetry.Signal.
+const (
+	SignalTraces  = "traces"
+	SignalLogs    = "logs"
+	SignalMetrics = "metrics"
+)
+
+// DefaultMaxRequestBytes bounds one export request after decompression.
+// The OTel SDKs batch 512 spans or log records per request; even with
+// large attributes that stays well under this, so a bigger body is a
+// runaway or hostile client, not telemetry worth keeping.
+const DefaultMaxRequestBytes = 32 << 20
+
+// drainTimeout bounds Close: in-flight requests get this long to finish
+// before their connections are cut.
+const drainTimeout = 5 * time.Second
+
+// Config configures a Receiver.
+type Config struct {
+	// Emit receives one event.AgentTelemetry per accepted export request.
+	// Calls are serialized (never concurrent) and never happen after
+	// Close returns. Nil discards (the receiver still answers, so the
+	// agent's exporter does not retry or log errors).
+	Emit func(event.Event)
+	// MaxRequestBytes bounds one request after decompression; 0 means
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int64
+}
+
+// Stats counts what the receiver saw, for the run's telemetry-gap record.
+type Stats struct {
+	Requests      map[string]int64 // accepted export requests by signal
+	Spans         int64            // spans accepted
+	LogRecords    int64
+	DataPoints    int64 // metric data points accepted
+	RejectedSpans int64 // spans dropped for invalid ids (partial success)
+	BadRequests   int64 // requests refused: undecodable, too large, wrong type
+	AfterClose    int64 // requests refused because the receiver was closing
+}
+
+// Receiver is a running OTLP receiver. Its methods are safe for concurrent
+// use.
+type Receiver struct {
+	cfg      Config
+	grpcLn   net.Listener
+	httpLn   net.Listener
+	grpcSrv  *grpc.Server
+	httpSrv  *http.Server
+	serveErr chan error
+
+	emitMu sync.Mutex // serializes Emit and guards closed
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	requests                               [3]atomic.Int64 // traces, logs, metrics
+	spans, logRecords, dataPoints          atomic.Int64
+	rejectedSpans, badRequests, afterClose atomic.Int64
+}
+
+// Start listens on two random loopback ports (gRPC and HTTP) and serves
+// until Close.
+func Start(cfg Config) (*Receiver, error) {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	r := &Receiver{cfg: cfg, serveErr: make(chan error, 2)}
+	var err error
+	if r.grpcLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("listening for OTLP/gRPC: %w", err)
+	}
+	if r.httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		r.grpcLn.Close()
+		return nil, fmt.Errorf("listening for OTLP/HTTP: %w", err)
+	}
+
+	r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)))
+	coltracepb.RegisterTraceServiceServer(r.grpcSrv, traceService{r: r})
+	collogspb.RegisterLogsServiceServer(r.grpcSrv, logsService{r: r})
+	colmetricspb.RegisterMetricsServiceServer(r.grpcSrv, metricsService{r: r})
+
+	mux := http.NewServeMux()
+	for _, s := range signals {
+		mux.Handle(s.path, r.httpHandler(s))
+	}
+	r.httpSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No write or idle timeouts that would cut a slow exporter's
+		// keep-alive connection mid-run: the peer is a local process.
+	}
+
+	go func() { r.serveErr <- r.grpcSrv.Serve(r.grpcLn) }()
+	go func() {
+		err := r.httpSrv.Serve(r.httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		r.serveErr <- err
+	}()
+	return r, nil
+}
+
+// GRPCAddr is the gRPC listener's address (127.0.0.1:port).
+func (r *Receiver) GRPCAddr() string { return r.grpcLn.Addr().String() }
+
+// HTTPAddr is the HTTP listener's address (127.0.0.1:port).
+func (r *Receiver) HTTPAddr() string { return r.httpLn.Addr().String() }
+
+// HTTPEndpoint is the OTLP/HTTP base URL; the signal paths (/v1/traces,
+// /v1/logs, /v1/metrics) go under it.
+func (r *Receiver) HTTPEndpoint() string { return "http://" + r.HTTPAddr() }
+
+// GRPCEndpoint is the OTLP/gRPC endpoint URL (plaintext).
+func (r *Receiver) GRPCEndpoint() string { return "http://" + r.GRPCAddr() }
+
+// Stats returns the counts so far.
+func (r *Receiver) Stats() Stats {
+	req := map[string]int64{}
+	for i, s := range signals {
+		req[s.name] = r.requests[i].Load()
+	}
+	return Stats{
+		Requests:      req,
+		Spans:         r.spans.Load(),
+		LogRecords:    r.logRecords.Load(),
+		DataPoints:    r.dataPoints.Load(),
+		RejectedSpans: r.rejectedSpans.Load(),
+		BadRequests:   r.badRequests.Load(),
+		AfterClose:    r.afterClose.Load(),
+	}
+}
+
+// Close stops accepting connections, lets in-flight requests finish (up to
+// a few seconds), and returns once no Emit call can happen any more. Call
+// it after the agent exited: its exporters flush at shutdown, and those
+// last requests are exactly the ones a run must not lose.
+func (r *Receiver) Close() error {
+	r.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		defer cancel()
+
+		grpcDone := make(chan struct{})
+		go func() { r.grpcSrv.GracefulStop(); close(grpcDone) }()
+		httpErr := r.httpSrv.Shutdown(ctx)
+		if httpErr != nil {
+			r.httpSrv.Close()
+			httpErr = fmt.Errorf("draining OTLP/HTTP: %w", httpErr)
+		}
+		select {
+		case <-grpcDone:
+		case <-ctx.Done():
+			r.grpcSrv.Stop()
+			<-grpcDone
+		}
+
+		// A handler cut off by the timeout may still be running; after
+		// this no Emit happens.
+		r.emitMu.Lock()
+		r.closed = true
+		r.emitMu.Unlock()
+
+		var serveErrs []error
+		for range 2 {
+			if err := <-r.serveErr; err != nil {
+				serveErrs = append(serveErrs, fmt.Errorf("serving OTLP: %w", err))
+			}
+		}
+		r.closeErr = errors.Join(append([]error{httpErr}, serveErrs...)...)
+	})
+	return r.closeErr
+}
+
+// errClosed refuses a request that arrived while closing; both transports
+// map it to a retryable status (503 / Unavailable), per the OTLP spec.
+var errClosed = errors.New("receiver closing")
+
+// accept emits one decoded request. The payload is re-marshalled from the
+// (possibly trimmed) message so the recorder always reads protobuf,
+// whatever the wire encoding was.
+func (r *Receiver) accept(s *signalKind, msg proto.Message) error {
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("encoding %s payload: %w", s.name, err)
+	}
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if r.closed {
+		r.afterClose.Add(1)
+		return errClosed
+	}
+	r.requests[s.index].Add(1)
+	if r.cfg.Emit != nil {
+		r.cfg.Emit(event.AgentTelemetry{
+			Header:  event.Header{Time: time.Now()},
+			Signal:  s.name,
+			Payload: payload,
+		})
+	}
+	return nil
+}
+
+// signalKind is what differs between traces, logs and metrics.
+type signalKind struct {
+	index int
+	name  string
+	path  string
+	// newRequest returns an empty Export*ServiceRequest.
+	newRequest func() proto.Message
+	// check validates and trims a decoded request in place, counts it,
+	// and returns the response (with partial success when something was
+	// dropped).
+	check func(r *Receiver, msg proto.Message) proto.Message
+}
+
+var signals = []*signalKind{
+	{index: 0, name: SignalTraces, path: "/v1/traces",
+		newRequest: func() proto.Message { return new(coltracepb.ExportTraceServiceRequest) },
+		check: func(r *Receiver, m proto.Message) proto.Message {
+			return r.checkTraces(m.(*coltracepb.ExportTraceServiceRequest))
+		}},
+	{index: 1, name: SignalLogs, path: "/v1/logs",
+		newRequest: func() proto.Message { return new(collogspb.ExportLogsServiceRequest) },
+		check: func(r *Receiver, m proto.Message) proto.Message {
+			return r.checkLogs(m.(*collogspb.ExportLogsServiceRequest))
+		}},
+	{index: 2, name: SignalMetrics, path: "/v1/metrics",
+		newRequest: func() proto.Message { return new(colmetricspb.ExportMetricsServiceRequest) },
+		check: func(r *Receiver, m proto.Message) proto.Message {
+			return r.checkMetrics(m.(*colmetricspb.ExportMetricsServiceRequest))
+		}},
+}
+
+// checkTraces drops spans whose trace or span id has the wrong length (or
+// is all zero): they cannot be placed in any trace, and the OTLP spec's
+// partial success is how a receiver says so without making the exporter
+// retry the rest.
+func (r *Receiver) checkTraces(req *coltracepb.ExportTraceServiceRequest) proto.Message {
+	var kept, rejected int64
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			spans := ss.Spans[:0]
+			for _, sp := range ss.GetSpans() {
+				if validTraceID(sp.GetTraceId()) && validSpanID(sp.GetSpanId()) &&
+					(len(sp.GetParentSpanId()) == 0 || len(sp.GetParentSpanId()) == 8) {
+					spans = append(spans, sp)
+					kept++
+				} else {
+					rejected++
+				}
+			}
+			clear(ss.Spans[len(spans):])
+			ss.Spans = spans
+		}
+	}
+	r.spans.Add(kept)
+	resp := &coltracepb.ExportTraceServiceResponse{}
+	if rejected > 0 {
+		r.rejectedSpans.Add(rejected)
+		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{
+			RejectedSpans: rejected,
+			ErrorMessage:  strconv.FormatInt(rejected, 10) + " spans with an invalid trace or span id dropped",
+		}
+	}
+	return resp
+}
+
+func (r *Receiver) checkLogs(req *collogspb.ExportLogsServiceRequest) proto.Message {
+	var n int64
+	for _, rl := range req.GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			n += int64(len(sl.GetLogRecords()))
+		}
+	}
+	r.logRecords.Add(n)
+	return &collogspb.ExportLogsServiceResponse{}
+}
+
+func (r *Receiver) checkMetrics(req *colmetricspb.ExportMetricsServiceRequest) proto.Message {
+	var n int64
+	for _, rm := range req.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				n += int64(len(m.GetGauge().GetDataPoints()) + len(m.GetSum().GetDataPoints()) +
+					len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) +
+					len(m.GetSummary().GetDataPoints()))
+			}
+		}
+	}
+	r.dataPoints.Add(n)
+	return &colmetricspb.ExportMetricsServiceResponse{}
+}
+
+func validTraceID(b []byte) bool { return len(b) == 16 && !allZero(b) }
+func validSpanID(b []byte) bool  { return len(b) == 8 && !allZero(b) }
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// handle is the transport-independent part of one export.
+func (r *Receiver) handle(s *signalKind, msg proto.Message) (proto.Message, error) {
+	resp := s.check(r, msg)
+	if err := r.accept(s, msg); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// gRPC services.
+
+type traceService struct {
+	coltracepb.UnimplementedTraceServiceServer
+	r *Receiver
+}
+
+func (s traceService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	resp, err := s.r.handle(signals[0], req)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return resp.(*coltracepb.ExportTraceServiceResponse), nil
+}
+
+type logsService struct {
+	collogspb.UnimplementedLogsServiceServer
+	r *Receiver
+}
+
+func (s logsService) Export(_ context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
+	resp, err := s.r.handle(signals[1], req)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return resp.(*collogspb.ExportLogsServiceResponse), nil
+}
+
+type metricsService struct {
+	colmetricspb.UnimplementedMetricsServiceServer
+	r *Receiver
+}
+
+func (s metricsService) Export(_ context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	resp, err := s.r.handle(signals[2], req)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return resp.(*colmetricspb.ExportMetricsServiceResponse), nil
+}
+
+func grpcError(err error) error {
+	if errors.Is(err, errClosed) {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
