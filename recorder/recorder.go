@@ -84,6 +84,7 @@ type End struct {
 	Dropped  uint64   // events lost that no event.Dropped reported; added to those that did
 	Gaps     []string // capabilities lost during the run
 	After    *workspace.Snapshot
+	Evidence *workspace.Evidence // the git_diff span and the root's workspace attributes; nil: none taken
 	// FileSize reports a path's size after the run (file.size on
 	// file_write); nil leaves sizes out. Injected so the recorder itself
 	// does no I/O.

@@ -284,6 +284,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	for _, o := range rest {
 		t.Spans = append(t.Spans, o.span)
 	}
+	r.finishEvidence(t, end)
 	r.finishPolicy(t, end)
 	redactValues(t, r.info.RedactValues)
 	r.result = t
