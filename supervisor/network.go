@@ -1,0 +1,52 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/agentwatch/agentwatch/netwatch"
+	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/recorder"
+)
+
+// startNetwork starts the run's network enforcement (DNS proxy, splice
+// proxy, cgroup hooks) on the run's cgroup, before the child exists. The
+// child needs nothing for it: the hooks redirect its DNS whatever its
+// resolver configuration says.
+//
+// On failure it returns the gap to record and an error; the caller refuses
+// to start the child in enforce mode (a policy that cannot be enforced must
+// not silently become observe) and records the gap otherwise.
+func startNetwork(pol *policy.Policy, s *sensors, sink *sink) (gap string, err error) {
+	if s.cgroup == nil {
+		err = errors.New("no run cgroup to attach to")
+	} else {
+		s.net, err = netwatch.Start(netwatch.Config{Policy: pol, CgroupPath: s.cgroup.Path, Emit: sink.add})
+	}
+	if err != nil {
+		return "netwatch: " + oneLine(err), fmt.Errorf("starting network enforcement: %w", err)
+	}
+	s.running = append(s.running, "netwatch")
+	return "", nil
+}
+
+// stopNetwork detaches the hooks (the decisions still queued reach the
+// recorder) and stops the proxies; the run's processes are gone by then.
+func (s *sensors) stopNetwork(end *recorder.End) {
+	if s.net == nil {
+		return
+	}
+	dropped := s.net.Dropped()
+	if err := s.net.Close(); err != nil {
+		end.Gaps = append(end.Gaps, "netwatch: "+oneLine(err))
+	}
+	end.Dropped += dropped
+}
+
+// systemResolvers are the nameservers the child's configuration points at:
+// DNS the hooks redirected from any other address is flagged as a bypass.
+func systemResolvers() []netip.Addr {
+	ns, _ := netwatch.Nameservers("/etc/resolv.conf")
+	return ns
+}
