@@ -3,17 +3,21 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
@@ -489,5 +493,34 @@ func checkProtectTrace(t *testing.T, tr *telemetry.Trace, mode, ws, creds, bashr
 	has(ws+"/.env", telemetry.SpanFileRead)
 	if ds, ok := files[ws+"/README.md"]; ok {
 		t.Errorf("a plain read was recorded: %q", ds)
+	}
+}
+
+// TestProtectWithoutPrivilegeRefuses: where the namespace cannot be made
+// (no CAP_SYS_ADMIN), enforce mode fails with a reason instead of running
+// the child unprotected.
+func TestProtectWithoutPrivilegeRefuses(t *testing.T) {
+	privtest.Require(t) // root is needed to become nobody on one thread
+	ws := realDir(t, t.TempDir())
+	tree(t, ws, ".gitlab-ci.yml")
+	plan := planProtect(mustParse(t, "version: 1\nmode: enforce\nfiles:\n  protect: [.gitlab-ci.yml]\n"), ws, "", true, time.Now())
+	if !plan.enforced() {
+		t.Fatal("nothing to bind")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread dies with its changed ids. The raw
+		// syscall changes this thread only (Go's Setresuid changes all).
+		runtime.LockOSThread()
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 65534, 65534, 65534); e != 0 {
+			errc <- fmt.Errorf("setresuid: %w", e)
+			return
+		}
+		errc <- plan.enterProtectedNamespace()
+	}()
+	err := <-errc
+	var pe *protectError
+	if !errors.Is(err, errProtectNeedsRoot) || !errors.As(err, &pe) {
+		t.Fatalf("enterProtectedNamespace without privilege = %v, want errProtectNeedsRoot", err)
 	}
 }
