@@ -74,6 +74,8 @@ type Commit struct {
 // both paths are named.
 type Evidence struct {
 	Absent string // why there is no evidence (not a git repository, …); the rest is then empty
+	Start  time.Time
+	End    time.Time // when taking the evidence finished
 	Root   string
 	Base   string // the base commit (HEAD at the start); empty for an unborn branch
 	Head   string // HEAD at the end
@@ -115,7 +117,8 @@ const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 // is named in Errors.
 func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 	limits = limits.withDefaults()
-	ev := &Evidence{}
+	ev := &Evidence{Start: time.Now()}
+	defer func() { ev.End = time.Now() }()
 	if before != nil {
 		defer before.Close()
 	}
