@@ -454,6 +454,17 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// isDialError: the upstream could not be reached at all (DNS, refused,
+// no route).
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
 // meteredBody relays the upstream response body unchanged and shows each
 // chunk to the meter on the way.
 type meteredBody struct {
@@ -540,8 +551,10 @@ func errorType(x *exchange, r *http.Request, c *event.LLMCall) string {
 		return "canceled" // the client gave up before the upstream answered
 	case x.upErr != nil && isTimeout(x.upErr):
 		return "timeout"
-	case x.upErr != nil:
+	case x.upErr != nil && isDialError(x.upErr):
 		return "upstream_unreachable"
+	case x.upErr != nil:
+		return "upstream_error" // connected, but it failed before answering (closed, TLS, protocol)
 	case b != nil && b.err != nil && r.Context().Err() != nil:
 		return "canceled" // the client went away mid-response
 	case b != nil && b.err != nil && isTimeout(b.err):
