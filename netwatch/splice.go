@@ -10,12 +10,15 @@ package netwatch
 // destination untouched. It never terminates TLS, holds no keys and rewrites
 // nothing: the client still verifies the real server's certificate.
 //
+// On plain HTTP every request on a keep-alive connection is checked, not
+// only the first: a CDN routes each request by its own Host.
+//
 // What it cannot see, on purpose (no MITM): names inside TLS (domain
 // fronting, an HTTP Host inside the tunnel that differs from the SNI, the
-// inner ClientHello of ECH — only the outer public name is checked) and
-// requests after the first one on a plain-HTTP keep-alive connection. QUIC
-// (UDP 443) never reaches it; the connect hook has to decide about UDP on
-// the inspected ports by itself.
+// inner ClientHello of ECH — only the outer public name is checked), and
+// plain HTTP after an Upgrade or CONNECT request (its host was checked;
+// the tunnel is the server's). QUIC (UDP 443) never reaches it; the
+// connect hook has to decide about UDP on the inspected ports by itself.
 
 import (
 	"bytes"
@@ -314,7 +317,74 @@ func (p *SpliceProxy) handle(c *net.TCPConn) {
 		return
 	}
 	defer p.untrack(up)
-	splice(c, up, head)
+	upload := func() error {
+		if len(head) > 0 {
+			if _, err := up.Write(head); err != nil {
+				return err
+			}
+		}
+		_, err := io.Copy(up, c)
+		return err
+	}
+	if in.check == CheckHost && in.name != "" {
+		// Plain HTTP: every request on the connection names its host, and
+		// a CDN routes each one by it, so a keep-alive connection opened
+		// for an allowed name could carry the next request to another.
+		// Uploads on this path pass through user space; responses still
+		// splice.
+		rs := &requestStream{w: up, check: p.laterRequest(dec, in.name)}
+		upload = func() error {
+			if _, err := rs.Write(head); err != nil {
+				return err
+			}
+			_, err := io.Copy(rs, c)
+			return err
+		}
+	}
+	splice(c, up, upload)
+}
+
+// errRefused ends a connection whose later request was denied.
+var errRefused = errors.New("request refused by the splice proxy")
+
+// laterRequest checks the requests after the first on a plain-HTTP
+// connection: a host other than the last one checked is decided and
+// recorded like the first; a head that cannot be framed is denied
+// (enforce) or audited, and the rest of the connection passes unread.
+func (p *SpliceProxy) laterRequest(first event.NetDecision, firstHost string) func(string, error) error {
+	last := firstHost
+	return func(host string, err error) error {
+		if err == nil && host == last {
+			return nil
+		}
+		d := first
+		d.Name, d.Verdict = host, event.Allow
+		if err != nil {
+			d.Rule, d.Verdict = ruleFor(err), event.Deny
+		} else {
+			last = host
+			rule, ok := p.cfg.Allow(host, int(first.Addr.Port()))
+			switch {
+			case ok:
+				d.Rule = rule
+			case rule == "":
+				d.Rule, d.Verdict = RuleNotAllowed, event.Deny
+			default:
+				d.Rule, d.Verdict = rule, event.Deny
+			}
+		}
+		if d.Verdict == event.Deny && !p.cfg.Enforce {
+			d.Verdict = event.Audit
+		}
+		p.emit(d)
+		if d.Verdict == event.Deny {
+			return errRefused
+		}
+		if err != nil {
+			return errStopInspecting
+		}
+		return nil
+	}
 }
 
 // inspection is what the first bytes of a connection said.
@@ -417,11 +487,12 @@ func reset(c *net.TCPConn) {
 	c.Close()
 }
 
-// splice forwards head, then copies both ways until both sides finished.
+// splice runs upload (the client-to-server direction, starting with the
+// bytes already read) and copies the other direction until both finished.
 // Between two *net.TCPConn, io.Copy uses splice(2): the bytes do not pass
 // through user space. An EOF on one side becomes a half-close (FIN) on the
 // other; an error on either side resets both.
-func splice(c *net.TCPConn, up net.Conn, head []byte) {
+func splice(c *net.TCPConn, up net.Conn, upload func() error) {
 	defer c.Close()
 	defer up.Close()
 	var once sync.Once
@@ -435,17 +506,11 @@ func splice(c *net.TCPConn, up net.Conn, head []byte) {
 			up.Close()
 		})
 	}
-	if len(head) > 0 {
-		if _, err := up.Write(head); err != nil {
-			abort()
-			return
-		}
-	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if _, err := io.Copy(up, c); err != nil {
+		if err := upload(); err != nil {
 			abort()
 			return
 		}
@@ -872,4 +937,249 @@ func splitHostPort(s string) (string, bool) {
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n >= 0 && n <= 65535 && s != "" && s[0] != '+' && s[0] != '-'
+}
+
+// errStopInspecting: the check accepted a head it could not frame
+// (observe mode); the rest of the connection is forwarded unread.
+var errStopInspecting = errors.New("stop inspecting")
+
+type streamState uint8
+
+const (
+	stHead streamState = iota
+	stBody
+	stChunkSize
+	stChunkData
+	stChunkEnd
+	stTrailer
+	stOpaque
+)
+
+// requestStream forwards the client side of a plain-HTTP connection to w,
+// following HTTP/1.x request framing (Content-Length, chunked) so that
+// every request head is seen — and bytes inside bodies are never taken for
+// one. A head is held back until check approved its host, so a refused
+// request never reaches the server complete.
+type requestStream struct {
+	w     io.Writer
+	check func(host string, err error) error
+
+	state   streamState
+	pending []byte // an incomplete request head
+	remain  int64  // body or chunk bytes left
+	line    []byte // the chunk-size or trailer line being read
+}
+
+func (s *requestStream) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		var err error
+		switch s.state {
+		case stOpaque:
+			_, err = s.w.Write(b)
+			b = nil
+		case stHead:
+			b, err = s.head(b)
+		case stBody, stChunkData:
+			k := int(min(s.remain, int64(len(b))))
+			_, err = s.w.Write(b[:k])
+			b, s.remain = b[k:], s.remain-int64(k)
+			if s.remain == 0 {
+				if s.state == stBody {
+					s.state = stHead
+				} else {
+					s.state = stChunkEnd
+				}
+			}
+		case stChunkSize, stChunkEnd, stTrailer:
+			b, err = s.framingLine(b)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// head collects a request head; once complete it is checked, forwarded,
+// and the body framing taken from it. It returns the bytes after the head.
+func (s *requestStream) head(b []byte) ([]byte, error) {
+	s.pending = append(s.pending, b...)
+	// Empty lines between requests are ignored by servers (RFC 9112 §2.2).
+	for {
+		k := 0
+		switch {
+		case bytes.HasPrefix(s.pending, []byte("\n")):
+			k = 1
+		case bytes.HasPrefix(s.pending, []byte("\r\n")):
+			k = 2
+		}
+		if k == 0 {
+			break
+		}
+		if _, err := s.w.Write(s.pending[:k]); err != nil {
+			return nil, err
+		}
+		s.pending = s.pending[k:]
+	}
+	hl := headLen(s.pending)
+	if hl < 0 {
+		if len(s.pending) > helloLimit {
+			return nil, s.stop(errTooLarge)
+		}
+		if len(s.pending) > 0 && !bytes.Equal(s.pending, []byte("\r")) {
+			// Say "not HTTP" as soon as the bytes do, not at 16 KiB.
+			if line, _, complete := cutLine(s.pending); checkRequestLinePrefix(line, complete) != nil {
+				return nil, s.stop(errNotHTTP)
+			}
+		}
+		return nil, nil
+	}
+	head := s.pending[:hl]
+	host, err := parseHost(head)
+	var st streamState
+	var length int64
+	if err == nil {
+		st, length, err = requestFraming(head)
+	}
+	if err != nil {
+		return nil, s.stop(err)
+	}
+	if err := s.check(host, nil); err != nil {
+		return nil, err
+	}
+	if _, err := s.w.Write(head); err != nil {
+		return nil, err
+	}
+	rest := s.pending[hl:]
+	s.pending = nil
+	s.state, s.remain = st, length
+	if st == stBody && length == 0 {
+		s.state = stHead
+	}
+	return rest, nil
+}
+
+// stop records a head that cannot be framed; in observe mode the rest,
+// held-back bytes included, passes unread.
+func (s *requestStream) stop(cause error) error {
+	err := s.check("", cause)
+	if !errors.Is(err, errStopInspecting) {
+		if err == nil {
+			err = errRefused
+		}
+		return err
+	}
+	s.state = stOpaque
+	_, err = s.w.Write(s.pending)
+	s.pending = nil
+	return err
+}
+
+// framingLine reads, and forwards, one line of chunked framing.
+func (s *requestStream) framingLine(b []byte) ([]byte, error) {
+	i := bytes.IndexByte(b, '\n')
+	part := b
+	if i >= 0 {
+		part = b[:i+1]
+	}
+	if _, err := s.w.Write(part); err != nil {
+		return nil, err
+	}
+	s.line = append(s.line, part...)
+	rest := b[len(part):]
+	if len(s.line) > 4096 {
+		return rest, s.stop(errMalformedHTTP)
+	}
+	if i < 0 {
+		return nil, nil
+	}
+	line := bytes.TrimSuffix(bytes.TrimSuffix(s.line, []byte("\n")), []byte("\r"))
+	s.line = s.line[:0]
+	switch s.state {
+	case stChunkSize:
+		sz, _, _ := bytes.Cut(line, []byte(";"))
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(sz)), 16, 64)
+		if err != nil || n < 0 {
+			return rest, s.stop(errMalformedHTTP)
+		}
+		if n == 0 {
+			s.state = stTrailer
+		} else {
+			s.state, s.remain = stChunkData, n
+		}
+	case stChunkEnd:
+		if len(line) != 0 {
+			return rest, s.stop(errMalformedHTTP)
+		}
+		s.state = stChunkSize
+	case stTrailer:
+		if len(line) == 0 {
+			s.state = stHead
+		}
+	}
+	return rest, nil
+}
+
+// headLen is the length of the request head at the start of b, through
+// the empty line that ends it, or -1 when incomplete.
+func headLen(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return -1
+	}
+	end := headEnd(b[i+1:])
+	if end < 0 {
+		return -1
+	}
+	off := i + 1 + end
+	return off + bytes.IndexByte(b[off:], '\n') + 1
+}
+
+// requestFraming says how the body after a complete, valid head is
+// delimited. Content-Length with Transfer-Encoding, or two different
+// lengths, are refused: servers and this proxy could split the stream
+// differently (request smuggling), and a request hidden in a body would
+// go unchecked.
+func requestFraming(head []byte) (streamState, int64, error) {
+	line, rest, _ := cutLine(head)
+	if bytes.HasPrefix(line, []byte("CONNECT ")) {
+		return stOpaque, 0, nil // a tunnel: what follows is not HTTP
+	}
+	length, chunked, te := int64(-1), false, false
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = cutLine(rest)
+		k, v, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		switch strings.ToLower(string(k)) {
+		case "content-length":
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil || n < 0 || v[0] == '+' || (length >= 0 && n != length) {
+				return 0, 0, errMalformedHTTP
+			}
+			length = n
+		case "transfer-encoding":
+			te = true
+			codings := strings.Split(strings.ToLower(string(v)), ",")
+			chunked = strings.TrimSpace(codings[len(codings)-1]) == "chunked"
+		case "upgrade":
+			// After a 101 the connection is another protocol; the proxy
+			// does not read responses, so it stops at the first upgrade
+			// request. Its host was checked; the tunnel stays with it.
+			return stOpaque, 0, nil
+		}
+	}
+	switch {
+	case te && (!chunked || length >= 0):
+		return 0, 0, errMalformedHTTP
+	case te:
+		return stChunkSize, 0, nil
+	case length > 0:
+		return stBody, length, nil
+	}
+	return stBody, 0, nil
 }

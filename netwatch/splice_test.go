@@ -574,65 +574,79 @@ func TestSpliceOrigin(t *testing.T) {
 
 // TestSpliceLarge: 50 MB each way, byte for byte, and a half-close in
 // between: the server sees the client's EOF only through the proxy's
-// CloseWrite, and answers after it.
+// CloseWrite, and answers after it. Behind a ClientHello both directions
+// splice(2); behind an HTTP head the upload goes through the request
+// framing (Content-Length).
 func TestSpliceLarge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("50 MB each way")
 	}
 	const size = 50 << 20
-	head := "POST /upload HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		n   int64
-		sum [32]byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, c) // until the client's half-close arrives
-		var r result
-		r.n, r.err = n, err
-		copy(r.sum[:], h.Sum(nil))
-		got <- r
-		io.Copy(c, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
-	}()
-	p, _ := startProxy(t, ln.Addr().(*net.TCPAddr).AddrPort(), true, "allowed.test")
+	for _, tt := range []struct {
+		name string
+		head []byte
+	}{
+		{"tls", clientHello(t, &tls.Config{ServerName: "allowed.test"})},
+		{"http content-length", []byte(fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: %d\r\n\r\n", size))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			type result struct {
+				n   int64
+				sum [32]byte
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- result{err: err}
+					return
+				}
+				defer c.Close()
+				h := sha256.New()
+				n, err := io.Copy(h, c) // until the client's half-close arrives
+				var r result
+				r.n, r.err = n, err
+				copy(r.sum[:], h.Sum(nil))
+				got <- r
+				io.Copy(c, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+			}()
+			p, ev := startProxy(t, ln.Addr().(*net.TCPAddr).AddrPort(), true, "allowed.test")
 
-	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(p.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	sent := sha256.New()
-	upload := io.MultiReader(strings.NewReader(head), io.LimitReader(rand.NewChaCha8([32]byte{1}), size))
-	if _, err := io.Copy(io.MultiWriter(c, sent), upload); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	r := <-got
-	if r.err != nil || r.n != int64(len(head)+size) || r.sum != [32]byte(sent.Sum(nil)) {
-		t.Fatalf("server received %d bytes (err %v), want %d identical bytes", r.n, r.err, len(head)+size)
-	}
-	recv := sha256.New()
-	n, err := io.Copy(recv, c)
-	want := sha256.New()
-	io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
-	if err != nil || n != size || !bytes.Equal(recv.Sum(nil), want.Sum(nil)) {
-		t.Fatalf("client received %d bytes (err %v), want %d identical bytes", n, err, size)
+			c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(p.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			sent := sha256.New()
+			upload := io.MultiReader(bytes.NewReader(tt.head), io.LimitReader(rand.NewChaCha8([32]byte{1}), size))
+			if _, err := io.Copy(io.MultiWriter(c, sent), upload); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-got
+			if r.err != nil || r.n != int64(len(tt.head)+size) || r.sum != [32]byte(sent.Sum(nil)) {
+				t.Fatalf("server received %d bytes (err %v), want %d identical bytes", r.n, r.err, len(tt.head)+size)
+			}
+			recv := sha256.New()
+			n, err := io.Copy(recv, c)
+			want := sha256.New()
+			io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+			if err != nil || n != size || !bytes.Equal(recv.Sum(nil), want.Sum(nil)) {
+				t.Fatalf("client received %d bytes (err %v), want %d identical bytes", n, err, size)
+			}
+			if d := ev.wait(t, 1)[0]; d.Verdict != event.Allow || d.Name != "allowed.test" {
+				t.Fatalf("decision %+v", d)
+			}
+		})
 	}
 }
 
@@ -830,9 +844,206 @@ func TestSpliceServerHalfClose(t *testing.T) {
 	if b, err := io.ReadAll(c); err != nil || string(b) != "bye" {
 		t.Fatalf("client read %q, %v; want the server's bytes then EOF", b, err)
 	}
-	io.WriteString(c, "after-eof")
+	next := "GET /2 HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+	io.WriteString(c, next)
 	c.CloseWrite()
-	if s := <-got; s != head+"after-eof" {
+	if s := <-got; s != head+next {
 		t.Fatalf("server read %q, want the request and the bytes sent after its EOF", s)
 	}
+}
+
+// TestSpliceHTTPKeepAlive: on plain HTTP each request names its host, and
+// a CDN routes each by it; a later request on a connection opened for an
+// allowed name is checked like the first, and bytes inside bodies are
+// never taken for a request.
+func TestSpliceHTTPKeepAlive(t *testing.T) {
+	var mu sync.Mutex
+	var served []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		served = append(served, r.Host)
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	dst := addrOf(t, srv.Listener.Addr().String())
+
+	get := func(host string) string { return "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n" }
+	hidden := get("evil.test")
+	chunked := fmt.Sprintf("POST /c HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n%x;ext=1\r\n%s\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n", len(hidden), hidden)
+	type dec struct {
+		v    event.Verdict
+		name string
+		rule string
+	}
+	tests := []struct {
+		name       string
+		enforce    bool
+		send       []string // written one by one
+		wantServed []string // hosts the server handled, in order
+		wantDecs   []dec
+	}{
+		{"same host again is not recorded again", true,
+			[]string{get("allowed.test"), get("allowed.test"), get("allowed.test:80")},
+			[]string{"allowed.test", "allowed.test", "allowed.test:80"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}}},
+		{"second request for another host enforce", true,
+			[]string{get("allowed.test"), get("evil.test")},
+			[]string{"allowed.test"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}, {event.Deny, "evil.test", RuleNotAllowed}}},
+		{"pipelined in one write enforce", true,
+			[]string{get("allowed.test") + get("evil.test")},
+			[]string{"allowed.test"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}, {event.Deny, "evil.test", RuleNotAllowed}}},
+		{"second request for another host observe", false,
+			[]string{get("allowed.test"), get("evil.test"), get("allowed.test")},
+			[]string{"allowed.test", "evil.test", "allowed.test"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}, {event.Audit, "evil.test", RuleNotAllowed}, {event.Allow, "allowed.test", "allowed.test"}}},
+		{"request in a content-length body", true,
+			[]string{fmt.Sprintf("POST / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: %d\r\n\r\n%s", len(hidden), hidden), get("allowed.test")},
+			[]string{"allowed.test", "allowed.test"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}}},
+		{"request in a chunked body, split mid-chunk", true,
+			[]string{chunked[:90], chunked[90:], get("allowed.test")},
+			[]string{"allowed.test", "allowed.test"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}}},
+		{"content-length with transfer-encoding enforce", true,
+			[]string{"POST / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+			nil,
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}, {event.Deny, "", RuleMalformedHTTP}}},
+		{"junk after a request enforce", true,
+			[]string{get("allowed.test"), "\x16\x03\x01junk\r\n"},
+			[]string{"allowed.test"},
+			[]dec{{event.Allow, "allowed.test", "allowed.test"}, {event.Deny, "", RuleUnknownProtocol}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			served = nil
+			mu.Unlock()
+			p, ev := startProxy(t, dst, tt.enforce, "allowed.test")
+			c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(p.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(c)
+			responses := 0
+			for _, s := range tt.send {
+				if _, err := io.WriteString(c, s); err != nil {
+					break
+				}
+				// Read the response to a write that completes a request
+				// before sending the next, except in the pipelining case.
+				if !strings.Contains(tt.name, "pipelined") && strings.HasSuffix(s, "\r\n\r\n") {
+					resp, err := http.ReadResponse(r, nil)
+					if err != nil {
+						break
+					}
+					io.Copy(io.Discard, resp.Body)
+					responses++
+				}
+			}
+			c.CloseWrite()
+			io.Copy(io.Discard, r)
+			got := ev.wait(t, len(tt.wantDecs))
+			for i, w := range tt.wantDecs {
+				if d := got[i]; d.Verdict != w.v || d.Name != w.name || d.Rule != w.rule || d.Check != CheckHost || d.Addr != dst || d.PID != 4242 {
+					t.Errorf("decision %d = %+v, want %+v", i, d, w)
+				}
+			}
+			time.Sleep(20 * time.Millisecond) // a handler still running would add to served
+			mu.Lock()
+			defer mu.Unlock()
+			if strings.Join(served, ",") != strings.Join(tt.wantServed, ",") {
+				t.Errorf("server handled %q, want %q", served, tt.wantServed)
+			}
+		})
+	}
+}
+
+// TestRequestStream: the framing alone, byte by byte and in one piece:
+// what is forwarded, and which heads are checked.
+func TestRequestStream(t *testing.T) {
+	body := "GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+	tests := []struct {
+		name   string
+		in     string
+		checks []string // hosts passed to check; "!" + rule for errors
+		fwd    string   // forwarded bytes, when different from in
+	}{
+		{"two gets", "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: b.test\r\n\r\n", []string{"a.test", "b.test"}, ""},
+		{"empty lines between requests", "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n\r\n\nGET / HTTP/1.1\r\nHost: b.test\r\n\r\n", []string{"a.test", "b.test"}, ""},
+		{"content-length body", fmt.Sprintf("POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n%sGET / HTTP/1.0\r\nHost: c.test\r\n\r\n", len(body), body), []string{"a.test", "c.test"}, ""},
+		{"chunked body and trailer", fmt.Sprintf("POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%X\r\n%s\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\nHost: c.test\r\n\r\n", len(body), body), []string{"a.test", "c.test"}, ""},
+		{"upgrade stops reading", "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + body, []string{"a.test"}, ""},
+		{"connect stops reading", "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n" + body, []string{"a.test"}, ""},
+		{"two content lengths", "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx", []string{"!" + RuleMalformedHTTP}, "xx"},
+		{"transfer-encoding not chunked", "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\nxx", []string{"!" + RuleMalformedHTTP}, "xx"},
+		{"bad chunk size", "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + body, []string{"a.test", "!" + RuleMalformedHTTP}, ""},
+		{"not http after a request", "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n\x00\x01\x02", []string{"a.test", "!" + RuleUnknownProtocol}, ""},
+	}
+	for _, tt := range tests {
+		for _, step := range []int{1, 7, len(tt.in)} {
+			t.Run(fmt.Sprintf("%s/%d", tt.name, step), func(t *testing.T) {
+				var out bytes.Buffer
+				var checks []string
+				rs := &requestStream{w: &out, check: func(host string, err error) error {
+					if err != nil {
+						checks = append(checks, "!"+ruleFor(err))
+						return errStopInspecting // observe: the rest passes unread
+					}
+					checks = append(checks, host)
+					return nil
+				}}
+				for in := tt.in; len(in) > 0; {
+					k := min(step, len(in))
+					if _, err := rs.Write([]byte(in[:k])); err != nil {
+						t.Fatal(err)
+					}
+					in = in[k:]
+				}
+				if strings.Join(checks, ",") != strings.Join(tt.checks, ",") {
+					t.Errorf("checked %q, want %q", checks, tt.checks)
+				}
+				// Everything reaches the server in observe mode, in order;
+				// for heads that could not be framed, the held-back head
+				// goes with the rest.
+				if out.String() != tt.in {
+					t.Errorf("forwarded %q, want %q", out.String(), tt.in)
+				}
+			})
+		}
+	}
+}
+
+// FuzzRequestStream: in observe mode the stream is transparent whatever
+// the bytes and however they are split, and never panics.
+func FuzzRequestStream(f *testing.F) {
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: b\r\n\r\n"), uint8(3))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\nxx\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		var out bytes.Buffer
+		rs := &requestStream{w: &out, check: func(host string, err error) error {
+			if err != nil {
+				return errStopInspecting
+			}
+			if n, ok := normalizeName(host); !ok || n != host {
+				t.Fatalf("checked host %q is not normalized", host)
+			}
+			return nil
+		}}
+		k := max(int(step), 1)
+		for rest := in; len(rest) > 0; rest = rest[min(k, len(rest)):] {
+			if _, err := rs.Write(rest[:min(k, len(rest))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Bytes held back are an incomplete head (under 16 KiB).
+		if got := out.Len() + len(rs.pending); got != len(in) || !bytes.Equal(append(out.Bytes(), rs.pending...), in) {
+			t.Fatalf("forwarded %q + held %q, want %q", out.Bytes(), rs.pending, in)
+		}
+	})
 }
