@@ -165,6 +165,29 @@ const (
 	EvidenceAbsent     = attribute.Key("agentwatch.evidence.absent")   // why there is no workspace evidence
 	EvidenceErrors     = attribute.Key("agentwatch.evidence.errors")   // steps of it that failed
 	EvidenceListCapped = attribute.Key("agentwatch.evidence.lists_capped")
+
+	// Command classes (issue 4): on test_run, lint_run, dependency_install, … spans.
+	CommandClass       = attribute.Key("agentwatch.command.class") // the span's class, same as its name
+	CommandTool        = attribute.Key("agentwatch.command.tool")  // the rule that matched: "go test", "npm install"
+	TestOutcome        = attribute.Key("agentwatch.test.outcome")  // passed / failed, from the exit status
+	TestPassed         = attribute.Key("agentwatch.test.passed")   // counts: only when output is captured
+	TestFailed         = attribute.Key("agentwatch.test.failed")
+	TestSkipped        = attribute.Key("agentwatch.test.skipped")
+	DependencyManager  = attribute.Key("agentwatch.dependency.manager")  // npm, pip, go, cargo, apt, …
+	DependencyPackages = attribute.Key("agentwatch.dependency.packages") // as named on the command line (redacted)
+	CommitSHA          = attribute.Key("agentwatch.commit.sha")          // the commit a `git commit` made
+	PRURL              = attribute.Key("agentwatch.pr.url")
+
+	// The secret scan (issue 4): counts and locations, never a secret.
+	SecretFindings      = attribute.Key("agentwatch.secret.findings")       // all findings
+	SecretUnique        = attribute.Key("agentwatch.secret.unique")         // distinct fingerprints among those listed
+	SecretRules         = attribute.Key("agentwatch.secret.rules")          // "rule:count", sorted
+	SecretLocations     = attribute.Key("agentwatch.secret.locations")      // "file:line (rule)", bounded
+	SecretFingerprints  = attribute.Key("agentwatch.secret.fingerprints")   // truncated sha256, parallel to locations
+	SecretFilesScanned  = attribute.Key("agentwatch.secret.files_scanned")  // diff entries with added lines, plus files outside git
+	SecretLinesScanned  = attribute.Key("agentwatch.secret.lines_scanned")  // added lines
+	SecretBinarySkipped = attribute.Key("agentwatch.secret.binary_skipped") // binary diff entries
+	SecretTruncated     = attribute.Key("agentwatch.secret.truncated")      // a bound was reached: the counts are a floor
 )
 
 // Alert rules (agentwatch.alert.rule) and severities.
@@ -174,6 +197,7 @@ const (
 	AlertWorkflowEdit  = "workflow_edit"
 	AlertSecretAccess  = "secret_access"
 	AlertEnvSecret     = "env_secret_exposed" // observe mode gave the child a variable env.allow would drop
+	AlertSecretFound   = "secret_found"       // the secret scan found a credential the run added
 
 	SeverityLow    = "low"
 	SeverityMedium = "medium"
