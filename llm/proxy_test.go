@@ -323,4 +323,3 @@ func newServer(t testing.TB, h http.HandlerFunc) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
-

@@ -1,0 +1,113 @@
+package llm
+
+import (
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// heldStream sends message_start, then waits for release (or the client
+// leaving) before finishing the stream.
+func heldStream(t *testing.T, release <-chan struct{}) string {
+	return newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, messageStart)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	})
+}
+
+// TestCloseWaitsForStreams: Close lets an open stream finish, and its
+// event is emitted before Close returns.
+func TestCloseWaitsForStreams(t *testing.T) {
+	release := make(chan struct{})
+	p, calls := startProxy(t, Config{Upstreams: map[string]string{Anthropic: heldStream(t, release)}})
+	resp, err := client.Post(p.URL(Anthropic)+"/v1/messages", "application/json", strings.NewReader(`{"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a stream was open")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.HasSuffix(string(body), "message_stop\"}\n\n") {
+		t.Fatalf("stream did not finish through Close: %v %q", err, body)
+	}
+	<-closed
+	select {
+	case c := <-calls.ch:
+		if c.ErrorType != "" || !c.UsageKnown {
+			t.Errorf("event %+v", c)
+		}
+	default:
+		t.Error("no event emitted before Close returned")
+	}
+}
+
+// TestCloseIsBounded: a stream that never ends is cut after CloseTimeout.
+func TestCloseIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	p, calls := startProxy(t, Config{Upstreams: map[string]string{Anthropic: heldStream(t, release)}, CloseTimeout: 200 * time.Millisecond})
+	resp, err := client.Post(p.URL(Anthropic)+"/v1/messages", "application/json", strings.NewReader(`{"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	p.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v with CloseTimeout 200ms", d)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("the client saw a clean end of a stream that was cut")
+	}
+	select {
+	case c := <-calls.ch:
+		if c.ErrorType == "" {
+			t.Errorf("cut stream recorded without an error type: %+v", c)
+		}
+	default:
+		t.Error("no event emitted for the cut stream before Close returned")
+	}
+}
+
+// TestPIDOf: the caller's resolver gets the client's socket address.
+func TestPIDOf(t *testing.T) {
+	var seen netip.AddrPort
+	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	p, calls := startProxy(t, Config{
+		Upstreams: map[string]string{Anthropic: up},
+		PIDOf:     func(a netip.AddrPort) uint32 { seen = a; return 4242 },
+	})
+	do(t, "GET", p.URL(Anthropic)+"/v1/models", "", nil)
+	c := calls.next(t)
+	if c.PID != 4242 || !seen.Addr().IsLoopback() || seen.Port() == 0 || c.API != "models" {
+		t.Errorf("PID %d from %v, API %q", c.PID, seen, c.API)
+	}
+}
+
+func TestStartRejects(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"unknown provider": {Upstreams: map[string]string{"gemini": "https://example.invalid"}},
+		"not http":         {Upstreams: map[string]string{Anthropic: "unix:///tmp/x"}},
+	} {
+		if p, err := Start(cfg); err == nil {
+			p.Close()
+			t.Errorf("%s: Start accepted %+v", name, cfg.Upstreams)
+		}
+	}
+}
