@@ -28,7 +28,6 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/fswatch"
-	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
@@ -100,11 +99,14 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	env = childEnv(env, target)
 	pol := o.Policy
 	if pol == nil {
 		pol = policy.Default()
 	}
+	// The allowlist (enforce) plus the supervisor's own variables; the
+	// event names what was dropped, never a value (env.go).
+	callerEnv := env
+	env, envFiltered, redact := policyEnv(pol, env, target, time.Now())
 
 	// git runs while the store opens.
 	wsRoot := make(chan string, 1)
@@ -136,21 +138,15 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		Workspace:      <-wsRoot,
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
-		CI:             ciAttributes(env),
+		CI:             ciAttributes(callerEnv),
 		ServiceVersion: o.Version,
+		Policy:         pol,
+		RedactValues:   redact,
 	}
 	sink := &sink{}
+	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
 	sensors := startSensors(runID, info.Workspace, sink, secrets)
-	if gap, err := startNetwork(pol, sensors, sink); err != nil {
-		if pol.Mode == policy.Enforce {
-			// Never a silent downgrade to observe: the child does not start.
-			sensors.stop(&recorder.End{})
-			return 0, fmt.Errorf("%w (enforce mode refuses to run without it; use --mode observe)", err)
-		}
-		sensors.gaps = append(sensors.gaps, gap)
-	}
-	info.Resolvers = systemResolvers()
 	info.Before = sensors.before
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
@@ -262,6 +258,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 
 	tr := rec.Finish(end)
 	selfCost(tr)
+	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
 	return end.ExitCode, record(ctx, o, st, traceFile, tr, stderr)
 }
 
@@ -398,7 +395,6 @@ type sensors struct {
 	cgroup    *Cgroup
 	ebpf      *ebpf.Sensor
 	fswatch   *fswatch.Watcher
-	net       *netwatch.Netwatch // network enforcement; see network.go
 	before    *workspace.Snapshot
 	running   []string
 	gaps      []string
@@ -473,7 +469,6 @@ func (s *sensors) stop(end *recorder.End) {
 			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
 		}
 	}
-	s.stopNetwork(end) // before the cgroup is removed: its hooks are attached there
 	// Nothing in the run is left to change the workspace: the drains and
 	// the after snapshot (git, the slow part) run side by side.
 	var wg sync.WaitGroup

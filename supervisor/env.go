@@ -1,0 +1,101 @@
+package supervisor
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/policy"
+)
+
+// supervisorEnv are the variables the supervisor sets itself: the target
+// user's identity, whatever env.allow says (a child without HOME writes
+// dotfiles into the working directory).
+var supervisorEnv = []string{"HOME", "USER", "LOGNAME"}
+
+// policyEnv builds the child's environment from env (agentwatch's own, or
+// Options.Env) under pol:
+//   - enforce: only what env.allow keeps, then env.set;
+//   - observe: everything (block nothing), then env.set; the names enforce
+//     would drop are still reported, as what this policy would drop;
+//
+// then HOME, USER and LOGNAME of the target user (childEnv). It returns the
+// environment, the EnvFiltered event for the recorder (names only), and the
+// dropped values the recorder must redact: those of at least
+// policy.MinRedactedValue bytes that the child does not have anyway.
+func policyEnv(pol *policy.Policy, env []string, t Target, now time.Time) ([]string, event.EnvFiltered, []string) {
+	filtered, kept, dropped, set := pol.FilterEnv(env)
+	child := filtered
+	if pol.Mode != policy.Enforce {
+		child = withSet(env, pol.Env.Set)
+	}
+	// The supervisor's own variables: the target's when the user changes,
+	// else the invoking user's, restored if the allowlist dropped them.
+	var restored []string
+	if !t.Switch {
+		for _, name := range supervisorEnv {
+			if lookupEnv(child, name) == "" {
+				if v := lookupEnv(env, name); v != "" {
+					child = append(child, name+"="+v)
+					restored = append(restored, name)
+				}
+			}
+		}
+	} else {
+		restored = supervisorEnv
+	}
+	child = childEnv(child, t)
+	// The child always has the supervisor's variables: not dropped, in
+	// either mode.
+	dropped = slices.DeleteFunc(dropped, func(n string) bool { return slices.Contains(supervisorEnv, n) })
+	set = append(set, restored...)
+	slices.Sort(set)
+	set = slices.Compact(set)
+
+	// Values the child has through a kept, set or supervisor variable are
+	// not secrets to hide from it; in observe mode the rest of its
+	// environment still is, in the record.
+	has := map[string]bool{}
+	for _, kv := range append(filtered, childEnv(nil, t)...) {
+		_, v, _ := strings.Cut(kv, "=")
+		has[v] = true
+	}
+	for _, name := range supervisorEnv {
+		has[lookupEnv(child, name)] = true
+	}
+	var redact []string
+	for _, v := range pol.DroppedValues(env) {
+		if !has[v] {
+			redact = append(redact, v)
+		}
+	}
+	ev := event.EnvFiltered{
+		Header:  event.Header{Time: now},
+		Kept:    kept,
+		Dropped: dropped,
+		Set:     set,
+	}
+	return child, ev, redact
+}
+
+// withSet is env with env.set applied: overridden names replaced in place,
+// new names appended (sorted, so the environment is reproducible).
+func withSet(env []string, set map[string]string) []string {
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, over := set[name]; !over {
+			out = append(out, kv)
+		}
+	}
+	names := make([]string, 0, len(set))
+	for k := range set {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		out = append(out, k+"="+set[k])
+	}
+	return out
+}
