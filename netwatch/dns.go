@@ -68,6 +68,8 @@ type dnsProxy struct {
 	tcp4 *net.TCPListener
 	tcp6 *net.TCPListener
 
+	upstreamUDP chan net.Conn // idle connected UDP sockets to the upstream, reused
+
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -75,7 +77,7 @@ type dnsProxy struct {
 }
 
 func startDNS(cfg dnsConfig) (*dnsProxy, error) {
-	p := &dnsProxy{cfg: cfg, conns: map[net.Conn]struct{}{}}
+	p := &dnsProxy{cfg: cfg, conns: map[net.Conn]struct{}{}, upstreamUDP: make(chan net.Conn, 16)}
 	var err error
 	if p.udp4, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 		return nil, fmt.Errorf("starting DNS proxy: %w", err)
@@ -154,6 +156,9 @@ func (p *dnsProxy) close() error {
 		errs = append(errs, p.udp6.Close(), p.tcp6.Close())
 	}
 	p.wg.Wait()
+	for c := p.idleUpstream(); c != nil; c = p.idleUpstream() {
+		c.Close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -171,9 +176,14 @@ func (p *dnsProxy) serveUDP(u *net.UDPConn) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if resp := p.answer(buf[:n], event.UDP, from); resp != nil {
-				_, _ = u.WriteToUDPAddrPort(resp, from)
+			resp, q, ok := p.decide(buf[:n], event.UDP, from)
+			if !ok {
+				return
 			}
+			// The reply first, the record after: the child's lookup does
+			// not wait for the recorder.
+			_, _ = u.WriteToUDPAddrPort(resp, from)
+			p.emit(q)
 		}()
 	}
 }
@@ -213,11 +223,13 @@ func (p *dnsProxy) serveTCP(l *net.TCPListener) {
 				if err != nil {
 					return
 				}
-				resp := p.answer(msg, event.TCP, from)
-				if resp == nil {
+				resp, q, ok := p.decide(msg, event.TCP, from)
+				if !ok {
 					return
 				}
-				if err := writeTCPMessage(c, resp); err != nil {
+				err = writeTCPMessage(c, resp)
+				p.emit(q)
+				if err != nil {
 					return
 				}
 			}
@@ -245,15 +257,27 @@ func writeTCPMessage(w io.Writer, msg []byte) error {
 	return err
 }
 
-// answer decides about one query and returns the response to send (nil:
-// send nothing, for a message that is not a query at all).
+// answer decides about one query, records it and returns the response to
+// send (nil: send nothing, for a message that is not a query at all).
 func (p *dnsProxy) answer(msg []byte, tr event.Transport, from netip.AddrPort) []byte {
+	resp, q, ok := p.decide(msg, tr, from)
+	if !ok {
+		return nil
+	}
+	p.emit(q)
+	return resp
+}
+
+// decide answers one query: the response and its record (ok false: not a
+// query, send nothing). Addresses of an allowed answer are in the kernel
+// map before it returns, so the child's connect never races the update.
+func (p *dnsProxy) decide(msg []byte, tr event.Transport, from netip.AddrPort) (resp []byte, q event.DNSQuery, ok bool) {
 	var parser dnsmessage.Parser
 	hdr, err := parser.Start(msg)
 	if err != nil || hdr.Response {
-		return nil
+		return nil, q, false
 	}
-	q := event.DNSQuery{Header: event.Header{Time: time.Now()}, Transport: tr, Client: from}
+	q = event.DNSQuery{Header: event.Header{Time: time.Now()}, Transport: tr, Client: from}
 	questions, err := parser.AllQuestions()
 	if err != nil || len(questions) != 1 {
 		// Several questions in one message are legal on paper and used by
@@ -263,29 +287,26 @@ func (p *dnsProxy) answer(msg []byte, tr event.Transport, from netip.AddrPort) [
 		if len(questions) > 0 {
 			q.Name, q.QType = normalize(questions[0].Name.String()), qtypeName(questions[0].Type)
 		}
-		p.emit(q)
-		return reply(hdr, questions, dnsmessage.RCodeFormatError)
+		return reply(hdr, questions, dnsmessage.RCodeFormatError), q, true
 	}
 	question := questions[0]
 	q.Name, q.QType = normalize(question.Name.String()), qtypeName(question.Type)
 
-	rule, ports, ok := p.cfg.Allow(q.Name)
+	rule, ports, allowed := p.cfg.Allow(q.Name)
 	switch {
-	case ok:
+	case allowed:
 		q.Verdict, q.Rule = event.Allow, rule
 	case p.cfg.Enforce:
 		q.Verdict, q.Rule, q.RCode = event.Deny, RuleUnknownDomain, "NXDOMAIN"
-		p.emit(q)
-		return reply(hdr, questions, dnsmessage.RCodeNameError)
+		return reply(hdr, questions, dnsmessage.RCodeNameError), q, true
 	default:
 		q.Verdict, q.Rule = event.Audit, RuleUnknownDomain
 	}
 
-	resp, err := p.forward(msg, tr)
+	resp, err = p.forward(msg, tr)
 	if err != nil {
 		q.RCode = "SERVFAIL"
-		p.emit(q)
-		return reply(hdr, questions, dnsmessage.RCodeServerFailure)
+		return reply(hdr, questions, dnsmessage.RCodeServerFailure), q, true
 	}
 	q.Forwarded = true
 	var answers []answer
@@ -295,14 +316,11 @@ func (p *dnsProxy) answer(msg []byte, tr event.Transport, from netip.AddrPort) [
 		// Only an allowed name's addresses become reachable; an audited
 		// name's stay unresolved, so observe mode still reports the
 		// connect that enforce mode would refuse.
-		if ok && p.cfg.Learn != nil {
+		if allowed && p.cfg.Learn != nil {
 			p.cfg.Learn(q.Name, rule, a.addr, ports, a.ttl)
 		}
 	}
-	// Learned before the reply leaves: the child's connect can only follow
-	// the answer, so it never races the map update.
-	p.emit(q)
-	return resp
+	return resp, q, true
 }
 
 func (p *dnsProxy) emit(q event.DNSQuery) {
@@ -319,21 +337,63 @@ func (p *dnsProxy) forward(msg []byte, tr event.Transport) ([]byte, error) {
 	network := "udp"
 	if tr == event.TCP {
 		network = "tcp"
+	} else if c := p.idleUpstream(); c != nil {
+		// A connected socket per lookup costs a socket, a connect and a
+		// close each time; reused ones keep a lookup well under a
+		// millisecond (make bench). A late answer to an earlier query on
+		// a reused socket is dropped by the id check below.
+		resp, err := exchangeUDP(c, msg, time.Now().Add(upstreamTimeout))
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		p.keepUpstream(c)
+		return resp, nil
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, p.cfg.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("dialing upstream %s: %w", p.cfg.Upstream, err)
 	}
-	defer c.Close()
 	deadline, _ := ctx.Deadline()
-	_ = c.SetDeadline(deadline)
 	if tr == event.TCP {
+		defer c.Close()
+		_ = c.SetDeadline(deadline)
 		if err := writeTCPMessage(c, msg); err != nil {
 			return nil, err
 		}
 		return readTCPMessage(c)
 	}
+	resp, err := exchangeUDP(c, msg, deadline)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	p.keepUpstream(c)
+	return resp, nil
+}
+
+func (p *dnsProxy) idleUpstream() net.Conn {
+	select {
+	case c := <-p.upstreamUDP:
+		return c
+	default:
+		return nil
+	}
+}
+
+func (p *dnsProxy) keepUpstream(c net.Conn) {
+	select {
+	case p.upstreamUDP <- c:
+	default:
+		c.Close()
+	}
+}
+
+// exchangeUDP sends msg on a connected UDP socket and returns the response
+// with the same id.
+func exchangeUDP(c net.Conn, msg []byte, deadline time.Time) ([]byte, error) {
+	_ = c.SetDeadline(deadline)
 	if _, err := c.Write(msg); err != nil {
 		return nil, err
 	}
