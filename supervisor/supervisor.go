@@ -28,6 +28,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/fswatch"
+	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
@@ -147,6 +148,15 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
 	sensors := startSensors(runID, info.Workspace, sink, secrets)
+	if gap, err := startNetwork(pol, sensors, sink); err != nil {
+		if pol.Mode == policy.Enforce {
+			// Never a silent downgrade to observe: the child does not start.
+			sensors.stop(&recorder.End{})
+			return 0, fmt.Errorf("%w (enforce mode refuses to run without it; use --mode observe)", err)
+		}
+		sensors.gaps = append(sensors.gaps, gap)
+	}
+	info.Resolvers = systemResolvers()
 	info.Before = sensors.before
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
@@ -395,6 +405,7 @@ type sensors struct {
 	cgroup    *Cgroup
 	ebpf      *ebpf.Sensor
 	fswatch   *fswatch.Watcher
+	net       *netwatch.Netwatch // network enforcement; see network.go
 	before    *workspace.Snapshot
 	running   []string
 	gaps      []string
@@ -469,6 +480,7 @@ func (s *sensors) stop(end *recorder.End) {
 			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
 		}
 	}
+	s.stopNetwork(end) // before the cgroup is removed: its hooks are attached there
 	// Nothing in the run is left to change the workspace: the drains and
 	// the after snapshot (git, the slow part) run side by side.
 	var wg sync.WaitGroup
