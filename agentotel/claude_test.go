@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
 	"github.com/agentwatch/agentwatch/privtest"
 
@@ -136,7 +137,7 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	claude := ensureClaude(t)
 
 	srv := fakemodel.New(
-		fakemodel.BashTurn("printf hello > note.txt", claudeTurn1),
+		fakemodel.BashTurn("printf hello > note.txt; printenv TRACEPARENT > traceparent.txt", claudeTurn1),
 		fakemodel.TextTurn("I wrote hello to note.txt.", claudeTurn2),
 	)
 	srv.Logf = t.Logf
@@ -208,6 +209,25 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 			t.Errorf("%s time %v outside the run [%v, +%v]", EventAPIRequest, l.Time, start, took)
 		}
 	}
+	// Each event matches the proxy's form of exactly one scripted turn
+	// (inclusive input tokens), so the recorder would not count it twice.
+	for _, l := range apiReqs {
+		var n int
+		for _, u := range []fakemodel.Usage{claudeTurn1, claudeTurn2} {
+			call := event.LLMCall{
+				End: l.Time, RequestModel: l.Model, UsageKnown: true,
+				InputTokens:     int64(u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens),
+				OutputTokens:    int64(u.OutputTokens),
+				CacheReadTokens: int64(u.CacheReadInputTokens), CacheCreationTokens: int64(u.CacheCreationInputTokens),
+			}
+			if l.Matches(call) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s event %+v matches %d scripted calls, want 1", EventAPIRequest, l, n)
+		}
+	}
 	if !hasEvent(logs, EventToolResult, "Bash") {
 		t.Errorf("no %s event for the Bash tool", EventToolResult)
 	}
@@ -246,6 +266,28 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	if len(orphans) > 0 {
 		t.Errorf("orphans %v: a parent span never arrived", orphans)
 	}
+	// The Bash tool's shell got a TRACEPARENT naming the received
+	// claude_code.tool.execution span: the hook that links the
+	// kernel-observed process span to the agent's own tool span.
+	tp, err := os.ReadFile(filepath.Join(ws, "traceparent.txt"))
+	if err != nil {
+		t.Fatalf("the Bash tool's TRACEPARENT: %v", err)
+	}
+	t.Logf("Bash tool TRACEPARENT=%s", strings.TrimSpace(string(tp)))
+	parts := strings.Split(strings.TrimSpace(string(tp)), "-")
+	if len(parts) != 4 || parts[1] != runTrace.String() {
+		t.Fatalf("Bash tool TRACEPARENT %q is not in the run's trace", tp)
+	}
+	var toolSpan string
+	for _, sp := range spans {
+		if hex.EncodeToString(sp.SpanId) == parts[2] {
+			toolSpan = sp.Name
+		}
+	}
+	if toolSpan != "claude_code.tool.execution" {
+		t.Errorf("Bash tool TRACEPARENT names span %s (%q), want a received claude_code.tool.execution", parts[2], toolSpan)
+	}
+
 	var underRoot int
 	for _, sp := range spans {
 		if trace.SpanID(sp.ParentSpanId) == runRoot {
