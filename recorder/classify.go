@@ -3,17 +3,7 @@ package recorder
 import (
 	"path"
 	"strings"
-
-	"github.com/agentwatch/agentwatch/telemetry"
 )
-
-// commandSpanName is the one place that names a process span. Issue 4
-// names spans by command class (test_run, dependency_install, …); until
-// then every exec is a bash_command.
-func commandSpanName(argv []string) string {
-	_ = argv
-	return telemetry.SpanBashCommand
-}
 
 // File classes (agentwatch.file.class).
 const (

@@ -42,6 +42,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/secretscan"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
@@ -85,6 +86,9 @@ type End struct {
 	Gaps     []string // capabilities lost during the run
 	After    *workspace.Snapshot
 	Evidence *workspace.Evidence // the git_diff span and the root's workspace attributes; nil: none taken
+	// SecretScan is the scan of the diff's added lines and of SecretWrites
+	// (the secret_scan span); nil: no scan.
+	SecretScan *secretscan.Result
 	// FileSize reports a path's size after the run (file.size on
 	// file_write); nil leaves sizes out. Injected so the recorder itself
 	// does no I/O.
@@ -327,13 +331,13 @@ func (r *Recorder) exec(e event.Exec) {
 		ppid = p.ppid
 	}
 	s := r.newProcSpan(parent.id, e.Time)
-	s.name = commandSpanName(e.Argv)
 	s.pid, s.ppid = e.PID, ppid
 	s.exe = e.Filename
 	s.args = RedactArgs(e.Argv)
 	s.truncated = e.ArgvTruncated
 	s.cwd = e.Cwd
 	s.uid = e.UID
+	r.classifyExec(s)
 	p.cur = s
 }
 

@@ -200,9 +200,10 @@ func label(s *telemetry.Span) string {
 		v, _ := s.Attr(k)
 		return v.Emit()
 	}
+	if _, proc := s.Attr(telemetry.ProcessExecutableName); proc && s.Name != telemetry.SpanAgentRun {
+		return s.Name + " " + str(telemetry.ProcessExecutableName) // bash_command, test_run, commit, …
+	}
 	switch s.Name {
-	case telemetry.SpanBashCommand:
-		return s.Name + " " + str(telemetry.ProcessExecutableName)
 	case telemetry.SpanFileWrite, telemetry.SpanFileRead:
 		return s.Name + " " + strings.TrimPrefix(str(telemetry.FilePath), ws+"/")
 	case telemetry.SpanNetworkCall:
@@ -302,7 +303,7 @@ func TestFixtureTree(t *testing.T) {
     bash_command bash
       file_write out.log
       bash_command sort
-      bash_command go
+      test_run go
         bash_command app.test
       bash_command git
         network_call tcp 140.82.112.3:443
@@ -427,7 +428,7 @@ func TestFixtureProcesses(t *testing.T) {
 		telemetry.ProcessParentPID: "102", // the real parent, though the span hangs under bash
 	})
 
-	goSpan := find(t, tr, "bash_command go")
+	goSpan := find(t, tr, "test_run go")
 	wantAttrs(t, goSpan, map[attribute.Key]string{
 		telemetry.ProcessCommandLine:    "go test ./...",
 		telemetry.ProcessExitCode:       "1",
@@ -730,11 +731,11 @@ func TestGitInternalsAndMoves(t *testing.T) {
 		event.File{Header: hdr(9, 0), Source: event.SourceFSWatch, Op: event.FileDelete, Path: ws + "/notes.md"},
 		exit(10, 100, 0, 0),
 	}, End{Time: at(11)})
-	want := "agent_run\n  bash_command git\n    file_write .git/refs/heads/main\n    file_write .git/hooks/pre-commit\n    file_write notes.md\n"
+	want := "agent_run\n  commit git\n    file_write .git/refs/heads/main\n    file_write .git/hooks/pre-commit\n    file_write notes.md\n"
 	if got := tree(t, tr); got != want {
 		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
 	}
-	wantAttrs(t, find(t, tr, "bash_command git"), map[attribute.Key]string{
+	wantAttrs(t, find(t, tr, "commit git"), map[attribute.Key]string{
 		telemetry.FilesWritten:          "5",
 		telemetry.FilesOutsideWorkspace: "2",
 		telemetry.FilesOutsideTopDirs:   `["` + ws + `/.git/objects (2)"]`,

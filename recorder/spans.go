@@ -39,6 +39,7 @@ type procSpan struct {
 	exe, cwd       string
 	args           []string // redacted
 	truncated      bool
+	cls            *commandClass // test_run, commit, … (commands.go); nil: bash_command
 
 	start, end             time.Time
 	ended, exited          bool
@@ -228,6 +229,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	}
 	r.root.end = end.Time
 	r.fileSize = end.FileSize
+	r.resolveClasses(end)
 
 	// fswatch-only workspace paths: the whole file evidence when eBPF
 	// is missing, and what it lost otherwise. Sorted for stable ids.
@@ -285,6 +287,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		t.Spans = append(t.Spans, o.span)
 	}
 	r.finishEvidence(t, end)
+	r.finishClasses(t, end)
 	r.finishPolicy(t, end)
 	redactValues(t, r.info.RedactValues)
 	r.result = t
@@ -443,6 +446,7 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 	case s.stillRunning:
 		a = append(a, telemetry.ProcessStillRunning.Bool(true))
 	}
+	a = append(a, r.classAttrs(s)...)
 	a = append(a, r.activityAttrs(s)...)
 	sp.Attrs = append(sp.Attrs, a...)
 	return sp
