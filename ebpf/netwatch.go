@@ -1,5 +1,11 @@
 package ebpf
 
+// The network enforcer (bpf/netwatch.c) is the one part of this package
+// that acts rather than observes: its programs refuse and redirect
+// connections. It still decides nothing by itself — what is allowed is
+// whatever netwatch puts in its maps (addresses of allowed names, CIDRs,
+// the supervisor's endpoints) — and it reports every decision as an event.
+
 import (
 	"encoding/binary"
 	"errors"
