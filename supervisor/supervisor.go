@@ -269,17 +269,19 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	tr := rec.Finish(end)
 	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
-	return end.ExitCode, record(ctx, o, st, traceFile, tr, stderr)
+	return end.ExitCode, record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
 }
 
 // record hands the trace to the sinks, store first: it is what `export`
 // retries from when the others fail.
-func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, stderr io.Writer) error {
+func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, stderr io.Writer) error {
 	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
 	var errs []error
 	req := export.Request(tr)
 	if err := st.SaveRequest(ctx, tr, req); err != nil {
 		errs = append(errs, err) // already "saving run <id>: …"
+	} else if err := saveDiff(ctx, st, tr.RunID, ev); err != nil {
+		errs = append(errs, err)
 	}
 	if tf != nil {
 		if err := tf.Write(req); err != nil {
@@ -495,7 +497,10 @@ func (s *sensors) stop(end *recorder.End) {
 	if s.fswatch != nil {
 		wg.Go(func() { fsErr = s.fswatch.Close() })
 	}
-	wg.Go(func() { end.After = workspace.Take(s.workspace) })
+	wg.Go(func() {
+		end.Evidence = workspace.TakeEvidence(s.before, s.workspace, workspace.Limits{})
+		end.After = end.Evidence.After
+	})
 	wg.Wait()
 	if bpfErr != nil {
 		end.Gaps = append(end.Gaps, "ebpf: "+oneLine(bpfErr))
