@@ -1,7 +1,9 @@
 package llm
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -109,5 +111,44 @@ func TestStartRejects(t *testing.T) {
 			p.Close()
 			t.Errorf("%s: Start accepted %+v", name, cfg.Upstreams)
 		}
+	}
+}
+
+// TestUpgradePassesThrough: a WebSocket-style upgrade (Codex opens one to
+// /v1/responses before falling back to SSE) is spliced, not broken.
+func TestUpgradePassesThrough(t *testing.T) {
+	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			w.WriteHeader(400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		line, _ := brw.ReadString('\n')
+		io.WriteString(conn, "echo "+line)
+	})
+	p, calls := startProxy(t, Config{Upstreams: map[string]string{OpenAI: up + "/v1"}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL(OpenAI), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade through the proxy: %v %v", resp, err)
+	}
+	io.WriteString(conn, "hello\n")
+	if got, _ := br.ReadString('\n'); got != "echo hello\n" {
+		t.Errorf("spliced connection echoed %q", got)
+	}
+	conn.Close()
+	if c := calls.next(t); c.Status != 101 || c.API != "responses" || c.UsageKnown {
+		t.Errorf("event %+v", c)
 	}
 }

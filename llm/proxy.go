@@ -407,7 +407,10 @@ func modifyResponse(resp *http.Response) error {
 	}
 	x.header = time.Now()
 	x.m.begin(resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding"))
-	if resp.Body != nil && resp.Body != http.NoBody {
+	// A 101 (Codex tries a WebSocket to /v1/responses first) hands the
+	// connection over: ReverseProxy needs the body's own ReadWriteCloser to
+	// splice it, so it is not metered.
+	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		x.body = &meteredBody{rc: resp.Body, x: x}
 		resp.Body = x.body
 	}
