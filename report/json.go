@@ -13,23 +13,24 @@ import (
 // JSONRun is the "run" object of `show --json`: the run's summary from its
 // root span. Field names are part of the CLI's interface; add, never rename.
 type JSONRun struct {
-	ID            string   `json:"id"`
-	TraceID       string   `json:"trace_id,omitempty"`
-	Command       string   `json:"command,omitempty"`
-	Agent         string   `json:"agent,omitempty"`
-	User          string   `json:"user,omitempty"`
-	Workspace     string   `json:"workspace,omitempty"`
-	BaseRevision  string   `json:"base_revision,omitempty"`
-	Branch        string   `json:"branch,omitempty"`
-	ExitCode      *int64   `json:"exit_code,omitempty"` // absent when unknown
-	Signal        string   `json:"signal,omitempty"`
-	Start         string   `json:"start,omitempty"` // RFC 3339, UTC, nanoseconds
-	End           string   `json:"end,omitempty"`
-	DurationMS    float64  `json:"duration_ms"`
-	SpanCount     int      `json:"span_count"`
-	Sensors       []string `json:"sensors"`
-	TelemetryGaps []string `json:"telemetry_gaps"`
-	EventsDropped int64    `json:"events_dropped"`
+	ID            string        `json:"id"`
+	TraceID       string        `json:"trace_id,omitempty"`
+	Command       string        `json:"command,omitempty"`
+	Agent         string        `json:"agent,omitempty"`
+	User          string        `json:"user,omitempty"`
+	Workspace     string        `json:"workspace,omitempty"`
+	BaseRevision  string        `json:"base_revision,omitempty"`
+	Branch        string        `json:"branch,omitempty"`
+	ExitCode      *int64        `json:"exit_code,omitempty"` // absent when unknown
+	Signal        string        `json:"signal,omitempty"`
+	Start         string        `json:"start,omitempty"` // RFC 3339, UTC, nanoseconds
+	End           string        `json:"end,omitempty"`
+	DurationMS    float64       `json:"duration_ms"`
+	SpanCount     int           `json:"span_count"`
+	Sensors       []string      `json:"sensors"`
+	TelemetryGaps []string      `json:"telemetry_gaps"`
+	EventsDropped int64         `json:"events_dropped"`
+	Evidence      *JSONEvidence `json:"evidence,omitempty"` // workspace evidence; absent for runs without any
 }
 
 // JSONSpan is one span of `show --json`, with its children nested, in
@@ -121,6 +122,7 @@ func jsonRun(tr *telemetry.Trace) JSONRun {
 	if v, ok := root.Attr(telemetry.EventsDropped); ok {
 		r.EventsDropped = v.AsInt64()
 	}
+	r.Evidence = evidenceOf(tr)
 	return r
 }
 

@@ -103,6 +103,7 @@ func boolInt(b bool) int {
 func Tree(w io.Writer, tr *telemetry.Trace) error {
 	ew := &errWriter{w: w}
 	writeHeader(ew, tr)
+	writeEvidence(ew, tr)
 	ew.printf("\n")
 	for _, top := range buildTree(tr) {
 		ew.printf("%s\n", spanLine(top))
@@ -265,6 +266,8 @@ func label(s *telemetry.Span) string {
 			addr += " " + t
 		}
 		return addr
+	case telemetry.SpanGitDiff:
+		return gitDiffLabel(s)
 	}
 	if cl := str(s, telemetry.ProcessCommandLine); cl != "" {
 		return shorten(cl, CommandWidth)
