@@ -586,7 +586,7 @@ func init() {
 			for _, s := range subs {
 				words := strings.Fields(s)
 				if len(rest) >= len(words) && strings.Join(rest[:len(words)], " ") == s {
-					return one(firstPositional(rest[len(words):], "")), false
+					return one(firstPositional(rest[len(words):], valueOpts)), false
 				}
 			}
 			return nil, false
@@ -632,7 +632,13 @@ func init() {
 		"sh": shell, "bash": shell, "zsh": shell, "dash": shell, "ksh": shell, "ash": shell, "fish": shell,
 
 		"npx": runner, "bunx": runner, "uvx": runner,
-		"npm":    sub(valueOptions["npm"], "exec", "x"),
+		"npm": func(args []string) ([][]string, bool) {
+			rest := firstPositional(args, valueOptions["npm"])
+			if len(rest) > 0 && (rest[0] == "exec" || rest[0] == "x") {
+				return one(packageRunnerArgv(rest[1:])), false
+			}
+			return nil, false
+		},
 		"pipx":   sub("", "run"),
 		"uv":     sub(valueOptions["uv"], "run", "tool run"),
 		"poetry": sub(valueOptions["poetry"], "run"),
