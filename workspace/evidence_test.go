@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentwatch/agentwatch/privtest"
 )
 
 func commitAll(t *testing.T, d, msg string) string {
@@ -415,4 +418,40 @@ func TestClassifiers(t *testing.T) {
 			t.Errorf("IsBuildOutput(%q) = %v", tt.path, got)
 		}
 	}
+}
+
+// TestEvidenceOtherOwner: under sudo the repository belongs to the
+// developer. Evidence must work and leave no root-owned file in it (a
+// root-owned .git/objects/xx/ would break the developer's next commit).
+func TestEvidenceOtherOwner(t *testing.T) {
+	privtest.Require(t)
+	d := newRepo(t)
+	write(t, filepath.Join(d, "a.txt"), "a\n")
+	commitAll(t, d, "one")
+	chown := func() {
+		err := filepath.Walk(d, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, 65534, 65534)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	chown()
+	before := Take(d)
+	write(t, filepath.Join(d, "b.txt"), "new\n")
+	write(t, filepath.Join(d, "a.txt"), "a\nchanged\n")
+	chown()
+	ev := TakeEvidence(before, d, Limits{})
+	if ev.Absent != "" || len(ev.Errors) > 0 || !slices.Equal(sorted(ev.Touched), []string{"a.txt", "b.txt"}) {
+		t.Fatalf("absent %q errors %q touched %q", ev.Absent, ev.Errors, ev.Touched)
+	}
+	filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+			t.Errorf("%s is owned by uid %d after TakeEvidence", p, fi.Sys().(*syscall.Stat_t).Uid)
+		}
+		return nil
+	})
 }
