@@ -185,6 +185,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 func TestSlowUpstream(t *testing.T) {
 	slow := func(t *testing.T) string {
 		return newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // net/http notices a client leaving only once the body is read
 			select {
 			case <-time.After(2 * time.Second):
 			case <-r.Context().Done():

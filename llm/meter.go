@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/event"
 )
@@ -209,11 +210,24 @@ func (m *meter) request(body []byte, complete bool) {
 	}
 }
 
+// redactMargin is how much text is kept past the capture limit before
+// redaction, so that a secret straddling the limit is still whole when the
+// redactor sees it (a PEM private key is a few KiB); the cut happens after.
+const redactMargin = 16 << 10
+
 func (m *meter) redact(s string) string {
-	if m.capture.Limit > 0 && len(s) > m.capture.Limit {
-		s = s[:m.capture.Limit]
+	if len(s) > m.capture.Limit+redactMargin {
+		s = s[:m.capture.Limit+redactMargin]
 	}
-	return m.capture.Redact(s)
+	s = m.capture.Redact(s)
+	if len(s) > m.capture.Limit {
+		cut := m.capture.Limit
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut-- // never split a character
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 // --- responses ---
@@ -408,13 +422,13 @@ func (m *meter) addArgs(tool int, s string) {
 		b = &strings.Builder{}
 		m.argsByTool[tool] = b
 	}
-	if m.capture.Limit <= 0 || b.Len() < m.capture.Limit {
+	if b.Len() < m.capture.Limit+redactMargin {
 		b.WriteString(s)
 	}
 }
 
 func (m *meter) addText(s string) {
-	if m.capture.Full && (m.capture.Limit <= 0 || m.text.Len() < m.capture.Limit) {
+	if m.capture.Full && m.text.Len() < m.capture.Limit+redactMargin {
 		m.text.WriteString(s)
 	}
 }

@@ -72,8 +72,8 @@ type Capture struct {
 	// events, each passed through Redact (required when Full is set).
 	Full   bool
 	Redact func(string) string
-	// Limit truncates each captured text to this many bytes before
-	// redaction (0: 1 MiB).
+	// Limit truncates each captured text to this many bytes, after
+	// redaction so that a cut never leaves half a secret (0: 1 MiB).
 	Limit int
 }
 

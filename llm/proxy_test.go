@@ -323,3 +323,28 @@ func newServer(t testing.TB, h http.HandlerFunc) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestCaptureLimitAfterRedaction: a secret straddling the capture limit is
+// redacted whole before the cut, so no half of it survives.
+func TestCaptureLimitAfterRedaction(t *testing.T) {
+	const secret = "sk-ant-api03-PLANTED-SECRET-0123456789abcdef"
+	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"msg_s","model":"claude-haiku-4-5","content":[{"type":"text","text":"token: %s é"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`, secret)
+	})
+	redact := func(s string) string { return strings.ReplaceAll(s, secret, "[KEY]") }
+	p, calls := startProxy(t, Config{
+		Upstreams: map[string]string{Anthropic: up},
+		Capture:   Capture{Full: true, Redact: redact, Limit: 20},
+	})
+	do(t, "POST", p.URL(Anthropic)+"/v1/messages", `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"my key is `+secret+`"}]}`, nil)
+	c := calls.next(t)
+	for name, s := range map[string]string{"Prompt": c.Prompt, "Response": c.Response} {
+		if len(s) > 20 || strings.Contains(s, "PLANTED") || strings.Contains(s, "sk-ant") {
+			t.Errorf("%s = %q: over the limit or a piece of the secret survived", name, s)
+		}
+	}
+	if c.Response != "token: [KEY] é" {
+		t.Errorf("Response = %q", c.Response)
+	}
+}
