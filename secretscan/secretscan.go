@@ -291,9 +291,15 @@ type scanner struct {
 func newScanner() *scanner { return &scanner{res: Result{Counts: map[string]int{}}} }
 
 // ScanFile scans every line of a file written outside git (one that
-// matches the policy's files.secrets, say).
+// matches the policy's files.secrets, say). A binary file is counted and
+// skipped.
 func ScanFile(path string, data []byte) Result {
 	s := newScanner()
+	if bytes.IndexByte(data[:min(len(data), 8000)], 0) >= 0 {
+		// Binary, as git decides it (a NUL in the first 8000 bytes).
+		s.res.BinaryFiles = 1
+		return s.res
+	}
 	s.res.Files = 1
 	line := 0
 	for len(data) > 0 {
@@ -313,12 +319,47 @@ func ScanFile(path string, data []byte) Result {
 	return s.res
 }
 
+// maxFileBytes bounds one ScanRun file read: credentials files are small,
+// and a huge file written to a secret path is not worth the time.
+const maxFileBytes = 4 << 20
+
+// ScanRun is the end-of-run scan: the diff's added lines, plus each path
+// in written (absolute; the paths matching files.secrets that the run
+// wrote) that is not already an entry of the diff — such files (.env,
+// ~/.aws/credentials) are usually ignored by git or outside the
+// workspace. root is the repository root the diff's paths are relative
+// to. read is injected (os.ReadFile, or a bounded reader) so this package
+// stays free of I/O; a path it cannot read, or one over 4 MiB, is
+// skipped. diff may be nil (no git evidence).
+func ScanRun(diff []byte, root string, written []string, read func(path string) ([]byte, error)) Result {
+	res, inDiff := scanDiff(diff)
+	root = strings.TrimSuffix(root, "/")
+	for _, p := range written {
+		if root != "" && strings.HasPrefix(p, root+"/") && inDiff[strings.TrimPrefix(p, root+"/")] {
+			continue
+		}
+		data, err := read(p)
+		if err != nil || len(data) > maxFileBytes {
+			continue
+		}
+		res.Merge(ScanFile(p, data))
+	}
+	return res
+}
+
 // Scan scans the added lines of a unified diff (git diff output, with a/
 // and b/ prefixes). Removed and context lines are not scanned: a secret
 // the run deleted is not one it added. Binary entries are counted and
 // skipped.
 func Scan(diff []byte) Result {
+	res, _ := scanDiff(diff)
+	return res
+}
+
+// scanDiff is Scan, also returning the paths of the diff's entries.
+func scanDiff(diff []byte) (Result, map[string]bool) {
 	s := newScanner()
+	paths := make(map[string]bool)
 	var (
 		file            string
 		newLine         int
@@ -349,7 +390,7 @@ func Scan(diff []byte) Result {
 				}
 				if !s.line(file, newLine, l[1:]) {
 					s.closeBlock()
-					return s.res
+					return s.res, paths
 				}
 				remNew, newLine = remNew-1, newLine+1
 			case l[0] == '-':
@@ -372,10 +413,12 @@ func Scan(diff []byte) Result {
 		case bytes.HasPrefix(l, []byte("diff --git ")):
 			s.closeBlock()
 			file, counted, skipBin = diffGitPath(string(l)), false, false
+			paths[file] = true
 		case bytes.HasPrefix(l, []byte("+++ ")):
 			p := strings.TrimSpace(string(l[4:]))
 			if p != "/dev/null" {
 				file = trimPrefixPath(unquote(p), "b/")
+				paths[file] = true
 			}
 		case bytes.HasPrefix(l, []byte("Binary files ")), bytes.HasPrefix(l, []byte("GIT binary patch")):
 			if !skipBin {
@@ -390,7 +433,7 @@ func Scan(diff []byte) Result {
 		}
 	}
 	s.closeBlock()
-	return s.res
+	return s.res, paths
 }
 
 // hunkHeader parses "@@ -a,b +c,d @@": old and new line counts and the

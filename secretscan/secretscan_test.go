@@ -392,3 +392,48 @@ func TestScanRealGitDiff(t *testing.T) {
 	}
 	assertNoSecret(t, res, ps)
 }
+
+// TestScanRun: the diff plus written secret files that are not diff
+// entries (an ignored .env, a file outside the repository); a file in
+// the diff is not counted twice; unreadable, binary and oversized files
+// are skipped.
+func TestScanRun(t *testing.T) {
+	root := t.TempDir()
+	home := t.TempDir()
+	tok := func() string { return "gh" + "p_" + rnd(alnum, 36) }
+	inDiff := "TOKEN=" + tok()
+	files := map[string]string{
+		root + "/.env":               "A=1\nGH=" + tok() + "\n", // ignored by git: not in the diff
+		root + "/config/secrets.yml": inDiff + "\n",             // untracked, in the diff
+		home + "/.aws/credentials":   "[default]\naws_access_key_id = " + "AK" + "IA" + rnd(upperDigits, 16) + "\n",
+		home + "/keystore.bin":       "\x00\x01" + tok(),
+		home + "/huge.txt":           strings.Repeat("x", maxFileBytes+1) + tok(),
+	}
+	read := func(p string) ([]byte, error) {
+		if c, ok := files[p]; ok {
+			return []byte(c), nil
+		}
+		return nil, os.ErrNotExist
+	}
+	diff := diffOf("config/secrets.yml", []string{inDiff})
+	written := []string{root + "/.env", root + "/config/secrets.yml", home + "/.aws/credentials", home + "/keystore.bin", home + "/huge.txt", home + "/gone"}
+	res := ScanRun([]byte(diff), root, written, read)
+	var got []string
+	for _, f := range res.Findings {
+		got = append(got, f.Location())
+	}
+	want := []string{
+		"config/secrets.yml:12 (github-token)",
+		root + "/.env:2 (github-token)",
+		home + "/.aws/credentials:2 (aws-access-key-id)",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("findings %q, want %q", got, want)
+	}
+	if res.BinaryFiles != 1 || res.Files != 3 {
+		t.Errorf("binary %d files %d", res.BinaryFiles, res.Files)
+	}
+	if res := ScanRun(nil, "", nil, read); res.Total != 0 || res.Counts == nil {
+		t.Errorf("empty scan: %+v", res)
+	}
+}
