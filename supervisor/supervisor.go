@@ -261,6 +261,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
 	}
 	sensors.stop(&end) // kills what is left, drains, snapshots after
+	end.SecretScan = scanSecrets(rec, end.Evidence)
 	if tm != nil {
 		tm.finish()
 	}

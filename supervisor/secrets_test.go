@@ -1,0 +1,72 @@
+package supervisor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/workspace"
+)
+
+// TestReadSecretFile: a regular file is read; a symlink the agent planted
+// (to /etc/shadow, say) and a FIFO (which would block) are refused.
+func TestReadSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, ".env")
+	if err := os.WriteFile(reg, []byte("A=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "credentials")
+	if err := os.Symlink(reg, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readSecretFile(reg); err != nil || string(data) != "A=1\n" {
+		t.Errorf("regular file: %q, %v", data, err)
+	}
+	for _, p := range []string{link, fifo, filepath.Join(dir, "missing")} {
+		done := make(chan error, 1)
+		go func() { _, err := readSecretFile(p); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: read", filepath.Base(p))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: blocked", filepath.Base(p))
+		}
+	}
+}
+
+// TestScanSecrets: an ignored .env the run wrote is scanned besides the
+// diff, with no git evidence at all too.
+func TestScanSecrets(t *testing.T) {
+	dir := t.TempDir()
+	env := filepath.Join(dir, ".env")
+	tok := "gl" + "pat-" + "Xk29VbQm7LpR4tYw8NcZ"
+	if err := os.WriteFile(env, []byte("GL="+tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rec := recorder.New(recorder.RunInfo{RunID: "r", Start: start, RootPID: 10, Workspace: dir, Policy: policy.Default()})
+	rec.Add(event.Exec{Header: event.Header{Time: start, PID: 10}, Filename: "/bin/sh", Argv: []string{"sh"}, Cwd: dir})
+	rec.Add(event.File{Header: event.Header{Time: start, PID: 10}, Source: event.SourceEBPF, Op: event.FileCreate, Path: env})
+	for _, ev := range []*workspace.Evidence{nil, {Absent: workspace.AbsentNotGit}} {
+		res := scanSecrets(rec, ev)
+		if res.Total != 1 || len(res.Findings) != 1 || res.Findings[0].Location() != env+":1 (gitlab-token)" {
+			t.Errorf("evidence %+v: %+v", ev, res)
+		}
+		if strings.Contains(res.Findings[0].Fingerprint, tok[:8]) {
+			t.Error("fingerprint holds the token")
+		}
+	}
+}
