@@ -243,3 +243,33 @@ func TestCompressedBodyRelayedAsSent(t *testing.T) {
 		t.Errorf("metered usage in %d out %d id %q known %v", c.InputTokens, c.OutputTokens, c.ResponseID, c.UsageKnown)
 	}
 }
+
+// TestCompressedStream: a gzip-encoded event stream is relayed compressed,
+// as sent, and metered from a copy decoded on the side.
+func TestCompressedStream(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, messageStart+"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":33}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	zw.Close()
+	z := gz.Bytes()
+	up := func(t *testing.T) string {
+		return newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Content-Encoding", "gzip")
+			for i := 0; i < len(z); i += 7 { // small pieces, flushed: a stream
+				w.Write(z[i:min(i+7, len(z))])
+				w.(http.Flusher).Flush()
+			}
+		})
+	}
+	direct, behind := up(t), up(t)
+	p, calls := startProxy(t, Config{Upstreams: map[string]string{Anthropic: behind}})
+	hdr := map[string]string{"Accept-Encoding": "gzip"}
+	dv := do(t, "POST", direct+"/v1/messages", `{"stream":true}`, hdr)
+	pv := do(t, "POST", p.URL(Anthropic)+"/v1/messages", `{"stream":true}`, hdr)
+	sameView(t, dv, pv)
+	c := calls.next(t)
+	if !c.UsageKnown || c.InputTokens != 11 || c.OutputTokens != 33 || c.ErrorType != "" || !c.Stream {
+		t.Errorf("usage in %d out %d known %v error %q", c.InputTokens, c.OutputTokens, c.UsageKnown, c.ErrorType)
+	}
+}

@@ -72,6 +72,7 @@ type meter struct {
 	// response side
 	stream     bool
 	sse        *sseParser
+	decoder    *streamDecoder // a compressed stream, decoded on the side
 	body       bytes.Buffer // a JSON response, up to max
 	bodyOver   bool
 	encoding   string // Content-Encoding of the response
@@ -233,9 +234,10 @@ func (m *meter) redact(s string) string {
 // --- responses ---
 
 // begin is called with the response headers. It decides how the body will
-// be metered: incrementally as SSE, buffered (to a cap) as JSON, or not at
-// all (a compressed stream: decoding it would need a second pipeline, and
-// the SSE model APIs do not compress streams in practice).
+// be metered: incrementally as SSE (through a streaming decoder when the
+// stream is gzip- or deflate-encoded), buffered (to a cap) as JSON, or not
+// at all (a br- or zstd-encoded stream: the standard library has no
+// decoder for them).
 func (m *meter) begin(status int, contentType, encoding string) {
 	m.call.Status = status
 	if !isModelAPI(m.call.API) {
@@ -245,16 +247,22 @@ func (m *meter) begin(status int, contentType, encoding string) {
 	if strings.HasPrefix(strings.ToLower(contentType), "text/event-stream") {
 		m.stream = true
 		m.call.Stream = true
-		if m.encoding != "" && m.encoding != "identity" {
-			return
-		}
 		m.sse = &sseParser{onEvent: m.event, max: m.max}
+		switch m.encoding {
+		case "", "identity":
+		case "gzip", "x-gzip", "deflate":
+			m.decoder = startStreamDecoder(m.encoding, m.sse.feed)
+		default:
+			m.sse = nil // br, zstd: not metered (usage stays unknown)
+		}
 	}
 }
 
 // feed sees each chunk of the response body as it is forwarded.
 func (m *meter) feed(b []byte) {
 	switch {
+	case m.decoder != nil:
+		m.decoder.write(b)
 	case m.sse != nil:
 		m.sse.feed(b)
 	case m.stream || !isModelAPI(m.call.API) || m.bodyOver:
@@ -270,6 +278,9 @@ func (m *meter) feed(b []byte) {
 // cleanly).
 func (m *meter) finish(eof bool) {
 	c := m.call
+	if m.decoder != nil && m.decoder.close() != nil {
+		m.malformed = true
+	}
 	if !isModelAPI(c.API) || c.Status < 200 || c.Status > 299 {
 		return
 	}
@@ -334,6 +345,71 @@ func decode(b []byte, encoding string, max int) ([]byte, error) {
 		return nil, fmt.Errorf("decoded body over %d bytes", max)
 	}
 	return out, nil
+}
+
+// streamDecoder decompresses a copy of a compressed event stream as it
+// flows, on its own goroutine, handing decoded bytes to feed. write returns
+// once the decoder has taken the bytes; the relay never waits for more
+// than that, and a corrupt stream only stops the decoding.
+type streamDecoder struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	err  error
+}
+
+func startStreamDecoder(encoding string, feed func([]byte)) *streamDecoder {
+	pr, pw := io.Pipe()
+	d := &streamDecoder{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		defer func() {
+			if r := recover(); r != nil {
+				d.err = fmt.Errorf("metering panic: %v", r)
+				pr.CloseWithError(d.err)
+			}
+		}()
+		var r io.Reader
+		var err error
+		if encoding == "deflate" {
+			r, err = zlib.NewReader(pr)
+		} else {
+			r, err = gzip.NewReader(pr)
+		}
+		if err != nil {
+			d.err = err
+			pr.CloseWithError(err)
+			return
+		}
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				feed(buf[:n])
+			}
+			if err == io.EOF {
+				io.Copy(io.Discard, pr) // trailing bytes after the compressed stream
+				return
+			}
+			if err != nil {
+				d.err = err
+				pr.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return d
+}
+
+func (d *streamDecoder) write(b []byte) {
+	d.pw.Write(b) // an error means the decoder already stopped; d.err says why
+}
+
+// close ends the input and waits for the decoder to finish what it has.
+// Calling it again returns the same result.
+func (d *streamDecoder) close() error {
+	d.pw.Close()
+	<-d.done
+	return d.err
 }
 
 // anthropicUsage has pointers so that a field absent (or null) in a

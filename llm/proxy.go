@@ -536,12 +536,16 @@ func (p *Proxy) finish(x *exchange, r *http.Request) {
 				x.m.malformed = true
 			}
 		}()
-		if b != nil && !b.broken {
+		switch {
+		case b != nil && !b.broken:
 			x.m.finish(b.eof && b.err == nil)
-		} else if b != nil && b.broken {
+		case b != nil:
 			x.m.malformed = true
 		}
 	}()
+	if d := x.m.decoder; d != nil {
+		d.close() // idempotent; ends the decoding goroutine whatever happened above
+	}
 	c.ErrorType = errorType(x, r, c)
 	p.emit(*c)
 }
