@@ -515,8 +515,47 @@ func (s *scanner) line(file string, n int, l []byte) bool {
 		}
 		return true
 	}
+	for _, m := range findLine(text) {
+		f := Finding{Rule: m.r.name, File: file, Line: n}
+		if m.r.block {
+			// The body follows on the next lines; an inline body (a
+			// one-line PEM in a string) is the rest of this one.
+			s.block, s.blockFile, s.blockEnd = &f, file, false
+			s.blockBody.Reset()
+			rest := text[m.end:]
+			if end := strings.Index(rest, "-----END "); end >= 0 {
+				s.blockBody.WriteString(rest[:end])
+				s.blockEnd = true
+				s.closeBlock()
+			} else {
+				s.blockBody.WriteString(strings.TrimSpace(rest))
+			}
+			return true
+		}
+		secret := text[m.lo:m.hi]
+		if m.r.normalize != nil {
+			secret = m.r.normalize(secret)
+		}
+		f.Fingerprint = fingerprint(secret)
+		s.add(f)
+	}
+	return true
+}
+
+// lineMatch is one accepted match on a line: the secret's byte range and
+// the end of the whole match.
+type lineMatch struct {
+	r      *rule
+	lo, hi int
+	end    int
+}
+
+// findLine applies the rule table to one line. A PEM block opener is the
+// last match returned: what follows it is the block's body.
+func findLine(text string) []lineMatch {
 	lower := strings.ToLower(text)
-	var taken [][2]int // byte ranges reported on this line
+	var out []lineMatch
+	var taken [][2]int // byte ranges matched on this line
 	for i := range rules {
 		r := &rules[i]
 		if !containsAny(lower, r.keywords) {
@@ -549,30 +588,85 @@ func (s *scanner) line(file string, n int, l []byte) bool {
 				continue
 			}
 			taken = append(taken, [2]int{idx[0], idx[1]})
-			f := Finding{Rule: r.name, File: file, Line: n}
+			out = append(out, lineMatch{r: r, lo: lo, hi: hi, end: idx[1]})
 			if r.block {
-				// The body follows on the next lines; an inline
-				// body (a one-line PEM in a string) is the rest.
-				s.block, s.blockFile, s.blockEnd = &f, file, false
-				s.blockBody.Reset()
-				rest := text[idx[1]:]
-				if end := strings.Index(rest, "-----END "); end >= 0 {
-					s.blockBody.WriteString(rest[:end])
-					s.blockEnd = true
-					s.closeBlock()
-				} else {
-					s.blockBody.WriteString(strings.TrimSpace(rest))
-				}
-				return true
+				return out
 			}
-			if r.normalize != nil {
-				secret = r.normalize(secret)
-			}
-			f.Fingerprint = fingerprint(secret)
-			s.add(f)
 		}
 	}
-	return true
+	return out
+}
+
+// Redact returns data with every secret the rules find replaced by
+// "[REDACTED:rule]" — on every line, removed and context lines of a diff
+// included — and PEM block bodies replaced line by line; and how many
+// secrets it replaced. It is for keeping a diff or file (the store's diff
+// artifact) without the credentials in it; lines are not length-capped
+// here, so nothing past MaxLineLen survives.
+func Redact(data []byte) ([]byte, int) {
+	var out bytes.Buffer
+	out.Grow(len(data))
+	n, inBlock := 0, false
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i+1], data[i+1:]
+		}
+		text := string(l)
+		if inBlock {
+			if strings.Contains(text, "-----END ") {
+				inBlock = false
+				out.WriteString(text)
+			} else {
+				out.WriteString(redactBody(text))
+			}
+			continue
+		}
+		ms := findLine(text)
+		sort.Slice(ms, func(a, b int) bool { return ms[a].lo < ms[b].lo })
+		last := 0
+		for _, m := range ms {
+			if m.lo < last {
+				continue
+			}
+			if m.r.block {
+				out.WriteString(text[last:m.end])
+				rest := text[m.end:]
+				if end := strings.Index(rest, "-----END "); end >= 0 {
+					out.WriteString(redactBody(rest[:end]))
+					last = m.end + end
+				} else {
+					out.WriteString(redactBody(rest))
+					last = len(text)
+					inBlock = true
+				}
+				n++
+				continue
+			}
+			out.WriteString(text[last:m.lo])
+			out.WriteString("[REDACTED:" + m.r.name + "]")
+			last = m.hi
+			n++
+		}
+		out.WriteString(text[last:])
+	}
+	return out.Bytes(), n
+}
+
+// redactBody replaces the key material of a PEM body line, keeping a
+// diff marker, indentation and the line end so the diff still applies
+// shape-wise.
+func redactBody(text string) string {
+	trail := text[len(strings.TrimRight(text, "\r\n")):]
+	core := strings.TrimRight(text, "\r\n")
+	lead := len(core) - len(strings.TrimLeft(core, "+- \t\"'"))
+	if strings.TrimSpace(core[lead:]) == "" {
+		return text
+	}
+	return core[:lead] + "[REDACTED]" + trail
 }
 
 // closeBlock reports an open PEM block when its body looks like key

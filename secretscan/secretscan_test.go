@@ -437,3 +437,48 @@ func TestScanRun(t *testing.T) {
 		t.Errorf("empty scan: %+v", res)
 	}
 }
+
+// TestRedact: every planted secret is replaced, on added, removed and
+// context lines alike; what is left scans clean and keeps its lines.
+func TestRedact(t *testing.T) {
+	ps := plantedSecrets()
+	var lines []string
+	for _, p := range ps {
+		lines = append(lines, p.line)
+	}
+	text := strings.Join(lines, "\n") + "\n"
+	// the same secrets as removed and context lines of a diff
+	diff := diffOf("a.env", lines) + "@@ -50,2 +60,1 @@\n-" + ps[2].line + "\n " + ps[3].line + "\n"
+	for _, in := range []string{text, diff} {
+		out, n := Redact([]byte(in))
+		want := len(ps)
+		if in == diff {
+			want += 2
+		}
+		if n != want {
+			t.Errorf("redacted %d, want %d", n, want)
+		}
+		if strings.Count(string(out), "\n") != strings.Count(in, "\n") {
+			t.Errorf("line count changed")
+		}
+		for _, p := range ps {
+			s := strings.ReplaceAll(p.secret, `\n`, "\n")
+			for piece := range strings.SplitSeq(s, "\n") {
+				for i := 0; i+8 <= len(piece); i++ {
+					if strings.Contains(string(out), piece[i:i+8]) {
+						t.Fatalf("%s survives redaction:\n%s", p.rule, out)
+					}
+				}
+			}
+		}
+		if res := ScanFile("x", out); res.Total != 0 {
+			t.Errorf("redacted text still scans dirty: %v", res.RuleCounts())
+		}
+		if !strings.Contains(string(out), "[REDACTED:github-token]") || !strings.Contains(string(out), "-----END ") {
+			t.Errorf("markers or armour missing:\n%s", out)
+		}
+	}
+	if out, n := Redact([]byte("nothing here\n")); n != 0 || string(out) != "nothing here\n" {
+		t.Errorf("clean text changed: %q %d", out, n)
+	}
+}
