@@ -73,7 +73,7 @@ type meter struct {
 	stream     bool
 	sse        *sseParser
 	decoder    *streamDecoder // a compressed stream, decoded on the side
-	body       bytes.Buffer // a JSON response, up to max
+	body       bytes.Buffer   // a JSON response, up to max
 	bodyOver   bool
 	encoding   string // Content-Encoding of the response
 	done       bool   // the stream reached its terminal event
