@@ -344,10 +344,7 @@ func (w noSniff) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // (hashed as it goes), then whatever error ended the client's upload.
 func (x *exchange) readRequest(r *http.Request, max int) {
 	if r.Body == nil || r.Body == http.NoBody {
-		x.reqDone = true
-		x.m.request(nil, true)
-		x.m.call.PromptSHA256 = ""
-		return
+		return // no body, no digest (GET, HEAD)
 	}
 	head, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	h := sha256.New()
