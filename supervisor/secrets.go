@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +25,15 @@ func scanSecrets(rec *recorder.Recorder, ev *workspace.Evidence) *secretscan.Res
 		diff, root = ev.Diff, ev.Root
 	}
 	res := secretscan.ScanRun(diff, root, rec.SecretWrites(), readSecretFile)
+	if len(diff) > 0 {
+		// What the scan found must not survive in the stored diff either:
+		// the diff kept (and hashed on the git_diff span) is the redacted
+		// one.
+		if red, n := secretscan.Redact(diff); n > 0 {
+			sum := sha256.Sum256(red)
+			ev.Diff, ev.DiffSHA256 = red, hex.EncodeToString(sum[:])
+		}
+	}
 	return &res
 }
 

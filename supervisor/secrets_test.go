@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +70,27 @@ func TestScanSecrets(t *testing.T) {
 		if strings.Contains(res.Findings[0].Fingerprint, tok[:8]) {
 			t.Error("fingerprint holds the token")
 		}
+	}
+}
+
+// TestScanSecretsRedactsStoredDiff: the diff kept in the store (and hashed
+// on the git_diff span) holds no secret the scan found.
+func TestScanSecretsRedactsStoredDiff(t *testing.T) {
+	tok := "gh" + "p_" + "R8fK2mQx7VbN4tLw9ZpC3sHy6JdA1eUo5GiT"
+	diff := []byte("diff --git a/config.py b/config.py\n--- a/config.py\n+++ b/config.py\n@@ -0,0 +1,2 @@\n+TOKEN = \"" + tok + "\"\n+DEBUG = True\n")
+	ev := &workspace.Evidence{Root: t.TempDir(), Diff: diff, DiffSHA256: "original"}
+	rec := recorder.New(recorder.RunInfo{RunID: "r", Start: time.Now(), Policy: policy.Default()})
+	res := scanSecrets(rec, ev)
+	if res.Total != 1 {
+		t.Fatalf("findings %+v, want the planted token", res)
+	}
+	if strings.Contains(string(ev.Diff), tok) || strings.Contains(string(ev.Diff), tok[4:16]) {
+		t.Errorf("the kept diff still holds the token:\n%s", ev.Diff)
+	}
+	if !strings.Contains(string(ev.Diff), "DEBUG = True") {
+		t.Errorf("redaction removed more than the secret:\n%s", ev.Diff)
+	}
+	if sum := sha256.Sum256(ev.Diff); ev.DiffSHA256 != hex.EncodeToString(sum[:]) {
+		t.Error("DiffSHA256 does not describe the kept (redacted) diff")
 	}
 }
