@@ -161,7 +161,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "agentwatch",
 		Short: "Observe everything a coding agent's process tree does, as one OpenTelemetry trace",
 		Long: `agentwatch wraps a coding agent (or any command), watches its whole process
-tree with eBPF and fsnotify, and records one OpenTelemetry trace per run.
+tree with eBPF and inotify, and records one OpenTelemetry trace per run.
 
 Exit codes: the command's own status (128+N when killed by signal N);
 2 usage error; 125 agentwatch failed (also: a malformed policy, or enforce

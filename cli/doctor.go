@@ -131,6 +131,20 @@ func doctorChecks() (checks []check, ebpfOK, cgroupOK, fswatchOK bool) {
 	checks = append(checks, bc)
 	ebpfOK = bpfErr == nil && cgroupOK
 
+	// Enforce mode needs the cgroup sock_addr programs too; without them
+	// `run --mode enforce` refuses to start rather than silently observe.
+	netErr := ebpf.CheckNet()
+	nc := check{name: "enforcement", ok: netErr == nil && cgroupOK, needed: false,
+		detail: "cgroup connect/sendmsg hooks load (network policy in enforce mode)"}
+	if netErr != nil {
+		nc.detail = strings.Join(strings.Fields(netErr.Error()), " ")
+		nc.fix = "without them --mode enforce refuses to run; --mode observe still records and alerts"
+	} else if !cgroupOK {
+		nc.detail = "no cgroup v2: nothing to attach the hooks to"
+		nc.fix = "mount cgroup v2 (see above)"
+	}
+	checks = append(checks, nc)
+
 	watches := readSysctl("/proc/sys/fs/inotify/max_user_watches")
 	instances := readSysctl("/proc/sys/fs/inotify/max_user_instances")
 	n, _ := strconv.Atoi(watches)
@@ -212,6 +226,11 @@ func writeDoctor(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) 
 	fmt.Fprintf(w, "  ebpf     %-3s  processes, files, network of the whole tree\n", yes(ebpfOK))
 	fmt.Fprintf(w, "  cgroup   %-3s  the run's own cgroup (filter, cleanup of leftovers)\n", yes(cgroupOK))
 	fmt.Fprintf(w, "  fswatch  %-3s  workspace file changes (no process attribution)\n", yes(fswatchOK))
+	for _, c := range checks {
+		if c.name == "enforcement" {
+			fmt.Fprintf(w, "  enforce  %-3s  --mode enforce: network allowlist, protected paths (needs root)\n", yes(c.ok && os.Geteuid() == 0))
+		}
+	}
 	if !ebpfOK {
 		fmt.Fprintf(w, "degraded mode: runs still work; the trace lists what is missing in agentwatch.telemetry.gaps\n")
 	}

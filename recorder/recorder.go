@@ -465,7 +465,7 @@ func (r *Recorder) fileSpan(owner *procSpan, key fileKey, e event.File, pi pathI
 	return fs
 }
 
-// fswatch keeps workspace paths fsnotify reported; Finish emits those no
+// fswatch keeps workspace paths the inotify watcher reported; Finish emits those no
 // other sensor covered.
 func (r *Recorder) fswatch(e event.File) {
 	for _, raw := range []string{e.Path, e.NewPath} {
