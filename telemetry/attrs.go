@@ -27,6 +27,7 @@ const (
 	SpanFileRead          = "file_read"
 	SpanNetworkCall       = "network_call"
 	SpanLLMCall           = "llm_call" // span type; the name is "chat <model>"
+	SpanReview            = "review"   // `agentwatch annotate`: a late span in the run's trace
 )
 
 // OpenInference span kinds (openinference.span.kind).
@@ -188,6 +189,22 @@ const (
 	SecretLinesScanned  = attribute.Key("agentwatch.secret.lines_scanned")  // added lines
 	SecretBinarySkipped = attribute.Key("agentwatch.secret.binary_skipped") // binary diff entries
 	SecretTruncated     = attribute.Key("agentwatch.secret.truncated")      // a bound was reached: the counts are a floor
+
+	// Evals on the root (issue 4): see recorder/failure.go for how each is derived.
+	EvalTestsPassed  = attribute.Key("agentwatch.eval.tests_passed")  // the last test_run's outcome; absent: no test_run
+	EvalDiffRisk     = attribute.Key("agentwatch.eval.diff_risk")     // 0-100; absent without workspace evidence
+	EvalSecurityScan = attribute.Key("agentwatch.eval.security_scan") // clean, findings:N, not_run
+	FailureReason    = attribute.Key("agentwatch.failure.reason")     // the evidence behind agentwatch.failure.class
+
+	// The review span (`agentwatch annotate`), and the audit trail.
+	ReviewDecision  = attribute.Key("agentwatch.review.decision") // approved, rejected
+	ReviewReviewer  = attribute.Key("agentwatch.review.reviewer")
+	ReviewNote      = attribute.Key("agentwatch.review.note")
+	ReviewSeq       = attribute.Key("agentwatch.review.seq") // 1 for the run's first annotation
+	CICDRunURL      = semconv.CICDPipelineRunURLFullKey
+	VCSChangeID     = semconv.VCSChangeIDKey
+	CaptureExpires  = attribute.Key("agentwatch.capture.expires")
+	LinkRelation    = attribute.Key("agentwatch.link.relation") // on the review span's link: "reviews"
 )
 
 // Alert rules (agentwatch.alert.rule) and severities.
@@ -198,6 +215,13 @@ const (
 	AlertSecretAccess  = "secret_access"
 	AlertEnvSecret     = "env_secret_exposed" // observe mode gave the child a variable env.allow would drop
 	AlertSecretFound   = "secret_found"       // the secret scan found a credential the run added
+
+	// Built-in rules over the whole run (recorder/rules.go).
+	AlertDependencyInstall  = "dependency_install"        // an install the policy did not expect
+	AlertRetries            = "retries_without_progress" // the same command again with no workspace change
+	AlertDeniedLoop         = "denied_loop"               // the same denied destination or path hit again and again
+	AlertPRWithoutTests     = "pull_request_without_tests"
+	AlertMissingTelemetry   = "missing_telemetry" // a sensor missing or events dropped
 
 	SeverityLow    = "low"
 	SeverityMedium = "medium"
@@ -210,3 +234,33 @@ const (
 	EventPolicyDecision = "policy_decision"
 	EventFileFailed     = "agentwatch.file.failed" // a refused attempt (EROFS, EACCES), with its error.type
 )
+
+// Failure classes (agentwatch.failure.class), the taxonomy of telemetry.md.
+const (
+	FailureModelReasoning   = "model_reasoning"
+	FailureContextRetrieval = "context_retrieval"
+	FailureToolAPI          = "tool_api"
+	FailureShellEnvironment = "shell_environment"
+	FailureDependency       = "dependency"
+	FailureTestFailure      = "test_failure"
+	FailureMergeConflict    = "merge_conflict"
+	FailurePolicyBlock      = "policy_block"
+	FailurePermissionBlock  = "permission_block"
+	FailureSecurityFinding  = "security_finding"
+	FailureBudgetBreach     = "budget_breach"
+	FailureTelemetryGap     = "telemetry_gap"
+	FailureReviewRejected   = "review_rejected"
+	FailureInterrupted      = "interrupted"
+	// Derived only, never annotated: the run succeeded with nothing wrong,
+	// or failed and the evidence does not say why.
+	FailureNone    = "none"
+	FailureUnknown = "unknown"
+)
+
+// FailureClasses is the taxonomy `agentwatch annotate --failure-class` accepts.
+var FailureClasses = []string{
+	FailureModelReasoning, FailureContextRetrieval, FailureToolAPI, FailureShellEnvironment,
+	FailureDependency, FailureTestFailure, FailureMergeConflict, FailurePolicyBlock,
+	FailurePermissionBlock, FailureSecurityFinding, FailureBudgetBreach, FailureTelemetryGap,
+	FailureReviewRejected, FailureInterrupted,
+}
