@@ -197,14 +197,14 @@ const (
 	FailureReason    = attribute.Key("agentwatch.failure.reason")     // the evidence behind agentwatch.failure.class
 
 	// The review span (`agentwatch annotate`), and the audit trail.
-	ReviewDecision  = attribute.Key("agentwatch.review.decision") // approved, rejected
-	ReviewReviewer  = attribute.Key("agentwatch.review.reviewer")
-	ReviewNote      = attribute.Key("agentwatch.review.note")
-	ReviewSeq       = attribute.Key("agentwatch.review.seq") // 1 for the run's first annotation
-	CICDRunURL      = semconv.CICDPipelineRunURLFullKey
-	VCSChangeID     = semconv.VCSChangeIDKey
-	CaptureExpires  = attribute.Key("agentwatch.capture.expires")
-	LinkRelation    = attribute.Key("agentwatch.link.relation") // on the review span's link: "reviews"
+	ReviewDecision = attribute.Key("agentwatch.review.decision") // approved, rejected
+	ReviewReviewer = attribute.Key("agentwatch.review.reviewer")
+	ReviewNote     = attribute.Key("agentwatch.review.note")
+	ReviewSeq      = attribute.Key("agentwatch.review.seq") // 1 for the run's first annotation
+	CICDRunURL     = semconv.CICDPipelineRunURLFullKey
+	VCSChangeID    = semconv.VCSChangeIDKey
+	CaptureExpires = attribute.Key("agentwatch.capture.expires")
+	LinkRelation   = attribute.Key("agentwatch.link.relation") // on the review span's link: "reviews"
 )
 
 // Alert rules (agentwatch.alert.rule) and severities.
@@ -217,11 +217,11 @@ const (
 	AlertSecretFound   = "secret_found"       // the secret scan found a credential the run added
 
 	// Built-in rules over the whole run (recorder/rules.go).
-	AlertDependencyInstall  = "dependency_install"        // an install the policy did not expect
-	AlertRetries            = "retries_without_progress" // the same command again with no workspace change
-	AlertDeniedLoop         = "denied_loop"               // the same denied destination or path hit again and again
-	AlertPRWithoutTests     = "pull_request_without_tests"
-	AlertMissingTelemetry   = "missing_telemetry" // a sensor missing or events dropped
+	AlertDependencyInstall = "dependency_install"       // an install the policy did not expect
+	AlertRetries           = "retries_without_progress" // the same command again with no workspace change
+	AlertDeniedLoop        = "denied_loop"              // the same denied destination or path hit again and again
+	AlertPRWithoutTests    = "pull_request_without_tests"
+	AlertMissingTelemetry  = "missing_telemetry" // a sensor missing or events dropped
 
 	SeverityLow    = "low"
 	SeverityMedium = "medium"
