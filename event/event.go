@@ -72,6 +72,12 @@ type Exec struct {
 	Argv          []string // possibly truncated, see ArgvTruncated
 	ArgvTruncated bool
 	Cwd           string
+	// The agent's tool-call context, read from the new image's
+	// environment at exec time (only these two variables, never any
+	// other): TRACEPARENT (Claude Code points it at its tool span) and
+	// CODEX_TOOL_CALL_ID. Empty when absent or unreadable.
+	TraceParent string
+	ToolCallID  string
 }
 
 // Exit: the last thread of a process exited.
