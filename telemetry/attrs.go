@@ -207,14 +207,45 @@ const (
 	LinkRelation   = attribute.Key("agentwatch.link.relation") // on the review span's link: "reviews"
 )
 
+// The agent's own telemetry and content capture (issue 5, agentotel).
+const (
+	// SpanSource says who made a span the recorder did not build from
+	// kernel events: SourceAgent for spans the agent exported itself,
+	// SourceAgentTelemetry for an LLM span made from the agent's
+	// claude_code.api_request log record (no proxy call matched it).
+	SpanSource       = attribute.Key("agentwatch.span.source")
+	AgentServiceName = attribute.Key("agentwatch.agent.service.name") // the agent's resource service.name
+	AgentSpans       = attribute.Key("agentwatch.agent.spans")        // root: received spans kept
+	AgentLogs        = attribute.Key("agentwatch.agent.logs")         // root: received log records
+	AgentMetrics     = attribute.Key("agentwatch.agent.metrics")      // root: received metric data points (counted, not kept)
+	AgentToolCallID  = attribute.Key("agentwatch.agent.tool_call_id") // process span: the agent's tool call that ran it
+	AgentSpanID      = attribute.Key("agentwatch.agent.span_id")      // process span: the agent's tool span (from TRACEPARENT)
+	AgentTraceID     = attribute.Key("agentwatch.agent.trace_id")     // agent span: its original trace id, when it was moved into the run's
+
+	CommandOutput          = attribute.Key("agentwatch.command.output") // full capture only, redacted, bounded
+	CommandOutputBytes     = attribute.Key("agentwatch.command.output.bytes")
+	CommandOutputTruncated = attribute.Key("agentwatch.command.output.truncated")
+
+	GenAIInputMessages      = semconv.GenAIInputMessagesKey      // full capture only, redacted
+	GenAIOutputMessages     = semconv.GenAIOutputMessagesKey     // full capture only, redacted
+	GenAISystemInstructions = semconv.GenAISystemInstructionsKey // full capture only, redacted
+)
+
+// Span sources (agentwatch.span.source).
+const (
+	SourceAgent          = "agent"
+	SourceAgentTelemetry = "agent_telemetry"
+)
+
 // Alert rules (agentwatch.alert.rule) and severities.
 const (
 	AlertUnknownDomain = "unknown_domain"
 	AlertPolicyBypass  = "policy_bypass"
 	AlertWorkflowEdit  = "workflow_edit"
 	AlertSecretAccess  = "secret_access"
-	AlertEnvSecret     = "env_secret_exposed" // observe mode gave the child a variable env.allow would drop
-	AlertSecretFound   = "secret_found"       // the secret scan found a credential the run added
+	AlertEnvSecret     = "env_secret_exposed"   // observe mode gave the child a variable env.allow would drop
+	AlertSecretFound   = "secret_found"         // the secret scan found a credential the run added
+	AlertMissingSpans  = "missing_nested_spans" // a received agent span whose parent never arrived
 
 	// Built-in rules over the whole run (recorder/rules.go).
 	AlertDependencyInstall = "dependency_install"       // an install the policy did not expect
