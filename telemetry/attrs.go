@@ -205,6 +205,53 @@ const (
 	VCSChangeID    = semconv.VCSChangeIDKey
 	CaptureExpires = attribute.Key("agentwatch.capture.expires")
 	LinkRelation   = attribute.Key("agentwatch.link.relation") // on the review span's link: "reviews"
+
+	// Model calls (issue 5): the chat <model> span (GenAI conventions plus
+	// the OpenInference keys Phoenix reads) and the root's totals.
+	GenAIProviderName           = semconv.GenAIProviderNameKey
+	GenAIRequestModel           = semconv.GenAIRequestModelKey // only on model-call spans: Langfuse makes any span carrying it a generation
+	GenAIResponseModel          = semconv.GenAIResponseModelKey
+	GenAIResponseID             = semconv.GenAIResponseIDKey
+	GenAIResponseFinishReasons  = semconv.GenAIResponseFinishReasonsKey
+	GenAIResponseTimeToFirst    = semconv.GenAIResponseTimeToFirstChunkKey // seconds
+	GenAIRequestStream          = semconv.GenAIRequestStreamKey
+	GenAIUsageInputTokens       = semconv.GenAIUsageInputTokensKey // cached included
+	GenAIUsageOutputTokens      = semconv.GenAIUsageOutputTokensKey
+	GenAIUsageCacheReadTokens   = semconv.GenAIUsageCacheReadInputTokensKey
+	GenAIUsageCacheCreateTokens = semconv.GenAIUsageCacheCreationInputTokensKey // cache_write in newer conventions
+	GenAIUsageReasoningTokens   = semconv.GenAIUsageReasoningOutputTokensKey
+	HTTPResponseStatusCode      = semconv.HTTPResponseStatusCodeKey
+	HTTPRequestMethod           = semconv.HTTPRequestMethodKey
+	URLPath                     = semconv.URLPathKey
+	PromptSHA256                = attribute.Key("agentwatch.prompt.sha256")        // of the whole request body
+	SystemPromptSHA256          = attribute.Key("agentwatch.system_prompt.sha256") // of the system prompt / instructions
+	LLMAPI                      = attribute.Key("agentwatch.llm.api")              // messages, chat.completions, responses
+	LLMRequestBytes             = attribute.Key("agentwatch.llm.request.bytes")
+	LLMResponseBytes            = attribute.Key("agentwatch.llm.response.bytes")
+	LLMToolsOffered             = attribute.Key("agentwatch.llm.tools.offered")    // tool names
+	LLMToolCallNames            = attribute.Key("agentwatch.llm.tool_calls.names") // parallel to ids
+	LLMToolCallIDs              = attribute.Key("agentwatch.llm.tool_calls.ids")
+	LLMTTFTMillis               = attribute.Key("agentwatch.llm.ttft_ms")
+	LLMUsageKnown               = attribute.Key("agentwatch.llm.usage_known")     // false: the response carried no usage
+	LLMAttributedBy             = attribute.Key("agentwatch.llm.attributed_by")   // pid, root_process, run: how the calling process was found
+	LLMRepeat                   = attribute.Key("agentwatch.llm.repeat")          // earlier calls with this exact request body
+	LLMPrompt                   = attribute.Key("agentwatch.llm.prompt")          // full capture only, redacted
+	LLMResponse                 = attribute.Key("agentwatch.llm.response")        // full capture only, redacted
+	LLMCalls                    = attribute.Key("agentwatch.llm.calls")           // root: model calls
+	LLMOtherRequests            = attribute.Key("agentwatch.llm.other_requests")  // root: count_tokens, /api/hello, models, … (no span)
+	LLMCallsUnpriced            = attribute.Key("agentwatch.llm.calls.unpriced")  // root: calls with no cost (unknown model or usage)
+	LLMProxyEndpoints           = attribute.Key("agentwatch.llm.proxy.endpoints") // root: the run's proxy listeners, host:port
+	CostUSD                     = attribute.Key("agentwatch.cost.usd")
+	CostPriceTable              = attribute.Key("agentwatch.cost.price_table") // root: version of the price table used
+	OILLMModelName              = attribute.Key("llm.model_name")
+	OILLMProvider               = attribute.Key("llm.provider")
+	OILLMTokensPrompt           = attribute.Key("llm.token_count.prompt") // inclusive of cached
+	OILLMTokensCompletion       = attribute.Key("llm.token_count.completion")
+	OILLMTokensTotal            = attribute.Key("llm.token_count.total")
+	OILLMTokensCacheRead        = attribute.Key("llm.token_count.prompt_details.cache_read")
+	OILLMTokensCacheWrite       = attribute.Key("llm.token_count.prompt_details.cache_write")
+	OILLMTokensReasoning        = attribute.Key("llm.token_count.completion_details.reasoning")
+	OILLMCostTotal              = attribute.Key("llm.cost.total")
 )
 
 // The agent's own telemetry and content capture (issue 5, agentotel).
@@ -253,6 +300,8 @@ const (
 	AlertDeniedLoop        = "denied_loop"              // the same denied destination or path hit again and again
 	AlertPRWithoutTests    = "pull_request_without_tests"
 	AlertMissingTelemetry  = "missing_telemetry" // a sensor missing or events dropped
+	AlertRunawaySpend      = "runaway_spend"     // the run's model cost crossed alerts.spend_usd
+	AlertMissingCostData   = "missing_cost_data" // an LLM span without token usage, or without a price for its model
 
 	SeverityLow    = "low"
 	SeverityMedium = "medium"
