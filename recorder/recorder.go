@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/secretscan"
 	"github.com/agentwatch/agentwatch/telemetry"
@@ -75,6 +76,13 @@ type RunInfo struct {
 	// Resolvers are the system's DNS servers (resolv.conf): DNS redirected
 	// from any other address is a policy_bypass alert. Empty: not judged.
 	Resolvers []netip.Addr
+	// Prices turns model-call usage into agentwatch.cost.usd (llm.go);
+	// nil: the built-in table.
+	Prices *llm.PriceTable
+	// LLMProxy are the run's model proxy listeners (host:port), recorded
+	// on the root so a reader can tell the agent's loopback connections to
+	// them from others.
+	LLMProxy []string
 }
 
 // End is what the supervisor knows when the run is over.
@@ -126,6 +134,7 @@ type Recorder struct {
 	pathCache map[string]pathInfo
 
 	pstate *policyState // see policy.go; created on first use
+	llm    *llmState    // see llm.go; created on first use
 
 	result *telemetry.Trace
 }
@@ -265,6 +274,10 @@ func (r *Recorder) Add(ev event.Event) {
 		r.protectedPath(e)
 	case *event.ProtectedPath:
 		r.protectedPath(*e)
+	case event.LLMCall:
+		r.llmCall(e)
+	case *event.LLMCall:
+		r.llmCall(*e)
 	}
 }
 

@@ -288,6 +288,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	}
 	r.finishEvidence(t, end)
 	r.finishClasses(t, end)
+	r.finishLLM(t) // before finishPolicy: its alerts land on the model-call spans
 	r.finishPolicy(t, end)
 	redactValues(t, r.info.RedactValues)
 	r.result = t

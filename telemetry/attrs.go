@@ -231,6 +231,7 @@ const (
 	LLMToolsOffered             = attribute.Key("agentwatch.llm.tools.offered")    // tool names
 	LLMToolCallNames            = attribute.Key("agentwatch.llm.tool_calls.names") // parallel to ids
 	LLMToolCallIDs              = attribute.Key("agentwatch.llm.tool_calls.ids")
+	LLMToolCallArgs             = attribute.Key("agentwatch.llm.tool_calls.arguments") // full capture only, redacted
 	LLMTTFTMillis               = attribute.Key("agentwatch.llm.ttft_ms")
 	LLMUsageKnown               = attribute.Key("agentwatch.llm.usage_known")     // false: the response carried no usage
 	LLMAttributedBy             = attribute.Key("agentwatch.llm.attributed_by")   // pid, root_process, run: how the calling process was found

@@ -1,0 +1,325 @@
+package recorder
+
+// Model calls: each event.LLMCall from the run's metering proxy becomes a
+// `chat <model>` span (kind CLIENT, llm_call, OpenInference LLM) under the
+// process that made the call, with its usage, cost and digests; the root
+// gets the totals.
+//
+// Decisions a reader of the trace should know:
+//   - Only model APIs (Anthropic messages, OpenAI chat.completions and
+//     responses) get a span. The other requests an agent sends to the
+//     same base URL (HEAD /api/hello, /v1/messages/count_tokens, model
+//     lists) are counted on the root (agentwatch.llm.other_requests):
+//     they bill nothing and carry no usage, and a span with a model on it
+//     would show up as a generation in Langfuse.
+//   - The parent is the process span of the pid the proxy resolved
+//     (agentwatch.llm.attributed_by=pid); when the pid is unknown, the
+//     process agentwatch launched (root_process: it is the agent in the
+//     usual `agentwatch run -- claude …`); else agent_run (run).
+//   - agentwatch.cost.usd is set only when the call carried usage and its
+//     model has a price; otherwise the span has no cost (never a zero) and,
+//     for a call that succeeded, a missing_cost_data alert. A failed call
+//     (429, unreachable upstream, cut before any usage) gets neither: its
+//     error.type already says why there is nothing to price.
+//   - The root's agentwatch.cost.usd is the sum of the priced calls;
+//     agentwatch.llm.calls.unpriced says how many calls it leaves out, so
+//     a total with gaps is visibly a floor.
+//   - runaway_spend fires once, on the call whose cost takes the running
+//     total over alerts.spend_usd (in the order calls finished).
+//   - A model request whose whole body is byte-identical to an earlier
+//     one carries no new context (a tool result or a new turn would change
+//     it): the alerts.retries_without_progress-th identical request raises
+//     retries_without_progress on its span.
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Values of agentwatch.llm.attributed_by.
+const (
+	attributedPID         = "pid"
+	attributedRootProcess = "root_process"
+	attributedRun         = "run"
+)
+
+// maxPromptDigests bounds the repeated-request table: an agent making
+// more distinct requests than this in one run only loses repeat detection
+// for the oldest ones.
+const maxPromptDigests = 4096
+
+// llmState is the model-call part of the record, created on first use.
+type llmState struct {
+	calls    []*llmSpan
+	other    int            // non-model requests: counted, no span
+	repeats  map[string]int // request-body sha256 → times seen
+	session  string         // the agent's session id, first seen
+	cost     float64        // priced calls only
+	in, out  int64
+	unpriced int
+	spent    bool // runaway_spend raised
+	prices   *llm.PriceTable
+}
+
+// llmSpan is one model call, placed when its event arrived.
+type llmSpan struct {
+	id     trace.SpanID
+	seq    uint64
+	parent trace.SpanID
+	by     string
+	call   event.LLMCall
+	cost   float64
+	priced bool
+	repeat int // earlier identical requests
+}
+
+func (r *Recorder) ls() *llmState {
+	if r.llm == nil {
+		r.llm = &llmState{repeats: make(map[string]int), prices: r.info.Prices}
+		if r.llm.prices == nil {
+			r.llm.prices = llm.BuiltinPrices()
+		}
+	}
+	return r.llm
+}
+
+// isModelCall: the APIs whose responses carry usage (llm's apiOf names).
+func isModelCall(api string) bool {
+	switch api {
+	case "messages", "chat.completions", "responses":
+		return true
+	}
+	return false
+}
+
+// llmCall folds one proxied request into the record.
+func (r *Recorder) llmCall(e event.LLMCall) {
+	st := r.ls()
+	if st.session == "" && e.SessionID != "" {
+		st.session = e.SessionID
+	}
+	if !isModelCall(e.API) {
+		st.other++
+		return
+	}
+	parent, by := r.llmParent(e.PID)
+	id, seq := r.nextSpanID()
+	s := &llmSpan{id: id, seq: seq, parent: parent.id, by: by, call: e}
+	if e.UsageKnown {
+		st.in += e.InputTokens
+		st.out += e.OutputTokens
+	}
+	s.cost, s.priced = st.prices.Cost(e)
+	if s.priced {
+		st.cost += s.cost
+	} else {
+		st.unpriced++
+	}
+	st.calls = append(st.calls, s)
+	r.llmAlerts(s)
+}
+
+// llmParent is the span a call hangs under (see the decisions above).
+func (r *Recorder) llmParent(pid uint32) (*procSpan, string) {
+	if p := r.procs[pid]; pid != 0 && p != nil {
+		return p.active(), attributedPID
+	}
+	if p := r.procs[r.info.RootPID]; r.info.RootPID != 0 && p != nil && p.cur != nil {
+		return p.cur, attributedRootProcess
+	}
+	return r.root, attributedRun
+}
+
+func (r *Recorder) llmAlerts(s *llmSpan) {
+	st, c := r.ls(), s.call
+	failed := c.ErrorType != "" || c.Status >= 400 || c.Status == 0
+	switch {
+	case !s.priced && !failed && !c.UsageKnown:
+		r.raise(s.id, c.End, telemetry.AlertMissingCostData, telemetry.SeverityLow, "usage",
+			fmt.Sprintf("model call %s %s returned no token usage: its cost is unknown", c.Method, c.Path))
+	case !s.priced && c.UsageKnown:
+		r.raise(s.id, c.End, telemetry.AlertMissingCostData, telemetry.SeverityLow, "price",
+			fmt.Sprintf("no price for %s model %q: its cost is unknown (add it with --prices FILE)", c.Provider, modelOf(c)))
+	}
+	if limit := r.pol.Alerts.SpendUSD; limit > 0 && !st.spent && st.cost > limit {
+		st.spent = true
+		r.raise(s.id, c.End, telemetry.AlertRunawaySpend, telemetry.SeverityHigh, "",
+			fmt.Sprintf("model spend reached $%.4f, over alerts.spend_usd $%.2f", st.cost, limit))
+	}
+	if d := c.PromptSHA256; d != "" {
+		s.repeat = st.repeats[d]
+		if len(st.repeats) >= maxPromptDigests && s.repeat == 0 {
+			clear(st.repeats)
+		}
+		st.repeats[d] = s.repeat + 1
+		if n := r.pol.Alerts.RetriesWithoutProgress; n > 0 && s.repeat+1 == n {
+			r.raise(s.id, c.End, telemetry.AlertRetries, telemetry.SeverityMedium, "llm",
+				fmt.Sprintf("the same model request (sha256 %.12s) was sent %d times", d, n))
+		}
+	}
+}
+
+func modelOf(c event.LLMCall) string {
+	if c.RequestModel != "" {
+		return c.RequestModel
+	}
+	return c.ResponseModel
+}
+
+// llmSpanName follows the GenAI convention "{operation} {request model}".
+func llmSpanName(c event.LLMCall) string {
+	if m := modelOf(c); m != "" {
+		return "chat " + m
+	}
+	return "chat"
+}
+
+func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
+	c := s.call
+	end := c.End
+	if end.IsZero() {
+		end = c.Start
+	}
+	sp := r.span(s.id, s.parent, llmSpanName(c), telemetry.SpanLLMCall, telemetry.OILLM, trace.SpanKindClient, c.Start, end)
+	a := []attribute.KeyValue{
+		telemetry.GenAIOperationName.String("chat"),
+		telemetry.GenAIProviderName.String(c.Provider),
+		telemetry.OILLMProvider.String(c.Provider),
+		telemetry.LLMAPI.String(c.API),
+		telemetry.HTTPRequestMethod.String(c.Method),
+		telemetry.URLPath.String(c.Path),
+		telemetry.GenAIRequestStream.Bool(c.Stream),
+		telemetry.LLMRequestBytes.Int64(c.RequestBytes),
+		telemetry.LLMResponseBytes.Int64(c.ResponseBytes),
+		telemetry.LLMUsageKnown.Bool(c.UsageKnown),
+		telemetry.LLMAttributedBy.String(s.by),
+	}
+	if c.PID != 0 {
+		a = append(a, telemetry.ProcessPID.Int(int(c.PID)))
+	}
+	a = appendNonEmpty(a, telemetry.GenAIRequestModel, c.RequestModel)
+	a = appendNonEmpty(a, telemetry.GenAIResponseModel, c.ResponseModel)
+	a = appendNonEmpty(a, telemetry.OILLMModelName, modelOf(c))
+	a = appendNonEmpty(a, telemetry.GenAIResponseID, c.ResponseID)
+	a = appendNonEmpty(a, telemetry.GenAIConversationID, c.SessionID)
+	if len(c.FinishReasons) > 0 {
+		a = append(a, telemetry.GenAIResponseFinishReasons.StringSlice(c.FinishReasons))
+	}
+	if c.Status != 0 {
+		a = append(a, telemetry.HTTPResponseStatusCode.Int(c.Status))
+	}
+	if !c.FirstByte.IsZero() {
+		ttft := max(c.FirstByte.Sub(c.Start), 0)
+		a = append(a,
+			telemetry.LLMTTFTMillis.Float64(float64(ttft)/float64(time.Millisecond)),
+			telemetry.GenAIResponseTimeToFirst.Float64(ttft.Seconds()))
+	}
+	if c.UsageKnown {
+		a = append(a,
+			telemetry.GenAIUsageInputTokens.Int64(c.InputTokens),
+			telemetry.GenAIUsageOutputTokens.Int64(c.OutputTokens),
+			telemetry.GenAIUsageCacheReadTokens.Int64(c.CacheReadTokens),
+			telemetry.GenAIUsageCacheCreateTokens.Int64(c.CacheCreationTokens),
+			telemetry.GenAIUsageReasoningTokens.Int64(c.ReasoningTokens),
+			telemetry.OILLMTokensPrompt.Int64(c.InputTokens),
+			telemetry.OILLMTokensCompletion.Int64(c.OutputTokens),
+			telemetry.OILLMTokensTotal.Int64(c.InputTokens+c.OutputTokens),
+			telemetry.OILLMTokensCacheRead.Int64(c.CacheReadTokens),
+			telemetry.OILLMTokensCacheWrite.Int64(c.CacheCreationTokens),
+			telemetry.OILLMTokensReasoning.Int64(c.ReasoningTokens),
+		)
+	}
+	if s.priced {
+		a = append(a, telemetry.CostUSD.Float64(s.cost), telemetry.OILLMCostTotal.Float64(s.cost))
+	}
+	a = appendNonEmpty(a, telemetry.PromptSHA256, c.PromptSHA256)
+	a = appendNonEmpty(a, telemetry.SystemPromptSHA256, c.SystemPromptSHA256)
+	if len(c.ToolsOffered) > 0 {
+		a = append(a, telemetry.LLMToolsOffered.StringSlice(c.ToolsOffered))
+	}
+	if len(c.ToolCalls) > 0 {
+		names := make([]string, len(c.ToolCalls))
+		ids := make([]string, len(c.ToolCalls))
+		args := make([]string, len(c.ToolCalls)) // full capture only: parallel to names
+		captured := false
+		for i, tc := range c.ToolCalls {
+			names[i], ids[i], args[i] = tc.Name, tc.ID, tc.Arguments
+			captured = captured || tc.Arguments != ""
+		}
+		a = append(a, telemetry.LLMToolCallNames.StringSlice(names), telemetry.LLMToolCallIDs.StringSlice(ids))
+		if captured {
+			a = append(a, telemetry.LLMToolCallArgs.StringSlice(args))
+		}
+	}
+	if s.repeat > 0 {
+		a = append(a, telemetry.LLMRepeat.Int(s.repeat))
+	}
+	// Content exists only in full capture, already redacted by the
+	// proxy's redactor; the recorder's value redaction runs over it too.
+	a = appendNonEmpty(a, telemetry.LLMPrompt, c.Prompt)
+	a = appendNonEmpty(a, telemetry.LLMResponse, c.Response)
+	if c.ErrorType != "" {
+		a = append(a, telemetry.ErrorType.String(c.ErrorType))
+		sp.Status, sp.StatusMessage = codes.Error, c.ErrorType
+	}
+	sp.Attrs = append(sp.Attrs, a...)
+	return sp
+}
+
+// finishLLM adds the model-call spans (before finishPolicy, which places
+// their alerts) and the root's totals.
+func (r *Recorder) finishLLM(t *telemetry.Trace) {
+	root := &t.Spans[0]
+	if len(r.info.LLMProxy) > 0 {
+		root.SetAttr(telemetry.LLMProxyEndpoints.StringSlice(r.info.LLMProxy))
+	}
+	st := r.llm
+	if st == nil {
+		if len(r.info.LLMProxy) > 0 {
+			root.SetAttr(telemetry.LLMCalls.Int(0)) // the proxy ran and saw nothing: evidence, not a gap
+		}
+		return
+	}
+	for _, s := range st.calls {
+		t.Spans = append(t.Spans, r.llmTelemetry(s))
+	}
+	root = &t.Spans[0]
+	root.SetAttr(telemetry.LLMCalls.Int(len(st.calls)))
+	if st.other > 0 {
+		root.SetAttr(telemetry.LLMOtherRequests.Int(st.other))
+	}
+	if st.session != "" {
+		root.SetAttr(telemetry.GenAIConversationID.String(st.session))
+	}
+	if len(st.calls) == 0 {
+		return
+	}
+	root.SetAttr(telemetry.GenAIUsageInputTokens.Int64(st.in))
+	root.SetAttr(telemetry.GenAIUsageOutputTokens.Int64(st.out))
+	if st.unpriced < len(st.calls) {
+		root.SetAttr(telemetry.CostUSD.Float64(st.cost))
+	}
+	root.SetAttr(telemetry.LLMCallsUnpriced.Int(st.unpriced))
+	if v := st.prices.Version; v != "" {
+		root.SetAttr(telemetry.CostPriceTable.String(strings.TrimSpace(v)))
+	}
+}
+
+// llmBudgetBreach says whether the run's model spend crossed
+// alerts.spend_usd, with the evidence; failure.go's budget_breach hook
+// reads it.
+func (r *Recorder) llmBudgetBreach() (bool, string) {
+	st := r.llm
+	if st == nil || !st.spent {
+		return false, ""
+	}
+	return true, fmt.Sprintf("model spend $%.4f over alerts.spend_usd $%.2f", st.cost, r.pol.Alerts.SpendUSD)
+}
