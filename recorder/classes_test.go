@@ -220,7 +220,9 @@ func TestSecretScanSpan(t *testing.T) {
 		fmt.Fprintf(&diff, "+t%d = %s%02d\n", i, gh[:len(gh)-2], i)
 	}
 	res := secretscan.Scan([]byte(diff.String()))
-	tr := record(runInfo(), []event.Event{exec(1, 100, 1, "/usr/local/bin/claude", ws, "claude")},
+	info := runInfo()
+	info.Gaps = nil // a complete record: missing_telemetry is rules_test.go's
+	tr := record(info, []event.Event{exec(1, 100, 1, "/usr/local/bin/claude", ws, "claude")},
 		End{Time: at(50), SecretScan: &res})
 	var span *telemetry.Span
 	for i := range tr.Spans {

@@ -472,12 +472,7 @@ func (r *Recorder) finishPolicy(t *telemetry.Trace, end End) {
 	root.SetAttr(telemetry.AlertsCount.Int(len(ps.alerts)))
 	root.SetAttr(telemetry.AlertsRules.StringSlice(ruleCounts(counts)))
 	if ps.denied > 0 {
-		root.SetAttr(telemetry.NetworkDenied.Int(ps.denied))
-		if end.ExitCode != 0 {
-			if _, set := root.Attr(telemetry.FailureClass); !set {
-				root.SetAttr(telemetry.FailureClass.String("policy_block"))
-			}
-		}
+		root.SetAttr(telemetry.NetworkDenied.Int(ps.denied)) // policy_block: failure.go
 	}
 	if env := ps.env; env != nil {
 		root.SetAttr(telemetry.EnvKept.StringSlice(nonNil(env.Kept)))

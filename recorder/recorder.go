@@ -135,6 +135,7 @@ type Recorder struct {
 
 	pstate *policyState // see policy.go; created on first use
 	llm    *llmState    // see llm.go; created on first use
+	rules  *ruleState   // see rules.go; created on first use
 
 	result *telemetry.Trace
 }
@@ -351,6 +352,7 @@ func (r *Recorder) exec(e event.Exec) {
 	s.cwd = e.Cwd
 	s.uid = e.UID
 	r.classifyExec(s)
+	r.noteExec(s)
 	p.cur = s
 }
 
@@ -454,6 +456,7 @@ func (r *Recorder) file(e event.File) {
 	}
 	if e.Errno == 0 {
 		owner.noteWritten(r.hash(p))
+		r.noteWrite(p, np, e.Time)
 	}
 }
 

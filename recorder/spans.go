@@ -289,7 +289,9 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	r.finishEvidence(t, end)
 	r.finishClasses(t, end)
 	r.finishLLM(t) // before finishPolicy: its alerts land on the model-call spans
+	r.finishRules(end)
 	r.finishPolicy(t, end)
+	r.finishFailure(t, end)
 	redactValues(t, r.info.RedactValues)
 	r.result = t
 	return t
