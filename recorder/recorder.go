@@ -83,6 +83,8 @@ type RunInfo struct {
 	// on the root so a reader can tell the agent's loopback connections to
 	// them from others.
 	LLMProxy []string
+	// Capture is the content-capture tier (capture.go); zero: metadata.
+	Capture Capture
 }
 
 // End is what the supervisor knows when the run is over.
@@ -101,6 +103,11 @@ type End struct {
 	// file_write); nil leaves sizes out. Injected so the recorder itself
 	// does no I/O.
 	FileSize func(path string) (int64, bool)
+	// Output is the root process's stdout and stderr as the supervisor
+	// relayed them, in full capture only, not yet redacted (capture.go
+	// redacts and bounds it); OutputTotal counts every byte relayed.
+	Output      []byte
+	OutputTotal int64
 }
 
 // Recorder accumulates events. Add is safe for concurrent use by several
@@ -135,6 +142,7 @@ type Recorder struct {
 
 	pstate *policyState // see policy.go; created on first use
 	llm    *llmState    // see llm.go; created on first use
+	agent  *agentState  // see agenttel.go; created on first use
 	rules  *ruleState   // see rules.go; created on first use
 
 	result *telemetry.Trace
@@ -279,6 +287,10 @@ func (r *Recorder) Add(ev event.Event) {
 		r.llmCall(e)
 	case *event.LLMCall:
 		r.llmCall(*e)
+	case event.AgentTelemetry:
+		r.agentTelemetry(e)
+	case *event.AgentTelemetry:
+		r.agentTelemetry(*e)
 	}
 }
 
@@ -352,6 +364,7 @@ func (r *Recorder) exec(e event.Exec) {
 	s.cwd = e.Cwd
 	s.uid = e.UID
 	r.classifyExec(s)
+	r.noteToolContext(s, e)
 	r.noteExec(s)
 	p.cur = s
 }

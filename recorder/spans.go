@@ -288,7 +288,8 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	}
 	r.finishEvidence(t, end)
 	r.finishClasses(t, end)
-	r.finishLLM(t) // before finishPolicy: its alerts land on the model-call spans
+	r.finishLLM(t)        // before finishPolicy: its alerts land on the model-call spans
+	r.finishAgent(t, end) // before finishPolicy: its alerts land on agent spans
 	r.finishRules(end)
 	r.finishPolicy(t, end)
 	r.finishFailure(t, end)
