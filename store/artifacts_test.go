@@ -94,7 +94,7 @@ func TestArtifactsMigrateOldStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DROP TABLE artifacts; UPDATE schema_version SET version = 1`); err != nil {
+	if _, err := db.Exec(`DROP TABLE artifacts; DROP TABLE IF EXISTS annotations; UPDATE schema_version SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -101,6 +101,22 @@ var migrations = []string{
 		content    BLOB NOT NULL,
 		PRIMARY KEY (run_id, name)
 	);`,
+	// 3: annotations — reviewer decisions recorded after the run
+	// (`agentwatch annotate`), several per run, in order (annotations.go).
+	`CREATE TABLE annotations (
+		run_id        TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		seq           INTEGER NOT NULL,
+		created_ns    INTEGER NOT NULL,
+		review        TEXT NOT NULL,
+		reviewer      TEXT NOT NULL,
+		failure_class TEXT NOT NULL DEFAULT '',
+		pr_url        TEXT NOT NULL DEFAULT '',
+		ci_run_url    TEXT NOT NULL DEFAULT '',
+		note          TEXT NOT NULL DEFAULT '',
+		exported      INTEGER NOT NULL DEFAULT 0,
+		export_error  TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (run_id, seq)
+	);`,
 }
 
 // Open opens (creating when needed) the store in dir. It fails at once when
