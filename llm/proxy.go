@@ -75,6 +75,10 @@ type Capture struct {
 	// Limit truncates each captured text to this many bytes, after
 	// redaction so that a cut never leaves half a secret (0: 1 MiB).
 	Limit int
+	// Until ends full capture: a request received after it is metered
+	// without content (the --capture-full expiry of a long run). Zero:
+	// no expiry.
+	Until time.Time
 }
 
 // Config configures a proxy.
@@ -296,7 +300,11 @@ func (p *Proxy) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 		SessionID:   r.Header.Get("X-Claude-Code-Session-Id"),
 		TraceParent: r.Header.Get("Traceparent"),
 	}
-	x.m = meter{call: c, capture: p.cfg.Capture, max: p.cfg.MaxMeteredBody}
+	capture := p.cfg.Capture
+	if capture.Full && !capture.Until.IsZero() && c.Start.After(capture.Until) {
+		capture.Full = false
+	}
+	x.m = meter{call: c, capture: capture, max: p.cfg.MaxMeteredBody}
 	if p.cfg.PIDOf != nil {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			c.PID = p.cfg.PIDOf(ap)

@@ -316,6 +316,36 @@ func TestFullCapture(t *testing.T) {
 	}
 }
 
+// TestFullCaptureExpires: a request received after Capture.Until is
+// metered without content (a long run outlives --capture-full).
+func TestFullCaptureExpires(t *testing.T) {
+	behind := startFake(t)
+	redact := func(s string) string { return s }
+	for _, tc := range []struct {
+		name    string
+		until   time.Time
+		content bool
+	}{
+		{"before the expiry", time.Now().Add(time.Hour), true},
+		{"after the expiry", time.Now().Add(-time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, calls := startProxy(t, Config{
+				Upstreams: map[string]string{Anthropic: behind.URL()},
+				Capture:   Capture{Full: true, Redact: redact, Until: tc.until},
+			})
+			do(t, "POST", p.URL(Anthropic)+"/v1/messages", claudeRequest(true), claudeHeaders)
+			c := calls.next(t)
+			if got := c.Prompt != "" || c.Response != ""; got != tc.content {
+				t.Errorf("content captured = %v (prompt %d bytes, response %d), want %v", got, len(c.Prompt), len(c.Response), tc.content)
+			}
+			if !c.UsageKnown {
+				t.Errorf("metering stopped with content capture: %+v", c)
+			}
+		})
+	}
+}
+
 // newServer starts an upstream on loopback and returns its URL.
 func newServer(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
