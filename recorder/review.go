@@ -1,0 +1,75 @@
+package recorder
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+
+	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Review is one reviewer decision about a finished run (`agentwatch
+// annotate`), the input of ReviewSpan.
+type Review struct {
+	Seq          int // 1 for the run's first review
+	Time         time.Time
+	Decision     string // approved, rejected
+	Reviewer     string
+	FailureClass string // annotated; empty: none given
+	PRURL        string
+	CIRunURL     string
+	Note         string
+}
+
+// ReviewSpan is the late `review` span of a run: in the run's trace, a
+// child of its agent_run root (OTLP accepts spans after their parent
+// ended), with a link to the root as well for backends that show links
+// and not late children. Its id is derived from the trace id and Seq, so
+// sending it again (`agentwatch export`) gives the same span, not a new
+// one. The note and URLs pass through the same redaction as command
+// lines: a reviewer pasting a token-bearing URL must not export it.
+func ReviewSpan(root *telemetry.Span, rv Review) telemetry.Span {
+	var buf [16 + 8 + 6]byte
+	copy(buf[:16], root.TraceID[:])
+	binary.BigEndian.PutUint64(buf[16:24], uint64(rv.Seq))
+	copy(buf[24:], "review")
+	sum := sha256.Sum256(buf[:])
+	var id trace.SpanID
+	copy(id[:], sum[:8])
+	if !id.IsValid() {
+		id[7] = 1
+	}
+	sp := telemetry.Span{
+		TraceID:  root.TraceID,
+		SpanID:   id,
+		ParentID: root.SpanID,
+		Name:     telemetry.SpanReview,
+		Kind:     trace.SpanKindInternal,
+		Start:    rv.Time,
+		End:      rv.Time,
+		Attrs: []attribute.KeyValue{
+			telemetry.SpanType.String(telemetry.SpanReview),
+			telemetry.OpenInferenceKind.String(telemetry.OIEvaluator),
+			telemetry.ReviewDecision.String(rv.Decision),
+			telemetry.ReviewReviewer.String(RedactString(rv.Reviewer)),
+			telemetry.ReviewSeq.Int(rv.Seq),
+		},
+		Links: []telemetry.Link{{TraceID: root.TraceID, SpanID: root.SpanID,
+			Attrs: []attribute.KeyValue{telemetry.LinkRelation.String("reviews")}}},
+	}
+	if rv.Decision == "rejected" {
+		// A rejected run shows as failed in any backend's span list.
+		sp.Status, sp.StatusMessage = codes.Error, "rejected by "+RedactString(rv.Reviewer)
+	}
+	if v, ok := root.Attr(telemetry.RunID); ok {
+		sp.Attrs = append(sp.Attrs, telemetry.RunID.String(v.AsString()))
+	}
+	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.FailureClass, rv.FailureClass)
+	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.PRURL, RedactString(rv.PRURL))
+	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.CICDRunURL, RedactString(rv.CIRunURL))
+	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.ReviewNote, RedactString(rv.Note))
+	return sp
+}
