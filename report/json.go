@@ -31,6 +31,7 @@ type JSONRun struct {
 	TelemetryGaps []string      `json:"telemetry_gaps"`
 	EventsDropped int64         `json:"events_dropped"`
 	Evidence      *JSONEvidence `json:"evidence,omitempty"` // workspace evidence; absent for runs without any
+	Audit         *JSONAudit    `json:"audit,omitempty"`    // audit.go: task, commits, PR, CI, reviews, failure class
 }
 
 // JSONSpan is one span of `show --json`, with its children nested, in
@@ -123,6 +124,7 @@ func jsonRun(tr *telemetry.Trace) JSONRun {
 		r.EventsDropped = v.AsInt64()
 	}
 	r.Evidence = evidenceOf(tr)
+	r.Audit = auditOf(tr)
 	return r
 }
 

@@ -104,6 +104,7 @@ func Tree(w io.Writer, tr *telemetry.Trace) error {
 	ew := &errWriter{w: w}
 	writeHeader(ew, tr)
 	writeEvidence(ew, tr)
+	writeAudit(ew, tr)
 	ew.printf("\n")
 	for _, top := range buildTree(tr) {
 		ew.printf("%s\n", spanLine(top))
