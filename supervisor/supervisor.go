@@ -28,6 +28,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/fswatch"
+	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
@@ -58,7 +59,8 @@ type Options struct {
 	Env     []string // the child's environment before HOME/USER/LOGNAME; nil: os.Environ()
 	Version string   // agentwatch's version, recorded on the trace
 
-	Policy *policy.Policy // the compiled policy; nil: policy.Default()
+	Policy *policy.Policy  // the compiled policy; nil: policy.Default()
+	Prices *llm.PriceTable // --prices: model prices; nil: the built-in table
 }
 
 // Timeouts of the end of a run; bounded so a wedged sink cannot hang it.
@@ -145,6 +147,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		RedactValues:   redact,
 	}
 	sink := &sink{}
+	// The model proxy before the env event: its variables are in the set list.
+	llmp := startRunLLM(o, callerEnv, sink, &env, &envFiltered, &info, llm.Capture{})
+	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
 	sensors := startSensors(runID, info.Workspace, sink, secrets)
@@ -160,6 +165,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.Before = sensors.before
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
+	info.Gaps = append(info.Gaps, llmp.watch(sensors)...)
 	// After the before-snapshot, right before the child starts: what
 	// exists now is what the child finds.
 	protect := planProtect(pol, info.Workspace, target.Home, pol.Mode == policy.Enforce, time.Now())
@@ -261,6 +267,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
 	}
 	sensors.stop(&end) // kills what is left, drains, snapshots after
+	llmp.stop(&end)    // the calls still streaming end with their processes
 	end.SecretScan = scanSecrets(rec, end.Evidence)
 	if tm != nil {
 		tm.finish()
