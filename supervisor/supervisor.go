@@ -61,6 +61,10 @@ type Options struct {
 
 	Policy *policy.Policy  // the compiled policy; nil: policy.Default()
 	Prices *llm.PriceTable // --prices: model prices; nil: the built-in table
+
+	// CaptureFull turns on full content capture for this long (the
+	// --capture-full expiry); 0: metadata only (capture.go).
+	CaptureFull time.Duration
 }
 
 // Timeouts of the end of a run; bounded so a wedged sink cannot hang it.
@@ -110,6 +114,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// event names what was dropped, never a value (env.go).
 	callerEnv := env
 	env, envFiltered, redact := policyEnv(pol, env, target, time.Now())
+	capture := planCapture(pol, o.CaptureFull, time.Now(), redact, stderr)
 
 	// git runs while the store opens.
 	wsRoot := make(chan string, 1)
@@ -145,10 +150,15 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		ServiceVersion: o.Version,
 		Policy:         pol,
 		RedactValues:   redact,
+		Capture:        capture.rec,
 	}
 	sink := &sink{}
+	// The agent's telemetry receiver before the env event, like the proxy.
+	agentTel := startAgentTelemetry(sink.add)
+	defer agentTel.close(nil) // early returns; the normal path closes it before Finish
+	env, envFiltered = agentTel.childEnv(env, envFiltered, info.TraceID)
 	// The model proxy before the env event: its variables are in the set list.
-	llmp := startRunLLM(o, callerEnv, sink, &env, &envFiltered, &info, llm.Capture{})
+	llmp := startRunLLM(o, callerEnv, sink, &env, &envFiltered, &info, capture.llm())
 	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
@@ -166,6 +176,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
 	info.Gaps = append(info.Gaps, llmp.watch(sensors)...)
+	info.Gaps = append(info.Gaps, agentTel.allow(sensors.net)...)
+	if agentTel.gap != "" {
+		info.Gaps = append(info.Gaps, agentTel.gap)
+	}
 	// After the before-snapshot, right before the child starts: what
 	// exists now is what the child finds.
 	protect := planProtect(pol, info.Workspace, target.Home, pol.Mode == policy.Enforce, time.Now())
@@ -187,8 +201,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		Env:    env,
 		Dir:    dir,
 		Stdin:  o.Stdin,
-		Stdout: o.Stdout,
-		Stderr: o.Stderr,
+		Stdout: capture.tee(o.Stdout),
+		Stderr: capture.tee(o.Stderr),
 		// Only matters when a stream is not an *os.File: a background
 		// process that keeps the pipe open must not hang the run.
 		WaitDelay:   time.Second,
@@ -240,7 +254,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		if out == nil {
 			out = io.Discard
 		}
-		if err := tm.attach(out); err != nil {
+		if err := tm.attach(capture.tee(out)); err != nil {
 			// Not fatal: the child still has its PTY, the user's terminal
 			// just stays cooked.
 			fmt.Fprintf(stderr, "agentwatch: %v\n", err)
@@ -268,10 +282,13 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	}
 	sensors.stop(&end) // kills what is left, drains, snapshots after
 	llmp.stop(&end)    // the calls still streaming end with their processes
+	// What the agent flushed at exit is in once its processes are gone.
+	agentTel.close(&end)
 	end.SecretScan = scanSecrets(rec, end.Evidence)
 	if tm != nil {
 		tm.finish()
 	}
+	capture.fill(&end) // the relay is done: the pipes by Wait, the PTY by finish
 	end.Time = time.Now()
 
 	tr := rec.Finish(end)
@@ -391,6 +408,7 @@ type sink struct {
 }
 
 func (s *sink) add(ev event.Event) {
+	ev = withToolContext(ev) // before the lock: it reads /proc (agenttel.go)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rec == nil {

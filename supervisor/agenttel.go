@@ -1,0 +1,185 @@
+package supervisor
+
+// The run's receiver for the agent's own telemetry (agentotel): started
+// before the child, its OTLP endpoint, TRACEPARENT and the Claude Code
+// telemetry switches given to the child whatever the env allowlist says
+// (they are the supervisor's own variables), reachable through netwatch
+// with allow_loopback: false, closed after the run's processes are gone
+// and before the recorder finishes. What it receives goes to the recorder
+// as event.AgentTelemetry.
+//
+// Also here: the exec's tool-call context. The agent tells the commands
+// it runs which tool call they belong to through their environment
+// (Claude Code: TRACEPARENT naming its tool span; Codex:
+// CODEX_TOOL_CALL_ID). The supervisor's event sink reads those two
+// variables, and only those, from /proc/PID/environ when the exec event
+// arrives, so the recorder can link the process span to the agent's span.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/agentwatch/agentwatch/agentotel"
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/netwatch"
+	"github.com/agentwatch/agentwatch/recorder"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// agentTelemetry is the run's receiver; a nil receiver (it failed to
+// start: recorded as a gap) makes every method a no-op.
+type agentTelemetry struct {
+	r   *agentotel.Receiver
+	gap string
+}
+
+func startAgentTelemetry(emit func(event.Event)) *agentTelemetry {
+	r, err := agentotel.Start(agentotel.Config{Emit: emit})
+	if err != nil {
+		return &agentTelemetry{gap: "agent telemetry: " + oneLine(err)}
+	}
+	return &agentTelemetry{r: r}
+}
+
+// childEnv adds the receiver's variables to the child's environment,
+// replacing any the user had (for the run, the agent exports here), with a
+// TRACEPARENT naming the run's agent_run span, and reports their names as
+// set by the supervisor.
+func (a *agentTelemetry) childEnv(env []string, ev event.EnvFiltered, traceID trace.TraceID) ([]string, event.EnvFiltered) {
+	if a.r == nil {
+		return env, ev
+	}
+	vars := a.r.Env(agentotel.TraceParent(traceID, recorder.RootSpanID(traceID)))
+	names := make([]string, 0, len(vars))
+	for _, kv := range vars {
+		name, _, _ := strings.Cut(kv, "=")
+		names = append(names, name)
+	}
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(names, name)
+	})
+	env = append(env, vars...)
+	// Not dropped, whatever the allowlist said about the user's own.
+	ev.Dropped = slices.DeleteFunc(slices.Clone(ev.Dropped), func(n string) bool { return slices.Contains(names, n) })
+	ev.Set = append(slices.Clone(ev.Set), names...)
+	slices.Sort(ev.Set)
+	ev.Set = slices.Compact(ev.Set)
+	return env, ev
+}
+
+// allow keeps the receiver reachable with allow_loopback: false.
+func (a *agentTelemetry) allow(n *netwatch.Netwatch) []string {
+	if a.r == nil || n == nil {
+		return nil
+	}
+	var gaps []string
+	for _, addr := range []string{a.r.HTTPAddr(), a.r.GRPCAddr()} {
+		ap, err := netip.ParseAddrPort(addr)
+		if err == nil {
+			err = n.AllowEndpoint(ap)
+		}
+		if err != nil {
+			gaps = append(gaps, "agent telemetry: allowing "+addr+" through netwatch: "+oneLine(err))
+		}
+	}
+	return gaps
+}
+
+// close drains the receiver (what the agent flushed at exit reaches the
+// recorder) and records what it had to refuse. end may be nil on the
+// early-exit paths. Idempotent.
+func (a *agentTelemetry) close(end *recorder.End) {
+	if a.r == nil {
+		return
+	}
+	err := a.r.Close()
+	st := a.r.Stats()
+	a.r = nil
+	if end == nil {
+		return
+	}
+	if err != nil {
+		end.Gaps = append(end.Gaps, "agent telemetry: "+oneLine(err))
+	}
+	if n := st.BadRequests + st.AfterClose; n > 0 {
+		end.Gaps = append(end.Gaps, fmt.Sprintf("agent telemetry: %d export requests refused (malformed, too large, or after the run)", n))
+	}
+	if st.RejectedSpans > 0 {
+		end.Gaps = append(end.Gaps, fmt.Sprintf("agent telemetry: %d spans with invalid ids dropped", st.RejectedSpans))
+	}
+}
+
+// Variables of the tool-call context, the only ones ever read from a
+// process's environment.
+const (
+	envTraceParent = "TRACEPARENT"
+	envToolCallID  = "CODEX_TOOL_CALL_ID"
+)
+
+// maxEnvironBytes bounds the read of one process's environment; the
+// kernel caps argv+envp far above what these variables need, and they
+// are inherited near the start or the end of it.
+const maxEnvironBytes = 1 << 20
+
+// withToolContext fills an exec event's TraceParent and ToolCallID from
+// /proc/PID/environ. The read happens when the event reaches the sink
+// (the ring buffer delivers within tens of milliseconds): a process that
+// already exited has nothing to read and keeps them empty; one that
+// exec'd again still has the inherited variables.
+func withToolContext(ev event.Event) event.Event {
+	e, ok := ev.(event.Exec)
+	if !ok || e.PID == 0 {
+		return ev
+	}
+	e.TraceParent, e.ToolCallID = readToolContext("/proc/" + strconv.FormatUint(uint64(e.PID), 10) + "/environ")
+	return e
+}
+
+func readToolContext(path string) (traceParent, toolCallID string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxEnvironBytes))
+	if err != nil {
+		return "", ""
+	}
+	return toolContext(b)
+}
+
+// toolContext picks the two variables out of a NUL-separated environment
+// block; every other variable is skipped unread.
+func toolContext(environ []byte) (traceParent, toolCallID string) {
+	for len(environ) > 0 {
+		kv := environ
+		if i := bytes.IndexByte(environ, 0); i >= 0 {
+			kv, environ = environ[:i], environ[i+1:]
+		} else {
+			environ = nil
+		}
+		switch {
+		case bytes.HasPrefix(kv, []byte(envTraceParent+"=")):
+			traceParent = boundedValue(kv[len(envTraceParent)+1:])
+		case bytes.HasPrefix(kv, []byte(envToolCallID+"=")):
+			toolCallID = boundedValue(kv[len(envToolCallID)+1:])
+		}
+	}
+	return traceParent, toolCallID
+}
+
+// boundedValue keeps an id-sized value: a traceparent is 55 bytes, a tool
+// call id a few dozen; anything long is not what these variables carry.
+func boundedValue(v []byte) string {
+	if len(v) > 256 {
+		return ""
+	}
+	return strings.ToValidUTF8(string(v), "")
+}
