@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -79,6 +80,11 @@ func TestRunFlags(t *testing.T) {
 	if f.opts.OTLP.Endpoint != "grpc://127.0.0.1:4317" || f.opts.Stdin == nil || f.opts.Stderr == nil || f.opts.Version == "" {
 		t.Fatalf("options not wired: %+v", f.opts)
 	}
+	f = &fakeRun{}
+	execute(t, f, "run", "--store", "/s", "--capture-full", "30m", "--", "claude", "-p", "x")
+	if f.opts.CaptureFull != 30*time.Minute {
+		t.Fatalf("--capture-full 30m gave CaptureFull %v", f.opts.CaptureFull)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -95,6 +101,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"runs", "-n", "zero"}, "agentwatch: invalid argument \"zero\""},
 		{[]string{"runs", "-n", "0", "--store", "/s"}, "agentwatch: -n must be positive, got 0"},
 		{[]string{"doctor", "extra"}, "agentwatch: unknown command \"extra\""},
+		{[]string{"run", "--store", "/s", "--capture-full", "later", "--", "true"}, "agentwatch: invalid argument \"later\""},
+		{[]string{"run", "--store", "/s", "--capture-full", "-5m", "--", "true"}, "agentwatch: --capture-full must be a positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/report"
@@ -22,6 +23,7 @@ type runOptions struct {
 	taskURL      string
 	policyFile   string
 	mode         string
+	captureFull  time.Duration
 }
 
 func (o runOptions) supervisorOptions(env Env) supervisor.Options {
@@ -37,6 +39,8 @@ func (o runOptions) supervisorOptions(env Env) supervisor.Options {
 		Stdout:    env.Stdout,
 		Stderr:    env.Stderr,
 		Version:   version(),
+
+		CaptureFull: o.captureFull,
 	}
 }
 
@@ -57,6 +61,9 @@ func (a *app) runCommand() *cobra.Command {
 			o.argv = args
 			if o.storeDir == "" {
 				return errors.New("finding the run store: no default directory (set XDG_STATE_HOME or HOME, or pass --store)")
+			}
+			if o.captureFull < 0 {
+				return usageError{fmt.Errorf("--capture-full must be a positive duration (e.g. 30m), got %s", o.captureFull)}
 			}
 			// Compiled before anything starts: a malformed policy stops
 			// the run with file, line, key and reason (exit 125).
@@ -82,6 +89,7 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.task, "task", "", "task `ID` this run works on (recorded as agentwatch.task.id)")
 	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
 	f.StringVar(&o.policyFile, "policy", "", "policy `FILE`; default: .agentwatch.yaml at the workspace's git root, else the built-in (see `agentwatch policy`)")
+	f.DurationVar(&o.captureFull, "capture-full", 0, "record prompts, responses, tool arguments and command output (redacted) for `DURATION` (e.g. 30m); default: metadata only")
 	f.StringVar(&o.mode, "mode", "", "observe (record and alert) or enforce (also block); overrides the policy's mode. Enforce refuses to run where it cannot enforce")
 	return cmd
 }
