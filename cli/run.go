@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -23,6 +24,7 @@ type runOptions struct {
 	taskURL      string
 	policyFile   string
 	mode         string
+	pricesFile   string
 	captureFull  time.Duration
 }
 
@@ -73,6 +75,13 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			so := o.supervisorOptions(a.env)
 			so.Policy = pol
+			if o.pricesFile != "" {
+				// Before anything starts, like the policy: a bad price
+				// file is the user's to fix, not a run without costs.
+				if so.Prices, err = llm.LoadPrices(o.pricesFile); err != nil {
+					return fmt.Errorf("loading prices: %w", err)
+				}
+			}
 			code, err := a.env.Run(cmd.Context(), so)
 			a.code = code
 			return err
@@ -90,6 +99,7 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
 	f.StringVar(&o.policyFile, "policy", "", "policy `FILE`; default: .agentwatch.yaml at the workspace's git root, else the built-in (see `agentwatch policy`)")
 	f.DurationVar(&o.captureFull, "capture-full", 0, "record prompts, responses, tool arguments and command output (redacted) for `DURATION` (e.g. 30m); default: metadata only")
+	f.StringVar(&o.pricesFile, "prices", "", "model price `FILE` (JSON, the shape of llm/prices.json) merged over the built-in table for agentwatch.cost.usd")
 	f.StringVar(&o.mode, "mode", "", "observe (record and alert) or enforce (also block); overrides the policy's mode. Enforce refuses to run where it cannot enforce")
 	return cmd
 }
