@@ -177,6 +177,7 @@ mode on a machine that cannot enforce; the command did not start);
 		a.runsCommand(),
 		a.showCommand(),
 		a.exportCommand(),
+		a.annotateCommand(),
 		a.doctorCommand(),
 		a.policyCommand(),
 		a.versionCommand(),

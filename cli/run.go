@@ -173,7 +173,7 @@ func (a *app) showCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			tr, _, err := st.Load(cmd.Context(), id)
+			tr, _, _, err := loadWithReviews(cmd.Context(), st, id) // annotate.go
 			if err != nil {
 				return fmt.Errorf("loading run %s: %w", id, err)
 			}
@@ -209,13 +209,18 @@ func (a *app) exportCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			tr, run, err := st.Load(cmd.Context(), args[0])
+			tr, run, reviews, err := loadWithReviews(cmd.Context(), st, args[0]) // review spans go along
 			if err != nil {
 				return fmt.Errorf("loading run %s: %w", args[0], err)
 			}
 			upErr := export.Upload(cmd.Context(), cfg, export.Request(tr))
 			if err := st.MarkExported(cmd.Context(), run.ID, upErr); err != nil {
 				return fmt.Errorf("recording the export of run %s: %w", run.ID, err)
+			}
+			for _, rv := range reviews {
+				if err := st.MarkAnnotationExported(cmd.Context(), run.ID, rv.Seq, upErr); err != nil {
+					return err
+				}
 			}
 			if upErr != nil {
 				return fmt.Errorf("exporting run %s: %w", run.ID, upErr)
