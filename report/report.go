@@ -369,7 +369,7 @@ func Runs(w io.Writer, runs []store.Run) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tEXIT\tAGENT\tSPANS\tEXPORTED\tCOMMAND")
+	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tEXIT\tAGENT\tCOST\tTOKENS\tSPANS\tEXPORTED\tCOMMAND")
 	for _, r := range runs {
 		start, dur := "-", "-"
 		if !r.Start.IsZero() {
@@ -389,10 +389,37 @@ func Runs(w io.Writer, runs []store.Run) error {
 		case r.ExportError != "":
 			exported = "failed"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			shortID(r.ID), start, dur, exit, dash(r.Agent), r.Spans, exported, shorten(dash(r.Command), 60))
+		cost, tokens := "-", "-"
+		if r.HasCost {
+			cost = usd(r.CostUSD)
+		}
+		if r.HasTokens {
+			tokens = count(r.InputTokens) + "/" + count(r.OutputTokens)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			shortID(r.ID), start, dur, exit, dash(r.Agent), cost, tokens, r.Spans, exported, shorten(dash(r.Command), 60))
 	}
 	return tw.Flush()
+}
+
+// usd shows a run's model spend: cents for dollars, four decimals below
+// a dollar so a cheap run is not "$0.00".
+func usd(v float64) string {
+	if v >= 1 {
+		return fmt.Sprintf("$%.2f", v)
+	}
+	return fmt.Sprintf("$%.4f", v)
+}
+
+// count shortens a token count: 4208 → 4.2k, 1234567 → 1.2M.
+func count(n int64) string {
+	switch {
+	case n >= 1e6:
+		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + "M"
+	case n >= 1e3:
+		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + "k"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // shortID keeps ids in the supervisor's format (date-time-random, 22

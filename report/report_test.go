@@ -241,9 +241,11 @@ func TestJSON(t *testing.T) {
 func TestRuns(t *testing.T) {
 	runs := []store.Run{
 		{ID: "20260301-120000-a1b2c3", Start: t0, End: t0.Add(65400 * time.Millisecond), Command: `claude -p "fix the flaky test"`,
-			Agent: "claude", ExitCode: 1, Spans: 10, Exported: true},
+			Agent: "claude", ExitCode: 1, Spans: 10, Exported: true,
+			CostUSD: 0.0234567, HasCost: true, InputTokens: 42080, OutputTokens: 77, HasTokens: true},
 		{ID: "20260301-110000-ffffff", Start: t0.Add(-time.Hour), End: t0.Add(-time.Hour + 840*time.Millisecond),
-			Command: "make test", ExitCode: 0, Spans: 31, ExportError: "exporting to localhost:4317: connection refused"},
+			Command: "make test", ExitCode: 0, Spans: 31, ExportError: "exporting to localhost:4317: connection refused",
+			CostUSD: 12.5, HasCost: true, InputTokens: 1234567, OutputTokens: 999, HasTokens: true},
 		{ID: "a-run-id-longer-than-twenty-two-characters", Start: t0.Add(-2 * time.Hour), ExitCode: -1, Spans: 1,
 			Command: "bash -c 'for i in $(seq 1 1000); do touch f$i; done && rm -f f* && echo all done and more text here'"},
 	}
@@ -251,10 +253,10 @@ func TestRuns(t *testing.T) {
 	if err := report.Runs(&buf, runs); err != nil {
 		t.Fatal(err)
 	}
-	want := `ID                      START                DURATION  EXIT  AGENT   SPANS  EXPORTED  COMMAND
-20260301-120000-a1b2c3  2026-03-01 12:00:00  1m05s     1     claude  10     yes       claude -p "fix the flaky test"
-20260301-110000-ffffff  2026-03-01 11:00:00  840ms     0     -       31     failed    make test
-a-run-id-longer-than-t  2026-03-01 10:00:00  -         -     -       1      no        bash -c 'for i in $(seq 1 1000); do touch f$i; done && rm -…
+	want := `ID                      START                DURATION  EXIT  AGENT   COST     TOKENS    SPANS  EXPORTED  COMMAND
+20260301-120000-a1b2c3  2026-03-01 12:00:00  1m05s     1     claude  $0.0235  42.1k/77  10     yes       claude -p "fix the flaky test"
+20260301-110000-ffffff  2026-03-01 11:00:00  840ms     0     -       $12.50   1.2M/999  31     failed    make test
+a-run-id-longer-than-t  2026-03-01 10:00:00  -         -     -       -        -         1      no        bash -c 'for i in $(seq 1 1000); do touch f$i; done && rm -…
 `
 	if got := buf.String(); got != want {
 		t.Errorf("Runs output differs.\n--- got\n%s--- want\n%s", got, want)

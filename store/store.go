@@ -48,6 +48,12 @@ type Run struct {
 	Spans       int
 	Exported    bool   // an OTLP collector acknowledged the trace
 	ExportError string // last export failure, empty when none
+	// Model spend from the root (agentwatch.cost.usd, gen_ai.usage.*);
+	// HasCost / HasTokens false when the run recorded none.
+	CostUSD                   float64
+	HasCost                   bool
+	InputTokens, OutputTokens int64
+	HasTokens                 bool
 }
 
 // Store is an open run store. It is safe for concurrent use, and several
@@ -116,6 +122,16 @@ var migrations = []string{
 		exported      INTEGER NOT NULL DEFAULT 0,
 		export_error  TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (run_id, seq)
+	);`,
+	// 4: model spend per run, from the root's totals (NULL: no model
+	// call was priced; no row: the run predates the proxy). A table of its
+	// own rather than new columns of runs: CREATE … IF NOT EXISTS is safe
+	// to apply again, ALTER TABLE ADD COLUMN is not.
+	`CREATE TABLE IF NOT EXISTS run_costs (
+		run_id        TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		cost_usd      REAL,
+		input_tokens  INTEGER,
+		output_tokens INTEGER
 	);`,
 }
 
@@ -235,6 +251,14 @@ func Summarize(tr *telemetry.Trace) (Run, error) {
 	if v, ok := root.Attr(telemetry.ProcessExitCode); ok {
 		r.ExitCode = int(v.AsInt64())
 	}
+	if v, ok := root.Attr(telemetry.CostUSD); ok {
+		r.CostUSD, r.HasCost = v.AsFloat64(), true
+	}
+	in, okIn := root.Attr(telemetry.GenAIUsageInputTokens)
+	out, okOut := root.Attr(telemetry.GenAIUsageOutputTokens)
+	if okIn && okOut {
+		r.InputTokens, r.OutputTokens, r.HasTokens = in.AsInt64(), out.AsInt64(), true
+	}
 	return r, nil
 }
 
@@ -273,13 +297,21 @@ func (s *Store) SaveRequest(ctx context.Context, tr *telemetry.Trace, req *coltr
 	if err != nil {
 		return fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_costs (run_id, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, ?)`,
+		r.ID, nullable(r.CostUSD, r.HasCost), nullable(r.InputTokens, r.HasTokens), nullable(r.OutputTokens, r.HasTokens))
+	if err != nil {
+		return fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	return nil
 }
 
-const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error`
+const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, cost_usd, input_tokens, output_tokens`
+
+// runsWithCosts is the table summaries are read from.
+const runsWithCosts = `runs LEFT JOIN run_costs ON run_costs.run_id = runs.id`
 
 // List returns the most recent runs first (by start time); limit <= 0
 // means all.
@@ -288,7 +320,7 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 		limit = -1 // SQLite: no limit
 	}
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+summaryColumns+` FROM runs ORDER BY start_ns DESC, id DESC LIMIT ?`, limit)
+		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` ORDER BY start_ns DESC, id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing runs: %w", err)
 	}
@@ -351,7 +383,7 @@ func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
 	// The prefix is compared with substr, not LIKE, so '%' and '_' in what
 	// the user typed are literal.
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+summaryColumns+` FROM runs WHERE substr(id, 1, ?) = ? OR trace_id = ? ORDER BY id LIMIT 2`,
+		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE substr(id, 1, ?) = ? OR trace_id = ? ORDER BY id LIMIT 2`,
 		len(id), id, strings.ToLower(id))
 	if err != nil {
 		return Run{}, fmt.Errorf("finding run %s: %w", id, err)
@@ -412,10 +444,15 @@ func scanRun(sc scanner) (Run, error) {
 		startNS, endNS int64
 		exit           sql.NullInt64
 		exported       int
+		cost           sql.NullFloat64
+		in, out        sql.NullInt64
 	)
-	if err := sc.Scan(&r.ID, &r.TraceID, &startNS, &endNS, &r.Command, &r.Agent, &exit, &r.Spans, &exported, &r.ExportError); err != nil {
+	if err := sc.Scan(&r.ID, &r.TraceID, &startNS, &endNS, &r.Command, &r.Agent, &exit, &r.Spans, &exported, &r.ExportError,
+		&cost, &in, &out); err != nil {
 		return Run{}, err
 	}
+	r.CostUSD, r.HasCost = cost.Float64, cost.Valid
+	r.InputTokens, r.OutputTokens, r.HasTokens = in.Int64, out.Int64, in.Valid && out.Valid
 	r.Start, r.End = fromNanos(startNS), fromNanos(endNS)
 	r.ExitCode = -1
 	if exit.Valid {
@@ -444,4 +481,12 @@ func nullableExit(code int) any {
 		return nil
 	}
 	return code
+}
+
+// nullable is v, or NULL when it is not known.
+func nullable[T any](v T, known bool) any {
+	if !known {
+		return nil
+	}
+	return v
 }
