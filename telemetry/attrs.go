@@ -268,6 +268,7 @@ const (
 	AgentMetrics     = attribute.Key("agentwatch.agent.metrics")      // root: received metric data points (counted, not kept)
 	AgentToolCallID  = attribute.Key("agentwatch.agent.tool_call_id") // process span: the agent's tool call that ran it
 	AgentSpanID      = attribute.Key("agentwatch.agent.span_id")      // process span: the agent's tool span (from TRACEPARENT)
+	AgentLinkedBy    = attribute.Key("agentwatch.agent.linked_by")    // process span: environ (its TRACEPARENT) or time (sole command in the tool span's window)
 	AgentTraceID     = attribute.Key("agentwatch.agent.trace_id")     // agent span: its original trace id, when it was moved into the run's
 
 	CommandOutput          = attribute.Key("agentwatch.command.output") // full capture only, redacted, bounded
