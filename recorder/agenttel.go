@@ -224,7 +224,9 @@ func (r *Recorder) finishAgent(t *telemetry.Trace, end End) {
 		}
 		sp.Links = append(sp.Links, telemetry.Link{TraceID: tid, SpanID: sid})
 		sp.SetAttr(telemetry.AgentSpanID.String(sid.String()))
+		sp.SetAttr(telemetry.AgentLinkedBy.String("environ"))
 	}
+	r.linkByTime(t, byID, received)
 
 	llmSpans := r.agentLogs(t, byID, as.logs, redact)
 	t.Spans = append(t.Spans, llmSpans...)
@@ -669,5 +671,81 @@ func (r *Recorder) addAgentLLMTotals(root *telemetry.Span, spans []telemetry.Spa
 	if priced {
 		v, _ := root.Attr(telemetry.CostUSD)
 		root.SetAttr(telemetry.CostUSD.Float64(v.AsFloat64() + cost))
+	}
+}
+
+// linkByTime links the agent's tool-execution spans that no process named
+// through its environment. The environment is read when the exec event
+// reaches the supervisor (tens of milliseconds later); a tool command
+// that finished by then (Claude Code's `bash -c 'printf …'` often does)
+// left nothing to read. The fallback is deliberately narrow: a direct
+// child of the agent's process that started inside the tool span's time
+// window, when it is the only such child in that window and the window is
+// the only tool window it falls in. Parallel tool calls stay unlinked
+// rather than linked wrongly. agentwatch.agent.linked_by=time says which
+// evidence made the link.
+func (r *Recorder) linkByTime(t *telemetry.Trace, byID map[trace.SpanID]int, received []telemetry.Span) {
+	// The agent's process: the launched pid's last image (`claude` is a
+	// script that execs node; the tools are children of node).
+	var agentProc *procSpan
+	for _, s := range r.spans {
+		if !s.isRoot && s.pid == r.info.RootPID {
+			agentProc = s
+		}
+	}
+	if agentProc == nil {
+		return
+	}
+	linked := map[trace.SpanID]bool{}
+	var candidates []*telemetry.Span
+	for _, s := range r.spans {
+		i, ok := byID[s.id]
+		if !ok || s.parent != agentProc.id {
+			continue
+		}
+		sp := &t.Spans[i]
+		if v, ok := sp.Attr(telemetry.AgentSpanID); ok {
+			if sid, err := trace.SpanIDFromHex(v.AsString()); err == nil {
+				linked[sid] = true
+			}
+			continue
+		}
+		if _, ok := r.as().tools[s.id]; ok {
+			continue // it had a context; whatever it said stands
+		}
+		candidates = append(candidates, sp)
+	}
+	var windows []telemetry.Span
+	for _, sp := range received {
+		if strings.HasSuffix(sp.Name, "tool.execution") && !linked[sp.SpanID] {
+			windows = append(windows, sp)
+		}
+	}
+	inWindow := func(p *telemetry.Span, w telemetry.Span) bool {
+		return !p.Start.Before(w.Start) && !p.Start.After(w.End)
+	}
+	for _, w := range windows {
+		var match *telemetry.Span
+		n := 0
+		for _, p := range candidates {
+			if inWindow(p, w) {
+				match, n = p, n+1
+			}
+		}
+		if n != 1 {
+			continue
+		}
+		others := 0
+		for _, w2 := range windows {
+			if inWindow(match, w2) {
+				others++
+			}
+		}
+		if others != 1 {
+			continue
+		}
+		match.Links = append(match.Links, telemetry.Link{TraceID: r.traceID, SpanID: w.SpanID})
+		match.SetAttr(telemetry.AgentSpanID.String(w.SpanID.String()))
+		match.SetAttr(telemetry.AgentLinkedBy.String("time"))
 	}
 }

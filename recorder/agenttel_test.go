@@ -358,8 +358,8 @@ func TestToolCallLinks(t *testing.T) {
 	if len(sh.Links) != 1 || sh.Links[0].SpanID != toolExec || sh.Links[0].TraceID != agTrace {
 		t.Fatalf("bash span links %+v, want one to the agent's tool span %s", sh.Links, toolExec)
 	}
-	if got := agAttr(sh, telemetry.AgentSpanID); got != toolExec.String() {
-		t.Errorf("bash agentwatch.agent.span_id = %q", got)
+	if got := agAttr(sh, telemetry.AgentSpanID); got != toolExec.String() || agAttr(sh, telemetry.AgentLinkedBy) != "environ" {
+		t.Errorf("bash agentwatch.agent.span_id = %q, linked_by %q", got, agAttr(sh, telemetry.AgentLinkedBy))
 	}
 	for _, pid := range []int64{100, 102} {
 		if s := byPID[pid]; len(s.Links) != 0 || agAttr(s, telemetry.AgentSpanID) != "" {
@@ -471,5 +471,48 @@ func TestCaptureActive(t *testing.T) {
 		if got := tc.c.Active(tc.at); got != tc.want {
 			t.Errorf("%+v.Active(%v) = %v, want %v", tc.c, tc.at, got, tc.want)
 		}
+	}
+}
+
+// TestToolCallLinksByTime: a tool command gone before its environment
+// could be read is linked to the tool span whose window alone holds its
+// start, when it is the agent's only child there; overlapping tool windows
+// (parallel calls) link nothing.
+func TestToolCallLinksByTime(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		windows  [][2]int // tool.execution spans, ms
+		wantLink bool
+	}{
+		{"one tool window", [][2]int{{10, 20}}, true},
+		{"parallel tool calls", [][2]int{{10, 20}, {9, 25}}, false},
+		{"outside every window", [][2]int{{30, 40}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := New(agInfo())
+			root := rec.RootSpanID()
+			var spans []*tracepb.Span
+			for i, w := range tc.windows {
+				spans = append(spans, otlpSpan(agSID(byte(10+i)), root, agTrace, "claude_code.tool.execution", w[0], w[1]))
+			}
+			rec.Add(tracesEvent(2, spans...))
+			// claude is a script: the pid execs node, whose child is the tool.
+			rec.Add(exec(1, 100, 1, "/usr/local/bin/claude", ws, "claude", "-p", "x"))
+			rec.Add(exec(2, 100, 1, "/usr/bin/node", ws, "node", "/usr/local/bin/claude", "-p", "x"))
+			rec.Add(fork(11, 101, 100))
+			rec.Add(exec(12, 101, 100, "/bin/bash", ws, "bash", "-c", "printf hello > note.txt"))
+			rec.Add(exit(13, 101, 0, 0))
+			tr := rec.Finish(End{Time: at(50)})
+			var sh *telemetry.Span
+			for i := range tr.Spans {
+				if v, ok := tr.Spans[i].Attr(telemetry.ProcessPID); ok && v.AsInt64() == 101 {
+					sh = &tr.Spans[i]
+				}
+			}
+			got := len(sh.Links) == 1 && sh.Links[0].SpanID == agSID(10) && agAttr(sh, telemetry.AgentLinkedBy) == "time"
+			if got != tc.wantLink || !tc.wantLink && len(sh.Links) > 0 {
+				t.Errorf("links %+v linked_by %q, want link %v", sh.Links, agAttr(sh, telemetry.AgentLinkedBy), tc.wantLink)
+			}
+		})
 	}
 }
