@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,7 +108,20 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 		}
 	}
 
-	// The connection to the model server, under claude.
+	// The connection to the model server, under claude: to the run's
+	// model proxy (agentwatch.llm.proxy.endpoints) when it ran, since
+	// only the supervisor's proxy then connects to the server itself.
+	ports := map[int64]bool{int64(modelPort): true}
+	if eps, ok := root.Attrs[string(telemetry.LLMProxyEndpoints)].([]any); ok {
+		ports = map[int64]bool{}
+		for _, ep := range eps {
+			s, _ := ep.(string)
+			if i := strings.LastIndexByte(s, ':'); i >= 0 {
+				p, _ := strconv.ParseInt(s[i+1:], 10, 64)
+				ports[p] = true
+			}
+		}
+	}
 	conns := tr.filter(func(s *span) bool {
 		if s.Name != telemetry.SpanNetworkCall {
 			return false
@@ -117,10 +131,10 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 		if addr == "" {
 			addr = s.str(telemetry.ServerAddress)
 		}
-		return port == int64(modelPort) && addr == "127.0.0.1"
+		return ports[port] && addr == "127.0.0.1"
 	})
 	if len(conns) == 0 {
-		t.Errorf("no %s span to 127.0.0.1:%d", telemetry.SpanNetworkCall, modelPort)
+		t.Errorf("no %s span to 127.0.0.1 on the model's or the proxy's port %v", telemetry.SpanNetworkCall, ports)
 	}
 	for _, c := range conns {
 		if !tr.under(c, claude) {

@@ -51,7 +51,10 @@ func TestAgentwatchWrapsClaude(t *testing.T) {
 	store := filepath.Join(out, "store")
 	traceFile := filepath.Join(out, "run.json")
 
-	args := append([]string{"run", "--user", a.Name, "--store", store, "--trace-file", traceFile, "--", "claude"}, claudeArgs(prompt)...)
+	// The pinned CLI's default model is newer than the built-in price
+	// table: --prices adds it, so every call must get a cost.
+	prices := writePrices(t, out)
+	args := append([]string{"run", "--user", a.Name, "--store", store, "--trace-file", traceFile, "--prices", prices, "--", "claude"}, claudeArgs(prompt)...)
 	cmd := exec.Command(aw, args...)
 	cmd.Dir = ws
 	cmd.Env = claudeEnv(a, claude, srv.URL())
@@ -74,6 +77,7 @@ func TestAgentwatchWrapsClaude(t *testing.T) {
 	}
 	logTree(t, tr)
 	runID := checkTrace(t, tr, a, ws, srv.Addr().Port)
+	checkLLM(t, tr, srv, prices, traceFile, store)
 
 	// The store holds the same run: `show --json` must agree with the file.
 	show := exec.Command(aw, "show", runID, "--json", "--store", store)
