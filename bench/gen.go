@@ -64,6 +64,8 @@ func gen(args []string) error {
 		return mixed(args[1], atoi(args[2]), args[3])
 	case "dnsloop", "connloop": // dnsloop SERVER N | connloop ADDR N (netbench.go)
 		return netGen(args[0], args[1], atoi(args[2]))
+	case "llmloop": // llmloop N: N streamed and N JSON model calls to $ANTHROPIC_BASE_URL (llmbench.go)
+		return llmGen(atoi(args[1]))
 	case "rate": // rate DIR PERSEC SECONDS WORKERS: chmod at a fixed rate
 		return rate(args[1], atoi(args[2]), atof(args[3]), atoi(args[4]))
 	}

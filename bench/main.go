@@ -51,6 +51,7 @@ type harness struct {
 func bench() error {
 	aw := flag.String("agentwatch", "bin/agentwatch", "agentwatch binary")
 	reps := flag.Int("reps", 5, "repetitions per overhead measurement (median reported)")
+	only := flag.String("only", "", "run one section: llm (the model-call proxy)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the eBPF sensors need it")
@@ -81,6 +82,9 @@ func bench() error {
 	}
 
 	fmt.Printf("agentwatch bench — ratios measured side by side, median of %d\n\n", *reps)
+	if *only == "llm" {
+		return h.llmProxy(300, *reps)
+	}
 	h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
 	h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
 	if err := h.startup(10); err != nil {
@@ -93,6 +97,9 @@ func bench() error {
 		return err
 	}
 	if err := h.network(500, *reps); err != nil {
+		return err
+	}
+	if err := h.llmProxy(300, *reps); err != nil {
 		return err
 	}
 	return h.ceiling()
