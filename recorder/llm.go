@@ -312,14 +312,3 @@ func (r *Recorder) finishLLM(t *telemetry.Trace) {
 		root.SetAttr(telemetry.CostPriceTable.String(strings.TrimSpace(v)))
 	}
 }
-
-// llmBudgetBreach says whether the run's model spend crossed
-// alerts.spend_usd, with the evidence; failure.go's budget_breach hook
-// reads it.
-func (r *Recorder) llmBudgetBreach() (bool, string) {
-	st := r.llm
-	if st == nil || !st.spent {
-		return false, ""
-	}
-	return true, fmt.Sprintf("model spend $%.4f over alerts.spend_usd $%.2f", st.cost, r.pol.Alerts.SpendUSD)
-}

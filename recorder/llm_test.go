@@ -309,6 +309,9 @@ func TestLLMAlertsAndErrors(t *testing.T) {
 				}
 			}
 			wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{telemetry.LLMCallsUnpriced: tc.unpriced})
+			if tc.spend > 0 { // failure.go reads the root's cost
+				wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{telemetry.FailureClass: telemetry.FailureBudgetBreach})
+			}
 			v, ok := tr.Spans[0].Attr(telemetry.CostUSD)
 			switch want, err := strconv.ParseFloat(tc.rootCost, 64); {
 			case err != nil && ok:
