@@ -143,10 +143,13 @@ func TestClaudeTelemetryJoinsRun(t *testing.T) {
 		}
 	}
 	if len(linked) != 1 {
+		logTree(t, tr)
 		t.Fatalf("%d process spans link to the Bash tool span %s, want 1 (the tool's shell)", len(linked), toolExec.SpanID)
 	}
 	sh := linked[0]
-	t.Logf("linked process span: %s %v", sh.Name, sh.Attrs[string(telemetry.ProcessCommandLine)])
+	// linked_by says whether the shell's TRACEPARENT was read from its
+	// environment or (the shell ended before the read) the time fallback.
+	t.Logf("linked process span (linked_by=%s): %s %v", sh.str(telemetry.AgentLinkedBy), sh.Name, sh.Attrs[string(telemetry.ProcessCommandLine)])
 	if sh.str(telemetry.AgentSpanID) != toolExec.SpanID || !strings.Contains(sh.str(telemetry.ProcessCommandLine), scriptedCommand) {
 		t.Errorf("linked span %s: agent span id %q, command %q; want %s running %q",
 			sh.Name, sh.str(telemetry.AgentSpanID), sh.str(telemetry.ProcessCommandLine), toolExec.SpanID, scriptedCommand)

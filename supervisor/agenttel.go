@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentwatch/agentwatch/agentotel"
 	"github.com/agentwatch/agentwatch/event"
@@ -122,6 +123,10 @@ const (
 	envTraceParent = "TRACEPARENT"
 	envToolCallID  = "CODEX_TOOL_CALL_ID"
 )
+
+// execContextLatency is how long an exec record may wait in the eBPF ring
+// before the sink sees it (and reads the process's environment).
+const execContextLatency = 2 * time.Millisecond
 
 // maxEnvironBytes bounds the read of one process's environment; the
 // kernel caps argv+envp far above what these variables need, and they

@@ -467,7 +467,11 @@ func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []st
 			bpfErr = errors.New("no run cgroup to filter on")
 			return
 		}
-		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add})
+		// 2 ms, not the sensor's 20 ms default: the sink reads an exec's
+		// tool-call context from /proc/PID/environ when the record arrives
+		// (agenttel.go), and an agent's tool shell often lives ~10 ms. An
+		// idle poll every 2 ms costs a few µs each.
+		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add, MaxLatency: execContextLatency})
 		if bpfErr == nil && s.ebpf == nil {
 			bpfErr = errors.New("sensor did not start")
 		}
