@@ -27,7 +27,6 @@ func startNetwork(pol *policy.Policy, s *sensors, sink *sink) (gap string, err e
 	if err != nil {
 		return "netwatch: " + oneLine(err), fmt.Errorf("starting network enforcement: %w", err)
 	}
-	s.running = append(s.running, "netwatch")
 	return "", nil
 }
 

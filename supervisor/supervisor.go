@@ -162,8 +162,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
-	sensors := startSensors(runID, info.Workspace, sink, secrets)
-	if gap, err := startNetwork(pol, sensors, sink); err != nil {
+	sensors := startSensors(runID, info.Workspace, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
+	if gap, err := sensors.netGap, sensors.netErr; err != nil {
 		if pol.Mode == policy.Enforce {
 			// Never a silent downgrade to observe: the child does not start.
 			sensors.stop(&recorder.End{})
@@ -434,6 +434,8 @@ type sensors struct {
 	ebpf      *ebpf.Sensor
 	fswatch   *fswatch.Watcher
 	net       *netwatch.Netwatch // network enforcement; see network.go
+	netGap    string             // why net is nil
+	netErr    error
 	before    *workspace.Snapshot
 	running   []string
 	gaps      []string
@@ -445,7 +447,11 @@ type sensors struct {
 //
 // secrets expands files.secrets (a bounded walk) while BPF loads; its files
 // are handed to the sensor's read watch before the child starts.
-func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []string)) *sensors {
+//
+// startNet (netwatch: another set of BPF programs) loads beside the eBPF
+// sensor as soon as the cgroup exists; its error is left in netGap/netErr
+// for the caller, who decides whether the run may go on without it.
+func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []string), startNet func(*sensors) (string, error)) *sensors {
 	s := &sensors{workspace: ws}
 	var wg sync.WaitGroup
 	var cgErr, bpfErr, fsErr, watchErr error
@@ -465,8 +471,12 @@ func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []st
 		if err != nil {
 			cgErr = err
 			bpfErr = errors.New("no run cgroup to filter on")
+			s.netGap, s.netErr = startNet(s)
 			return
 		}
+		var netDone sync.WaitGroup
+		netDone.Go(func() { s.netGap, s.netErr = startNet(s) })
+		defer netDone.Wait()
 		// 2 ms, not the sensor's 20 ms default: the sink reads an exec's
 		// tool-call context from /proc/PID/environ when the record arrives
 		// (agenttel.go), and an agent's tool shell often lives ~10 ms. An
@@ -499,6 +509,9 @@ func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []st
 		s.gaps = append(s.gaps, "fswatch: "+oneLine(fsErr))
 	} else {
 		s.running = append(s.running, "fswatch")
+	}
+	if s.net != nil {
+		s.running = append(s.running, "netwatch")
 	}
 	return s
 }
