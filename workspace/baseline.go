@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -25,21 +26,6 @@ type baseline struct {
 	ignored map[string]bool
 	big     map[string]bool // untracked files too large to hash, left out of tree
 	once    sync.Once
-}
-
-func newBaseline(loc repoLoc) *baseline {
-	b := &baseline{loc: loc}
-	if err := b.mkTemp(); err != nil {
-		b.err = err.Error()
-		return b
-	}
-	var err error
-	b.tree, b.big, err = b.writeTree(DefaultLimits().MaxFileBytes)
-	if err != nil {
-		b.err = "worktree at start: " + absentReason(err)
-	}
-	b.ignored = ignoredEntries(loc.top, maxIgnoredEntries)
-	return b
 }
 
 func (b *baseline) mkTemp() error {
@@ -77,30 +63,26 @@ func (b *baseline) env() []string {
 // from a copy of the user's index so that git re-hashes only files whose
 // stat data changed. Untracked files larger than maxFile are left out (a
 // stray multi-gigabyte dump must not be copied into /tmp); they are
-// returned so Evidence can still name them.
-func (b *baseline) writeTree(maxFile int64) (string, map[string]bool, error) {
+// returned so Evidence can still name them. filters are noFilters'
+// options; untracked are status's untracked entries when known.
+func (b *baseline) writeTree(maxFile int64, filters, untracked []string, known bool) (string, map[string]bool, error) {
 	idx := filepath.Join(b.tmp, "index")
 	os.Remove(idx)
 	if err := copyFile(b.loc.index, idx); err != nil && !os.IsNotExist(err) {
 		return "", nil, err
 	}
-	big := map[string]bool{}
+	big := bigUntracked(b.loc.top, maxFile, untracked, known)
 	var specs []string
-	if out, err := gitRaw(b.loc.top, "ls-files", "-z", "--others", "--exclude-standard"); err == nil {
-		for _, p := range splitNUL(out) {
-			if fi, err := os.Lstat(filepath.Join(b.loc.top, p)); err == nil && fi.Mode().IsRegular() && fi.Size() > maxFile {
-				big[p] = true
-				specs = append(specs, ":(exclude,literal)"+p)
-			}
-		}
+	for p := range big {
+		specs = append(specs, ":(exclude,literal)"+p)
 	}
 	// Clean filters (git-lfs) would run external programs that write into
 	// .git/lfs: switch every configured one off. The content is hashed
 	// as it is on disk.
-	args := []string{"add", "-A", "--ignore-errors"}
-	args = append(b.noFilters(), args...)
+	args := append(slices.Clone(filters), "add", "-A", "--ignore-errors")
 	var stdin []byte
 	if len(specs) > 0 {
+		slices.Sort(specs)
 		args = append(args, "--pathspec-from-file=-", "--pathspec-file-nul")
 		stdin = []byte(":/\x00" + strings.Join(specs, "\x00") + "\x00")
 	} else {
@@ -116,16 +98,47 @@ func (b *baseline) writeTree(maxFile int64) (string, map[string]bool, error) {
 	return strings.TrimSpace(string(tree)), big, nil
 }
 
-// noFilters returns -c options that disable the repository's configured
-// clean/process filters.
-func (b *baseline) noFilters() []string {
-	out, err := gitRaw(b.loc.top, "config", "-z", "--get-regexp", `^filter\..*\.(clean|process)$`)
-	if err != nil {
-		return nil
+// maxUntrackedDirs bounds the untracked directories named to ls-files on
+// its command line; beyond it, all untracked files are listed.
+const maxUntrackedDirs = 256
+
+// bigUntracked returns the untracked files (as git add -A would add them)
+// larger than maxFile. Status names an untracked file itself and an
+// untracked directory once ("dir/"), so only the directories need a git
+// call to list their files; without status's list every untracked file is
+// listed.
+func bigUntracked(top string, maxFile int64, untracked []string, known bool) map[string]bool {
+	var files, dirs []string
+	for _, p := range untracked {
+		if strings.HasSuffix(p, "/") {
+			dirs = append(dirs, ":(literal)"+p)
+		} else {
+			files = append(files, p)
+		}
 	}
+	if !known || len(dirs) > 0 {
+		args := []string{"ls-files", "-z", "--others", "--exclude-standard"}
+		if known && len(dirs) <= maxUntrackedDirs {
+			args = append(append(args, "--"), dirs...)
+		}
+		if out, err := gitRaw(top, args...); err == nil {
+			files = append(files, splitNUL(out)...)
+		}
+	}
+	big := map[string]bool{}
+	for _, p := range files {
+		if fi, err := os.Lstat(filepath.Join(top, p)); err == nil && fi.Mode().IsRegular() && fi.Size() > maxFile {
+			big[p] = true
+		}
+	}
+	return big
+}
+
+// noFilters returns -c options that disable the given clean/process
+// filter keys (filter.<driver>.clean, filter.<driver>.process).
+func noFilters(keys []string) []string {
 	var opts []string
-	for _, rec := range splitNUL(out) {
-		key, _, _ := strings.Cut(rec, "\n")
+	for _, key := range keys {
 		opts = append(opts, "-c", key+"=")
 		if driver, ok := strings.CutSuffix(key, ".clean"); ok {
 			opts = append(opts, "-c", driver+".required=false")

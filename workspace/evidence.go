@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -99,7 +101,7 @@ type Evidence struct {
 	Commits   []Commit // base..HEAD, newest first
 	Abandoned []Commit // made during the run (reflog) but no longer reachable from HEAD: reset or amended away
 
-	// Errors names steps that failed ("numstat: git timed out"); what they
+	// Errors names steps that failed ("diff: git timed out"); what they
 	// would have filled is empty or partial, the rest stands.
 	Errors []string
 }
@@ -115,6 +117,10 @@ const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 // start of the run) and removes before's temporary objects. It never
 // fails: outside git it returns Absent with the reason, and a failing step
 // is named in Errors.
+//
+// Its git calls run side by side where their inputs allow: status, config
+// and the ignored listing, then add + write-tree, then the diff (patch and
+// numstat in one call), the changed files and the commits.
 func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 	limits = limits.withDefaults()
 	ev := &Evidence{Start: time.Now()}
@@ -123,27 +129,23 @@ func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 		defer before.Close()
 	}
 	after := &Snapshot{Root: filepath.Clean(dir), Time: time.Now()}
-	loc, isGit := after.locate(dir)
-	if isGit {
-		after.status(loc)
-	}
+	loc, isGit := after.locate(dir, false)
 	ev.After, ev.Root = after, after.Root
 	switch {
 	case before == nil:
 		ev.Absent = AbsentNoStart
-		return ev
 	case !before.IsGit:
 		ev.Absent = before.Absent
-		return ev
 	case !isGit:
 		ev.Absent = "at the end: " + after.Absent
+	}
+	if ev.Absent != "" {
+		if isGit {
+			after.survey(loc, nil, false, 0)
+		}
 		return ev
 	}
-	ev.Base, ev.Head, ev.State = before.Head, after.Head, after.State
 	top := after.Root
-	fail := func(step string, err error) {
-		ev.Errors = append(ev.Errors, step+": "+absentReason(err))
-	}
 
 	// The end tree goes into the start snapshot's object directory, so
 	// both trees can be compared; without one, a fresh directory still
@@ -160,17 +162,21 @@ func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 		defer sb.close()
 		if err := sb.mkTemp(); err != nil {
 			ev.Errors = append(ev.Errors, err.Error())
+			after.survey(loc, nil, false, 0)
+			ev.Base, ev.Head, ev.State = before.Head, after.Head, after.State
 			return ev
 		}
 	}
 	sb.loc = loc // the same repository; paths as found now
-	endTree, big, err := sb.writeTree(limits.MaxFileBytes)
-	if err != nil {
-		fail("worktree at end", err)
+	sv := after.survey(loc, sb, true, limits.MaxFileBytes)
+	ev.Base, ev.Head, ev.State = before.Head, after.Head, after.State
+	if sv.treeErr != nil {
+		ev.Errors = append(ev.Errors, "worktree at end: "+absentReason(sv.treeErr))
 		return ev
 	}
+	endTree := sv.tree
 	env := sb.env()
-	for p := range big {
+	for p := range sv.big {
 		ev.TooLarge = append(ev.TooLarge, p)
 	}
 	slices.Sort(ev.TooLarge)
@@ -185,22 +191,30 @@ func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 		}
 	}
 
-	ev.diff(top, env, base, endTree, limits, fail)
-	ev.numstat(top, env, base, endTree, limits, fail)
-	if startTree != "" {
-		ev.touched(top, env, startTree, endTree, limits, fail)
-	} else {
-		// No start tree: what differs from the base is the best answer.
-		ev.touched(top, env, base, endTree, limits, fail)
+	// Each step fills its own fields and names its own failures; the
+	// failures are joined in a fixed order.
+	var diffErrs, touchedErrs, commitErrs []string
+	failInto := func(errs *[]string) func(string, error) {
+		return func(step string, err error) { *errs = append(*errs, step+": "+absentReason(err)) }
 	}
+	from := base
+	if startTree != "" {
+		from = startTree
+	} // else no start tree: what differs from the base is the best answer
+	var wg sync.WaitGroup
+	wg.Go(func() { ev.diff(top, env, base, endTree, limits, failInto(&diffErrs)) })
+	wg.Go(func() { ev.touched(top, env, from, endTree, limits, failInto(&touchedErrs)) })
+	wg.Go(func() { ev.commits(top, before, limits, failInto(&commitErrs)) })
+	wg.Wait()
+	ev.Errors = slices.Concat(ev.Errors, diffErrs, touchedErrs, commitErrs)
+
 	// Too large to hash: new since the start is all that can be said.
 	for _, p := range ev.TooLarge {
 		if before.base == nil || !before.base.big[p] {
 			ev.Touched = appendCapped(ev.Touched, p, limits.MaxFiles)
 		}
 	}
-	ev.generated(before, ignoredEntries(top, maxIgnoredEntries), limits)
-	ev.commits(top, before, limits, fail)
+	ev.generated(before, sv.ignored, limits)
 	return ev
 }
 
@@ -209,34 +223,36 @@ func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 var diffOpts = []string{"--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--no-relative",
 	"--src-prefix=a/", "--dst-prefix=b/", "--ignore-submodules=none"}
 
+// diff fills the final diff and its numstat from one git diff: with
+// --numstat -z -p git writes every numstat record ("added\tremoved\tpath\0"),
+// an empty record, then the patch, byte for byte what a plain git diff
+// prints. A path is never empty, so the first empty record is where the
+// patch starts.
 func (ev *Evidence) diff(top string, env []string, base, tree string, limits Limits, fail func(string, error)) {
-	args := append([]string{"diff"}, diffOpts...)
+	args := append([]string{"diff", "--numstat", "-z", "-p"}, diffOpts...)
 	args = append(args, base, tree, "--")
-	out, truncated, err := gitBounded(top, env, limits.MaxDiffBytes, args...)
+	var stats []string
+	out, truncated, err := gitBounded(top, env, limits.MaxDiffBytes, func(r *bufio.Reader) error {
+		for {
+			rec, err := r.ReadString(0)
+			if err == io.EOF && rec == "" {
+				return nil // no change at all: no numstat, no patch
+			}
+			if err != nil {
+				return err
+			}
+			if rec = rec[:len(rec)-1]; rec == "" {
+				return nil
+			}
+			stats = append(stats, rec)
+		}
+	}, args...)
 	if err != nil {
 		fail("diff", err)
 		return
 	}
-	if truncated {
-		// Cut at a line boundary so the kept part is still a readable diff.
-		if i := bytes.LastIndexByte(out, '\n'); i > 0 {
-			out = out[:i+1]
-		}
-		out = append(out, fmt.Sprintf(DiffTruncatedMarker, limits.MaxDiffBytes)...)
-	}
-	sum := sha256.Sum256(out)
-	ev.Diff, ev.DiffTruncated, ev.DiffSHA256 = out, truncated, hex.EncodeToString(sum[:])
-}
-
-func (ev *Evidence) numstat(top string, env []string, base, tree string, limits Limits, fail func(string, error)) {
-	args := append([]string{"diff", "--numstat", "-z"}, diffOpts...)
-	out, err := gitEnv(top, env, nil, append(args, base, tree, "--")...)
-	if err != nil {
-		fail("numstat", err)
-		return
-	}
-	// -z without renames: "added\tremoved\tpath\0".
-	for _, rec := range splitNUL(out) {
+	for _, rec := range stats {
+		// -z without renames: "added\tremoved\tpath".
 		f := strings.SplitN(rec, "\t", 3)
 		if len(f) != 3 {
 			continue
@@ -255,6 +271,15 @@ func (ev *Evidence) numstat(top string, env []string, base, tree string, limits 
 			ev.Files = append(ev.Files, st)
 		}
 	}
+	if truncated {
+		// Cut at a line boundary so the kept part is still a readable diff.
+		if i := bytes.LastIndexByte(out, '\n'); i > 0 {
+			out = out[:i+1]
+		}
+		out = append(out, fmt.Sprintf(DiffTruncatedMarker, limits.MaxDiffBytes)...)
+	}
+	sum := sha256.Sum256(out)
+	ev.Diff, ev.DiffTruncated, ev.DiffSHA256 = out, truncated, hex.EncodeToString(sum[:])
 }
 
 func (ev *Evidence) touched(top string, env []string, from, to string, limits Limits, fail func(string, error)) {
@@ -438,9 +463,10 @@ func appendCapped(list []string, p string, max int) []string {
 	return append(list, p)
 }
 
-// gitBounded runs git and keeps at most max bytes of its output; beyond
-// that git is killed (bounded work) and truncated is true.
-func gitBounded(dir string, env []string, max int64, args ...string) (out []byte, truncated bool, err error) {
+// gitBounded runs git, hands the start of its output to head (which reads
+// what it needs, unbounded), and keeps at most max bytes of the rest;
+// beyond that git is killed (bounded work) and truncated is true.
+func gitBounded(dir string, env []string, max int64, head func(*bufio.Reader) error, args ...string) (out []byte, truncated bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	cmd := gitCmd(ctx, dir, env, args...)
@@ -451,9 +477,15 @@ func gitBounded(dir string, env []string, max int64, args ...string) (out []byte
 	if err := cmd.Start(); err != nil {
 		return nil, false, err
 	}
-	out, rerr := io.ReadAll(io.LimitReader(pipe, max+1))
+	r := bufio.NewReaderSize(pipe, 64<<10)
+	rerr := head(r)
+	if rerr == nil {
+		out, rerr = io.ReadAll(io.LimitReader(r, max+1))
+	}
 	if int64(len(out)) > max {
 		out, truncated = out[:max], true
+		cmd.Process.Kill()
+	} else if rerr != nil {
 		cmd.Process.Kill()
 	}
 	werr := cmd.Wait()

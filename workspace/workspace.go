@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -71,25 +72,103 @@ const (
 
 // Root returns the git top-level containing dir, or dir itself when it is
 // not inside a git work tree (or git is unavailable).
+//
+// The answer, with where the repository's git data lives, is kept for a
+// few seconds: `agentwatch run` asks for the root twice (policy lookup,
+// supervisor) and then Takes it, all before the agent may start, and each
+// answer is otherwise a git process.
 func Root(dir string) string {
-	out, err := git(dir, "rev-parse", "--show-toplevel")
-	if err != nil || out == "" {
-		return filepath.Clean(dir)
+	key := filepath.Clean(dir)
+	a, ok := roots.get(key, false)
+	if !ok {
+		a.loc, a.absent = findRepo(dir)
+		roots.put(key, a)
+		if a.absent == "" {
+			roots.put(a.loc.top, a) // Take is called with the top level
+		}
 	}
-	return out
+	if a.absent != "" || a.loc.top == "" {
+		return key
+	}
+	return a.loc.top
+}
+
+// rootTTL bounds how old an answer of Root may be when Take uses it: long
+// enough for one `agentwatch run` to reach its snapshot, too short for the
+// repository to plausibly move in between.
+const rootTTL = 5 * time.Second
+
+type rootAnswer struct {
+	loc    repoLoc
+	absent string
+	at     time.Time
+}
+
+// roots holds Root's recent answers by directory. Only Root adds to it;
+// Take uses an answer once; TakeEvidence never looks (the run may have
+// changed the repository).
+var roots rootCache
+
+type rootCache struct {
+	mu sync.Mutex
+	m  map[string]rootAnswer
+}
+
+func (c *rootCache) get(key string, consume bool) (rootAnswer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.m[key]
+	if ok && consume {
+		delete(c.m, key)
+	}
+	if !ok || time.Since(a.at) > rootTTL {
+		return rootAnswer{}, false
+	}
+	return a, true
+}
+
+func (c *rootCache) put(key string, a rootAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]rootAnswer{}
+	}
+	for k, old := range c.m { // stay small in a long-lived process
+		if time.Since(old.at) > rootTTL {
+			delete(c.m, k)
+		}
+	}
+	a.at = time.Now()
+	c.m[key] = a
 }
 
 // Take snapshots the workspace at dir. It never fails: missing evidence is
 // reported in Absent. The snapshot holds temporary objects outside the
 // repository until TakeEvidence (or Close) is called with it.
+//
+// It runs before the agent may start, so every git call is latency: the
+// location comes from Root when it was just asked, and the rest is one
+// status, one config, one listing of ignored entries and the add +
+// write-tree of the worktree tree, run side by side where their inputs
+// allow (survey).
 func Take(dir string) *Snapshot {
 	s := &Snapshot{Root: filepath.Clean(dir), Time: time.Now()}
-	loc, ok := s.locate(dir)
+	loc, ok := s.locate(dir, true)
 	if !ok {
 		return s
 	}
-	s.status(loc)
-	s.base = newBaseline(loc)
+	b := &baseline{loc: loc}
+	s.base = b
+	if err := b.mkTemp(); err != nil {
+		b.err = err.Error()
+		s.survey(loc, nil, false, 0)
+		return s
+	}
+	sv := s.survey(loc, b, true, DefaultLimits().MaxFileBytes)
+	b.tree, b.big, b.ignored = sv.tree, sv.big, sv.ignored
+	if sv.treeErr != nil {
+		b.err = "worktree at start: " + absentReason(sv.treeErr)
+	}
 	return s
 }
 
@@ -101,28 +180,46 @@ type repoLoc struct {
 	index   string // the per-worktree index file
 }
 
-// locate fills Root, IsGit, RemoteURL, Branch, Head and State, or Absent.
-func (s *Snapshot) locate(dir string) (repoLoc, bool) {
+// locate fills Root, IsGit and State, or Absent. fromRoot lets it use
+// what Root just learnt about dir.
+func (s *Snapshot) locate(dir string, fromRoot bool) (repoLoc, bool) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		s.Absent = AbsentNoDir
 		return repoLoc{}, false
 	}
-	out, err := git(dir, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-path", "objects", "--git-path", "index")
-	if err != nil {
-		s.Absent = absentReason(err)
-		if s.Absent == AbsentNotGit {
-			// rev-parse --show-toplevel fails the same way in a bare
-			// repository; say which it is.
-			if b, err := git(dir, "rev-parse", "--is-bare-repository"); err == nil && b == "true" {
-				s.Absent = AbsentBare
-			}
-		}
+	var a rootAnswer
+	ok := false
+	if fromRoot {
+		a, ok = roots.get(filepath.Clean(dir), true)
+	}
+	if !ok {
+		a.loc, a.absent = findRepo(dir)
+	}
+	if a.absent != "" {
+		s.Absent = a.absent
 		return repoLoc{}, false
 	}
+	s.Root, s.IsGit = a.loc.top, true
+	s.State = operationState(a.loc.gitDir)
+	return a.loc, true
+}
+
+// findRepo asks git where the work tree containing dir and its git data
+// are, or why there is none. --is-bare-repository comes first because it
+// is answered before --show-toplevel fails in a bare repository (exit 128
+// as outside any repository), so one call tells the two apart.
+func findRepo(dir string) (repoLoc, string) {
+	out, err := git(dir, "rev-parse", "--is-bare-repository", "--show-toplevel", "--absolute-git-dir", "--git-path", "objects", "--git-path", "index")
 	lines := strings.Split(out, "\n")
-	if len(lines) != 4 {
-		s.Absent = AbsentGitFailure + ": unexpected rev-parse output"
-		return repoLoc{}, false
+	if err != nil {
+		absent := absentReason(err)
+		if absent == AbsentNotGit && lines[0] == "true" {
+			absent = AbsentBare
+		}
+		return repoLoc{}, absent
+	}
+	if len(lines) != 5 {
+		return repoLoc{}, AbsentGitFailure + ": unexpected rev-parse output"
 	}
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
@@ -130,48 +227,102 @@ func (s *Snapshot) locate(dir string) (repoLoc, bool) {
 		}
 		return filepath.Join(dir, p) // --git-path answers relative to the cwd
 	}
-	loc := repoLoc{top: lines[0], gitDir: lines[1], objects: abs(lines[2]), index: abs(lines[3])}
-	s.Root, s.IsGit = loc.top, true
-
-	// No origin is normal (a fresh repo): leave the URL empty.
-	if u, err := git(loc.top, "config", "--get", "remote.origin.url"); err == nil {
-		s.RemoteURL = StripCredentials(u)
-	}
-	// symbolic-ref fails (exit 1) on a detached HEAD: branch stays empty.
-	if b, err := git(loc.top, "symbolic-ref", "-q", "--short", "HEAD"); err == nil {
-		s.Branch = b
-	}
-	// --verify -q prints nothing and fails on an unborn branch.
-	if h, err := git(loc.top, "rev-parse", "-q", "--verify", "HEAD^{commit}"); err == nil {
-		s.Head = h
-	}
-	s.State = operationState(loc.gitDir)
-	return loc, true
+	return repoLoc{top: lines[1], gitDir: lines[2], objects: abs(lines[3]), index: abs(lines[4])}, ""
 }
 
-// status fills Dirty and Untracked.
-func (s *Snapshot) status(loc repoLoc) {
-	st, err := gitRaw(loc.top, "status", "--porcelain=v1", "-z", "--untracked-files=normal", "--ignore-submodules=none")
+// surveyed is what survey learnt besides the snapshot's own fields.
+type surveyed struct {
+	tree    string          // the worktree as a tree object in b's temporary objects; empty without b
+	big     map[string]bool // untracked files over maxFile, left out of tree
+	treeErr error
+	ignored map[string]bool // nil unless asked for
+}
+
+// survey fills Branch, Head, Dirty, Untracked and RemoteURL and, with b,
+// records the worktree as a tree in b's temporary index and objects. The
+// git calls start as soon as their inputs are known: status, config and
+// the ignored listing side by side; add and write-tree once status (the
+// untracked files to size) and config (the filters to switch off) are in,
+// while the ignored listing may still run.
+func (s *Snapshot) survey(loc repoLoc, b *baseline, wantIgnored bool, maxFile int64) surveyed {
+	var sv surveyed
+	var all, inputs sync.WaitGroup
+	if wantIgnored {
+		all.Go(func() { sv.ignored = ignoredEntries(loc.top, maxIgnoredEntries) })
+	}
+	var untracked []string
+	var untrackedKnown bool
+	var filters []string
+	inputs.Go(func() { untracked, untrackedKnown = s.status(loc) })
+	inputs.Go(func() {
+		var remote string
+		remote, filters = readConfig(loc.top)
+		s.RemoteURL = StripCredentials(remote)
+	})
+	inputs.Wait()
+	if b != nil {
+		sv.tree, sv.big, sv.treeErr = b.writeTree(maxFile, filters, untracked, untrackedKnown)
+	}
+	all.Wait()
+	return sv
+}
+
+// status fills Branch, Head, Dirty and Untracked from one
+// `git status --porcelain=v2 --branch`, and returns the untracked entries
+// (an untracked directory once, "dir/"); ok is false when status failed.
+func (s *Snapshot) status(loc repoLoc) (untracked []string, ok bool) {
+	st, err := gitRaw(loc.top, "status", "--porcelain=v2", "-z", "--branch", "--no-ahead-behind",
+		"--untracked-files=normal", "--ignore-submodules=none")
 	if err != nil {
 		// The repository is there but its status is not: say so rather
 		// than report a clean tree.
 		s.Absent = "git status: " + absentReason(err)
-		return
+		return nil, false
 	}
 	recs := bytes.Split(st, []byte{0})
 	for i := 0; i < len(recs); i++ {
-		rec := recs[i]
-		if len(rec) < 4 {
+		rec := string(recs[i])
+		if len(rec) < 2 {
 			continue // the trailing empty record
 		}
-		s.Dirty = true
-		switch {
-		case rec[0] == '?' && rec[1] == '?':
+		switch rec[0] {
+		case '#':
+			if v, ok := strings.CutPrefix(rec, "# branch.oid "); ok && v != "(initial)" {
+				s.Head = v // "(initial)": an unborn branch has no commit
+			} else if v, ok := strings.CutPrefix(rec, "# branch.head "); ok && v != "(detached)" {
+				s.Branch = v
+			}
+		case '?':
+			s.Dirty = true
 			s.Untracked++
-		case rec[0] == 'R' || rec[0] == 'C' || rec[1] == 'R' || rec[1] == 'C':
+			untracked = append(untracked, rec[2:])
+		case '2':
+			s.Dirty = true
 			i++ // with -z the rename/copy source is the next record
+		case '1', 'u':
+			s.Dirty = true
 		}
 	}
+	return untracked, true
+}
+
+// readConfig reads remote.origin.url (no origin is normal: empty) and the
+// filter drivers to switch off (noFilters) in one git call.
+func readConfig(top string) (remote string, filters []string) {
+	out, err := gitRaw(top, "config", "-z", "--get-regexp", `^(remote\.origin\.url|filter\..*\.(clean|process))$`)
+	if err != nil {
+		return "", nil // exit 1: none of them is set
+	}
+	var keys []string
+	for _, rec := range splitNUL(out) {
+		key, value, _ := strings.Cut(rec, "\n")
+		if key == "remote.origin.url" {
+			remote = value // the last one wins, as with config --get
+			continue
+		}
+		keys = append(keys, key)
+	}
+	return remote, noFilters(keys)
 }
 
 // operationState names the operation in progress from the marker files git
