@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,15 @@ func TestToolContextOfRealProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// cmd.Start returns when the exec closed its close-on-exec pipe, which
+	// the kernel does before the new image's environment is in place; the
+	// sensor's exec event comes after that point. Wait for it likewise.
+	environ := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ"
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, _ := os.ReadFile(environ); len(b) > 0 {
+			break
+		}
+	}
 	ev := withToolContext(event.Exec{Header: event.Header{PID: uint32(cmd.Process.Pid)}})
 	e := ev.(event.Exec)
 	if e.TraceParent != tp || e.ToolCallID != "call_1" {

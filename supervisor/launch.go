@@ -123,7 +123,7 @@ func startError(name string, err error) error {
 func startNoNewPrivs(cmd *exec.Cmd, prepare func() error) (<-chan error, error) {
 	started := make(chan error, 1)
 	waited := make(chan error, 1)
-	go func() {
+	launch := func() {
 		runtime.LockOSThread()
 		if prepare != nil {
 			if err := prepare(); err != nil {
@@ -141,6 +141,24 @@ func startNoNewPrivs(cmd *exec.Cmd, prepare func() error) (<-chan error, error) 
 		}
 		started <- nil
 		waited <- cmd.Wait()
+	}
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			launch() // returns still locked: the runtime discards this thread
+			return
+		}
+		// The main thread is never discarded (the runtime parks it for
+		// good instead), and it is what /proc/self shows: it must not keep
+		// the child's no_new_privs and mount namespace. Holding it locked,
+		// hand the launch to a goroutine that therefore runs elsewhere.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			launch()
+		}()
+		<-done
+		runtime.UnlockOSThread()
 	}()
 	if err := <-started; err != nil {
 		return nil, err

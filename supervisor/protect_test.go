@@ -358,7 +358,15 @@ files:
 			if err != nil || code != 0 {
 				t.Fatalf("Run = %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, out.String(), errb.String())
 			}
+			// The thread that made the child's namespace is discarded when
+			// its goroutine returns, which the runtime does asynchronously
+			// to Run returning: give it a moment, but no other thread may
+			// ever be in that namespace.
 			nsAfter, mountsAfter := mountState(t)
+			for deadline := time.Now().Add(2 * time.Second); !slices.Equal(nsBefore, nsAfter) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+				nsAfter, mountsAfter = mountState(t)
+			}
 			if !slices.Equal(nsBefore, nsAfter) || mountsBefore != mountsAfter {
 				t.Errorf("the supervisor's mount namespace changed:\n ns %v -> %v\nmounts before:\n%s\nafter:\n%s", nsBefore, nsAfter, mountsBefore, mountsAfter)
 			}
