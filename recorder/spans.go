@@ -257,7 +257,11 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		span telemetry.Span
 		seq  uint64
 	}
-	var rest []ordered
+	n := 0
+	for _, s := range r.spans {
+		n += 1 + len(s.fileOrder) + len(s.netOrder)
+	}
+	rest := make([]ordered, 0, n) // a run can hold tens of thousands of spans
 	for _, s := range r.spans {
 		if !s.isRoot {
 			rest = append(rest, ordered{r.processSpan(s), s.seq})
