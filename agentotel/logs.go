@@ -151,7 +151,7 @@ func toLogRecord(lr *logspb.LogRecord) LogRecord {
 	rec := LogRecord{Name: lr.GetEventName()}
 	attrs := map[string]string{}
 	for _, kv := range lr.GetAttributes() {
-		attrs[kv.GetKey()] = valueString(kv.GetValue())
+		attrs[kv.GetKey()] = ValueString(kv.GetValue())
 	}
 	if rec.Name == "" {
 		rec.Name = attrs["event.name"]
@@ -244,7 +244,9 @@ func parseInt(s string) int64 {
 	return 0
 }
 
-func valueString(v *commonpb.AnyValue) string {
+// ValueString flattens an OTLP value (arrays, kvlists and bytes included)
+// to text; the recorder uses it for attributes it cannot keep typed.
+func ValueString(v *commonpb.AnyValue) string {
 	switch x := v.GetValue().(type) {
 	case *commonpb.AnyValue_StringValue:
 		return x.StringValue
@@ -259,13 +261,13 @@ func valueString(v *commonpb.AnyValue) string {
 	case *commonpb.AnyValue_ArrayValue:
 		parts := make([]string, 0, len(x.ArrayValue.GetValues()))
 		for _, e := range x.ArrayValue.GetValues() {
-			parts = append(parts, valueString(e))
+			parts = append(parts, ValueString(e))
 		}
 		return "[" + strings.Join(parts, ",") + "]"
 	case *commonpb.AnyValue_KvlistValue:
 		parts := make([]string, 0, len(x.KvlistValue.GetValues()))
 		for _, kv := range x.KvlistValue.GetValues() {
-			parts = append(parts, kv.GetKey()+"="+valueString(kv.GetValue()))
+			parts = append(parts, kv.GetKey()+"="+ValueString(kv.GetValue()))
 		}
 		return "{" + strings.Join(parts, ",") + "}"
 	}

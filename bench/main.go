@@ -312,7 +312,7 @@ func (h *harness) capture(n int) error {
 }
 
 func (h *harness) ceiling() error {
-	fmt.Println("== lossless ceiling: chmod events from 2 workers on both cores, 5 s per step")
+	fmt.Println("== lossless ceiling: fchmod events from 2 workers on both cores, 5 s per step")
 	dir := filepath.Join(h.work, "rate")
 	os.MkdirAll(dir, 0o755)
 	best := 0.0

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -459,43 +458,14 @@ func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string)
 			} else {
 				allInt = false
 			}
-			strs = append(strs, redact(anyString(e)))
+			strs = append(strs, redact(agentotel.ValueString(e)))
 		}
 		if allInt {
 			return k.Int64Slice(ints)
 		}
 		return k.StringSlice(strs)
 	}
-	return k.String(redact(anyString(v)))
-}
-
-// anyString flattens a value (kvlists and bytes included) to text.
-func anyString(v *commonpb.AnyValue) string {
-	switch x := v.GetValue().(type) {
-	case *commonpb.AnyValue_StringValue:
-		return x.StringValue
-	case *commonpb.AnyValue_IntValue:
-		return strconv.FormatInt(x.IntValue, 10)
-	case *commonpb.AnyValue_DoubleValue:
-		return strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
-	case *commonpb.AnyValue_BoolValue:
-		return strconv.FormatBool(x.BoolValue)
-	case *commonpb.AnyValue_BytesValue:
-		return hex.EncodeToString(x.BytesValue)
-	case *commonpb.AnyValue_ArrayValue:
-		parts := make([]string, 0, len(x.ArrayValue.GetValues()))
-		for _, e := range x.ArrayValue.GetValues() {
-			parts = append(parts, anyString(e))
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case *commonpb.AnyValue_KvlistValue:
-		parts := make([]string, 0, len(x.KvlistValue.GetValues()))
-		for _, kv := range x.KvlistValue.GetValues() {
-			parts = append(parts, kv.GetKey()+": "+anyString(kv.GetValue()))
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	}
-	return ""
+	return k.String(redact(agentotel.ValueString(v)))
 }
 
 // agentLogs attaches the agent's log records as span events and returns
