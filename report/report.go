@@ -106,21 +106,25 @@ func Tree(w io.Writer, tr *telemetry.Trace) error {
 	writeEvidence(ew, tr)
 	writeAudit(ew, tr)
 	ew.printf("\n")
+	ws := ""
+	if root := tr.Root(); root != nil {
+		ws = str(root, telemetry.Workspace)
+	}
 	for _, top := range buildTree(tr) {
-		ew.printf("%s\n", spanLine(top))
-		writeChildren(ew, top.children, "")
+		ew.printf("%s\n", spanLine(top, ws))
+		writeChildren(ew, top.children, "", ws)
 	}
 	return ew.err
 }
 
-func writeChildren(w *errWriter, children []*node, indent string) {
+func writeChildren(w *errWriter, children []*node, indent, ws string) {
 	for i, c := range children {
 		branch, next := "├── ", "│   "
 		if i == len(children)-1 {
 			branch, next = "└── ", "    "
 		}
-		w.printf("%s%s%s\n", indent, branch, spanLine(c))
-		writeChildren(w, c.children, indent+next)
+		w.printf("%s%s%s\n", indent, branch, spanLine(c, ws))
+		writeChildren(w, c.children, indent+next, ws)
 	}
 }
 
@@ -198,11 +202,12 @@ func exitText(s *telemetry.Span) string {
 	return text
 }
 
-// spanLine is one span's line without the tree glyphs.
-func spanLine(n *node) string {
+// spanLine is one span's line without the tree glyphs. Paths inside the
+// workspace ws are shown relative to it.
+func spanLine(n *node, ws string) string {
 	s := n.span
 	parts := []string{s.Name}
-	if l := label(s); l != "" {
+	if l := label(s, ws); l != "" {
 		parts = append(parts, l)
 	}
 	parts = append(parts, duration(s.End.Sub(s.Start)))
@@ -223,6 +228,10 @@ func spanLine(n *node) string {
 		parts = append(parts, "still running")
 	}
 	parts = append(parts, counts(s)...)
+	if d := str(s, telemetry.PolicyDecision); d == "deny" || d == "audit" {
+		parts = append(parts, "policy "+d)
+	}
+	parts = append(parts, alertMarks(s)...)
 	if n.orphan {
 		parts = append(parts, "(parent "+s.ParentID.String()+" not in trace)")
 	}
@@ -237,19 +246,19 @@ func isProcess(s *telemetry.Span) bool {
 // label says what the span is about in a few words: the command for a
 // process, the path and operations for a file, the destination for a
 // connection.
-func label(s *telemetry.Span) string {
+func label(s *telemetry.Span, ws string) string {
 	typ := str(s, telemetry.SpanType)
 	if typ == "" {
 		typ = s.Name
 	}
 	switch typ {
 	case telemetry.SpanFileWrite, telemetry.SpanFileRead:
-		p := str(s, telemetry.FilePath)
+		p := relative(str(s, telemetry.FilePath), ws)
 		if ops := strs(s, telemetry.FileOperations); len(ops) > 0 {
 			p += " (" + strings.Join(ops, ", ") + ")"
 		}
 		if to := str(s, telemetry.FileRenamedTo); to != "" {
-			p += " → " + to
+			p += " → " + relative(to, ws)
 		}
 		return p
 	case telemetry.SpanNetworkCall:
@@ -274,6 +283,37 @@ func label(s *telemetry.Span) string {
 		return shorten(cl, CommandWidth)
 	}
 	return ""
+}
+
+// relative shows a path inside the workspace relative to it (the trace
+// keeps the absolute file.path).
+func relative(p, ws string) string {
+	if ws != "" && ws != "/" && strings.HasPrefix(p, ws+"/") {
+		return p[len(ws)+1:]
+	}
+	return p
+}
+
+// alertMarks names the alerts raised on a span, once per rule.
+func alertMarks(s *telemetry.Span) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range s.Events {
+		if e.Name != telemetry.EventAlert {
+			continue
+		}
+		rule := ""
+		for _, kv := range e.Attrs {
+			if kv.Key == telemetry.AlertRule {
+				rule = kv.Value.Emit()
+			}
+		}
+		if rule != "" && !seen[rule] {
+			seen[rule] = true
+			out = append(out, "⚠ "+rule)
+		}
+	}
+	return out
 }
 
 // counts are the aggregates a span carries: files written, connections,

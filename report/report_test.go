@@ -113,13 +113,13 @@ Dropped    0
 agent_run  claude -p "fix the flaky test"  1m05s  exit 1 ✗
 ├── bash_command  claude -p "fix the flaky test"  1m04s  exit 1 ✗  1 file written  3 connections
 │   ├── network_call  api.anthropic.com:443  1ms  3 connections
-│   ├── file_write  /home/dev/proj/flaky_test.go (truncate, write)  0ms
-│   ├── file_write  /home/dev/proj/.tmp123 (create, write, rename) → /home/dev/proj/go.sum  1ms
+│   ├── file_write  flaky_test.go (truncate, write)  0ms
+│   ├── file_write  .tmp123 (create, write, rename) → go.sum  1ms
 │   └── bash_command  bash -c 'source /home/dev/.claude/shell-snapshots/snapshot-bash-1767225600000-a…  42.5s
 │       ├── test_run  go test ./... -run TestFlaky -count=20  42.4s  exit 1 ✗  212 files outside workspace
 │       └── network_call  [::1]:53 udp  0ms
 └── bash_command  sleep 100  299ms  exit 137 SIGKILL ✗
-claude_code.tool  250ms  (parent 0000000000000063 not in trace)
+claude_code.tool  250ms  ⚠ missing_parent  (parent 0000000000000063 not in trace)
 `
 
 func TestTree(t *testing.T) {
@@ -266,5 +266,39 @@ a-run-id-longer-than-t  2026-03-01 10:00:00  -         -     -       -        - 
 	report.Runs(&buf, nil)
 	if !strings.HasPrefix(buf.String(), "No runs recorded yet.") {
 		t.Errorf("empty list = %q", buf.String())
+	}
+}
+
+// TestTreeMarksPolicyAndAlerts: a denied connection says so, alerts are
+// named once per rule, and only paths inside the workspace are shortened.
+func TestTreeMarksPolicyAndAlerts(t *testing.T) {
+	tid := trace.TraceID{9}
+	alert := func(rule string) telemetry.SpanEvent {
+		return telemetry.SpanEvent{Name: telemetry.EventAlert, Time: at(2), Attrs: []attribute.KeyValue{telemetry.AlertRule.String(rule)}}
+	}
+	tr := &telemetry.Trace{RunID: "r", Spans: []telemetry.Span{
+		{TraceID: tid, SpanID: sid(1), Name: telemetry.SpanAgentRun, Start: at(0), End: at(10),
+			Attrs: []attribute.KeyValue{telemetry.Workspace.String("/ws"), telemetry.ProcessCommandLine.String("sh x")}},
+		{TraceID: tid, SpanID: sid(2), ParentID: sid(1), Name: telemetry.SpanNetworkCall, Start: at(1), End: at(2),
+			Attrs:  []attribute.KeyValue{telemetry.ServerAddress.String("203.0.113.9"), telemetry.ServerPort.Int(443), telemetry.PolicyDecision.String("deny")},
+			Events: []telemetry.SpanEvent{alert("policy_bypass"), alert("policy_bypass"), alert("denied_loop")}},
+		{TraceID: tid, SpanID: sid(3), ParentID: sid(1), Name: telemetry.SpanFileWrite, Start: at(3), End: at(3),
+			Attrs: []attribute.KeyValue{telemetry.FilePath.String("/wsx/a.go"), telemetry.FileOperations.StringSlice([]string{"create"})}},
+		{TraceID: tid, SpanID: sid(4), ParentID: sid(1), Name: telemetry.SpanFileWrite, Start: at(4), End: at(4),
+			Attrs: []attribute.KeyValue{telemetry.FilePath.String("/ws/src/b.go"), telemetry.FileOperations.StringSlice([]string{"write"})}},
+	}}
+	var b bytes.Buffer
+	if err := report.Tree(&b, tr); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"network_call  203.0.113.9:443  1ms  policy deny  ⚠ policy_bypass  ⚠ denied_loop\n",
+		"file_write  /wsx/a.go (create)", // a sibling directory, not inside /ws
+		"file_write  src/b.go (write)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tree lacks %q:\n%s", want, out)
+		}
 	}
 }
