@@ -26,7 +26,8 @@ package recorder
 //     dependency_install, …) or one that failed; `git status` run five
 //     times is not a retry. A command under a span that already raised
 //     this alert does not raise it again (`bash -c 'go test'` alerts on
-//     bash, not also on go test).
+//     bash, not also on go test). One alert per streak, on the execution
+//     that reaches N; a streak broken by a change starts again.
 //   - denied_loop (medium, threshold alerts.retries_without_progress, the
 //     policy's one repetition count): the same denied destination (by
 //     name, else address:port, across processes), the same refused DNS
@@ -161,7 +162,9 @@ func (r *Recorder) finishRules(end End) {
 	if n > 0 {
 		alerted := make(map[*procSpan]bool)
 		for _, s := range r.spans {
-			if s.isRoot || st.rep[s] < n || !retryWorthy(s) || r.underAlerted(s, alerted) {
+			// Once per streak, when it reaches N: a loop of 100 retries is
+			// one finding, not 98.
+			if s.isRoot || st.rep[s] != n || !retryWorthy(s) || r.underAlerted(s, alerted) {
 				continue
 			}
 			alerted[s] = true
