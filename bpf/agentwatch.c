@@ -228,15 +228,6 @@ struct {
 	__type(value, struct pathbuf);
 } pathbufs SEC(".maps");
 
-// Syscall arguments between sys_enter and sys_exit, per thread. LRU so a
-// thread that never reaches sys_exit cannot leak entries forever.
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct sys_args);
-} inflight SEC(".maps");
-
 // Destinations a process already sent to: sendto/sendmsg report the first
 // datagram per destination, not every packet.
 struct {
@@ -546,62 +537,22 @@ static __always_inline bool tracked(long id)
 	return false;
 }
 
-static __always_inline bool wants(long id, struct pt_regs *regs)
+// wants says whether a tracked syscall is one to report: an open only
+// with write intent (read opens are only looked at for secrets).
+static __always_inline bool wants(struct sys_args *a)
 {
-	switch (id) {
+	switch (a->id) {
 	case NR_open:
-		return regs->si & O_WRITE_INTENT;
+		return a->a[1] & O_WRITE_INTENT;
 	case NR_openat:
-		return regs->dx & O_WRITE_INTENT;
+		return a->a[2] & O_WRITE_INTENT;
 	case NR_openat2: {
 		__u64 flags = 0;
-		bpf_probe_read_user(&flags, sizeof(flags), (void *)regs->dx);
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)a->a[2]);
 		return flags & O_WRITE_INTENT;
 	}
-	case NR_creat:
-	case NR_unlink:
-	case NR_unlinkat:
-	case NR_rmdir:
-	case NR_rename:
-	case NR_renameat:
-	case NR_renameat2:
-	case NR_chmod:
-	case NR_fchmod:
-	case NR_fchmodat:
-	case NR_fchmodat2:
-	case NR_truncate:
-	case NR_ftruncate:
-	case NR_mkdir:
-	case NR_mkdirat:
-	case NR_connect:
-	case NR_sendto:
-	case NR_sendmsg:
-		return true;
 	}
-	return false;
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
-{
-	// Cheapest test first: most syscalls are none of ours.
-	if (!tracked(id))
-		return 0;
-	if (!in_run())
-		return 0;
-	if (!wants(id, regs))
-		return 0;
-	struct sys_args a = {};
-	a.id = id;
-	a.a[0] = regs->di;
-	a.a[1] = regs->si;
-	a.a[2] = regs->dx;
-	a.a[3] = regs->r10;
-	a.a[4] = regs->r8;
-	a.a[5] = regs->r9;
-	__u64 key = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&inflight, &key, &a, BPF_ANY);
-	return 0;
+	return true;
 }
 
 static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long ret, long dirfd, const char *upath,
@@ -697,11 +648,6 @@ static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int 
 	submit(&r, sizeof(r));
 }
 
-static __always_inline bool is_open(long id)
-{
-	return id == NR_open || id == NR_openat || id == NR_openat2;
-}
-
 // emit_secret_read reports a successful read-only open of a file in the
 // secrets map. It needs no sys_enter state: the open file itself says how
 // it was opened (f_mode) and what it is (f_inode), so read opens cost the
@@ -738,29 +684,43 @@ static __always_inline void emit_secret_read(long fd, __u32 tgid)
 	submit(hp, sizeof(*r) + n);
 }
 
+// Everything is done at sys_exit, from the registers the syscall was
+// entered with: on x86_64 the syscall leaves pt_regs' argument registers as
+// they were (only ax takes the result), so nothing has to be carried from
+// sys_enter. That spares every syscall on the machine a sys_enter program
+// and the run's tracked syscalls a per-thread hash update, lookup and
+// delete. The user memory the arguments point at is the process's own and
+// read the same way at either end.
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	// regs is a trusted BTF pointer here: a direct load, no helper call.
 	long id = regs->orig_ax;
+	// Cheapest tests first: most syscalls are none of ours, and most
+	// failures changed nothing.
 	if (!tracked(id))
 		return 0;
+	if (ret < 0 && !refused(ret) && id != NR_connect && id != NR_sendto && id != NR_sendmsg)
+		return 0;
+	if (!in_run())
+		return 0;
 	__u64 key = bpf_get_current_pid_tgid();
-	// Only threads of the run that entered one of our syscalls have an
-	// entry; other processes pay one hash lookup on these syscalls only.
-	struct sys_args *a = bpf_map_lookup_elem(&inflight, &key);
-	if (!a) {
-		// A read open has no entry (sys_enter skips it); only the run's
-		// successful ones are looked up in the secrets map.
-		if (ret >= 0 && is_open(id) && in_run())
+	struct sys_args args;
+	args.id = id;
+	args.a[0] = regs->di;
+	args.a[1] = regs->si;
+	args.a[2] = regs->dx;
+	args.a[3] = regs->r10;
+	args.a[4] = regs->r8;
+	args.a[5] = regs->r9;
+	if (!wants(&args)) {
+		// A read open: only successful ones are looked up in the
+		// secrets map.
+		if (ret >= 0)
 			emit_secret_read(ret, key >> 32);
 		return 0;
 	}
-	struct sys_args args = *a;
-	bpf_map_delete_elem(&inflight, &key);
 
-	if (ret < 0 && !refused(ret) && args.id != NR_connect && args.id != NR_sendto && args.id != NR_sendmsg)
-		return 0;
 	struct heap *hp = get_heap();
 	if (!hp)
 		return 0;

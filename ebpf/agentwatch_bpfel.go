@@ -99,12 +99,6 @@ type agentwatchSecretKey struct {
 	Pad uint32
 }
 
-type agentwatchSysArgs struct {
-	_  structs.HostLayout
-	Id uint64
-	A  [6]uint64
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -112,14 +106,12 @@ const (
 	agentwatchMapDropped           = "dropped"
 	agentwatchMapEvents            = "events"
 	agentwatchMapHeaps             = "heaps"
-	agentwatchMapInflight          = "inflight"
 	agentwatchMapPathbufs          = "pathbufs"
 	agentwatchMapSecrets           = "secrets"
 	agentwatchMapSentTo            = "sent_to"
 	agentwatchProgOnExec           = "on_exec"
 	agentwatchProgOnExit           = "on_exit"
 	agentwatchProgOnFork           = "on_fork"
-	agentwatchProgOnSysEnter       = "on_sys_enter"
 	agentwatchProgOnSysExit        = "on_sys_exit"
 	agentwatchVarTargetCgroupId    = "target_cgroup_id"
 	agentwatchVarTargetCgroupLevel = "target_cgroup_level"
@@ -173,11 +165,10 @@ type agentwatchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type agentwatchProgramSpecs struct {
-	OnExec     *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit     *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork     *ebpf.ProgramSpec `ebpf:"on_fork"`
-	OnSysEnter *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
-	OnSysExit  *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
+	OnExec    *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit    *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork    *ebpf.ProgramSpec `ebpf:"on_fork"`
+	OnSysExit *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
 }
 
 // agentwatchMapSpecs contains maps before they are loaded into the kernel.
@@ -187,7 +178,6 @@ type agentwatchMapSpecs struct {
 	Dropped  *ebpf.MapSpec `ebpf:"dropped"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Heaps    *ebpf.MapSpec `ebpf:"heaps"`
-	Inflight *ebpf.MapSpec `ebpf:"inflight"`
 	Pathbufs *ebpf.MapSpec `ebpf:"pathbufs"`
 	Secrets  *ebpf.MapSpec `ebpf:"secrets"`
 	SentTo   *ebpf.MapSpec `ebpf:"sent_to"`
@@ -230,7 +220,6 @@ type agentwatchMaps struct {
 	Dropped  *ebpf.Map `ebpf:"dropped"`
 	Events   *ebpf.Map `ebpf:"events"`
 	Heaps    *ebpf.Map `ebpf:"heaps"`
-	Inflight *ebpf.Map `ebpf:"inflight"`
 	Pathbufs *ebpf.Map `ebpf:"pathbufs"`
 	Secrets  *ebpf.Map `ebpf:"secrets"`
 	SentTo   *ebpf.Map `ebpf:"sent_to"`
@@ -241,7 +230,6 @@ func (m *agentwatchMaps) Close() error {
 		m.Dropped,
 		m.Events,
 		m.Heaps,
-		m.Inflight,
 		m.Pathbufs,
 		m.Secrets,
 		m.SentTo,
@@ -266,11 +254,10 @@ type agentwatchVariables struct {
 //
 // It can be passed to loadAgentwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type agentwatchPrograms struct {
-	OnExec     *ebpf.Program `ebpf:"on_exec"`
-	OnExit     *ebpf.Program `ebpf:"on_exit"`
-	OnFork     *ebpf.Program `ebpf:"on_fork"`
-	OnSysEnter *ebpf.Program `ebpf:"on_sys_enter"`
-	OnSysExit  *ebpf.Program `ebpf:"on_sys_exit"`
+	OnExec    *ebpf.Program `ebpf:"on_exec"`
+	OnExit    *ebpf.Program `ebpf:"on_exit"`
+	OnFork    *ebpf.Program `ebpf:"on_fork"`
+	OnSysExit *ebpf.Program `ebpf:"on_sys_exit"`
 }
 
 func (p *agentwatchPrograms) Close() error {
@@ -278,7 +265,6 @@ func (p *agentwatchPrograms) Close() error {
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
-		p.OnSysEnter,
 		p.OnSysExit,
 	)
 }

@@ -118,9 +118,8 @@ func Start(cfg Config) (*Sensor, error) {
 		name string
 		prog *ebpf.Program
 	}{
-		// Syscalls first, then exit/exec, fork last: a process seen forking
+		// Syscalls (sys_exit) first, then exit/exec, fork last: a process seen forking
 		// is then never missing its later events.
-		{"sys_enter", s.objs.OnSysEnter},
 		{"sys_exit", s.objs.OnSysExit},
 		{"sched_process_exit", s.objs.OnExit},
 		{"sched_process_exec", s.objs.OnExec},
