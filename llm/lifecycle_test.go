@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -150,5 +151,52 @@ func TestUpgradePassesThrough(t *testing.T) {
 	conn.Close()
 	if c := calls.next(t); c.Status != 101 || c.API != "responses" || c.UsageKnown {
 		t.Errorf("event %+v", c)
+	}
+}
+
+// TestPIDOfOncePerConnection: the socket lookup runs once per client
+// connection; every request on it carries that pid, and a new connection
+// is looked up again.
+func TestPIDOfOncePerConnection(t *testing.T) {
+	var mu sync.Mutex
+	lookups := map[netip.AddrPort]int{}
+	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	p, calls := startProxy(t, Config{
+		Upstreams: map[string]string{Anthropic: up},
+		PIDOf: func(a netip.AddrPort) uint32 {
+			mu.Lock()
+			defer mu.Unlock()
+			lookups[a]++
+			return uint32(len(lookups))
+		},
+	})
+	get := func(c *http.Client) {
+		t.Helper()
+		resp, err := c.Get(p.URL(Anthropic) + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	keepAlive := &http.Client{Transport: &http.Transport{}}
+	for range 3 {
+		get(keepAlive)
+	}
+	fresh := &http.Client{Transport: &http.Transport{}}
+	get(fresh)
+	var pids []uint32
+	for range 4 {
+		pids = append(pids, calls.next(t).PID)
+	}
+	if pids[0] != 1 || pids[1] != 1 || pids[2] != 1 || pids[3] != 2 {
+		t.Errorf("pids %v, want [1 1 1 2] (one lookup per connection)", pids)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for a, n := range lookups {
+		if n != 1 {
+			t.Errorf("%v looked up %d times", a, n)
+		}
 	}
 }

@@ -192,7 +192,13 @@ func Start(cfg Config) (*Proxy, error) {
 			ErrorLog:       log.New(io.Discard, "", 0), // failures are in the events
 		}
 		l.srv = &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(l, w, r) }),
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(l, w, r) }),
+			// The client's pid is resolved once per connection (a socket
+			// lookup), not per request: a keep-alive connection does not
+			// change owner.
+			ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+				return context.WithValue(ctx, connPIDKey{}, &connPID{})
+			},
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          log.New(io.Discard, "", 0),
 		}
@@ -200,6 +206,30 @@ func Start(cfg Config) (*Proxy, error) {
 		go l.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
 	}
 	return p, nil
+}
+
+type connPIDKey struct{}
+
+// connPID is the pid of one client connection, resolved at its first request.
+type connPID struct {
+	once sync.Once
+	pid  uint32
+}
+
+func (p *Proxy) pidOf(r *http.Request) uint32 {
+	resolve := func() uint32 {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			return 0
+		}
+		return p.cfg.PIDOf(ap)
+	}
+	cp, ok := r.Context().Value(connPIDKey{}).(*connPID)
+	if !ok {
+		return resolve()
+	}
+	cp.once.Do(func() { cp.pid = resolve() })
+	return cp.pid
 }
 
 // URL is the base URL to give the child for provider (its
@@ -306,9 +336,7 @@ func (p *Proxy) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	}
 	x.m = meter{call: c, capture: capture, max: p.cfg.MaxMeteredBody}
 	if p.cfg.PIDOf != nil {
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			c.PID = p.cfg.PIDOf(ap)
-		}
+		c.PID = p.pidOf(r)
 	}
 
 	// Always emit, even when the relay aborts (a truncated upstream body
