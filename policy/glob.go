@@ -92,6 +92,16 @@ func (g Glob) Match(p, workspace, home string) bool {
 			base = workspace
 		}
 	}
+	// The same base-name reject as below, before any cleaning: Clean never
+	// changes a final element other than "", "." or "..", and the recorder
+	// asks about every file a build writes, so most calls end here.
+	if last := g.segs[len(g.segs)-1]; last != "**" {
+		if name := p[strings.LastIndexByte(p, '/')+1:]; name != "" && name != "." && name != ".." {
+			if ok, _ := path.Match(last, name); !ok {
+				return false
+			}
+		}
+	}
 	rel, ok := within(path.Clean(p), path.Clean(base))
 	if !ok {
 		return false

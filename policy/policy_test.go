@@ -18,6 +18,11 @@ func TestGlobMatch(t *testing.T) {
 		home      string
 		want      bool
 	}{
+		// unclean paths: the base-name reject runs before cleaning
+		{"**/*.pem", ws + "/a/../b/key.pem", ws, home, true},
+		{"**/*.pem", ws + "/a/key.pem/..", ws, home, false},
+		{"**/*.pem", ws + "/keys/x.pem/.", ws, home, true},
+		{".gitlab-ci.yml", ws + "/sub/../.gitlab-ci.yml", ws, home, true},
 		// workspace-relative, anchored at the workspace root
 		{".gitlab-ci.yml", ws + "/.gitlab-ci.yml", ws, home, true},
 		{".gitlab-ci.yml", ws + "/sub/.gitlab-ci.yml", ws, home, false},

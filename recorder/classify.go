@@ -85,7 +85,7 @@ func classifyFile(abs, rel string, secret bool) string {
 	}
 	if rel != "" {
 		for _, d := range generatedDirs {
-			if strings.HasPrefix(rel, d) || strings.Contains(rel, "/"+d) {
+			if hasSegment(rel, d) {
 				return ClassGenerated
 			}
 		}
@@ -131,4 +131,22 @@ func isTestName(base, rel string) bool {
 		}
 	}
 	return false
+}
+
+// hasSegment reports whether seg (a "dir/" or a name) starts rel or follows
+// a "/" in it — strings.HasPrefix(rel, seg) || strings.Contains(rel,
+// "/"+seg) without building a string per call: it runs for every file
+// event.
+func hasSegment(rel, seg string) bool {
+	for i := 0; ; {
+		j := strings.Index(rel[i:], seg)
+		if j < 0 {
+			return false
+		}
+		j += i
+		if j == 0 || rel[j-1] == '/' {
+			return true
+		}
+		i = j + 1
+	}
 }

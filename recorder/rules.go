@@ -129,12 +129,12 @@ func (r *Recorder) isProgressWrite(p string) bool {
 	if !r.inWorkspace(p) || p == r.ws {
 		return false
 	}
-	rel := strings.TrimPrefix(p, r.ws+"/")
+	rel := strings.TrimPrefix(p[len(r.ws):], "/") // inWorkspace: p is r.ws + "/" + rel
 	if rel == ".git" || strings.HasPrefix(rel, ".git/") || classifyFile(p, rel, false) == ClassGenerated {
 		return false
 	}
 	for _, d := range cacheDirs {
-		if strings.HasPrefix(rel, d) || strings.Contains(rel, "/"+d) || (!strings.HasSuffix(d, "/") && path.Base(rel) == d) {
+		if hasSegment(rel, d) || (!strings.HasSuffix(d, "/") && path.Base(rel) == d) {
 			return false
 		}
 	}

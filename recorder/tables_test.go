@@ -162,3 +162,24 @@ func TestClassifyFile(t *testing.T) {
 		t.Errorf("outside workspace .bashrc = %q", got)
 	}
 }
+
+func TestHasSegment(t *testing.T) {
+	for _, tc := range []struct {
+		rel, seg string
+		want     bool
+	}{
+		{"node_modules/x/y.js", "node_modules/", true},
+		{"web/node_modules/x.js", "node_modules/", true},
+		{"web/my_node_modules/x.js", "node_modules/", false},
+		{"xnode_modules/a", "node_modules/", false},
+		{"a/xbuild/b/build/c", "build/", true},
+		{"a/.eslintcache", ".eslintcache", true},
+		{"src/main.go", "dist/", false},
+		{"", "dist/", false},
+	} {
+		old := strings.HasPrefix(tc.rel, tc.seg) || strings.Contains(tc.rel, "/"+tc.seg)
+		if got := hasSegment(tc.rel, tc.seg); got != tc.want || got != old {
+			t.Errorf("hasSegment(%q, %q) = %v, want %v (the old expression: %v)", tc.rel, tc.seg, got, tc.want, old)
+		}
+	}
+}
