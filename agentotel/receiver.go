@@ -315,6 +315,13 @@ func (r *Receiver) checkLogs(req *collogspb.ExportLogsServiceRequest) proto.Mess
 }
 
 func (r *Receiver) checkMetrics(req *colmetricspb.ExportMetricsServiceRequest) proto.Message {
+	r.dataPoints.Add(CountDataPoints(req))
+	return &colmetricspb.ExportMetricsServiceResponse{}
+}
+
+// CountDataPoints counts the data points of every metric kind in req (the
+// receiver's stats and the recorder's agentwatch.agent.metrics).
+func CountDataPoints(req *colmetricspb.ExportMetricsServiceRequest) int64 {
 	var n int64
 	for _, rm := range req.GetResourceMetrics() {
 		for _, sm := range rm.GetScopeMetrics() {
@@ -325,8 +332,7 @@ func (r *Receiver) checkMetrics(req *colmetricspb.ExportMetricsServiceRequest) p
 			}
 		}
 	}
-	r.dataPoints.Add(n)
-	return &colmetricspb.ExportMetricsServiceResponse{}
+	return n
 }
 
 func validTraceID(b []byte) bool { return len(b) == 16 && !allZero(b) }

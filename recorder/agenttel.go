@@ -137,22 +137,8 @@ func (r *Recorder) agentTelemetry(e event.AgentTelemetry) {
 			as.lost++
 			return
 		}
-		as.dataPoints += countDataPoints(&req)
+		as.dataPoints += agentotel.CountDataPoints(&req)
 	}
-}
-
-func countDataPoints(req *colmetricspb.ExportMetricsServiceRequest) int64 {
-	var n int64
-	for _, rm := range req.GetResourceMetrics() {
-		for _, sm := range rm.GetScopeMetrics() {
-			for _, m := range sm.GetMetrics() {
-				n += int64(len(m.GetGauge().GetDataPoints()) + len(m.GetSum().GetDataPoints()) +
-					len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) +
-					len(m.GetSummary().GetDataPoints()))
-			}
-		}
-	}
-	return n
 }
 
 // parseTraceParent reads a W3C traceparent (version 00 layout; later
