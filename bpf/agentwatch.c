@@ -20,18 +20,6 @@
 
 char __license[] SEC("license") = "Dual MIT/GPL";
 
-// bpf_rdonly_cast turns an address into a read-only BTF pointer: fields
-// are then read with plain loads that the verifier turns into fault-safe
-// ones (BPF_PROBE_MEM), instead of one bpf_probe_read_kernel helper call
-// per field (what BPF_CORE_READ does). The verifier inlines the kfunc
-// itself. On the hot path (every file event walks a path) that is most of
-// the program's time.
-extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
-extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
-extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
-extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
-#define KCAST(addr, type) ((type *)bpf_rdonly_cast((void *)(addr), bpf_core_type_id_kernel(type)))
-
 // Set from Go before load (Config.CgroupID / CgroupLevel).
 volatile const __u64 target_cgroup_id = 0;
 volatile const __u32 target_cgroup_level = 0;
@@ -337,43 +325,37 @@ __noinline int put_path(__u64 dentry_p, __u64 vfsmnt_p, __u32 pos)
 	if (!pb || !hp || !dentry_p || !vfsmnt_p)
 		return 0;
 
-	struct dentry *dentry = KCAST(dentry_p, struct dentry);
-	struct mount *mnt = KCAST(vfsmnt_p - bpf_core_field_offset(struct mount, mnt), struct mount);
-	struct mount *mnt_parent = mnt->mnt_parent;
-	struct dentry *mnt_root = mnt->mnt.mnt_root;
+	struct dentry *dentry = (struct dentry *)dentry_p;
+	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_p;
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	pb->off = PATH_MAX_LEN - 1;
 	pb->buf[PATH_MAX_LEN - 1] = 0;
 
-	// An open-coded iterator, not a counted loop: the verifier checks the
-	// body until its states converge instead of once per iteration, which
-	// with pointer registers it could not finish.
-	struct bpf_iter_num it;
-	int *i;
-	bpf_iter_num_new(&it, 0, MAX_PATH_COMPONENTS);
-	while ((i = bpf_iter_num_next(&it))) {
-		struct dentry *parent = dentry->d_parent;
+	for (int i = 0; i < MAX_PATH_COMPONENTS; i++) {
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 		if (dentry == mnt_root || dentry == parent) {
 			if (dentry != mnt_root || mnt == mnt_parent)
 				break; // global root, or a detached tree
-			dentry = mnt->mnt_mountpoint;
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mnt_parent;
-			mnt_parent = mnt->mnt_parent;
-			mnt_root = mnt->mnt.mnt_root;
+			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
 			continue;
 		}
-		__u32 len = dentry->d_name.len & 0xff;
-		const unsigned char *name = dentry->d_name.name;
+		struct qstr name = BPF_CORE_READ(dentry, d_name);
+		__u32 len = name.len & 0xff;
 		__u32 off = pb->off;
 		if (off > PATH_MAX_LEN - 1 || len + 2 > off)
 			break;
 		off -= len;
-		bpf_probe_read_kernel(&pb->buf[off & (PATH_MAX_LEN - 1)], len, name);
+		bpf_probe_read_kernel(&pb->buf[off & (PATH_MAX_LEN - 1)], len, name.name);
 		off -= 1;
 		pb->buf[off & (PATH_MAX_LEN - 1)] = '/';
 		pb->off = off;
 		dentry = parent;
 	}
-	bpf_iter_num_destroy(&it);
 	__u32 off = pb->off;
 	if (off == PATH_MAX_LEN - 1) {
 		off -= 1;
@@ -387,31 +369,22 @@ __noinline int put_path(__u64 dentry_p, __u64 vfsmnt_p, __u32 pos)
 	return n;
 }
 
-// fd_file returns the open file behind fd of the current task (NULL if
-// none) as a read-only BTF pointer.
 static __always_inline struct file *fd_file(long fd)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct files_struct *files = t->files;
-	if (!files)
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
-	struct fdtable *fdt = files->fdt;
-	if (!fdt || fd < 0 || fd >= fdt->max_fds)
-		return NULL;
-	// fdt->fd is an array of pointers: indexing it needs the helper.
-	struct file **fds = fdt->fd;
-	__u64 f = 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	if (!f)
-		return NULL;
-	return KCAST(f, struct file);
+	return f;
 }
 
 static __always_inline __u32 put_file_path(struct file *f, __u32 pos)
 {
 	if (!f)
 		return 0;
-	// A global function takes scalars: read the two pointers as numbers.
 	return put_path((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), pos);
 }
 
@@ -596,9 +569,9 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 			return;
 		// `>/dev/null`, ttys and pipes are not file changes; only
 		// regular files are.
-		if ((f->f_inode->i_mode & S_IFMT) != S_IFREG)
+		if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFREG)
 			return;
-		__u32 fmode = f->f_mode;
+		__u32 fmode = BPF_CORE_READ(f, f_mode);
 		if (fmode & FMODE_CREATED)
 			r->op = AW_OP_CREATE;
 		else if (flags & O_TRUNC)
@@ -664,8 +637,8 @@ static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int 
 	r.transport = AW_T_OTHER;
 	struct file *f = fd_file(fd);
 	if (f) {
-		struct socket *sock = KCAST(f->private_data, struct socket);
-		short type = sock->type;
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+		short type = BPF_CORE_READ(sock, type);
 		if (type == SOCK_STREAM)
 			r.transport = AW_T_TCP;
 		else if (type == SOCK_DGRAM)
@@ -686,13 +659,13 @@ static __always_inline void emit_secret_read(long fd, __u32 tgid)
 		return;
 	// O_PATH opens have no FMODE_READ (nothing can be read through them);
 	// read-write opens are reported as writes by emit_open.
-	__u32 fmode = f->f_mode;
+	__u32 fmode = BPF_CORE_READ(f, f_mode);
 	if (!(fmode & FMODE_READ) || (fmode & FMODE_WRITE))
 		return;
-	struct inode *ino = f->f_inode;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
 	struct secret_key k = {};
-	k.ino = ino->i_ino;
-	k.dev = ino->i_sb->s_dev;
+	k.ino = BPF_CORE_READ(ino, i_ino);
+	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	if (!bpf_map_lookup_elem(&secrets, &k))
 		return;
 	struct heap *hp = get_heap();
