@@ -14,3 +14,24 @@ func TestCheckLoadsEveryProgram(t *testing.T) {
 		t.Fatalf("%+v", err)
 	}
 }
+
+// Both program sets load from one decode of the kernel's BTF, and releasing
+// the cache drops it.
+func TestSharedKernelTypes(t *testing.T) {
+	privtest.Require(t)
+	PreloadKernelTypes()
+	c := loadOptions().Cache
+	if err := Check(); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	if err := CheckNet(); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	if got := loadOptions().Cache; got != c {
+		t.Fatal("the second load did not use the shared cache")
+	}
+	ReleaseKernelTypes()
+	if kernelTypes != nil {
+		t.Fatal("ReleaseKernelTypes kept the cache")
+	}
+}

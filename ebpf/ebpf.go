@@ -164,7 +164,7 @@ func load(objs *agentwatchObjects, cgroupID uint64, level uint32, ring int) erro
 		}
 	}
 	spec.Maps["events"].MaxEntries = uint32(ring)
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
+	if err := spec.LoadAndAssign(objs, loadOptions()); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return fmt.Errorf("loading eBPF programs: verifier rejected them: %+v", ve)

@@ -164,7 +164,7 @@ func loadNetPrograms(objs *netwatchObjects, cfg NetConfig) error {
 			return fmt.Errorf("setting %s: %w", name, err)
 		}
 	}
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
+	if err := spec.LoadAndAssign(objs, loadOptions()); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return fmt.Errorf("loading network eBPF programs: verifier rejected them: %+v", ve)

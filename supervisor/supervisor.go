@@ -116,7 +116,13 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	env, envFiltered, redact := policyEnv(pol, env, target, time.Now())
 	capture := planCapture(pol, o.CaptureFull, time.Now(), redact, stderr)
 
-	// git runs while the store opens.
+	// git runs while the store opens, and the kernel's BTF is decoded for
+	// the eBPF loads that come next (their largest CPU cost). Released once
+	// both program sets are loaded.
+	if os.Geteuid() == 0 {
+		ebpf.PreloadKernelTypes()
+	}
+	defer ebpf.ReleaseKernelTypes()
 	wsRoot := make(chan string, 1)
 	go func() { wsRoot <- workspace.Root(dir) }()
 
@@ -163,6 +169,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
 	sensors := startSensors(runID, info.Workspace, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
+	ebpf.ReleaseKernelTypes()
 	if gap, err := sensors.netGap, sensors.netErr; err != nil {
 		if pol.Mode == policy.Enforce {
 			// Never a silent downgrade to observe: the child does not start.
