@@ -175,7 +175,9 @@ func TestDegradedModeWithoutRoot(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--store", storeDir, "--", "/bin/sh", "-c", "id -u; echo x > made.txt")
+	// --no-fswatch is ignored here: without eBPF, fswatch is the file
+	// sensor, so it runs all the same.
+	cmd := exec.Command(bin, "run", "--no-fswatch", "--store", storeDir, "--", "/bin/sh", "-c", "id -u; echo x > made.txt")
 	cmd.Dir = ws
 	cmd.Env = append(os.Environ(), asAgentwatch+"=1", "HOME="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
@@ -212,5 +214,47 @@ func TestDegradedModeWithoutRoot(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("fswatch evidence of made.txt missing from the trace")
+	}
+}
+
+// --no-fswatch: with eBPF running the inotify cross-check is skipped, which
+// is neither a gap nor a loss of file evidence (eBPF reports the change).
+func TestNoFSWatchKeepsEBPFEvidence(t *testing.T) {
+	privtest.Require(t)
+	ws := t.TempDir()
+	storeDir := t.TempDir()
+	cmd := agentwatch(t, "run", "--user", "root", "--no-fswatch", "--store", storeDir, "--", "/bin/sh", "-c", "echo x > made.txt")
+	cmd.Dir = ws
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, _, err := st.Load(context.Background(), runID(t, string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tr.Root()
+	sensors, _ := root.Attr(telemetry.Sensors)
+	if got := sensors.AsStringSlice(); !slices.Contains(got, "ebpf") || slices.Contains(got, "fswatch") {
+		t.Errorf("sensors %q: want ebpf and not fswatch", got)
+	}
+	if gaps, ok := root.Attr(telemetry.TelemetryGaps); ok && len(gaps.AsStringSlice()) > 0 {
+		t.Errorf("gaps %q: skipping the cross-check on request is not a gap", gaps.AsStringSlice())
+	}
+	var sources []string
+	for i := range tr.Spans {
+		s := &tr.Spans[i]
+		if v, _ := s.Attr(telemetry.FilePath); v.AsString() == filepath.Join(ws, "made.txt") {
+			src, _ := s.Attr(telemetry.FileSource)
+			sources = append(sources, src.AsString())
+		}
+	}
+	if !slices.Equal(sources, []string{"ebpf"}) {
+		t.Errorf("made.txt spans from %q, want one from ebpf", sources)
 	}
 }

@@ -65,6 +65,12 @@ type Options struct {
 	// CaptureFull turns on full content capture for this long (the
 	// --capture-full expiry); 0: metadata only (capture.go).
 	CaptureFull time.Duration
+
+	// NoFSWatch skips the inotify watcher, the cross-check of workspace
+	// changes, while the eBPF sensor runs; without eBPF it still runs as
+	// the file sensor. Its cost is per file change, in the kernel, paid by
+	// the child (make bench measures it).
+	NoFSWatch bool
 }
 
 // Timeouts of the end of a run; bounded so a wedged sink cannot hang it.
@@ -168,7 +174,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
-	sensors := startSensors(runID, info.Workspace, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
+	sensors := startSensors(runID, info.Workspace, !o.NoFSWatch, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
 	ebpf.ReleaseKernelTypes()
 	if gap, err := sensors.netGap, sensors.netErr; err != nil {
 		if pol.Mode == policy.Enforce {
@@ -458,7 +464,7 @@ type sensors struct {
 // startNet (netwatch: another set of BPF programs) loads beside the eBPF
 // sensor as soon as the cgroup exists; its error is left in netGap/netErr
 // for the caller, who decides whether the run may go on without it.
-func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []string), startNet func(*sensors) (string, error)) *sensors {
+func startSensors(runID, ws string, crossCheck bool, sink *sink, secrets func() (files, gaps []string), startNet func(*sensors) (string, error)) *sensors {
 	s := &sensors{workspace: ws}
 	var wg sync.WaitGroup
 	var cgErr, bpfErr, fsErr, watchErr error
@@ -469,7 +475,9 @@ func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []st
 		secretFiles, secretGaps = secrets()
 	}()
 	wg.Go(func() { s.before = workspace.Take(ws) })
-	wg.Go(func() { s.fswatch, fsErr = fswatch.Start(ws, sink.add) })
+	if crossCheck {
+		wg.Go(func() { s.fswatch, fsErr = fswatch.Start(ws, sink.add) })
+	}
 	wg.Go(func() {
 		mount, _, err := Cgroup2Mount()
 		if err == nil {
@@ -512,9 +520,18 @@ func startSensors(runID, ws string, sink *sink, secrets func() (files, gaps []st
 	} else {
 		s.running = append(s.running, "ebpf")
 	}
-	if fsErr != nil {
+	if !crossCheck && s.ebpf == nil {
+		// Asked to skip the cross-check, but it is the only file sensor
+		// left: run it all the same.
+		s.fswatch, fsErr = fswatch.Start(ws, sink.add)
+		crossCheck = true
+	}
+	switch {
+	case !crossCheck:
+		// Turned off by --no-fswatch: not a gap, eBPF sees the changes.
+	case fsErr != nil:
 		s.gaps = append(s.gaps, "fswatch: "+oneLine(fsErr))
-	} else {
+	default:
 		s.running = append(s.running, "fswatch")
 	}
 	if s.net != nil {
