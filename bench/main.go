@@ -45,13 +45,14 @@ type harness struct {
 	self       string
 	work       string // workspace for every workload
 	store      string
-	n          int // trace file counter
+	n          int      // trace file counter
+	flags      []string // extra `agentwatch run` flags for the next measurements
 }
 
 func bench() error {
 	aw := flag.String("agentwatch", "bin/agentwatch", "agentwatch binary")
 	reps := flag.Int("reps", 5, "repetitions per overhead measurement (median reported)")
-	only := flag.String("only", "", "run one section: llm (the model-call proxy)")
+	only := flag.String("only", "", "run one section: llm (the model-call proxy), startup, files (the file loop with and without fswatch)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the eBPF sensors need it")
@@ -82,11 +83,27 @@ func bench() error {
 	}
 
 	fmt.Printf("agentwatch bench — ratios measured side by side, median of %d\n\n", *reps)
-	if *only == "llm" {
+	switch *only {
+	case "":
+	case "llm":
 		return h.llmProxy(300, *reps)
+	case "startup":
+		return h.startup(10)
+	case "files":
+		h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
+		h.flags = []string{"--no-fswatch"}
+		h.overhead("file loop, --no-fswatch (eBPF only)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
+		return nil
+	default:
+		return fmt.Errorf("-only %q: want llm, startup or files", *only)
 	}
 	h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
 	h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
+	// The same loop without the inotify cross-check: what eBPF alone costs,
+	// and by difference what fswatch does.
+	h.flags = []string{"--no-fswatch"}
+	h.overhead("file loop, --no-fswatch (eBPF only)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
+	h.flags = nil
 	if err := h.startup(10); err != nil {
 		return err
 	}
@@ -118,12 +135,15 @@ func (h *harness) traceFile() string {
 }
 
 func (h *harness) wrap(traceFile string, argv []string) []string {
-	return append([]string{h.agentwatch, "run", "--user", "root", "--store", h.store, "--trace-file", traceFile, "--"}, argv...)
+	args := append([]string{h.agentwatch, "run", "--user", "root", "--store", h.store, "--trace-file", traceFile}, h.flags...)
+	return append(append(args, "--"), argv...)
 }
 
-func (h *harness) run(argv []string) (sample, error) {
+func (h *harness) run(argv []string) (sample, error) { return h.runIn(h.work, argv) }
+
+func (h *harness) runIn(dir string, argv []string) (sample, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = h.work
+	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
@@ -203,22 +223,45 @@ func (h *harness) overhead(name string, argv []string, reps int) {
 	fmt.Printf("  peak RSS       agentwatch %.1f MB   strace %.1f MB\n\n", mb(maxRSS(wrapped)), mb(maxRSS(strace)))
 }
 
+// startup times `agentwatch run -- true` in the plain workspace and in a
+// git repository, where the start and end snapshots (git processes) add
+// to it — where agents really run.
 func (h *harness) startup(reps int) error {
 	fmt.Println("== agentwatch run -- true, start to finish")
-	var plain, wrapped []sample
-	for i := 0; i < reps; i++ {
-		s, err := h.run([]string{"/bin/true"})
-		if err != nil {
-			return err
-		}
-		plain = append(plain, s)
-		s, err = h.run(h.wrap(h.traceFile(), []string{"/bin/true"}))
-		if err != nil {
-			return err
-		}
-		wrapped = append(wrapped, s)
+	repo := filepath.Join(filepath.Dir(h.work), "repo")
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		return err
 	}
-	fmt.Printf("  median %.1f ms (unwrapped /bin/true %.1f ms)\n\n", medianWall(wrapped)*1000, medianWall(plain)*1000)
+	if out, err := exec.Command("git", "init", "-q", repo).CombinedOutput(); err != nil {
+		return fmt.Errorf("git init: %v: %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "main.go"), []byte("package main\n"), 0o644); err != nil {
+		return err
+	}
+	commit := exec.Command("git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "-C", repo, "commit", "-qm", "init", "--allow-empty")
+	if out, err := exec.Command("git", "-C", repo, "add", "-A").CombinedOutput(); err != nil {
+		return fmt.Errorf("git add: %v: %s", err, out)
+	}
+	if out, err := commit.CombinedOutput(); err != nil {
+		return fmt.Errorf("git commit: %v: %s", err, out)
+	}
+	for _, where := range []struct{ name, dir string }{{"plain directory", h.work}, {"git repository", repo}} {
+		var plain, wrapped []sample
+		for i := 0; i < reps; i++ {
+			s, err := h.runIn(where.dir, []string{"/bin/true"})
+			if err != nil {
+				return err
+			}
+			plain = append(plain, s)
+			s, err = h.runIn(where.dir, h.wrap(h.traceFile(), []string{"/bin/true"}))
+			if err != nil {
+				return err
+			}
+			wrapped = append(wrapped, s)
+		}
+		fmt.Printf("  %-16s median %.1f ms (unwrapped /bin/true %.1f ms)\n", where.name, medianWall(wrapped)*1000, medianWall(plain)*1000)
+	}
+	fmt.Println()
 	return nil
 }
 
