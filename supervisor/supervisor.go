@@ -129,8 +129,23 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		ebpf.PreloadKernelTypes()
 	}
 	defer ebpf.ReleaseKernelTypes()
+	// The start snapshot (several git processes) follows at once, beside
+	// the store, the proxies and the eBPF loads; the child waits for it
+	// (startSensors). If the run ends before startSensors takes it, the
+	// deferred close removes its temporary index.
 	wsRoot := make(chan string, 1)
-	go func() { wsRoot <- workspace.Root(dir) }()
+	beforeSnap := make(chan *workspace.Snapshot, 1)
+	go func() {
+		root := workspace.Root(dir)
+		wsRoot <- root
+		beforeSnap <- workspace.Take(root)
+	}()
+	snapTaken := false
+	defer func() {
+		if !snapTaken {
+			(<-beforeSnap).Close()
+		}
+	}()
 
 	// Sinks first: a run that cannot be kept must not start.
 	st, err := store.Open(o.StoreDir)
@@ -174,7 +189,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
-	sensors := startSensors(runID, info.Workspace, !o.NoFSWatch, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
+	sensors := startSensors(runID, info.Workspace, beforeSnap, !o.NoFSWatch, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
+	snapTaken = true
 	ebpf.ReleaseKernelTypes()
 	if gap, err := sensors.netGap, sensors.netErr; err != nil {
 		if pol.Mode == policy.Enforce {
@@ -464,7 +480,7 @@ type sensors struct {
 // startNet (netwatch: another set of BPF programs) loads beside the eBPF
 // sensor as soon as the cgroup exists; its error is left in netGap/netErr
 // for the caller, who decides whether the run may go on without it.
-func startSensors(runID, ws string, crossCheck bool, sink *sink, secrets func() (files, gaps []string), startNet func(*sensors) (string, error)) *sensors {
+func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossCheck bool, sink *sink, secrets func() (files, gaps []string), startNet func(*sensors) (string, error)) *sensors {
 	s := &sensors{workspace: ws}
 	var wg sync.WaitGroup
 	var cgErr, bpfErr, fsErr, watchErr error
@@ -474,7 +490,7 @@ func startSensors(runID, ws string, crossCheck bool, sink *sink, secrets func() 
 		defer close(expanded)
 		secretFiles, secretGaps = secrets()
 	}()
-	wg.Go(func() { s.before = workspace.Take(ws) })
+	wg.Go(func() { s.before = <-before })
 	if crossCheck {
 		wg.Go(func() { s.fswatch, fsErr = fswatch.Start(ws, sink.add) })
 	}

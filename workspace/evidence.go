@@ -129,7 +129,7 @@ func TakeEvidence(before *Snapshot, dir string, limits Limits) *Evidence {
 		defer before.Close()
 	}
 	after := &Snapshot{Root: filepath.Clean(dir), Time: time.Now()}
-	loc, isGit := after.locate(dir, false)
+	loc, isGit := after.relocate(before, dir)
 	ev.After, ev.Root = after, after.Root
 	switch {
 	case before == nil:

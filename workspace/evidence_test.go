@@ -455,3 +455,20 @@ func TestEvidenceOtherOwner(t *testing.T) {
 		return nil
 	})
 }
+
+// TestEvidenceRepoRemovedDuringRun: the start's repository is reused at the
+// end only while it is still there; a run that deletes .git gets "not a
+// repository at the end", not errors from a vanished index.
+func TestEvidenceRepoRemovedDuringRun(t *testing.T) {
+	d := newRepo(t)
+	write(t, filepath.Join(d, "a.txt"), "a\n")
+	commitAll(t, d, "one")
+	before := Take(d)
+	if err := os.RemoveAll(filepath.Join(d, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	ev := TakeEvidence(before, d, Limits{})
+	if !strings.HasPrefix(ev.Absent, "at the end: ") || ev.After.IsGit {
+		t.Errorf("absent %q, after is git %v; errors %q", ev.Absent, ev.After.IsGit, ev.Errors)
+	}
+}

@@ -70,7 +70,9 @@ func TestGitCalls(t *testing.T) {
 	write(t, filepath.Join(d, "c.txt"), "c\n")
 	ev := TakeEvidence(before, d, Limits{})
 	evPlain := TakeEvidence(beforePlain, plain, Limits{})
-	want = []string{"add", "config", "diff", "diff", "log", "ls-files", "rev-parse", "rev-parse", "status", "write-tree"}
+	// The repository found at the start is reused (relocate): only the
+	// plain directory is asked again.
+	want = []string{"add", "config", "diff", "diff", "log", "ls-files", "rev-parse", "status", "write-tree"}
 	if got := calls(); !slices.Equal(got, want) || ev.FilesTotal != 3 || !slices.Equal(ev.Touched, []string{"c.txt"}) || evPlain.Absent != AbsentNotGit {
 		t.Errorf("TakeEvidence: git %q, want %q (files %d, touched %q, plain %q)", got, want, ev.FilesTotal, ev.Touched, evPlain.Absent)
 	}
@@ -82,7 +84,7 @@ func TestGitCalls(t *testing.T) {
 	write(t, filepath.Join(d, "dumps", "big.sql"), strings.Repeat("INSERT 1;\n", 1000))
 	write(t, filepath.Join(d, "dumps", "small.sql"), "INSERT 2;\n")
 	ev = TakeEvidence(before, d, Limits{MaxFileBytes: 5000})
-	want = []string{"add", "config", "diff", "diff", "log", "ls-files", "ls-files", "rev-parse", "status", "write-tree"}
+	want = []string{"add", "config", "diff", "diff", "log", "ls-files", "ls-files", "status", "write-tree"}
 	if got := calls(); !slices.Equal(got, want) {
 		t.Errorf("untracked directory: git %q, want %q", got, want)
 	}

@@ -204,6 +204,32 @@ func (s *Snapshot) locate(dir string, fromRoot bool) (repoLoc, bool) {
 	return a.loc, true
 }
 
+// relocate is locate for the end of a run: the repository found at the
+// start, when its work tree and git directory are still there, spares a git
+// process (and compares the same repository at both ends, even if the run
+// created a nested one). Otherwise git is asked again.
+func (s *Snapshot) relocate(before *Snapshot, dir string) (repoLoc, bool) {
+	if before == nil || !before.IsGit || before.base == nil || filepath.Clean(dir) != before.Root && !hasDirPrefix(filepath.Clean(dir), before.Root) {
+		return s.locate(dir, false)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		return s.locate(dir, false) // says why: git is gone
+	}
+	loc := before.base.loc
+	for _, p := range []string{loc.top, loc.gitDir, loc.objects} {
+		if st, err := os.Stat(p); err != nil || !st.IsDir() {
+			return s.locate(dir, false)
+		}
+	}
+	s.Root, s.IsGit = loc.top, true
+	s.State = operationState(loc.gitDir)
+	return loc, true
+}
+
+func hasDirPrefix(p, dir string) bool {
+	return strings.HasPrefix(p, dir+"/") || dir == "/"
+}
+
 // findRepo asks git where the work tree containing dir and its git data
 // are, or why there is none. --is-bare-repository comes first because it
 // is answered before --show-toplevel fails in a bare repository (exit 128
