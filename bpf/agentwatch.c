@@ -29,6 +29,7 @@ volatile const __u64 wakeup_bytes = 256 * 1024;
 
 #define PATH_MAX_LEN 4096
 #define ARGV_MAX 8192
+#define ENV_PART 8192
 #define MAX_PATH_COMPONENTS 96
 #define HEAP_SZ 32768
 #define POS_MASK 16383 // every string starts below 16 KiB; the heap leaves room after it
@@ -87,6 +88,7 @@ enum rec_kind {
 	AW_KIND_EXIT = 3,
 	AW_KIND_FILE = 4,
 	AW_KIND_NET = 5,
+	AW_KIND_ENV = 6,
 };
 
 // Values match event.FileOp.
@@ -136,6 +138,20 @@ struct exec_rec {
 	__u8 argv_truncated;
 	__u8 _pad;
 	__u32 _pad2;
+};
+
+// The environment of a new image, sent just before its exec record (the
+// same program, so the reader sees it first): head_len bytes from its start,
+// then, when it is longer than ENV_PART, tail_len bytes up to its end. Go
+// keeps only the tool-call variables out of it (Config.ExecContext) and
+// drops the rest at once; reading it here, in the process's own context at
+// exec time, costs a copy, where reading /proc/PID/environ later cost three
+// syscalls and the child's mmap lock, and missed short-lived processes.
+struct env_rec {
+	struct rec_hdr h;
+	__u16 head_len;
+	__u16 tail_len;
+	__u32 total_len;
 };
 
 // Followed by the strings of len[0..3] in order: path, dir, path2, dir2.
@@ -199,6 +215,7 @@ struct pathbuf {
 const struct fork_rec *unused_fork_rec __attribute__((unused));
 const struct exit_rec *unused_exit_rec __attribute__((unused));
 const struct exec_rec *unused_exec_rec __attribute__((unused));
+const struct env_rec *unused_env_rec __attribute__((unused));
 const struct file_rec *unused_file_rec __attribute__((unused));
 const struct net_rec *unused_net_rec __attribute__((unused));
 
@@ -435,6 +452,39 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+// emit_env sends the environment of the image just exec'd (see env_rec).
+static __always_inline void emit_env(struct heap *hp, __u32 tgid, struct mm_struct *mm)
+{
+	__u64 start = BPF_CORE_READ(mm, env_start);
+	__u64 end = BPF_CORE_READ(mm, env_end);
+	if (end <= start)
+		return;
+	__u64 total = end - start;
+	struct env_rec *r = (struct env_rec *)hp->buf;
+	fill_hdr(&r->h, AW_KIND_ENV, tgid);
+	r->total_len = total > 0xffffffff ? 0xffffffff : total;
+	__u32 pos = sizeof(*r);
+	__u64 head = total;
+	head &= (ENV_PART * 2 - 1);
+	if (total > ENV_PART || head > ENV_PART)
+		head = ENV_PART;
+	if (bpf_probe_read_user(&hp->buf[pos & POS_MASK], head, (void *)start) < 0)
+		head = 0;
+	r->head_len = head;
+	pos += head;
+	__u64 tail = 0;
+	if (total > ENV_PART) {
+		tail = total - ENV_PART;
+		tail &= (ENV_PART * 2 - 1);
+		if (total - ENV_PART > ENV_PART || tail > ENV_PART)
+			tail = ENV_PART;
+		if (bpf_probe_read_user(&hp->buf[pos & POS_MASK], tail, (void *)(end - tail)) < 0)
+			tail = 0;
+	}
+	r->tail_len = tail;
+	submit(hp, pos + tail);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -443,6 +493,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct heap *hp = get_heap();
 	if (!hp)
 		return 0;
+	emit_env(hp, p->tgid, BPF_CORE_READ(p, mm));
 	struct exec_rec *r = (struct exec_rec *)hp->buf;
 	__u64 ugid = bpf_get_current_uid_gid();
 	fill_hdr(&r->h, AW_KIND_EXEC, p->tgid);

@@ -21,6 +21,14 @@ type agentwatchDestKey struct {
 	Addr   [16]uint8
 }
 
+type agentwatchEnvRec struct {
+	_        structs.HostLayout
+	H        agentwatchRecHdr
+	HeadLen  uint16
+	TailLen  uint16
+	TotalLen uint32
+}
+
 type agentwatchExecRec struct {
 	_             structs.HostLayout
 	H             agentwatchRecHdr
@@ -115,6 +123,7 @@ const (
 	agentwatchProgOnSysExit        = "on_sys_exit"
 	agentwatchVarTargetCgroupId    = "target_cgroup_id"
 	agentwatchVarTargetCgroupLevel = "target_cgroup_level"
+	agentwatchVarUnusedEnvRec      = "unused_env_rec"
 	agentwatchVarUnusedExecRec     = "unused_exec_rec"
 	agentwatchVarUnusedExitRec     = "unused_exit_rec"
 	agentwatchVarUnusedFileRec     = "unused_file_rec"
@@ -189,6 +198,7 @@ type agentwatchMapSpecs struct {
 type agentwatchVariableSpecs struct {
 	TargetCgroupId    *ebpf.VariableSpec `ebpf:"target_cgroup_id"`
 	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
+	UnusedEnvRec      *ebpf.VariableSpec `ebpf:"unused_env_rec"`
 	UnusedExecRec     *ebpf.VariableSpec `ebpf:"unused_exec_rec"`
 	UnusedExitRec     *ebpf.VariableSpec `ebpf:"unused_exit_rec"`
 	UnusedFileRec     *ebpf.VariableSpec `ebpf:"unused_file_rec"`
@@ -242,6 +252,7 @@ func (m *agentwatchMaps) Close() error {
 type agentwatchVariables struct {
 	TargetCgroupId    *ebpf.Variable `ebpf:"target_cgroup_id"`
 	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
+	UnusedEnvRec      *ebpf.Variable `ebpf:"unused_env_rec"`
 	UnusedExecRec     *ebpf.Variable `ebpf:"unused_exec_rec"`
 	UnusedExitRec     *ebpf.Variable `ebpf:"unused_exit_rec"`
 	UnusedFileRec     *ebpf.Variable `ebpf:"unused_file_rec"`

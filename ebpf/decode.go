@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ const (
 	kindExit = 3
 	kindFile = 4
 	kindNet  = 5
+	kindEnv  = 6
 )
 
 // Fixed parts of the records (struct *_rec in bpf/agentwatch.c); layout_test
@@ -30,6 +32,7 @@ const (
 	forkSize      = 24
 	exitSize      = 24
 	execFixedSize = 40
+	envFixedSize  = 24
 	fileFixedSize = 40
 	netSize       = 48
 )
@@ -69,6 +72,16 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 		// the signal number (| 0x80 when it dumped core) for a kill.
 		return event.Exit{Header: hdr, Code: int(code>>8) & 0xff, Signal: int(code & 0x7f)}, nil
 
+	case kindEnv:
+		if len(b) < envFixedSize {
+			return nil, fmt.Errorf("decoding environment record: %w", errShort)
+		}
+		lens := [4]int{int(ne.Uint16(b[16:18])), int(ne.Uint16(b[18:20]))}
+		parts, err := splitData(b[envFixedSize:], &lens)
+		if err != nil {
+			return nil, fmt.Errorf("decoding environment record: %w", err)
+		}
+		return execEnv{Header: hdr, head: parts[0], tail: parts[1], truncated: int(ne.Uint32(b[20:24])) > lens[0]+lens[1]}, nil
 	case kindExec:
 		if len(b) < execFixedSize {
 			return nil, fmt.Errorf("decoding exec record: %w", errShort)
@@ -193,4 +206,40 @@ func joinPath(dir, path string) string {
 		return path // the kernel could not resolve the directory
 	}
 	return filepath.Join(dir, path)
+}
+
+// execEnv is the environment of the image an exec record (which follows)
+// started: its first bytes and, when it is longer than the kernel side
+// copies whole, its last bytes. It aliases the ring buffer's memory and
+// never leaves the sensor: Config.ExecContext picks the tool-call
+// variables out of it at once.
+type execEnv struct {
+	event.Header
+	head, tail []byte
+	truncated  bool // the middle was not copied
+}
+
+// entries returns the NUL-separated entries of the environment that were
+// copied whole. When head and tail cover it all they are one block; when
+// the middle is missing, the head's last entry and the tail's first may be
+// cut and are left out.
+func (e execEnv) entries() [][]byte {
+	split := func(b []byte) [][]byte {
+		b = bytes.TrimSuffix(b, []byte{0})
+		if len(b) == 0 {
+			return nil
+		}
+		return bytes.Split(b, []byte{0})
+	}
+	if !e.truncated {
+		return split(append(slices.Clip(e.head), e.tail...))
+	}
+	head, tail := split(e.head), split(e.tail)
+	if len(head) > 0 && !bytes.HasSuffix(e.head, []byte{0}) {
+		head = head[:len(head)-1]
+	}
+	if len(tail) > 0 {
+		tail = tail[1:]
+	}
+	return append(head, tail...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ func TestLayoutMatchesBPFObject(t *testing.T) {
 		{"fork_rec", unsafe.Sizeof(agentwatchForkRec{}), forkSize},
 		{"exit_rec", unsafe.Sizeof(agentwatchExitRec{}), exitSize},
 		{"exec_rec", unsafe.Sizeof(agentwatchExecRec{}), execFixedSize},
+		{"env_rec", unsafe.Sizeof(agentwatchEnvRec{}), envFixedSize},
+		{"env.head_len", unsafe.Offsetof(agentwatchEnvRec{}.HeadLen), 16},
+		{"env.tail_len", unsafe.Offsetof(agentwatchEnvRec{}.TailLen), 18},
+		{"env.total_len", unsafe.Offsetof(agentwatchEnvRec{}.TotalLen), 20},
 		{"file_rec", unsafe.Sizeof(agentwatchFileRec{}), fileFixedSize},
 		{"net_rec", unsafe.Sizeof(agentwatchNetRec{}), netSize},
 		{"hdr.tgid", unsafe.Offsetof(agentwatchRecHdr{}.Tgid), 4},
@@ -207,5 +212,43 @@ func BenchmarkDecodeFileRecord(b *testing.B) {
 		if _, err := decode(in, 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeEnv: an environment record gives the entries copied whole —
+// all of them when head and tail cover it, otherwise not the ones cut at
+// the gap.
+func TestDecodeEnv(t *testing.T) {
+	entries := func(head, tail string, total int) []string {
+		t.Helper()
+		r := newRec(kindEnv, 7, 1, envFixedSize).strs(16, head, tail).u32(20, uint32(total))
+		ev, err := decode(r.b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := ev.(execEnv)
+		if !ok || e.PID != 7 {
+			t.Fatalf("decoded %#v", ev)
+		}
+		var out []string
+		for _, kv := range e.entries() {
+			out = append(out, string(kv))
+		}
+		return out
+	}
+	if got := entries("A=1\x00B=2\x00", "", 8); !slices.Equal(got, []string{"A=1", "B=2"}) {
+		t.Errorf("whole environment: %q", got)
+	}
+	// Head and tail adjacent (the environment was at most twice the part
+	// size): one block, the entry across the seam kept.
+	if got := entries("A=1\x00TRACE", "PARENT=x\x00Z=9\x00", len("A=1\x00TRACEPARENT=x\x00Z=9\x00")); !slices.Equal(got, []string{"A=1", "TRACEPARENT=x", "Z=9"}) {
+		t.Errorf("adjacent head and tail: %q", got)
+	}
+	// A gap between them: the cut entries on both sides are dropped.
+	if got := entries("A=1\x00PA", "TH=/bin\x00TRACEPARENT=x\x00", 1000); !slices.Equal(got, []string{"A=1", "TRACEPARENT=x"}) {
+		t.Errorf("gap: %q", got)
+	}
+	if _, err := decode(newRec(kindEnv, 7, 1, envFixedSize).u16(16, 50).b, 0); err == nil {
+		t.Error("an environment record shorter than its lengths decoded")
 	}
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// MaxLatency bounds how long a record sits in the ring before it is
 	// read. 0 means DefaultMaxLatency.
 	MaxLatency time.Duration
+	// ExecContext, when set, is given the environment of every exec'd
+	// image (its NUL-separated entries, as of the exec) and returns the
+	// two values event.Exec carries: TraceParent and ToolCallID. The
+	// entries alias a buffer that is reused afterwards; nothing else of
+	// the environment is kept.
+	ExecContext func(env [][]byte) (traceParent, toolCallID string)
 }
 
 // Sensor is a loaded, attached set of programs.
@@ -63,7 +69,11 @@ type Sensor struct {
 	rd         *ringbuf.Reader
 	emit       func(event.Event)
 	bootOffset int64
-	latency    time.Duration
+	// execContext and contexts pair an environment record with the exec
+	// record that follows it (see env_rec); only the reader touches them.
+	execContext func([][]byte) (string, string)
+	contexts    map[uint32][2]string
+	latency     time.Duration
 
 	closing   atomic.Bool
 	done      chan struct{}
@@ -93,9 +103,12 @@ func Start(cfg Config) (*Sensor, error) {
 		return nil, fmt.Errorf("starting eBPF sensor: ring size %d is not a power of two of at least a page", ring)
 	}
 	s := &Sensor{
-		emit:    cfg.Emit,
-		latency: cfg.MaxLatency,
-		done:    make(chan struct{}),
+		emit: cfg.Emit,
+
+		execContext: cfg.ExecContext,
+		contexts:    map[uint32][2]string{},
+		latency:     cfg.MaxLatency,
+		done:        make(chan struct{}),
 	}
 	if s.latency <= 0 {
 		s.latency = DefaultMaxLatency
@@ -220,7 +233,37 @@ func (s *Sensor) dispatch(b []byte) {
 		s.finalDropped.Add(1)
 		return
 	}
+	switch e := ev.(type) {
+	case execEnv:
+		s.noteEnv(e)
+		return
+	case event.Exec:
+		if c, ok := s.contexts[e.PID]; ok {
+			e.TraceParent, e.ToolCallID = c[0], c[1]
+			delete(s.contexts, e.PID)
+			ev = e
+		}
+	}
 	s.emit(ev)
+}
+
+// maxPendingContexts bounds contexts: an exec record lost to a full ring
+// leaves its environment's entry behind.
+const maxPendingContexts = 4096
+
+func (s *Sensor) noteEnv(e execEnv) {
+	if s.execContext == nil {
+		return
+	}
+	tp, id := s.execContext(e.entries())
+	if tp == "" && id == "" {
+		delete(s.contexts, e.PID)
+		return
+	}
+	if len(s.contexts) >= maxPendingContexts {
+		clear(s.contexts)
+	}
+	s.contexts[e.PID] = [2]string{tp, id}
 }
 
 // Dropped returns how many records were lost so far: not queued by the

@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -708,5 +710,74 @@ func TestSensorDeliversWithoutClose(t *testing.T) {
 			t.Fatal("exit event not delivered within 2s without Close")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestSensorExecContext: the environment of each exec'd image reaches
+// Config.ExecContext at exec time — a process that exits at once included,
+// its variable found at the end of an environment far longer than what the
+// kernel side copies whole — and its result rides on that exec's event.
+func TestSensorExecContext(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	col := &collector{}
+	var seen atomic.Int32
+	s, err := Start(Config{CgroupID: cg.id, CgroupLevel: cg.level, Emit: col.emit,
+		ExecContext: func(env [][]byte) (string, string) {
+			seen.Add(1)
+			var tp, id string
+			for _, kv := range env {
+				if v, ok := bytes.CutPrefix(kv, []byte("TRACEPARENT=")); ok {
+					tp = string(v)
+				}
+				if v, ok := bytes.CutPrefix(kv, []byte("CODEX_TOOL_CALL_ID=")); ok {
+					id = string(v)
+				}
+			}
+			return tp, id
+		}})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	defer s.Close()
+
+	short := cg.command("/bin/true")
+	short.Env = []string{"A=1", "TRACEPARENT=00-0102-03-01", "CODEX_TOOL_CALL_ID=call_7"}
+	run(t, short)
+	long := cg.command("/bin/true")
+	long.Env = []string{"A=1"}
+	for i := range 40 { // ~40 KiB: more than head and tail together
+		long.Env = append(long.Env, fmt.Sprintf("PAD%d=%s", i, strings.Repeat("x", 1000)))
+	}
+	long.Env = append(long.Env, "TRACEPARENT=00-tail-01")
+	run(t, long)
+	plain := cg.command("/bin/true")
+	plain.Env = []string{"A=1"}
+	run(t, plain)
+	s.Close()
+
+	want := map[int][2]string{
+		short.Process.Pid: {"00-0102-03-01", "call_7"},
+		long.Process.Pid:  {"00-tail-01", ""},
+		plain.Process.Pid: {"", ""},
+	}
+	found := 0
+	for _, ev := range col.events() {
+		e, ok := ev.(event.Exec)
+		if !ok {
+			continue
+		}
+		if w, ok := want[int(e.PID)]; ok {
+			found++
+			if got := [2]string{e.TraceParent, e.ToolCallID}; got != w {
+				t.Errorf("pid %d (%s): context %q, want %q", e.PID, e.Filename, got, w)
+			}
+		}
+	}
+	if found != 3 {
+		t.Errorf("%d of 3 exec events", found)
+	}
+	if seen.Load() < 3 {
+		t.Errorf("ExecContext called %d times, want one per exec", seen.Load())
 	}
 }

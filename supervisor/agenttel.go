@@ -18,11 +18,8 @@ package supervisor
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -124,52 +121,18 @@ const (
 	envToolCallID  = "CODEX_TOOL_CALL_ID"
 )
 
-// execContextLatency is how long an exec record may wait in the eBPF ring
-// before the sink sees it (and reads the process's environment).
+// execContextLatency is how long a record may wait in the eBPF ring before
+// the sink sees it. Short, so that an exec is on the record before events
+// from the other sources (model proxy, network decisions, agent telemetry)
+// that name its process arrive; an idle poll every 2 ms costs a few µs.
 const execContextLatency = 2 * time.Millisecond
 
-// maxEnvironBytes bounds the read of one process's environment; the
-// kernel caps argv+envp far above what these variables need, and they
-// are inherited near the start or the end of it.
-const maxEnvironBytes = 1 << 20
-
-// withToolContext fills an exec event's TraceParent and ToolCallID from
-// /proc/PID/environ. The read happens when the event reaches the sink
-// (the ring buffer delivers within tens of milliseconds): a process that
-// already exited has nothing to read and keeps them empty; one that
-// exec'd again still has the inherited variables.
-func withToolContext(ev event.Event) event.Event {
-	e, ok := ev.(event.Exec)
-	if !ok || e.PID == 0 {
-		return ev
-	}
-	e.TraceParent, e.ToolCallID = readToolContext("/proc/" + strconv.FormatUint(uint64(e.PID), 10) + "/environ")
-	return e
-}
-
-func readToolContext(path string) (traceParent, toolCallID string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", ""
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxEnvironBytes))
-	if err != nil {
-		return "", ""
-	}
-	return toolContext(b)
-}
-
-// toolContext picks the two variables out of a NUL-separated environment
-// block; every other variable is skipped unread.
-func toolContext(environ []byte) (traceParent, toolCallID string) {
-	for len(environ) > 0 {
-		kv := environ
-		if i := bytes.IndexByte(environ, 0); i >= 0 {
-			kv, environ = environ[:i], environ[i+1:]
-		} else {
-			environ = nil
-		}
+// execContext is the eBPF sensor's Config.ExecContext: the tool-call
+// context out of an exec'd image's environment, copied by the kernel side
+// at exec time (so even a process that lives a millisecond has it, and the
+// child's memory is never read from /proc).
+func execContext(env [][]byte) (traceParent, toolCallID string) {
+	for _, kv := range env {
 		switch {
 		case bytes.HasPrefix(kv, []byte(envTraceParent+"=")):
 			traceParent = boundedValue(kv[len(envTraceParent)+1:])

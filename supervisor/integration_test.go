@@ -258,3 +258,42 @@ func TestNoFSWatchKeepsEBPFEvidence(t *testing.T) {
 		t.Errorf("made.txt spans from %q, want one from ebpf", sources)
 	}
 }
+
+// TestToolContextOfRealRun: a command started with the variable (here by
+// env(1), which execs /bin/true with it) gets the agent's tool-call id on
+// its process span; the kernel side copies the environment at exec time,
+// so even a process that exits at once has it.
+func TestToolContextOfRealRun(t *testing.T) {
+	privtest.Require(t)
+	storeDir := t.TempDir()
+	cmd := agentwatch(t, "run", "--user", "root", "--store", storeDir, "--",
+		"/usr/bin/env", "CODEX_TOOL_CALL_ID=call_9", "GITHUB_TOKEN=ghp_notrecorded", "/bin/true")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, _, err := st.Load(context.Background(), runID(t, string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range tr.Spans {
+		if v, ok := tr.Spans[i].Attr(telemetry.AgentToolCallID); ok {
+			ids = append(ids, v.AsString())
+		}
+		for _, kv := range tr.Spans[i].Attrs {
+			if strings.Contains(kv.Value.Emit(), "ghp_notrecorded") {
+				t.Errorf("span %s carries another variable's value: %s", tr.Spans[i].Name, kv.Key)
+			}
+		}
+	}
+	if !slices.Equal(ids, []string{"call_9"}) {
+		t.Errorf("tool call ids on the trace %q, want [call_9]", ids)
+	}
+}

@@ -437,7 +437,6 @@ type sink struct {
 }
 
 func (s *sink) add(ev event.Event) {
-	ev = withToolContext(ev) // before the lock: it reads /proc (agenttel.go)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rec == nil {
@@ -508,11 +507,9 @@ func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossChec
 		var netDone sync.WaitGroup
 		netDone.Go(func() { s.netGap, s.netErr = startNet(s) })
 		defer netDone.Wait()
-		// 2 ms, not the sensor's 20 ms default: the sink reads an exec's
-		// tool-call context from /proc/PID/environ when the record arrives
-		// (agenttel.go), and an agent's tool shell often lives ~10 ms. An
-		// idle poll every 2 ms costs a few µs each.
-		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add, MaxLatency: execContextLatency})
+		// Read every 2 ms, not the sensor's 20 ms default (agenttel.go);
+		// the tool-call context of each exec comes with its record.
+		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add, MaxLatency: execContextLatency, ExecContext: execContext})
 		if bpfErr == nil && s.ebpf == nil {
 			bpfErr = errors.New("sensor did not start")
 		}
