@@ -222,22 +222,7 @@ func TestDegradedModeWithoutRoot(t *testing.T) {
 func TestNoFSWatchKeepsEBPFEvidence(t *testing.T) {
 	privtest.Require(t)
 	ws := t.TempDir()
-	storeDir := t.TempDir()
-	cmd := agentwatch(t, "run", "--user", "root", "--no-fswatch", "--store", storeDir, "--", "/bin/sh", "-c", "echo x > made.txt")
-	cmd.Dir = ws
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
-	}
-	st, err := store.Open(storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tr, _, err := st.Load(context.Background(), runID(t, string(out)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := recordRun(t, ws, "--no-fswatch", "--", "/bin/sh", "-c", "echo x > made.txt")
 	root := tr.Root()
 	sensors, _ := root.Attr(telemetry.Sensors)
 	if got := sensors.AsStringSlice(); !slices.Contains(got, "ebpf") || slices.Contains(got, "fswatch") {
@@ -265,23 +250,7 @@ func TestNoFSWatchKeepsEBPFEvidence(t *testing.T) {
 // so even a process that exits at once has it.
 func TestToolContextOfRealRun(t *testing.T) {
 	privtest.Require(t)
-	storeDir := t.TempDir()
-	cmd := agentwatch(t, "run", "--user", "root", "--store", storeDir, "--",
-		"/usr/bin/env", "CODEX_TOOL_CALL_ID=call_9", "GITHUB_TOKEN=ghp_notrecorded", "/bin/true")
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
-	}
-	st, err := store.Open(storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tr, _, err := st.Load(context.Background(), runID(t, string(out)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := recordRun(t, t.TempDir(), "--", "/usr/bin/env", "CODEX_TOOL_CALL_ID=call_9", "GITHUB_TOKEN=ghp_notrecorded", "/bin/true")
 	var ids []string
 	for i := range tr.Spans {
 		if v, ok := tr.Spans[i].Attr(telemetry.AgentToolCallID); ok {

@@ -1,7 +1,6 @@
 package supervisor_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,15 +100,7 @@ exit 0`
 				t.Errorf("model served turns %v, want %d requests, turns 0 and 1 first", served, want)
 			}
 
-			st, err := store.Open(storeDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			tr, _, err := st.Load(context.Background(), runID(t, string(out)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr := loadRun(t, storeDir, string(out))
 			root := tr.Root()
 			str := func(s *telemetry.Span, k attribute.Key) string { v, _ := s.Attr(k); return v.Emit() }
 			eps, _ := root.Attr(telemetry.LLMProxyEndpoints)

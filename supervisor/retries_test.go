@@ -1,13 +1,11 @@
 package supervisor_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/agentwatch/agentwatch/privtest"
-	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
 )
 
@@ -33,22 +31,7 @@ func TestRetriesWithoutProgressForReal(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(ws, "agent.sh"), []byte("#!/bin/sh\n"+tc.script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			storeDir := t.TempDir()
-			cmd := agentwatch(t, "run", "--user", "root", "--store", storeDir, "--", "./agent.sh")
-			cmd.Dir = ws
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("run: %v\n%s", err, out)
-			}
-			st, err := store.Open(storeDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			tr, _, err := st.Load(context.Background(), runID(t, string(out)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr := recordRun(t, ws, "--", "./agent.sh")
 			got := 0
 			for _, s := range tr.Spans {
 				for _, e := range s.Events {
@@ -63,7 +46,7 @@ func TestRetriesWithoutProgressForReal(t *testing.T) {
 				}
 			}
 			if got != tc.want {
-				t.Errorf("%d retries_without_progress alerts, want %d\n%s", got, tc.want, out)
+				t.Errorf("%d retries_without_progress alerts, want %d", got, tc.want)
 			}
 		})
 	}

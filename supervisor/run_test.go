@@ -20,6 +20,7 @@ import (
 	"github.com/agentwatch/agentwatch/cli"
 	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
@@ -72,6 +73,35 @@ func runID(t *testing.T, stderr string) string {
 		t.Fatalf("no \"run X recorded\" line on stderr:\n%s", stderr)
 	}
 	return m[1]
+}
+
+// loadRun opens the store and loads the run the output (stderr) reported.
+func loadRun(t *testing.T, storeDir, out string) *telemetry.Trace {
+	t.Helper()
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, _, err := st.Load(context.Background(), runID(t, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// recordRun runs `agentwatch run --user root --store (fresh) args...` in
+// dir, fails the test unless it exits 0, and returns the recorded trace.
+func recordRun(t *testing.T, dir string, args ...string) *telemetry.Trace {
+	t.Helper()
+	storeDir := t.TempDir()
+	cmd := agentwatch(t, append([]string{"run", "--user", "root", "--store", storeDir}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("agentwatch run %q: %v\n%s", args, err, out)
+	}
+	return loadRun(t, storeDir, string(out))
 }
 
 func TestErrorsBeforeTheChildStarts(t *testing.T) {
