@@ -52,7 +52,7 @@ type harness struct {
 func bench() error {
 	aw := flag.String("agentwatch", "bin/agentwatch", "agentwatch binary")
 	reps := flag.Int("reps", 5, "repetitions per overhead measurement (median reported)")
-	only := flag.String("only", "", "run one section: llm (the model-call proxy), startup, files (the file loop with and without fswatch), ceiling")
+	only := flag.String("only", "", "run one section: exec, llm (the model-call proxy), startup, files (the file loop with and without fswatch), ceiling")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the eBPF sensors need it")
@@ -87,6 +87,9 @@ func bench() error {
 	case "":
 	case "llm":
 		return h.llmProxy(300, *reps)
+	case "exec":
+		h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
+		return nil
 	case "startup":
 		return h.startup(10)
 	case "ceiling":
@@ -97,7 +100,7 @@ func bench() error {
 		h.overhead("file loop, --no-fswatch (eBPF only)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
 		return nil
 	default:
-		return fmt.Errorf("-only %q: want llm, startup, files or ceiling", *only)
+		return fmt.Errorf("-only %q: want exec, files, startup, llm or ceiling", *only)
 	}
 	h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
 	h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
