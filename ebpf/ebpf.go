@@ -103,8 +103,7 @@ func Start(cfg Config) (*Sensor, error) {
 		return nil, fmt.Errorf("starting eBPF sensor: ring size %d is not a power of two of at least a page", ring)
 	}
 	s := &Sensor{
-		emit: cfg.Emit,
-
+		emit:        cfg.Emit,
 		execContext: cfg.ExecContext,
 		contexts:    map[uint32][2]string{},
 		latency:     cfg.MaxLatency,

@@ -209,7 +209,7 @@ func (s *Snapshot) locate(dir string, fromRoot bool) (repoLoc, bool) {
 // process (and compares the same repository at both ends, even if the run
 // created a nested one). Otherwise git is asked again.
 func (s *Snapshot) relocate(before *Snapshot, dir string) (repoLoc, bool) {
-	if before == nil || !before.IsGit || before.base == nil || filepath.Clean(dir) != before.Root && !hasDirPrefix(filepath.Clean(dir), before.Root) {
+	if before == nil || !before.IsGit || before.base == nil || filepath.Clean(dir) != before.Root {
 		return s.locate(dir, false)
 	}
 	if _, err := exec.LookPath("git"); err != nil {
@@ -224,10 +224,6 @@ func (s *Snapshot) relocate(before *Snapshot, dir string) (repoLoc, bool) {
 	s.Root, s.IsGit = loc.top, true
 	s.State = operationState(loc.gitDir)
 	return loc, true
-}
-
-func hasDirPrefix(p, dir string) bool {
-	return strings.HasPrefix(p, dir+"/") || dir == "/"
 }
 
 // findRepo asks git where the work tree containing dir and its git data
