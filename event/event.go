@@ -99,6 +99,12 @@ const (
 	FileChmod
 	FileRead // only for paths the policy asks about (secrets)
 	FileMkdir
+	FileSymlink     // Path: the new link; NewPath: its target as written (not resolved)
+	FileLink        // hard link: Path: the existing file; NewPath: the new name
+	FileMknod       // device node or FIFO (mkfifo); Mode holds the file type bits
+	FileSetxattr    // Detail: the attribute name
+	FileRemovexattr // Detail: the attribute name
+	FileUtimes      // utimes/utimensat/futimesat: timestamps set
 )
 
 func (o FileOp) String() string {
@@ -119,6 +125,18 @@ func (o FileOp) String() string {
 		return "read"
 	case FileMkdir:
 		return "mkdir"
+	case FileSymlink:
+		return "symlink"
+	case FileLink:
+		return "link"
+	case FileMknod:
+		return "mknod"
+	case FileSetxattr:
+		return "setxattr"
+	case FileRemovexattr:
+		return "removexattr"
+	case FileUtimes:
+		return "utimes"
 	}
 	return "unknown"
 }
@@ -132,6 +150,7 @@ type File struct {
 	NewPath string // rename target, absolute
 	Mode    uint32 // chmod mode / create mode when known
 	Errno   int32  // 0 on success; non-zero when the syscall failed (e.g. EROFS, EACCES)
+	Detail  string // op-specific: the xattr name for setxattr/removexattr
 }
 
 // NetOp distinguishes how a destination was contacted.
@@ -180,6 +199,22 @@ type Connect struct {
 	Addr      netip.AddrPort
 	Errno     int32  // connect result when known; EINPROGRESS counts as success
 	Name      string // DNS name, when a sensor knows it (netwatch)
+	// Unix sockets (Transport Unix): the socket's path, "@name" for an
+	// abstract one, and the pid of the process that listens on it (the
+	// peer's credentials the kernel recorded at connect), 0 when unknown.
+	// Addr is zero for them.
+	UnixPath string
+	PeerPID  uint32
+}
+
+// IOURing: a process set up an io_uring instance (io_uring_setup). Its
+// operations bypass the syscall tracepoints the file and network sensors
+// hook, so the recorder flags it; in enforce mode the call fails (Errno
+// ENOSYS from the run's seccomp filter) and this records the attempt.
+type IOURing struct {
+	Header
+	Entries uint32 // requested submission queue size
+	Errno   int32  // 0 on success
 }
 
 // Dropped: a sensor lost events (ring buffer full, queue overflow).
