@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -244,10 +245,12 @@ func cgroup2Mount(t *testing.T) string {
 func TestLeftoversKilledAndCgroupRemoved(t *testing.T) {
 	privtest.Require(t)
 	mount := cgroup2Mount(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
+	// A duration no other process uses: the leftover is found by its
+	// argv, since the pid the child sees is its PID namespace's.
+	marker := fmt.Sprintf("300.%d", time.Now().UnixNano()%1000000)
 	r := runAgentwatch(t, "run", "--user", "root", "--store", t.TempDir(), "--",
-		"/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > "+pidFile+"; exit 5")
+		"/bin/sh", "-c", "setsid sleep "+marker+" </dev/null >/dev/null 2>&1 & sleep 0.2; exit 5")
 	if r.code != 5 {
 		t.Fatalf("exit %d, want 5; stderr:\n%s", r.code, r.stderr)
 	}
@@ -255,16 +258,17 @@ func TestLeftoversKilledAndCgroupRemoved(t *testing.T) {
 		t.Errorf("run took %v: it waited for the leftover instead of killing it", d)
 	}
 	id := runID(t, r.stderr)
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := strings.TrimSpace(string(b))
-	if st, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil {
-		// Reparented leftovers may linger as zombies until init reaps
-		// them; a zombie is dead.
-		if f := strings.Fields(string(st)); len(f) > 2 && f[2] != "Z" {
-			t.Errorf("leftover sleep %s still running (state %s)", pid, f[2])
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), marker) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat")); err == nil {
+			// A zombie is dead.
+			if f := strings.Fields(string(st)); len(f) > 2 && f[2] != "Z" {
+				t.Errorf("leftover %s still running (state %s)", p, f[2])
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(mount, "agentwatch", "run-"+id)); !os.IsNotExist(err) {

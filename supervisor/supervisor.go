@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -170,6 +169,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		Start:          start,
 		UID:            target.UID,
 		User:           target.Name,
+		Home:           childHome(env, target),
 		Workspace:      <-wsRoot,
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
@@ -224,53 +224,23 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		return 0, fmt.Errorf("starting %s: %w", o.Argv[0], err)
 	}
 
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   o.Argv,
-		Env:    env,
-		Dir:    dir,
-		Stdin:  o.Stdin,
-		Stdout: capture.tee(o.Stdout),
-		Stderr: capture.tee(o.Stderr),
-		// Only matters when a stream is not an *os.File: a background
-		// process that keeps the pipe open must not hang the run.
-		WaitDelay:   time.Second,
-		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	spec := childSpec{
+		path: path, argv: o.Argv, env: env, dir: dir, target: target,
+		stdin: o.Stdin, stdout: capture.tee(o.Stdout), stderr: capture.tee(o.Stderr),
+		cgroup: sensors.cgroup, ns: protect, useInit: os.Geteuid() == 0,
 	}
-	if target.Switch {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: target.UID, Gid: target.GID, Groups: target.Groups}
+	if pol.Mode == policy.Enforce {
+		spec.filter = seccompPolicy{DenyIOURing: true, DenyForeignABI: true}
 	}
-	if sensors.cgroup != nil {
-		// CLONE_INTO_CGROUP: born in the run's cgroup, so the very first
-		// exec is already inside the eBPF filter.
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = sensors.cgroup.FD()
-	}
-	var tm *terminal
-	var tty *os.File
 	if f, ok := isTerminal(o.Stdin); ok {
-		if tm, tty, err = openTerminal(cmd, f, target); err != nil {
-			sensors.stop(&recorder.End{})
-			return 0, err
-		}
+		spec.stdinT = f
 	} else {
-		cmd.SysProcAttr.Setpgid = true
+		// Pipe mode: the child never holds the operator's terminal.
+		spec.stdout = capture.tee(terminalOutput(o.Stdout))
+		spec.stderr = capture.tee(terminalOutput(o.Stderr))
 	}
-
-	var prepare func() error
-	if protect.enforced() {
-		prepare = protect.enterProtectedNamespace
-	}
-	waited, err := startNoNewPrivs(cmd, prepare)
-	if tm != nil {
-		// Only the child may hold the slave: the master then reads EIO
-		// once the child's side is gone, which ends the output copy.
-		tty.Close()
-	}
+	ch, err := startChild(spec)
 	if err != nil {
-		if tm != nil {
-			tm.ptmx.Close()
-		}
 		sensors.stop(&recorder.End{})
 		var pe *protectError
 		if errors.As(err, &pe) {
@@ -278,6 +248,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		}
 		return 0, startError(o.Argv[0], err)
 	}
+	tm := ch.tm
 	if tm != nil {
 		out := o.Stdout
 		if out == nil {
@@ -290,8 +261,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		}
 		defer tm.restore() // also on panic; finish restores on the normal path
 	}
-	pid := cmd.Process.Pid
-	info.RootPID = uint32(pid)
+	info.RootPID = uint32(ch.pid)
 	rec := recorder.New(info)
 	sink.attach(rec)
 
@@ -300,12 +270,15 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 			_ = os.WriteFile(filepath.Join(sensors.cgroup.Path, "cgroup.kill"), []byte("1"), 0)
 			return
 		}
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		// The init's death ends its PID namespace; a direct child
+		// leads its own session and group.
+		_ = syscall.Kill(-ch.signalled(), syscall.SIGKILL)
 	}
-	waitErr := forwardSignals(sigs, pid, tm == nil, tm, waited, killRun)
+	waitErr := forwardSignals(sigs, ch.signalled(), ch.groupSignals(), tm, ch.waited, killRun)
 	end := recorder.End{FileSize: fileSize}
-	end.ExitCode, end.Signal = exitStatus(cmd.ProcessState)
-	if cmd.ProcessState == nil {
+	var known bool
+	end.ExitCode, end.Signal, known = ch.status()
+	if !known {
 		sensors.stop(&end)
 		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
 	}
@@ -324,6 +297,16 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
 	return end.ExitCode, record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
+}
+
+// childHome is the home "~/" patterns mean: the child's HOME (what its
+// programs expand), else the passwd database's entry; never a guess from
+// the user name (homes live in /srv, /var/lib, … too).
+func childHome(env []string, t Target) string {
+	if h := lookupEnv(env, "HOME"); filepath.IsAbs(h) {
+		return filepath.Clean(h)
+	}
+	return t.Home
 }
 
 // record hands the trace to the sinks, store first: it is what `export`
