@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/workspace"
@@ -25,7 +28,12 @@ func (e policyInvalid) Unwrap() error { return e.err }
 // resolvePolicy finds and compiles the run's policy: --policy FILE, else
 // .agentwatch.yaml at the git root of dir, else the built-in; then --mode,
 // when given, replaces the file's mode.
-func resolvePolicy(file, mode, dir string) (*policy.Policy, error) {
+//
+// The workspace's policy is the base commit's (`git show
+// HEAD:.agentwatch.yaml`), never the worktree's: the worktree is what the
+// last agent left, and a policy planted there would govern the next run.
+// warn receives one line when the worktree's file is ignored.
+func resolvePolicy(file, mode, dir string, warn func(string)) (*policy.Policy, error) {
 	var m policy.Mode
 	if mode != "" {
 		var err error
@@ -44,7 +52,13 @@ func resolvePolicy(file, mode, dir string) (*policy.Policy, error) {
 		}
 		root = workspace.Root(dir)
 	}
-	p, err := policy.Lookup(file, root)
+	var p *policy.Policy
+	var err error
+	if file == "" && root != "" {
+		p, err = basePolicy(root, warn)
+	} else {
+		p, err = policy.Lookup(file, root)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading policy: %w", err)
 	}
@@ -91,7 +105,7 @@ agentwatch.policy.version) in the header comment.`,
 			if len(args) == 1 {
 				p, err = policy.Load(args[0])
 			} else {
-				p, err = resolvePolicy("", "", "")
+				p, err = resolvePolicy("", "", "", func(w string) { fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", w) })
 			}
 			var pe *policy.Error
 			if errors.As(err, &pe) {
@@ -105,4 +119,29 @@ agentwatch.policy.version) in the header comment.`,
 		}),
 	})
 	return cmd
+}
+
+// basePolicy is the policy committed at HEAD of the repository at root,
+// else the built-in. A worktree file that is not the committed one is
+// reported through warn and not used.
+func basePolicy(root string, warn func(string)) (*policy.Policy, error) {
+	// Plumbing only: cat-file runs no filter, textconv or pager that the
+	// repository's (agent-writable) configuration could name, and root
+	// reads a repository another user owns (safe.directory).
+	cmd := exec.Command("git", "-c", "safe.directory=*", "-C", root, "cat-file", "blob", "HEAD:"+policy.FileName)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_OPTIONAL_LOCKS=0")
+	committed, gitErr := cmd.Output()
+	worktree, wtErr := os.ReadFile(filepath.Join(root, policy.FileName))
+	switch {
+	case gitErr == nil:
+		if wtErr == nil && !bytes.Equal(worktree, committed) && warn != nil {
+			warn(fmt.Sprintf("%s differs from the base commit's: using HEAD:%s (pass --policy to use another)", policy.FileName, policy.FileName))
+		}
+		return policy.Parse("HEAD:"+policy.FileName, committed)
+	case wtErr == nil:
+		if warn != nil {
+			warn(fmt.Sprintf("%s is not in the base commit: using the built-in policy (pass --policy %s to use it)", policy.FileName, policy.FileName))
+		}
+	}
+	return policy.Default(), nil
 }

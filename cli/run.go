@@ -71,12 +71,17 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			// Compiled before anything starts: a malformed policy stops
 			// the run with file, line, key and reason (exit 125).
-			pol, err := resolvePolicy(o.policyFile, o.mode, "")
+			var notes []string
+			pol, err := resolvePolicy(o.policyFile, o.mode, "", func(w string) {
+				notes = append(notes, w)
+				fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", w)
+			})
 			if err != nil {
 				return err
 			}
 			so := o.supervisorOptions(a.env)
 			so.Policy = pol
+			so.PolicyNotes = notes
 			if o.pricesFile != "" {
 				// Before anything starts, like the policy: a bad price
 				// file is the user's to fix, not a run without costs.

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,19 @@ type protectPlan struct {
 	binds  []bindMount
 	events []event.ProtectedPath
 	gaps   []string
+	// placeholders are protected paths that did not exist at start
+	// (enforce mode): the first missing component of each is created
+	// empty, root-owned and read-only-bound, so nothing can be created
+	// there during the run by any route (create, rename, link, mkdir all
+	// meet a mount point), and removed at the end (materialize, cleanup).
+	placeholders []placeholder
+	created      []string // placeholders made, to remove
+}
+
+// placeholder is one absent protected path held by an empty node.
+type placeholder struct {
+	path string
+	dir  bool // a directory (git ignores an empty one); else an empty file
 }
 
 // enforced reports whether the child needs its own mount namespace.
@@ -82,9 +96,19 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 			plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s: stopped scanning after %d entries", g, maxScanEntries))
 		}
 		if len(found) == 0 {
-			plan.events = append(plan.events, event.ProtectedPath{
-				Header: event.Header{Time: now}, Pattern: g.String(), Path: filepath.Join(append([]string{base}, literalPrefix(segs)...)...),
-			})
+			lit := filepath.Join(append([]string{base}, literalPrefix(segs)...)...)
+			ev := event.ProtectedPath{Header: event.Header{Time: now}, Pattern: g.String(), Path: lit}
+			if enforce {
+				if ph, ok := placeholderFor(lit, base, ws); ok && !seen[ph.path] {
+					seen[ph.path] = true
+					plan.placeholders = append(plan.placeholders, ph)
+					plan.binds = append(plan.binds, bindMount{path: ph.path, readOnly: true})
+					ev.ReadOnly = true
+				} else if !ok {
+					plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s does not exist and cannot be held (its directory %s is the anchor or outside it): creating it is recorded, not refused", g, filepath.Dir(lit)))
+				}
+			}
+			plan.events = append(plan.events, ev)
 			continue
 		}
 		for _, p := range found {
@@ -98,6 +122,11 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 			default:
 				if real != p {
 					plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s is reached through a symlink: %s is read-only, the link itself is not", p, real))
+				}
+				if fi, err := os.Stat(real); err == nil && fi.Mode().IsRegular() {
+					if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+						plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s has %d hard links: writes through the others are not refused", p, st.Nlink))
+					}
 				}
 				if enforce {
 					ev.ReadOnly = true
@@ -135,11 +164,116 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 			break
 		}
 	}
+	// The anchors themselves and every directory above them that the
+	// child could rename or remove (`mv ~/src/repo ~/src/old && cp -r
+	// ~/src/old ~/src/repo` swaps in a writable copy of the whole tree).
+	if len(plan.binds) > 0 {
+		for _, anchor := range []string{realOr(ws), realOr(home)} {
+			for dir := anchor; dir != "" && dir != "/"; dir = filepath.Dir(dir) {
+				if !seen[dir] && renamable(dir) {
+					seen[dir] = true
+					pins = append(pins, bindMount{path: dir})
+				}
+			}
+		}
+	}
 	plan.binds = append(plan.binds, pins...)
 	slices.SortStableFunc(plan.binds, func(a, b bindMount) int {
 		return strings.Count(a.path, "/") - strings.Count(b.path, "/")
 	})
 	return plan
+}
+
+// placeholderFor is the node that holds the absent path lit: its first
+// missing component, strictly below the anchor base. Inside the workspace
+// it is a directory (git does not list an empty one, so `git add -A`
+// cannot commit it); elsewhere an empty file, which a shell sources as
+// nothing (~/.bash_profile).
+func placeholderFor(lit, base, ws string) (placeholder, bool) {
+	rel, ok := within(lit, base)
+	if !ok || rel == "" {
+		return placeholder{}, false
+	}
+	dir := base
+	parts := strings.Split(rel, "/")
+	for i, part := range parts {
+		dir = filepath.Join(dir, part)
+		if _, err := os.Lstat(dir); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return placeholder{}, false
+		}
+		_, inWS := within(dir, ws)
+		return placeholder{path: dir, dir: inWS || i < len(parts)-1}, true
+	}
+	return placeholder{}, false // it exists after all
+}
+
+// materialize creates the placeholders, root-owned and read-only for
+// everyone, right before the child starts. One that cannot be made is a
+// refusal to run (enforce never silently downgrades).
+func (p *protectPlan) materialize() error {
+	for _, ph := range p.placeholders {
+		var err error
+		if ph.dir {
+			err = os.Mkdir(ph.path, 0o555)
+		} else {
+			var f *os.File
+			if f, err = os.OpenFile(ph.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444); err == nil {
+				err = f.Close()
+			}
+		}
+		if err != nil {
+			return &protectError{fmt.Errorf("holding absent protected path %s: %w", ph.path, err)}
+		}
+		p.created = append(p.created, ph.path)
+		_ = os.Lchown(ph.path, 0, 0)
+	}
+	return nil
+}
+
+// cleanup removes the placeholders once nothing of the run is left. A
+// placeholder that is no longer empty (a process outside the run wrote
+// into it as root) is left and reported.
+func (p *protectPlan) cleanup() []string {
+	var gaps []string
+	for i := len(p.created) - 1; i >= 0; i-- {
+		if err := os.Remove(p.created[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			gaps = append(gaps, fmt.Sprintf("files.protect: removing the placeholder %s: %v", p.created[i], err))
+		}
+	}
+	p.created = nil
+	return gaps
+}
+
+// renamable reports whether a user process could rename or remove dir:
+// write access to its parent, where a sticky parent also needs the
+// user to own one of the two. Decided conservatively from the modes
+// (any write bit for group or others counts), since the child's exact
+// groups do not matter for a pin, which costs nothing when not needed.
+func renamable(dir string) bool {
+	parent := filepath.Dir(dir)
+	pfi, err := os.Stat(parent)
+	if err != nil {
+		return false
+	}
+	pst, ok := pfi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	if pfi.Mode().Perm()&0o022 == 0 && pst.Uid == 0 {
+		return false // only root may write the parent
+	}
+	if pfi.Mode()&fs.ModeSticky != 0 && pst.Uid == 0 {
+		dfi, err := os.Lstat(dir)
+		if err != nil {
+			return false
+		}
+		if dst, ok := dfi.Sys().(*syscall.Stat_t); ok && dst.Uid == 0 {
+			return false // a root-owned directory in a sticky root-owned one (/tmp/.X11-unix)
+		}
+	}
+	return true
 }
 
 // expandSecrets returns the existing files that files.secrets names, for

@@ -99,14 +99,14 @@ files:
 	wantEvents := []row{
 		{".github/workflows/**", ws + "/.github/workflows", true, true},
 		{".gitlab-ci.yml", ws + "/.gitlab-ci.yml", true, true},
-		{".agentwatch.yaml", ws + "/.agentwatch.yaml", false, false}, // creating it later alerts
+		{".agentwatch.yaml", ws + "/.agentwatch.yaml", false, true}, // held by a placeholder
 		{".git/hooks/**", ws + "/.git/hooks", true, true},
 		{"ci-link", ws + "/ci-link", true, true},
 		{"escape", ws + "/escape", true, false},
 		{"**/Makefile", ws + "/deploy/dev/Makefile", true, true},
 		{"**/Makefile", ws + "/deploy/prod/Makefile", true, true},
 		{"~/.bashrc", home + "/.bashrc", true, true},
-		{"~/.profile", home + "/.profile", false, false},
+		{"~/.profile", home + "/.profile", false, true},
 	}
 	if got := rows(plan.events); !slices.Equal(got, wantEvents) {
 		t.Errorf("events:\n got %v\nwant %v", got, wantEvents)
@@ -123,7 +123,9 @@ files:
 	// path is pinned so it cannot be renamed away.
 	wantBinds := []string{
 		"ro /ws/.gitlab-ci.yml",
+		"ro /ws/.agentwatch.yaml",
 		"ro /home/.bashrc",
+		"ro /home/.profile",
 		"pin /ws/.github",
 		"pin /ws/.git",
 		"pin /ws/ci",
@@ -145,6 +147,13 @@ files:
 	}
 	if !slices.Equal(plan.gaps, wantGaps) {
 		t.Errorf("gaps:\n got %q\nwant %q", plan.gaps, wantGaps)
+	}
+
+	// Absent paths are held: a directory in the workspace (git does not
+	// list it), an empty file in the home.
+	wantHeld := []placeholder{{ws + "/.agentwatch.yaml", true}, {home + "/.profile", false}}
+	if !slices.Equal(plan.placeholders, wantHeld) {
+		t.Errorf("placeholders %v, want %v", plan.placeholders, wantHeld)
 	}
 
 	// Observe mode: the same events, nothing read-only, no namespace.

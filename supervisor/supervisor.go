@@ -58,8 +58,12 @@ type Options struct {
 	Env     []string // the child's environment before HOME/USER/LOGNAME; nil: os.Environ()
 	Version string   // agentwatch's version, recorded on the trace
 
-	Policy *policy.Policy  // the compiled policy; nil: policy.Default()
-	Prices *llm.PriceTable // --prices: model prices; nil: the built-in table
+	Policy *policy.Policy // the compiled policy; nil: policy.Default()
+	// PolicyNotes say how the policy was chosen when that matters to a
+	// reviewer (a worktree .agentwatch.yaml ignored for the base
+	// commit's); recorded on the run as "policy: …" gaps.
+	PolicyNotes []string
+	Prices      *llm.PriceTable // --prices: model prices; nil: the built-in table
 
 	// CaptureFull turns on full content capture for this long (the
 	// --capture-full expiry); 0: metadata only (capture.go).
@@ -204,6 +208,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.Before = sensors.before
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
+	for _, n := range o.PolicyNotes {
+		info.Gaps = append(info.Gaps, "policy: "+n)
+	}
 	info.Gaps = append(info.Gaps, llmp.watch(sensors)...)
 	info.Gaps = append(info.Gaps, agentTel.allow(sensors.net)...)
 	if agentTel.gap != "" {
@@ -211,10 +218,15 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	}
 	// After the before-snapshot, right before the child starts: what
 	// exists now is what the child finds.
-	protect := planProtect(pol, info.Workspace, target.Home, pol.Mode == policy.Enforce, time.Now())
+	protect := planProtect(pol, info.Workspace, info.Home, pol.Mode == policy.Enforce, time.Now())
 	info.Gaps = append(info.Gaps, protect.gaps...)
 	for _, ev := range protect.events {
 		sink.add(ev)
+	}
+	defer protect.cleanup() // early returns; the normal path cleans up before the after snapshot
+	if err := protect.materialize(); err != nil {
+		sensors.stop(&recorder.End{})
+		return 0, err
 	}
 
 	sigs, stopSignals := catchSignals()
@@ -278,6 +290,11 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	end := recorder.End{FileSize: fileSize}
 	var known bool
 	end.ExitCode, end.Signal, known = ch.status()
+	if ch.initPID != 0 {
+		// The init is gone, and its namespace with every process of the
+		// run: nothing can hold a placeholder any more.
+		end.Gaps = append(end.Gaps, protect.cleanup()...)
+	}
 	if !known {
 		sensors.stop(&end)
 		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
