@@ -96,7 +96,7 @@ sends the run again with all its review spans.`,
 }
 
 func (a *app) annotate(ctx context.Context, o annotateOptions) error {
-	st, err := openStore(o.storeDir)
+	st, err := a.openStore(o.storeDir)
 	if err != nil {
 		return err
 	}

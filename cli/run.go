@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
@@ -117,7 +119,10 @@ func storeFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "store", store.DefaultDir(), "run store `DIR`")
 }
 
-func openStore(dir string) (*store.Store, error) {
+// openStore opens the store a reading command reads, after saving the
+// runs whose agentwatch died before it could (supervisor.Recover): the
+// runs a reader lists include them.
+func (a *app) openStore(dir string) (*store.Store, error) {
 	if dir == "" {
 		return nil, errors.New("finding the run store: no default directory (pass --store)")
 	}
@@ -125,7 +130,20 @@ func openStore(dir string) (*store.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
 	}
+	a.recover(st, dir)
 	return st, nil
+}
+
+// recover saves interrupted runs and says so on stderr; a run it cannot
+// save stays in its journal and is reported, never blocking the command.
+func (a *app) recover(st *store.Store, dir string) {
+	ids, err := supervisor.Recover(context.Background(), st, dir)
+	for _, id := range ids {
+		fmt.Fprintf(a.env.Stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", id)
+	}
+	if err != nil {
+		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+	}
 }
 
 type runsOptions struct {
@@ -143,7 +161,7 @@ func (a *app) runsCommand() *cobra.Command {
 			if o.limit <= 0 {
 				return usageError{fmt.Errorf("-n must be positive, got %d", o.limit)}
 			}
-			st, err := openStore(o.storeDir)
+			st, err := a.openStore(o.storeDir)
 			if err != nil {
 				return err
 			}
@@ -176,7 +194,7 @@ func (a *app) showCommand() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			st, err := openStore(o.storeDir)
+			st, err := a.openStore(o.storeDir)
 			if err != nil {
 				return err
 			}
@@ -212,7 +230,7 @@ func (a *app) exportCommand() *cobra.Command {
 			if !cfg.Enabled() {
 				return usageError{errors.New("export: no collector: pass --otlp-endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")}
 			}
-			st, err := openStore(o.storeDir)
+			st, err := a.openStore(o.storeDir)
 			if err != nil {
 				return err
 			}

@@ -13,11 +13,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/fswatch"
+	"github.com/agentwatch/agentwatch/journal"
 	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
@@ -156,6 +159,15 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		return 0, fmt.Errorf("opening store %s: %w", o.StoreDir, err)
 	}
 	defer st.Close()
+	// A run whose agentwatch died is saved before this one starts.
+	if ids, err := Recover(ctx, st, o.StoreDir); err != nil || len(ids) > 0 {
+		for _, id := range ids {
+			fmt.Fprintf(stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", id)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "agentwatch: %s\n", oneLine(err))
+		}
+	}
 	var traceFile *export.FileWriter
 	if o.TraceFile != "" {
 		if traceFile, err = export.OpenFile(o.TraceFile); err != nil {
@@ -184,6 +196,21 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		Capture:        capture.rec,
 	}
 	sink := &sink{}
+	// The journal: what a crash, a full disk or a corrupt store would
+	// otherwise lose (recover.go). Without it the run still runs.
+	var journalGap string
+	if jw, err := journal.Create(JournalDir(o.StoreDir), runID, newRunHeader(info, pol)); err != nil {
+		journalGap = "journal: " + oneLine(err) + " (a crash of agentwatch would lose this run)"
+	} else {
+		sink.jw = jw
+		launched := false
+		defer func() {
+			if !launched {
+				_ = jw.Remove() // nothing ran: nothing to recover
+			}
+		}()
+		sink.launched = func() { launched = true }
+	}
 	// The agent's telemetry receiver before the env event, like the proxy.
 	agentTel := startAgentTelemetry(sink.add)
 	defer agentTel.close(nil) // early returns; the normal path closes it before Finish
@@ -208,6 +235,12 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.Before = sensors.before
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
+	if journalGap != "" {
+		info.Gaps = append(info.Gaps, journalGap)
+	}
+	if sensors.cgroup != nil {
+		sink.meta(metaCgroup, []byte(sensors.cgroup.Path))
+	}
 	for _, n := range o.PolicyNotes {
 		info.Gaps = append(info.Gaps, "policy: "+n)
 	}
@@ -224,6 +257,11 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		sink.add(ev)
 	}
 	defer protect.cleanup() // early returns; the normal path cleans up before the after snapshot
+	for _, ph := range protect.placeholders {
+		sink.meta(metaPlaceholder, []byte(ph.path))
+	}
+	startInfo, _ := json.Marshal(runStartInfo{Sensors: info.Sensors, Gaps: info.Gaps})
+	sink.meta(metaInfo, startInfo)
 	if err := protect.materialize(); err != nil {
 		sensors.stop(&recorder.End{})
 		return 0, err
@@ -274,6 +312,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		defer tm.restore() // also on panic; finish restores on the normal path
 	}
 	info.RootPID = uint32(ch.pid)
+	sink.meta(metaLaunched, []byte(strconv.Itoa(ch.pid)))
+	if sink.launched != nil {
+		sink.launched()
+	}
 	rec := recorder.New(info)
 	sink.attach(rec)
 
@@ -290,6 +332,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	end := recorder.End{FileSize: fileSize}
 	var known bool
 	end.ExitCode, end.Signal, known = ch.status()
+	endInfo, _ := json.Marshal(runEndInfo{ExitCode: end.ExitCode, Signal: end.Signal, Time: time.Now()})
+	sink.meta(metaEnd, endInfo)
 	if ch.initPID != 0 {
 		// The init is gone, and its namespace with every process of the
 		// run: nothing can hold a placeholder any more.
@@ -313,7 +357,17 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	tr := rec.Finish(end)
 	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
-	return end.ExitCode, record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
+	err = record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
+	if sink.jw != nil {
+		if err == nil {
+			err = sink.jw.Remove()
+		} else {
+			// Kept: the next agentwatch command saves it from there.
+			_ = sink.jw.Close()
+			err = fmt.Errorf("%w (the run is kept in %s; the next agentwatch command saves it)", err, sink.jw.Path())
+		}
+	}
+	return end.ExitCode, err
 }
 
 // childHome is the home "~/" patterns mean: the child's HOME (what its
@@ -431,14 +485,26 @@ func ciAttributes(env []string) map[string]string {
 // sink buffers events until the recorder exists (it needs the child's pid,
 // known only after launch), then feeds it in arrival order.
 type sink struct {
-	mu      sync.Mutex
-	rec     *recorder.Recorder
-	pending []event.Event
+	mu       sync.Mutex
+	rec      *recorder.Recorder
+	pending  []event.Event
+	jw       *journal.Writer // nil: no journal
+	launched func()          // the child started: the journal must outlive a crash
+}
+
+// meta journals a supervisor record for recovery (recover.go).
+func (s *sink) meta(kind string, data []byte) {
+	if s.jw != nil {
+		s.jw.AppendMeta(kind, data)
+	}
 }
 
 func (s *sink) add(ev event.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.jw != nil {
+		s.jw.Append(ev)
+	}
 	if s.rec == nil {
 		s.pending = append(s.pending, ev)
 		return
