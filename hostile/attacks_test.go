@@ -155,6 +155,23 @@ func TestHostileAgent(t *testing.T) {
 			},
 		},
 		{
+			// agentwatch runs git on the workspace at the end (evidence);
+			// a clean filter named in the agent-written config runs then.
+			name: "a git filter that runs when agentwatch takes the evidence",
+			script: `git config filter.aw.clean "sh -c 'id -u >> {{ROOT}}/filter-ran-as; cat'"
+echo '* filter=aw' > .gitattributes
+echo changed >> README.md
+`,
+			check: func(t *testing.T, w *ws, mode string, r run) {
+				b, _ := os.ReadFile(filepath.Join(w.root, "filter-ran-as"))
+				for _, uid := range strings.Fields(string(b)) {
+					if uid != w.u.Uid {
+						t.Errorf("the repository's filter ran as uid %s (want only %s, the agent's)", uid, w.u.Uid)
+					}
+				}
+			},
+		},
+		{
 			name: "io_uring",
 			script: `/usr/bin/python3 -c '
 import ctypes, os

@@ -37,6 +37,14 @@ func (b *baseline) mkTemp() error {
 	if err := os.Mkdir(filepath.Join(tmp, "objects"), 0o700); err != nil {
 		return fmt.Errorf("creating temporary object directory: %w", err)
 	}
+	// git runs as the repository's owner (gitCmd): it writes here.
+	if c := gitCredential(b.loc.top); c != nil {
+		for _, p := range []string{tmp, filepath.Join(tmp, "objects")} {
+			if err := os.Chown(p, int(c.Uid), int(c.Gid)); err != nil {
+				return fmt.Errorf("creating temporary object directory: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -70,6 +78,10 @@ func (b *baseline) writeTree(maxFile int64, filters, untracked []string, known b
 	os.Remove(idx)
 	if err := copyFile(b.loc.index, idx); err != nil && !os.IsNotExist(err) {
 		return "", nil, err
+	} else if c := gitCredential(b.loc.top); err == nil && c != nil {
+		if err := os.Chown(idx, int(c.Uid), int(c.Gid)); err != nil {
+			return "", nil, err
+		}
 	}
 	big := bigUntracked(b.loc.top, maxFile, untracked, known)
 	var specs []string

@@ -440,6 +440,7 @@ func TestEvidenceOtherOwner(t *testing.T) {
 		}
 	}
 	chown()
+	reachable(t, d)
 	before := Take(d)
 	write(t, filepath.Join(d, "b.txt"), "new\n")
 	write(t, filepath.Join(d, "a.txt"), "a\nchanged\n")

@@ -23,9 +23,12 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -459,10 +462,45 @@ func gitCmd(ctx context.Context, dir string, extra []string, args ...string) *ex
 		"LC_ALL=C",
 	)
 	cmd.Env = append(cmd.Env, extra...)
+	if c := gitCredential(dir); c != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c}
+	}
 	// A grandchild (credential helper, fsmonitor) holding the pipe open
 	// must not outlive the timeout either.
 	cmd.WaitDelay = time.Second
 	return cmd
+}
+
+// gitCredential is who git runs as in dir: its owner, when agentwatch is
+// root and the owner is not. The repository's configuration and
+// attributes are the agent's to write, and git runs what they name — a
+// clean filter or textconv driver on `git status` and `git diff` — so it
+// must run with no more privilege than the user who could write them
+// (under root, `filter.x.clean` in .git/config was a root shell). nil:
+// as agentwatch.
+func gitCredential(dir string) *syscall.Credential {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	// The owner's own group, never a group the file merely has (a
+	// checkout made by root keeps gid 0).
+	gid := uint32(65534)
+	if u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10)); err == nil {
+		if g, err := strconv.ParseUint(u.Gid, 10, 32); err == nil {
+			gid = uint32(g)
+		}
+	} else if st.Gid != 0 {
+		gid = st.Gid
+	}
+	return &syscall.Credential{Uid: st.Uid, Gid: gid, Groups: []uint32{}}
 }
 
 // gitFreeEnv is the environment without variables that would point git at
@@ -473,10 +511,13 @@ func gitFreeEnv() []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
 		case "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-			"GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CEILING_DIRECTORIES", "GIT_COMMON_DIR":
+			"GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CEILING_DIRECTORIES", "GIT_COMMON_DIR",
+			"GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "HOME", "XDG_CONFIG_HOME":
 			continue
 		}
 		env = append(env, kv)
 	}
-	return env
+	// No global or system configuration: ~/.gitconfig is the agent's to
+	// write too, and evidence must not depend on the operator's.
+	return append(env, "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "HOME=/nonexistent", "XDG_CONFIG_HOME=/nonexistent")
 }

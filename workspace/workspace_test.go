@@ -22,6 +22,18 @@ func tempDir(t *testing.T) string {
 	return d
 }
 
+// reachable lets another owner of d reach it, as a developer reaches their
+// checkout (git runs as the repository's owner: its configuration is
+// theirs to write, so what it runs runs as them).
+func reachable(t *testing.T, d string) {
+	t.Helper()
+	for p := filepath.Dir(d); p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func run(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"}, args...)...)
@@ -209,6 +221,7 @@ func TestTakeOtherOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reachable(t, d)
 	// Prove the premise: plain git refuses this repository.
 	if out, err := exec.Command("git", "-C", d, "status").CombinedOutput(); err == nil {
 		t.Fatalf("plain git accepted a repository owned by another user:\n%s", out)
