@@ -99,7 +99,9 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 			lit := filepath.Join(append([]string{base}, literalPrefix(segs)...)...)
 			ev := event.ProtectedPath{Header: event.Header{Time: now}, Pattern: g.String(), Path: lit}
 			if enforce {
-				if ph, ok := placeholderFor(lit, base, ws); ok && !seen[ph.path] {
+				if _, err := os.Stat(base); err != nil {
+					// The anchor does not exist: nothing to hold.
+				} else if ph, ok := placeholderFor(lit, base, ws); ok && !seen[ph.path] {
 					seen[ph.path] = true
 					plan.placeholders = append(plan.placeholders, ph)
 					plan.binds = append(plan.binds, bindMount{path: ph.path, readOnly: true})
@@ -192,6 +194,11 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 func placeholderFor(lit, base, ws string) (placeholder, bool) {
 	rel, ok := within(lit, base)
 	if !ok || rel == "" {
+		return placeholder{}, false
+	}
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		// No home at all (nobody's /nonexistent): nothing beneath it can
+		// be created either, unless the anchor itself is.
 		return placeholder{}, false
 	}
 	dir := base

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,6 +101,12 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	// A reader that went away (`agentwatch run … 2>&1 | head`) must not
+	// kill agentwatch mid-run: the run would be left to recovery. Caught,
+	// not ignored: an ignored SIGPIPE would be inherited by the child.
+	brokenPipe := make(chan os.Signal, 1)
+	signal.Notify(brokenPipe, syscall.SIGPIPE)
+	defer signal.Stop(brokenPipe)
 	env := o.Env
 	if env == nil {
 		env = os.Environ()
@@ -220,6 +227,21 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
 	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
+	// Protected paths: what exists now is what the child finds. The
+	// placeholders of absent ones are made before the file sensors start,
+	// so they are not mistaken for the run's changes (git does not see
+	// them either: empty directories, or files outside the repository).
+	protect := planProtect(pol, info.Workspace, info.Home, pol.Mode == policy.Enforce, time.Now())
+	for _, ev := range protect.events {
+		sink.add(ev)
+	}
+	defer protect.cleanup() // early returns; the normal path cleans up before the after snapshot
+	for _, ph := range protect.placeholders {
+		sink.meta(metaPlaceholder, []byte(ph.path))
+	}
+	if err := protect.materialize(); err != nil {
+		return 0, err
+	}
 	sensors := startSensors(runID, info.Workspace, beforeSnap, !o.NoFSWatch, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
 	snapTaken = true
 	ebpf.ReleaseKernelTypes()
@@ -238,6 +260,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if journalGap != "" {
 		info.Gaps = append(info.Gaps, journalGap)
 	}
+	info.Gaps = append(info.Gaps, protect.gaps...)
 	if sensors.cgroup != nil {
 		sink.meta(metaCgroup, []byte(sensors.cgroup.Path))
 	}
@@ -249,23 +272,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if agentTel.gap != "" {
 		info.Gaps = append(info.Gaps, agentTel.gap)
 	}
-	// After the before-snapshot, right before the child starts: what
-	// exists now is what the child finds.
-	protect := planProtect(pol, info.Workspace, info.Home, pol.Mode == policy.Enforce, time.Now())
-	info.Gaps = append(info.Gaps, protect.gaps...)
-	for _, ev := range protect.events {
-		sink.add(ev)
-	}
-	defer protect.cleanup() // early returns; the normal path cleans up before the after snapshot
-	for _, ph := range protect.placeholders {
-		sink.meta(metaPlaceholder, []byte(ph.path))
-	}
 	startInfo, _ := json.Marshal(runStartInfo{Sensors: info.Sensors, Gaps: info.Gaps})
 	sink.meta(metaInfo, startInfo)
-	if err := protect.materialize(); err != nil {
-		sensors.stop(&recorder.End{})
-		return 0, err
-	}
 
 	sigs, stopSignals := catchSignals()
 	defer stopSignals()
@@ -334,17 +342,16 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	end.ExitCode, end.Signal, known = ch.status()
 	endInfo, _ := json.Marshal(runEndInfo{ExitCode: end.ExitCode, Signal: end.Signal, Time: time.Now()})
 	sink.meta(metaEnd, endInfo)
-	if ch.initPID != 0 {
-		// The init is gone, and its namespace with every process of the
-		// run: nothing can hold a placeholder any more.
-		end.Gaps = append(end.Gaps, protect.cleanup()...)
-	}
+
 	if !known {
 		sensors.stop(&end)
 		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
 	}
 	sensors.stop(&end) // kills what is left, drains, snapshots after
-	llmp.stop(&end)    // the calls still streaming end with their processes
+	// Nothing of the run is left to hold a placeholder, and the file
+	// sensors are stopped: removing them is not the run's change.
+	end.Gaps = append(end.Gaps, protect.cleanup()...)
+	llmp.stop(&end) // the calls still streaming end with their processes
 	// What the agent flushed at exit is in once its processes are gone.
 	agentTel.close(&end)
 	end.SecretScan = scanSecrets(rec, end.Evidence)
