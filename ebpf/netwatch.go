@@ -56,6 +56,13 @@ type NetConfig struct {
 	Splice4       uint16
 	Splice6       uint16
 	InspectPorts  []int // TCP ports steered to the splice proxy
+	// DNSUpstreams are where the DNS proxy forwards: redirected to the
+	// proxy like port 53 (UDP and TCP), so the run never reaches them
+	// directly. DNSUpstreamLocalPorts are their ports when they are on this
+	// host: any loopback or unspecified destination on such a port is
+	// redirected too.
+	DNSUpstreams          []netip.AddrPort
+	DNSUpstreamLocalPorts []uint16
 	// Emit receives one event.NetDecision per decision, from the reader
 	// goroutine (and from Close while it drains). Name is empty: the
 	// kernel does not know it.
@@ -102,6 +109,19 @@ func StartNetEnforcer(cfg NetConfig) (*NetEnforcer, error) {
 		if err := e.objs.Inspect.Put(uint32(p), one); err != nil {
 			e.objs.Close()
 			return nil, fmt.Errorf("filling inspect ports: %w", err)
+		}
+	}
+	for _, ap := range cfg.DNSUpstreams {
+		k := netwatchSelfKey{Addr: key16(ap.Addr()), Port: uint32(ap.Port())}
+		if err := e.objs.DnsUp.Put(&k, one); err != nil {
+			e.objs.Close()
+			return nil, fmt.Errorf("filling DNS upstreams (%s): %w", ap, err)
+		}
+	}
+	for _, p := range cfg.DNSUpstreamLocalPorts {
+		if err := e.objs.DnsUpLocal.Put(uint32(p), one); err != nil {
+			e.objs.Close()
+			return nil, fmt.Errorf("filling DNS upstream ports (%d): %w", p, err)
 		}
 	}
 	if e.rd, err = ringbuf.NewReader(e.objs.Decisions); err != nil {

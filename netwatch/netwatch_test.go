@@ -481,3 +481,84 @@ network:
 		})
 	}
 }
+
+// The upstream the DNS proxy forwards to is never reachable from the run,
+// with allow_loopback: true too: a child that sends its query straight to
+// the upstream's loopback address and port (not 53) gets the proxy's
+// answer, and the upstream never sees a disallowed name.
+func TestUpstreamOnlyThroughTheProxy(t *testing.T) {
+	privtest.Require(t)
+	up := startUpstream(t) // 127.0.0.1, a random port
+	_, upPort, _ := net.SplitHostPort(up.addr)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse("test.yaml", fmt.Appendf(nil, `version: 1
+mode: enforce
+network:
+  allow: [allowed.test]
+  allow_loopback: true
+  dns:
+    upstream: %s
+`, up.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, cgfd := testCgroup(t)
+	var evs recorded
+	nw, err := Start(Config{Policy: pol, CgroupPath: cg, Emit: evs.add})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	defer nw.Close()
+	for _, row := range []struct {
+		name string
+		args []string
+		exit int
+		// the DNS query the proxy must record
+		qname, qtype string
+		verdict      event.Verdict
+		redirected   string // the destination the hook redirected
+	}{
+		{"disallowed name, UDP", []string{"lookup", "other.test", up.addr, "udp"}, 1, "other.test", "A", event.Deny, up.addr},
+		{"disallowed name, TCP", []string{"lookup", "other.test", up.addr, "tcp"}, 1, "other.test", "A", event.Deny, up.addr},
+		// The upstream answers every TXT: exit 0 would mean it was reached.
+		{"TXT exfiltration", []string{"txt", "secret-data.other.test", up.addr}, 1, "secret-data.other.test", "TXT", event.Deny, up.addr},
+		// connect/sendto 0.0.0.0 reaches loopback.
+		{"unspecified address", []string{"txt", "secret2.other.test", "0.0.0.0:" + upPort}, 1, "secret2.other.test", "TXT", event.Deny, "0.0.0.0:" + upPort},
+		{"allowed name still resolves", []string{"lookup", "allowed.test", up.addr, "udp"}, 0, "allowed.test", "A", event.Allow, up.addr},
+	} {
+		from := evs.len()
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "NETWATCH_CHILD="+strings.Join(row.args, " "))
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != row.exit {
+			t.Errorf("%s: exit %d, want %d; output:\n%s", row.name, code, row.exit, out)
+		}
+		ev := evs.wait(from, func(ev event.Event) bool {
+			q, ok := ev.(event.DNSQuery)
+			return ok && q.Name == row.qname && q.QType == row.qtype
+		})
+		if q, ok := ev.(event.DNSQuery); !ok || q.Verdict != row.verdict {
+			t.Errorf("%s: proxy recorded %+v; events:\n%s", row.name, ev, evs.dump(from))
+		}
+		ev = evs.wait(from, func(ev event.Event) bool {
+			d, ok := ev.(event.NetDecision)
+			return ok && d.Addr.String() == row.redirected && d.Check == "dns-redirect" && d.Verdict == event.Allow
+		})
+		if ev == nil {
+			t.Errorf("%s: no dns-redirect decision for %s; events:\n%s", row.name, row.redirected, evs.dump(from))
+		}
+	}
+	for _, q := range []string{"other.test A", "secret-data.other.test TXT", "secret2.other.test TXT"} {
+		name, qt, _ := strings.Cut(q, " ")
+		if n := up.count(name, qt); n != 0 {
+			t.Errorf("upstream saw %d %s queries", n, q)
+		}
+	}
+	if up.count("allowed.test", "A") == 0 {
+		t.Error("the allowed name never reached the upstream through the proxy")
+	}
+}
