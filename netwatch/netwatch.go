@@ -258,6 +258,16 @@ func (n *Netwatch) AllowEndpoint(ap netip.AddrPort) error {
 	return n.kern.AllowEndpoint(ap)
 }
 
+// Pin keeps the run's kernel hooks attached if this process dies: pins
+// under dir in bpffs (e.g. /sys/fs/bpf/agentwatch/<run>), mounting bpffs at
+// /sys/fs/bpf if needed. Call it right after Start, before the child runs.
+// Close removes the pins; after a crash, UnpinNetwork(dir) does.
+func (n *Netwatch) Pin(dir string) error { return n.kern.Pin(dir) }
+
+// UnpinNetwork removes the pins a (dead) run's Pin left under dir,
+// detaching its hooks. Idempotent; a missing dir is not an error.
+func UnpinNetwork(dir string) error { return ebpf.UnpinNetwork(dir) }
+
 // Dropped is how many kernel decisions were lost (ring buffer full).
 func (n *Netwatch) Dropped() uint64 { return n.kern.Dropped() }
 
