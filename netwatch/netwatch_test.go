@@ -108,14 +108,17 @@ var zone = map[string]string{
 	"six.test":      "::1",
 }
 
-func startUpstream(t *testing.T) *upstream {
+func startUpstream(t *testing.T) *upstream { return startUpstreamAt(t, "127.0.0.1:0") }
+
+// startUpstreamAt starts the upstream on listen (UDP and TCP, same port).
+func startUpstreamAt(t *testing.T, listen string) *upstream {
 	u := &upstream{seen: map[string]int{}}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	pc, err := net.ListenPacket("udp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,8 +495,19 @@ network:
 // answer, and the upstream never sees a disallowed name.
 func TestUpstreamOnlyThroughTheProxy(t *testing.T) {
 	privtest.Require(t)
-	up := startUpstream(t) // 127.0.0.1, a random port
-	_, upPort, _ := net.SplitHostPort(up.addr)
+	for _, listen := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(listen, func(t *testing.T) { testUpstreamOnlyThroughTheProxy(t, listen) })
+	}
+}
+
+func testUpstreamOnlyThroughTheProxy(t *testing.T, listen string) {
+	up := startUpstreamAt(t, listen) // a random port, never 53
+	upHost, upPort, _ := net.SplitHostPort(up.addr)
+	unspec := "0.0.0.0"
+	if strings.Contains(upHost, ":") {
+		unspec = "::"
+	}
+	unspecAddr := net.JoinHostPort(unspec, upPort)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -504,7 +518,7 @@ network:
   allow: [allowed.test]
   allow_loopback: true
   dns:
-    upstream: %s
+    upstream: "%s"
 `, up.addr))
 	if err != nil {
 		t.Fatal(err)
@@ -530,7 +544,7 @@ network:
 		// The upstream answers every TXT: exit 0 would mean it was reached.
 		{"TXT exfiltration", []string{"txt", "secret-data.other.test", up.addr}, 1, "secret-data.other.test", "TXT", event.Deny, up.addr},
 		// connect/sendto 0.0.0.0 reaches loopback.
-		{"unspecified address", []string{"txt", "secret2.other.test", "0.0.0.0:" + upPort}, 1, "secret2.other.test", "TXT", event.Deny, "0.0.0.0:" + upPort},
+		{"unspecified address", []string{"txt", "secret2.other.test", unspecAddr}, 1, "secret2.other.test", "TXT", event.Deny, unspecAddr},
 		{"allowed name still resolves", []string{"lookup", "allowed.test", up.addr, "udp"}, 0, "allowed.test", "A", event.Allow, up.addr},
 	} {
 		from := evs.len()
