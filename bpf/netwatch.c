@@ -7,7 +7,8 @@
 // their own), plus a sockops program that hands the splice proxy the
 // original destination of a connection steered to it.
 //
-//  - DNS: any UDP or TCP destination on port 53 is rewritten to the run's
+//  - DNS: any UDP or TCP destination on port 53, or on the proxy's upstream
+//    address and port (`dns_up`, `dns_up_local`), is rewritten to the run's
 //    DNS proxy on loopback; recvmsg/getpeername rewrite the proxy's address
 //    back to the resolver the child asked, because resolvers (glibc) drop a
 //    reply that comes from another address than the one they asked.
@@ -176,6 +177,27 @@ struct {
 	__type(value, __u8);
 } inspect SEC(".maps");
 
+// The DNS proxy's upstream resolvers (address and port): redirected to the
+// proxy like port 53, so a child that knows where the proxy forwards (a
+// local resolver on 127.0.0.1:5353, say) cannot ask it directly, whatever
+// allow_loopback says.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); // the upstream's port on every address of the host
+	__type(key, struct self_key);
+	__type(value, __u8);
+} dns_up SEC(".maps");
+
+// Ports of upstreams on this host: any local destination (loopback, the
+// unspecified address) on them is redirected too, since a resolver bound to
+// 0.0.0.0 or [::] answers on all of them.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32); // port, host order
+	__type(value, __u8);
+} dns_up_local SEC(".maps");
+
 // Original destination of a redirected socket, by socket cookie. LRU maps
 // are preallocated (65536 entries took ~15 ms of every run's start);
 // 16384 live redirected sockets in one run is far beyond what an agent
@@ -299,6 +321,22 @@ static __always_inline bool is_self(__u32 a[4], __u16 port)
 	return bpf_map_lookup_elem(&self, &k) != NULL;
 }
 
+static __always_inline bool is_local(__u32 a[4]);
+
+static __always_inline bool is_upstream(__u32 a[4], __u16 port)
+{
+	struct self_key k = {};
+	k.addr[0] = a[0];
+	k.addr[1] = a[1];
+	k.addr[2] = a[2];
+	k.addr[3] = a[3];
+	k.port = port;
+	if (bpf_map_lookup_elem(&dns_up, &k))
+		return true;
+	__u32 p32 = port;
+	return is_local(a) && bpf_map_lookup_elem(&dns_up_local, &p32);
+}
+
 static __always_inline void remember(__u64 cookie, __u32 a[4], __u16 port_nbo, __u8 flags)
 {
 	struct orig_val o = {};
@@ -346,7 +384,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 a[4], bool v6
 	__u16 port = bpf_ntohs(port_nbo);
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 
-	if (port == DNS_PORT && !is_self(a, port)) {
+	if ((port == DNS_PORT || is_upstream(a, port)) && !is_self(a, port)) {
 		struct target t = {.v6 = v6};
 		if (proto == P_TCP)
 			t.port = v6 ? dns6_tcp_port : dns4_tcp_port;

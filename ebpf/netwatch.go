@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/agentwatch/agentwatch/event"
 )
@@ -56,6 +60,13 @@ type NetConfig struct {
 	Splice4       uint16
 	Splice6       uint16
 	InspectPorts  []int // TCP ports steered to the splice proxy
+	// DNSUpstreams are where the DNS proxy forwards: redirected to the
+	// proxy like port 53 (UDP and TCP), so the run never reaches them
+	// directly. DNSUpstreamLocalPorts are their ports when they are on this
+	// host: any loopback or unspecified destination on such a port is
+	// redirected too.
+	DNSUpstreams          []netip.AddrPort
+	DNSUpstreamLocalPorts []uint16
 	// Emit receives one event.NetDecision per decision, from the reader
 	// goroutine (and from Close while it drains). Name is empty: the
 	// kernel does not know it.
@@ -66,6 +77,8 @@ type NetConfig struct {
 type NetEnforcer struct {
 	objs       netwatchObjects
 	links      []link.Link
+	linkNames  []string // pin file names, in attach order
+	pinDir     string   // "": not pinned
 	rd         *ringbuf.Reader
 	emit       func(event.NetDecision)
 	bootOffset int64
@@ -104,6 +117,19 @@ func StartNetEnforcer(cfg NetConfig) (*NetEnforcer, error) {
 			return nil, fmt.Errorf("filling inspect ports: %w", err)
 		}
 	}
+	for _, ap := range cfg.DNSUpstreams {
+		k := netwatchSelfKey{Addr: key16(ap.Addr()), Port: uint32(ap.Port())}
+		if err := e.objs.DnsUp.Put(&k, one); err != nil {
+			e.objs.Close()
+			return nil, fmt.Errorf("filling DNS upstreams (%s): %w", ap, err)
+		}
+	}
+	for _, p := range cfg.DNSUpstreamLocalPorts {
+		if err := e.objs.DnsUpLocal.Put(uint32(p), one); err != nil {
+			e.objs.Close()
+			return nil, fmt.Errorf("filling DNS upstream ports (%d): %w", p, err)
+		}
+	}
 	if e.rd, err = ringbuf.NewReader(e.objs.Decisions); err != nil {
 		e.objs.Close()
 		return nil, fmt.Errorf("opening decision ring buffer: %w", err)
@@ -133,6 +159,7 @@ func StartNetEnforcer(cfg NetConfig) (*NetEnforcer, error) {
 			return nil, fmt.Errorf("attaching cgroup/%s to %s: %w", a.name, cfg.CgroupPath, err)
 		}
 		e.links = append(e.links, l)
+		e.linkNames = append(e.linkNames, a.name)
 	}
 	go e.read()
 	return e, nil
@@ -370,16 +397,128 @@ func decodeNetRec(b []byte, bootOffset int64) (event.NetDecision, error) {
 	return d, nil
 }
 
-// Close detaches the programs, emits the decisions still queued and frees
-// everything.
+// BPFFS is where bpffs is mounted when Pin finds none.
+const BPFFS = "/sys/fs/bpf"
+
+// Pin pins every attached link under dir (in bpffs, created 0700), so the
+// hooks stay on the run's cgroup when this process dies — a kill -9 of the
+// supervisor must not lift the run's network policy. The links hold the
+// programs and the programs their maps, so nothing else needs a pin; with
+// the supervisor gone the DNS proxy is gone too, and redirected DNS fails.
+// bpffs is mounted at /sys/fs/bpf first if it is not. Pinning again to the
+// same dir is a no-op. Close unpins; after a crash, UnpinNetwork(dir).
+func (e *NetEnforcer) Pin(dir string) error {
+	if e.pinDir == dir {
+		return nil
+	}
+	if e.pinDir != "" {
+		return fmt.Errorf("pinning network hooks to %s: already pinned to %s", dir, e.pinDir)
+	}
+	if err := ensureBPFFS(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pinning network hooks: %w", err)
+	}
+	if err := onBPFFS(dir); err != nil {
+		return fmt.Errorf("pinning network hooks: %w", err)
+	}
+	for i, l := range e.links {
+		if err := l.Pin(filepath.Join(dir, e.linkNames[i])); err != nil {
+			for _, l := range e.links[:i] {
+				_ = l.Unpin()
+			}
+			_ = os.Remove(dir)
+			return fmt.Errorf("pinning network hook %s: %w", e.linkNames[i], err)
+		}
+	}
+	e.pinDir = dir
+	return nil
+}
+
+// UnpinNetwork removes the pins Pin left under dir and dir itself, which
+// detaches the hooks unless a live process still holds them (a running
+// supervisor's Close does that itself). A missing dir is not an error; a
+// dir that is not in bpffs is refused, never emptied.
+func UnpinNetwork(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unpinning network hooks: %w", err)
+	}
+	if err := onBPFFS(dir); err != nil {
+		return fmt.Errorf("unpinning network hooks: %w", err)
+	}
+	var errs []error
+	// Reverse of attach order: connect and sendmsg first, so no redirect
+	// is made after its reverse rewrite is gone; then anything else.
+	names := []string{"sendmsg6", "sendmsg4", "connect6", "connect4", "sockops", "getpeername6", "getpeername4", "recvmsg6", "recvmsg4"}
+	for _, e := range entries {
+		if !slices.Contains(names, e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	for _, name := range names {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("unpinning network hooks: %w", err)
+	}
+	return nil
+}
+
+func onBPFFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return err
+	}
+	if uint32(st.Type) != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("%s is not in a bpf filesystem", dir)
+	}
+	return nil
+}
+
+// ensureBPFFS mounts bpffs at /sys/fs/bpf unless mountinfo has one there.
+func ensureBPFFS() error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("looking for bpffs: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if ok && len(f) > 4 && f[4] == BPFFS && strings.HasPrefix(post, "bpf ") {
+			return nil
+		}
+	}
+	if err := unix.Mount("bpf", BPFFS, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mounting bpffs at %s: %w", BPFFS, err)
+	}
+	return nil
+}
+
+// Close detaches the programs (removing the pins, if Pin made any), emits
+// the decisions still queued and frees everything.
 func (e *NetEnforcer) Close() error {
 	e.closeOnce.Do(func() {
+		if e.pinDir != "" {
+			if err := UnpinNetwork(e.pinDir); err != nil {
+				e.closeErr = err
+			}
+		}
 		e.detach()
 		if err := e.rd.Flush(); err != nil {
 			e.rd.Close()
 		}
 		<-e.done
-		e.closeErr = errors.Join(e.rd.Close(), e.objs.Close())
+		e.closeErr = errors.Join(e.closeErr, e.rd.Close(), e.objs.Close())
 	})
 	return e.closeErr
 }

@@ -80,6 +80,8 @@ const (
 	netwatchMapAllowed         = "allowed"
 	netwatchMapCidrs           = "cidrs"
 	netwatchMapDecisions       = "decisions"
+	netwatchMapDnsUp           = "dns_up"
+	netwatchMapDnsUpLocal      = "dns_up_local"
 	netwatchMapInspect         = "inspect"
 	netwatchMapNwDropped       = "nw_dropped"
 	netwatchMapOrig            = "orig"
@@ -167,15 +169,17 @@ type netwatchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netwatchMapSpecs struct {
-	Allowed   *ebpf.MapSpec `ebpf:"allowed"`
-	Cidrs     *ebpf.MapSpec `ebpf:"cidrs"`
-	Decisions *ebpf.MapSpec `ebpf:"decisions"`
-	Inspect   *ebpf.MapSpec `ebpf:"inspect"`
-	NwDropped *ebpf.MapSpec `ebpf:"nw_dropped"`
-	Orig      *ebpf.MapSpec `ebpf:"orig"`
-	Self      *ebpf.MapSpec `ebpf:"self"`
-	Sent      *ebpf.MapSpec `ebpf:"sent"`
-	Splice    *ebpf.MapSpec `ebpf:"splice"`
+	Allowed    *ebpf.MapSpec `ebpf:"allowed"`
+	Cidrs      *ebpf.MapSpec `ebpf:"cidrs"`
+	Decisions  *ebpf.MapSpec `ebpf:"decisions"`
+	DnsUp      *ebpf.MapSpec `ebpf:"dns_up"`
+	DnsUpLocal *ebpf.MapSpec `ebpf:"dns_up_local"`
+	Inspect    *ebpf.MapSpec `ebpf:"inspect"`
+	NwDropped  *ebpf.MapSpec `ebpf:"nw_dropped"`
+	Orig       *ebpf.MapSpec `ebpf:"orig"`
+	Self       *ebpf.MapSpec `ebpf:"self"`
+	Sent       *ebpf.MapSpec `ebpf:"sent"`
+	Splice     *ebpf.MapSpec `ebpf:"splice"`
 }
 
 // netwatchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -217,15 +221,17 @@ func (o *netwatchObjects) Close() error {
 //
 // It can be passed to loadNetwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netwatchMaps struct {
-	Allowed   *ebpf.Map `ebpf:"allowed"`
-	Cidrs     *ebpf.Map `ebpf:"cidrs"`
-	Decisions *ebpf.Map `ebpf:"decisions"`
-	Inspect   *ebpf.Map `ebpf:"inspect"`
-	NwDropped *ebpf.Map `ebpf:"nw_dropped"`
-	Orig      *ebpf.Map `ebpf:"orig"`
-	Self      *ebpf.Map `ebpf:"self"`
-	Sent      *ebpf.Map `ebpf:"sent"`
-	Splice    *ebpf.Map `ebpf:"splice"`
+	Allowed    *ebpf.Map `ebpf:"allowed"`
+	Cidrs      *ebpf.Map `ebpf:"cidrs"`
+	Decisions  *ebpf.Map `ebpf:"decisions"`
+	DnsUp      *ebpf.Map `ebpf:"dns_up"`
+	DnsUpLocal *ebpf.Map `ebpf:"dns_up_local"`
+	Inspect    *ebpf.Map `ebpf:"inspect"`
+	NwDropped  *ebpf.Map `ebpf:"nw_dropped"`
+	Orig       *ebpf.Map `ebpf:"orig"`
+	Self       *ebpf.Map `ebpf:"self"`
+	Sent       *ebpf.Map `ebpf:"sent"`
+	Splice     *ebpf.Map `ebpf:"splice"`
 }
 
 func (m *netwatchMaps) Close() error {
@@ -233,6 +239,8 @@ func (m *netwatchMaps) Close() error {
 		m.Allowed,
 		m.Cidrs,
 		m.Decisions,
+		m.DnsUp,
+		m.DnsUpLocal,
 		m.Inspect,
 		m.NwDropped,
 		m.Orig,

@@ -11,11 +11,13 @@ package netwatch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -30,8 +32,11 @@ import (
 
 // Rules the DNS proxy records for names network.allow does not cover.
 const (
-	RuleUnknownDomain = "unknown_domain"  // the name matches no network.allow entry
-	RuleBadQuery      = "malformed-query" // not exactly one parseable question
+	RuleUnknownDomain = "unknown_domain" // the name matches no network.allow entry
+	// RuleBadQuery, followed by ": " and the reason, is the rule of a
+	// message that is not one plain query (see parseQuery): refused, never
+	// forwarded.
+	RuleBadQuery = "malformed_query"
 )
 
 const (
@@ -176,13 +181,12 @@ func (p *dnsProxy) serveUDP(u *net.UDPConn) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			resp, q, ok := p.decide(buf[:n], event.UDP, from)
-			if !ok {
-				return
-			}
+			resp, q := p.decide(buf[:n], event.UDP, from)
 			// The reply first, the record after: the child's lookup does
 			// not wait for the recorder.
-			_, _ = u.WriteToUDPAddrPort(resp, from)
+			if resp != nil {
+				_, _ = u.WriteToUDPAddrPort(resp, from)
+			}
 			p.emit(q)
 		}()
 	}
@@ -223,8 +227,9 @@ func (p *dnsProxy) serveTCP(l *net.TCPListener) {
 				if err != nil {
 					return
 				}
-				resp, q, ok := p.decide(msg, event.TCP, from)
-				if !ok {
+				resp, q := p.decide(msg, event.TCP, from)
+				if resp == nil {
+					p.emit(q)
 					return
 				}
 				err = writeTCPMessage(c, resp)
@@ -258,39 +263,33 @@ func writeTCPMessage(w io.Writer, msg []byte) error {
 }
 
 // answer decides about one query, records it and returns the response to
-// send (nil: send nothing, for a message that is not a query at all).
+// send (nil: send nothing, for a message too short to carry an id).
 func (p *dnsProxy) answer(msg []byte, tr event.Transport, from netip.AddrPort) []byte {
-	resp, q, ok := p.decide(msg, tr, from)
-	if !ok {
-		return nil
-	}
+	resp, q := p.decide(msg, tr, from)
 	p.emit(q)
 	return resp
 }
 
-// decide answers one query: the response and its record (ok false: not a
-// query, send nothing). Addresses of an allowed answer are in the kernel
-// map before it returns, so the child's connect never races the update.
-func (p *dnsProxy) decide(msg []byte, tr event.Transport, from netip.AddrPort) (resp []byte, q event.DNSQuery, ok bool) {
-	var parser dnsmessage.Parser
-	hdr, err := parser.Start(msg)
-	if err != nil || hdr.Response {
-		return nil, q, false
-	}
+// decide answers one query: the response (nil: none can be sent) and its
+// record. Addresses of an allowed answer are in the kernel map before it
+// returns, so the child's connect never races the update.
+func (p *dnsProxy) decide(msg []byte, tr event.Transport, from netip.AddrPort) (resp []byte, q event.DNSQuery) {
 	q = event.DNSQuery{Header: event.Header{Time: time.Now()}, Transport: tr, Client: from}
-	questions, err := parser.AllQuestions()
-	if err != nil || len(questions) != 1 {
-		// Several questions in one message are legal on paper and used by
-		// nobody; each would need its own decision, and a disallowed name
-		// riding along with an allowed one must not reach the upstream.
-		q.Verdict, q.Rule, q.RCode = event.Deny, RuleBadQuery, "FORMERR"
-		if len(questions) > 0 {
-			q.Name, q.QType = normalize(questions[0].Name.String()), qtypeName(questions[0].Type)
+	pq, qerr := parseQuery(msg)
+	if qerr != nil {
+		// Refused in observe mode too: observe mode reports what policy
+		// would refuse, it does not pass on bytes the proxy cannot vouch
+		// for.
+		q.Verdict, q.Rule, q.RCode = event.Deny, RuleBadQuery+": "+qerr.why, rcodeName(qerr.rcode)
+		if qerr.question {
+			q.Name, q.QType = pq.name, qtypeName(pq.question.Type)
 		}
-		return reply(hdr, questions, dnsmessage.RCodeFormatError), q, true
+		if !qerr.header {
+			return nil, q
+		}
+		return refusal(pq, qerr.question, qerr.rcode), q
 	}
-	question := questions[0]
-	q.Name, q.QType = normalize(question.Name.String()), qtypeName(question.Type)
+	q.Name, q.QType = pq.name, qtypeName(pq.question.Type)
 
 	rule, ports, allowed := p.cfg.Allow(q.Name)
 	switch {
@@ -298,15 +297,15 @@ func (p *dnsProxy) decide(msg []byte, tr event.Transport, from netip.AddrPort) (
 		q.Verdict, q.Rule = event.Allow, rule
 	case p.cfg.Enforce:
 		q.Verdict, q.Rule, q.RCode = event.Deny, RuleUnknownDomain, "NXDOMAIN"
-		return reply(hdr, questions, dnsmessage.RCodeNameError), q, true
+		return refusal(pq, true, dnsmessage.RCodeNameError), q
 	default:
 		q.Verdict, q.Rule = event.Audit, RuleUnknownDomain
 	}
 
-	resp, err = p.forward(msg, tr)
+	resp, err := p.forward(pq, tr)
 	if err != nil {
 		q.RCode = "SERVFAIL"
-		return reply(hdr, questions, dnsmessage.RCodeServerFailure), q, true
+		return refusal(pq, true, dnsmessage.RCodeServerFailure), q
 	}
 	q.Forwarded = true
 	var answers []answer
@@ -320,7 +319,7 @@ func (p *dnsProxy) decide(msg []byte, tr event.Transport, from netip.AddrPort) (
 			p.cfg.Learn(q.Name, rule, a.addr, ports, a.ttl)
 		}
 	}
-	return resp, q, true
+	return resp, q
 }
 
 func (p *dnsProxy) emit(q event.DNSQuery) {
@@ -329,9 +328,13 @@ func (p *dnsProxy) emit(q event.DNSQuery) {
 	}
 }
 
-// forward sends msg to the upstream over the same transport and returns
-// its response.
-func (p *dnsProxy) forward(msg []byte, tr event.Transport) ([]byte, error) {
+// forward sends the query rebuilt from pq (under a fresh random id: the
+// client's would be 16 bits of its choosing on the wire) to the upstream
+// over the same transport, and returns the upstream's answer to it as the
+// client's answer (the client's id and question case restored).
+func (p *dnsProxy) forward(pq parsedQuery, tr event.Transport) ([]byte, error) {
+	id := uint16(rand.Uint32())
+	msg := pq.forwardMessage(id)
 	ctx, cancel := context.WithTimeout(context.Background(), upstreamTimeout)
 	defer cancel()
 	network := "udp"
@@ -341,14 +344,14 @@ func (p *dnsProxy) forward(msg []byte, tr event.Transport) ([]byte, error) {
 		// A connected socket per lookup costs a socket, a connect and a
 		// close each time; reused ones keep a lookup well under a
 		// millisecond (make bench). A late answer to an earlier query on
-		// a reused socket is dropped by the id check below.
-		resp, err := exchangeUDP(c, msg, time.Now().Add(upstreamTimeout))
+		// a reused socket is dropped by the check in exchangeUDP.
+		resp, err := exchangeUDP(c, msg, pq, id, time.Now().Add(upstreamTimeout))
 		if err != nil {
 			c.Close()
 			return nil, err
 		}
 		p.keepUpstream(c)
-		return resp, nil
+		return pq.restore(resp), nil
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, p.cfg.Upstream)
@@ -362,15 +365,23 @@ func (p *dnsProxy) forward(msg []byte, tr event.Transport) ([]byte, error) {
 		if err := writeTCPMessage(c, msg); err != nil {
 			return nil, err
 		}
-		return readTCPMessage(c)
+		resp, err := readTCPMessage(c)
+		if err != nil {
+			return nil, err
+		}
+		// One query per connection: anything else is not our answer.
+		if why := pq.checkResponse(resp, id); why != "" {
+			return nil, fmt.Errorf("upstream %s: response dropped: %s", p.cfg.Upstream, why)
+		}
+		return pq.restore(resp), nil
 	}
-	resp, err := exchangeUDP(c, msg, deadline)
+	resp, err := exchangeUDP(c, msg, pq, id, deadline)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	p.keepUpstream(c)
-	return resp, nil
+	return pq.restore(resp), nil
 }
 
 func (p *dnsProxy) idleUpstream() net.Conn {
@@ -390,24 +401,23 @@ func (p *dnsProxy) keepUpstream(c net.Conn) {
 	}
 }
 
-// exchangeUDP sends msg on a connected UDP socket and returns the response
-// with the same id.
-func exchangeUDP(c net.Conn, msg []byte, deadline time.Time) ([]byte, error) {
+// exchangeUDP sends msg on a connected UDP socket and returns the first
+// response that answers it: same id, same question. A connected UDP socket
+// only hears the upstream's address, but a late answer to an earlier query
+// on a reused socket, or a spoofed one, is not this query's answer.
+func exchangeUDP(c net.Conn, msg []byte, pq parsedQuery, id uint16, deadline time.Time) ([]byte, error) {
 	_ = c.SetDeadline(deadline)
 	if _, err := c.Write(msg); err != nil {
 		return nil, err
 	}
-	id := binary.BigEndian.Uint16(msg)
 	buf := make([]byte, maxUDPMessage)
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
 			return nil, err
 		}
-		// A connected UDP socket only hears the upstream; the id check
-		// drops a late answer to nothing we asked.
-		if n >= 2 && binary.BigEndian.Uint16(buf) == id {
-			return buf[:n], nil
+		if pq.checkResponse(buf[:n], id) == "" {
+			return bytes.Clone(buf[:n]), nil
 		}
 	}
 }
@@ -457,29 +467,6 @@ func parseAnswers(resp []byte) (string, []answer) {
 		}
 	}
 	return rcode, out
-}
-
-// reply builds a response with no records: the question echoed, rcode set.
-func reply(q dnsmessage.Header, questions []dnsmessage.Question, rcode dnsmessage.RCode) []byte {
-	h := dnsmessage.Header{
-		ID:                 q.ID,
-		Response:           true,
-		OpCode:             q.OpCode,
-		RecursionDesired:   q.RecursionDesired,
-		RecursionAvailable: true,
-		RCode:              rcode,
-	}
-	b := dnsmessage.NewBuilder(nil, h)
-	b.EnableCompression()
-	if len(questions) == 1 {
-		_ = b.StartQuestions()
-		_ = b.Question(questions[0])
-	}
-	out, err := b.Finish()
-	if err != nil {
-		return nil
-	}
-	return out
 }
 
 func normalize(name string) string {

@@ -76,7 +76,7 @@ func TestAnswerRefusesWithoutForwarding(t *testing.T) {
 		{"x.other.test.", dnsmessage.TypeA, 1, dnsmessage.RCodeNameError, RuleUnknownDomain},
 		{"x.other.test.", dnsmessage.TypeALL, 1, dnsmessage.RCodeNameError, RuleUnknownDomain},
 		{"x.other.test.", dnsmessage.TypeAAAA, 1, dnsmessage.RCodeNameError, RuleUnknownDomain},
-		{"ok.test.", dnsmessage.TypeA, 2, dnsmessage.RCodeFormatError, RuleBadQuery},
+		{"ok.test.", dnsmessage.TypeA, 2, dnsmessage.RCodeFormatError, RuleBadQuery + ": 2 questions (exactly one is forwarded)"},
 	} {
 		got = nil
 		resp := p.answer(query(t, tc.name, tc.qt, tc.questions), event.UDP, netip.MustParseAddrPort("127.0.0.1:5555"))
@@ -92,7 +92,12 @@ func TestAnswerRefusesWithoutForwarding(t *testing.T) {
 			t.Errorf("%s %v: events %+v", tc.name, tc.qt, got)
 		}
 	}
-	if got := p.answer([]byte{1, 2, 3}, event.UDP, netip.AddrPort{}); got != nil {
-		t.Errorf("garbage answered: %x", got)
+	// Too short to carry an id: no answer, but on the record.
+	got = nil
+	if resp := p.answer([]byte{1, 2, 3}, event.UDP, netip.AddrPort{}); resp != nil {
+		t.Errorf("garbage answered: %x", resp)
+	}
+	if len(got) != 1 || got[0].Verdict != event.Deny || got[0].Rule != RuleBadQuery+": short header (3 bytes)" {
+		t.Errorf("garbage: events %+v", got)
 	}
 }

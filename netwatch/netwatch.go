@@ -20,10 +20,12 @@
 package netwatch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,6 +141,9 @@ func Start(cfg Config) (*Netwatch, error) {
 		InspectPorts: p.Network.InspectPorts,
 		Emit:         n.kernelDecision,
 	}
+	if kcfg.DNSUpstreams, kcfg.DNSUpstreamLocalPorts, err = upstreamEndpoints(upstream); err != nil {
+		return fail(err)
+	}
 	if len(p.Network.InspectPorts) > 0 {
 		for _, listen := range []string{"127.0.0.1:0", "[::1]:0"} {
 			if listen == "[::1]:0" && udp6 == 0 {
@@ -182,6 +187,61 @@ func Start(cfg Config) (*Netwatch, error) {
 	return n, nil
 }
 
+// upstreamEndpoints lists what the hooks must redirect to the DNS proxy
+// besides port 53: every address of the upstream (a name is resolved here,
+// by the supervisor, outside the run) on its port, and when it is on this
+// host, the port on every local address (a resolver bound to 0.0.0.0 is
+// reachable through any of them; connect to 0.0.0.0 reaches loopback).
+// Interface addresses are read once, at start: one added later is not
+// covered.
+func upstreamEndpoints(upstream string) ([]netip.AddrPort, []uint16, error) {
+	host, portStr, err := net.SplitHostPort(upstream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DNS upstream %q: %w", upstream, err)
+	}
+	port, err := net.LookupPort("udp", portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return nil, nil, fmt.Errorf("DNS upstream %q: bad port", upstream)
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a.WithZone("").Unmap()}
+	} else {
+		ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DNS upstream %q: %w", upstream, err)
+		}
+		for _, a := range ips {
+			addrs = append(addrs, a.WithZone("").Unmap())
+		}
+	}
+	var own []netip.Addr
+	if ifas, err := net.InterfaceAddrs(); err == nil {
+		for _, ifa := range ifas {
+			if p, err := netip.ParsePrefix(ifa.String()); err == nil {
+				own = append(own, p.Addr().WithZone("").Unmap())
+			}
+		}
+	}
+	var eps []netip.AddrPort
+	local := false
+	for _, a := range addrs {
+		eps = append(eps, netip.AddrPortFrom(a, uint16(port)))
+		if a.IsLoopback() || a.IsUnspecified() || slices.Contains(own, a) {
+			local = true
+		}
+	}
+	if !local {
+		return eps, nil, nil
+	}
+	for _, a := range own {
+		if ap := netip.AddrPortFrom(a, uint16(port)); !slices.Contains(eps, ap) {
+			eps = append(eps, ap)
+		}
+	}
+	return eps, []uint16{uint16(port)}, nil
+}
+
 // Endpoints are netwatch's own proxies' addresses; they stay reachable for
 // the child with allow_loopback: false.
 func (n *Netwatch) Endpoints() []netip.AddrPort {
@@ -197,6 +257,16 @@ func (n *Netwatch) Endpoints() []netip.AddrPort {
 func (n *Netwatch) AllowEndpoint(ap netip.AddrPort) error {
 	return n.kern.AllowEndpoint(ap)
 }
+
+// Pin keeps the run's kernel hooks attached if this process dies: pins
+// under dir in bpffs (e.g. /sys/fs/bpf/agentwatch/<run>), mounting bpffs at
+// /sys/fs/bpf if needed. Call it right after Start, before the child runs.
+// Close removes the pins; after a crash, UnpinNetwork(dir) does.
+func (n *Netwatch) Pin(dir string) error { return n.kern.Pin(dir) }
+
+// UnpinNetwork removes the pins a (dead) run's Pin left under dir,
+// detaching its hooks. Idempotent; a missing dir is not an error.
+func UnpinNetwork(dir string) error { return ebpf.UnpinNetwork(dir) }
 
 // Dropped is how many kernel decisions were lost (ring buffer full).
 func (n *Netwatch) Dropped() uint64 { return n.kern.Dropped() }

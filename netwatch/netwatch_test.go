@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/agentwatch/agentwatch/ebpf"
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/privtest"
@@ -30,6 +31,9 @@ import (
 func TestMain(m *testing.M) {
 	if args := os.Getenv("NETWATCH_CHILD"); args != "" {
 		os.Exit(child(strings.Fields(args)))
+	}
+	if args := os.Getenv("NETWATCH_SUPERVISOR"); args != "" {
+		os.Exit(pinnedSupervisor(strings.Fields(args)))
 	}
 	os.Exit(m.Run())
 }
@@ -104,14 +108,17 @@ var zone = map[string]string{
 	"six.test":      "::1",
 }
 
-func startUpstream(t *testing.T) *upstream {
+func startUpstream(t *testing.T) *upstream { return startUpstreamAt(t, "127.0.0.1:0") }
+
+// startUpstreamAt starts the upstream on listen (UDP and TCP, same port).
+func startUpstreamAt(t *testing.T, listen string) *upstream {
 	u := &upstream{seen: map[string]int{}}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	pc, err := net.ListenPacket("udp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,5 +486,285 @@ network:
 				up.mu.Unlock()
 			}
 		})
+	}
+}
+
+// The upstream the DNS proxy forwards to is never reachable from the run,
+// with allow_loopback: true too: a child that sends its query straight to
+// the upstream's loopback address and port (not 53) gets the proxy's
+// answer, and the upstream never sees a disallowed name.
+func TestUpstreamOnlyThroughTheProxy(t *testing.T) {
+	privtest.Require(t)
+	for _, listen := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(listen, func(t *testing.T) { testUpstreamOnlyThroughTheProxy(t, listen) })
+	}
+}
+
+func testUpstreamOnlyThroughTheProxy(t *testing.T, listen string) {
+	up := startUpstreamAt(t, listen) // a random port, never 53
+	upHost, upPort, _ := net.SplitHostPort(up.addr)
+	unspec := "0.0.0.0"
+	if strings.Contains(upHost, ":") {
+		unspec = "::"
+	}
+	unspecAddr := net.JoinHostPort(unspec, upPort)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse("test.yaml", fmt.Appendf(nil, `version: 1
+mode: enforce
+network:
+  allow: [allowed.test]
+  allow_loopback: true
+  dns:
+    upstream: "%s"
+`, up.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, cgfd := testCgroup(t)
+	var evs recorded
+	nw, err := Start(Config{Policy: pol, CgroupPath: cg, Emit: evs.add})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	defer nw.Close()
+	for _, row := range []struct {
+		name string
+		args []string
+		exit int
+		// the DNS query the proxy must record
+		qname, qtype string
+		verdict      event.Verdict
+		redirected   string // the destination the hook redirected
+	}{
+		{"disallowed name, UDP", []string{"lookup", "other.test", up.addr, "udp"}, 1, "other.test", "A", event.Deny, up.addr},
+		{"disallowed name, TCP", []string{"lookup", "other.test", up.addr, "tcp"}, 1, "other.test", "A", event.Deny, up.addr},
+		// The upstream answers every TXT: exit 0 would mean it was reached.
+		{"TXT exfiltration", []string{"txt", "secret-data.other.test", up.addr}, 1, "secret-data.other.test", "TXT", event.Deny, up.addr},
+		// connect/sendto 0.0.0.0 reaches loopback.
+		{"unspecified address", []string{"txt", "secret2.other.test", unspecAddr}, 1, "secret2.other.test", "TXT", event.Deny, unspecAddr},
+		{"allowed name still resolves", []string{"lookup", "allowed.test", up.addr, "udp"}, 0, "allowed.test", "A", event.Allow, up.addr},
+	} {
+		from := evs.len()
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "NETWATCH_CHILD="+strings.Join(row.args, " "))
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != row.exit {
+			t.Errorf("%s: exit %d, want %d; output:\n%s", row.name, code, row.exit, out)
+		}
+		ev := evs.wait(from, func(ev event.Event) bool {
+			q, ok := ev.(event.DNSQuery)
+			return ok && q.Name == row.qname && q.QType == row.qtype
+		})
+		if q, ok := ev.(event.DNSQuery); !ok || q.Verdict != row.verdict {
+			t.Errorf("%s: proxy recorded %+v; events:\n%s", row.name, ev, evs.dump(from))
+		}
+		ev = evs.wait(from, func(ev event.Event) bool {
+			d, ok := ev.(event.NetDecision)
+			return ok && d.Addr.String() == row.redirected && d.Check == "dns-redirect" && d.Verdict == event.Allow
+		})
+		if ev == nil {
+			t.Errorf("%s: no dns-redirect decision for %s; events:\n%s", row.name, row.redirected, evs.dump(from))
+		}
+	}
+	for _, q := range []string{"other.test A", "secret-data.other.test TXT", "secret2.other.test TXT"} {
+		name, qt, _ := strings.Cut(q, " ")
+		if n := up.count(name, qt); n != 0 {
+			t.Errorf("upstream saw %d %s queries", n, q)
+		}
+	}
+	if up.count("allowed.test", "A") == 0 {
+		t.Error("the allowed name never reached the upstream through the proxy")
+	}
+}
+
+// pinnedSupervisor is the test binary as a supervisor (NETWATCH_SUPERVISOR
+// = "CGROUP PINDIR UPSTREAM"): it starts netwatch in enforce mode with
+// allow_loopback: false, pins the hooks, says "pinned" and waits to be
+// killed.
+func pinnedSupervisor(args []string) int {
+	pol, err := policy.Parse("test.yaml", fmt.Appendf(nil, "version: 1\nmode: enforce\nnetwork:\n  allow: [allowed.test]\n  allow_loopback: false\n  dns:\n    upstream: %s\n", args[2]))
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	nw, err := Start(Config{Policy: pol, CgroupPath: args[0], Emit: func(event.Event) {}})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if err := nw.Pin(args[1]); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("pinned")
+	select {}
+}
+
+func pinDir(t *testing.T) string {
+	dir := filepath.Join(ebpf.BPFFS, fmt.Sprintf("agentwatch-netwatch-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	t.Cleanup(func() { UnpinNetwork(dir) })
+	return dir
+}
+
+// runIn runs the test binary as a child in the cgroup and returns its exit
+// status.
+func runIn(t *testing.T, cgfd int, args ...string) int {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "NETWATCH_CHILD="+strings.Join(args, " "))
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+	out, _ := cmd.CombinedOutput()
+	t.Logf("%v: exit %d %s", args, cmd.ProcessState.ExitCode(), strings.TrimSpace(string(out)))
+	return cmd.ProcessState.ExitCode()
+}
+
+func loopbackServer(t *testing.T) string {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Fail closed: a supervisor killed with SIGKILL leaves its pinned hooks on
+// the run's cgroup, so a process of the run that survives is still refused
+// (and its DNS, redirected to the dead proxy, fails); UnpinNetwork, the
+// recovery, lifts them.
+func TestPinnedHooksOutliveTheSupervisor(t *testing.T) {
+	privtest.Require(t)
+	up := startUpstream(t)
+	srv := loopbackServer(t)
+	cg, cgfd := testCgroup(t)
+	dir := pinDir(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := exec.Command(self)
+	sup.Env = append(os.Environ(), fmt.Sprintf("NETWATCH_SUPERVISOR=%s %s %s", cg, dir, up.addr))
+	stdout, err := sup.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Process.Kill()
+	line := make([]byte, 64)
+	n, _ := stdout.Read(line)
+	if got := strings.TrimSpace(string(line[:n])); got != "pinned" {
+		t.Fatalf("supervisor said %q", got)
+	}
+	// Hooked while the supervisor lives: loopback is refused.
+	if code := runIn(t, cgfd, "connect", srv); code != 3 {
+		t.Fatalf("connect to %s with the supervisor alive: exit %d, want 3 (EPERM)", srv, code)
+	}
+	if err := sup.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	sup.Wait()
+
+	for _, row := range []struct {
+		name string
+		args []string
+		exit int
+	}{
+		{"loopback connect", []string{"connect", srv}, 3},
+		// Redirected to the dead proxy's port: the lookup fails, and the
+		// upstream (answering every TXT) never hears it.
+		{"DNS straight to the upstream", []string{"txt", "after-death.other.test", up.addr}, 1},
+	} {
+		if code := runIn(t, cgfd, row.args...); code != row.exit {
+			t.Errorf("supervisor dead, %s: exit %d, want %d", row.name, code, row.exit)
+		}
+	}
+	if n := up.count("after-death.other.test", "TXT"); n != 0 {
+		t.Errorf("upstream saw %d queries after the supervisor died", n)
+	}
+
+	for range 2 { // idempotent
+		if err := UnpinNetwork(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pin dir still there: %v", err)
+	}
+	if code := runIn(t, cgfd, "connect", srv); code != 0 {
+		t.Errorf("after UnpinNetwork: connect exit %d, want 0 (no hooks left)", code)
+	}
+}
+
+// The normal end of a run: Close removes the pins and the hooks with them.
+func TestCloseUnpins(t *testing.T) {
+	privtest.Require(t)
+	up := startUpstream(t)
+	srv := loopbackServer(t)
+	cg, cgfd := testCgroup(t)
+	dir := pinDir(t)
+	pol, err := policy.Parse("test.yaml", fmt.Appendf(nil, "version: 1\nmode: enforce\nnetwork:\n  allow_loopback: false\n  dns:\n    upstream: %s\n", up.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := Start(Config{Policy: pol, CgroupPath: cg, Emit: func(event.Event) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the same dir again is a no-op
+		if err := nw.Pin(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nw.Pin(dir + "-other"); err == nil {
+		t.Error("pinned to a second dir")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 9 {
+		t.Errorf("%d pins, want one per hook (9)", len(entries))
+	}
+	if code := runIn(t, cgfd, "connect", srv); code != 3 {
+		t.Errorf("pinned: connect exit %d, want 3", code)
+	}
+	if err := nw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pin dir left by Close: %v", err)
+	}
+	if code := runIn(t, cgfd, "connect", srv); code != 0 {
+		t.Errorf("closed: connect exit %d, want 0", code)
+	}
+}
+
+// UnpinNetwork empties nothing but a bpffs directory, and a missing one is
+// already unpinned.
+func TestUnpinNetworkOutsideBPFFS(t *testing.T) {
+	if err := UnpinNetwork(filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Errorf("missing dir: %v", err)
+	}
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "connect4")
+	os.WriteFile(keep, []byte("not a pin"), 0o600)
+	if err := UnpinNetwork(dir); err == nil {
+		t.Error("unpinned a directory outside bpffs")
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("file outside bpffs removed: %v", err)
 	}
 }
