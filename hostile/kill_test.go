@@ -98,6 +98,16 @@ sleep 300`
 		t.Errorf("%d connections were made after agentwatch died", n)
 	}
 
+	// The hooks stayed attached (pinned) until recovery detaches them.
+	journals, _ := filepath.Glob(filepath.Join(storeDir, "journal", "*.journal"))
+	if len(journals) != 1 {
+		t.Fatalf("journals after the kill: %v", journals)
+	}
+	pin := filepath.Join("/sys/fs/bpf/agentwatch", "run-"+strings.TrimSuffix(filepath.Base(journals[0]), ".journal"))
+	if _, err := os.Stat(pin); err != nil {
+		t.Errorf("the network hooks are not pinned after the kill: %v", err)
+	}
+
 	// The next command recovers it.
 	runs := exec.Command(os.Args[0], "runs", "--store", storeDir)
 	runs.Env = append(os.Environ(), asAgentwatch+"=1")
@@ -107,6 +117,9 @@ sleep 300`
 	}
 	if !strings.Contains(string(out), "was interrupted") || !strings.Contains(string(out), "bash -c") {
 		t.Errorf("runs did not recover the run:\n%s", out)
+	}
+	if _, err := os.Stat(pin); !os.IsNotExist(err) {
+		t.Errorf("recovery left the pinned hooks %s (stat: %v)", pin, err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(storeDir, "journal")); len(ents) != 0 {
 		t.Errorf("journal left after recovery: %v", ents)

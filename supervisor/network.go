@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 
+	"github.com/agentwatch/agentwatch/ebpf"
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
@@ -23,6 +25,18 @@ func startNetwork(pol *policy.Policy, s *sensors, sink *sink) (gap string, err e
 		err = errors.New("no run cgroup to attach to")
 	} else {
 		s.net, err = netwatch.Start(netwatch.Config{Policy: pol, CgroupPath: s.cgroup.Path, Emit: sink.add})
+		if err == nil {
+			// Pinned, the hooks outlive agentwatch: if it dies, no process
+			// of the run ever connects with the policy lifted (the init
+			// takes the processes down; recovery unpins).
+			dir := filepath.Join(ebpf.BPFFS, "agentwatch", filepath.Base(s.cgroup.Path))
+			sink.meta(metaNetPin, []byte(dir))
+			if err = s.net.Pin(dir); err != nil {
+				s.net.Close()
+				s.net = nil
+				err = fmt.Errorf("pinning the network hooks: %w", err)
+			}
+		}
 	}
 	if err != nil {
 		return "netwatch: " + oneLine(err), fmt.Errorf("starting network enforcement: %w", err)

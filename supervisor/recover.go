@@ -26,6 +26,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/journal"
+	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
@@ -245,11 +246,5 @@ func removePlaceholder(p string) error {
 	return nil
 }
 
-// unpinNetwork detaches a dead run's network hooks: removing their bpffs
-// pins drops the last reference to the links.
-func unpinNetwork(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("removing the pinned network hooks %s: %w", dir, err)
-	}
-	return nil
-}
+// unpinNetwork detaches a dead run's network hooks.
+func unpinNetwork(dir string) error { return netwatch.UnpinNetwork(dir) }
