@@ -193,6 +193,35 @@ print("uring", "ok" if fd >= 0 else "errno%d" % ctypes.get_errno())
 	}
 
 	attacks = append(attacks, attack{
+		// The operator's tmux (same user, outside the run): send-keys
+		// types into the operator's shell — the terminal route again.
+		name: "type into the operator's tmux session",
+		setup: func(t *testing.T, w *ws) {
+			typed := filepath.Join(w.root, "typed")
+			tmux := func(args ...string) *exec.Cmd {
+				c := exec.Command("runuser", append([]string{"-u", agent, "--", "tmux"}, args...)...)
+				c.Env = append(os.Environ(), "TMUX=")
+				return c
+			}
+			if out, err := tmux("new-session", "-d", "-s", "operator", "cat > "+typed).CombinedOutput(); err != nil {
+				t.Fatalf("starting the operator's tmux: %v\n%s", err, out)
+			}
+			t.Cleanup(func() { tmux("kill-server").Run() })
+		},
+		script: try("send", "tmux send-keys -t operator 'echo pwned' Enter"),
+		check: func(t *testing.T, w *ws, mode string, r run) {
+			time.Sleep(200 * time.Millisecond)
+			b, _ := os.ReadFile(filepath.Join(w.root, "typed"))
+			typed := strings.Contains(string(b), "pwned")
+			if mode == "enforce" && (typed || r.step("send") != "fail") {
+				t.Errorf("enforce: send-keys %s, typed %v; want refused", r.step("send"), typed)
+			}
+			if mode == "observe" && (!typed || r.step("send") != "ok") {
+				t.Errorf("observe: send-keys %s, typed %v; want it to reach the session", r.step("send"), typed)
+			}
+		},
+	})
+	attacks = append(attacks, attack{
 		// int 0x80 from a 64-bit process: the i386 table, whose numbers
 		// the sensor would misread (5 is open there, fstat here).
 		name: "a syscall through the i386 ABI",

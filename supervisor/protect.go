@@ -59,6 +59,29 @@ type protectPlan struct {
 	// meet a mount point), and removed at the end (materialize, cleanup).
 	placeholders []placeholder
 	created      []string // placeholders made, to remove
+	// masks are directories of the user's servers outside the run (the
+	// session bus, systemd --user, tmux, ssh and gpg agents) hidden under
+	// an empty private tmpfs in enforce mode (maskUserServers).
+	masks   []string
+	maskUID uint32
+}
+
+// maskUserServers hides, in enforce mode, the directories where the
+// user's own servers outside the run listen: a connection to one is a way
+// out of the run — `systemd-run --user` or a D-Bus call starts a process
+// outside it, `tmux send-keys` types into the operator's shell. The child
+// gets an empty, private directory in their place (its own sockets still
+// work there, for the run only).
+func (p *protectPlan) maskUserServers(uid uint32) {
+	p.maskUID = uid
+	for _, d := range []string{
+		fmt.Sprintf("/run/user/%d", uid),
+		fmt.Sprintf("/tmp/tmux-%d", uid),
+	} {
+		if fi, err := os.Lstat(d); err == nil && fi.IsDir() {
+			p.masks = append(p.masks, d)
+		}
+	}
 }
 
 // placeholder is one absent protected path held by an empty node.
@@ -68,7 +91,7 @@ type placeholder struct {
 }
 
 // enforced reports whether the child needs its own mount namespace.
-func (p *protectPlan) enforced() bool { return p != nil && len(p.binds) > 0 }
+func (p *protectPlan) enforced() bool { return p != nil && (len(p.binds) > 0 || len(p.masks) > 0) }
 
 // planProtect expands files.protect against the workspace and the child's
 // home. In enforce mode every existing path becomes a read-only bind, and
@@ -487,6 +510,12 @@ func (p *protectPlan) enterNamespace() error {
 	for _, b := range p.binds {
 		if err := bindOntoItself(b); err != nil {
 			return err
+		}
+	}
+	for _, m := range p.masks {
+		opts := fmt.Sprintf("mode=0700,size=16m,uid=%d", p.maskUID)
+		if err := unix.Mount("tmpfs", m, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return fmt.Errorf("hiding %s from the run: %w", m, err)
 		}
 	}
 	return nil

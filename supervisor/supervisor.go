@@ -232,6 +232,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// so they are not mistaken for the run's changes (git does not see
 	// them either: empty directories, or files outside the repository).
 	protect := planProtect(pol, info.Workspace, info.Home, pol.Mode == policy.Enforce, time.Now())
+	if pol.Mode == policy.Enforce && target.UID != 0 {
+		protect.maskUserServers(target.UID)
+	}
 	for _, ev := range protect.events {
 		sink.add(ev)
 	}
