@@ -50,6 +50,7 @@ volatile const __u64 wakeup_bytes = 256 * 1024;
 #define EACCES 13
 #define EBUSY 16
 #define EROFS 30
+#define EISDIR 21
 #define EBADF 9
 #define ENOTSOCK 88
 #define EINPROGRESS 115
@@ -81,6 +82,24 @@ volatile const __u64 wakeup_bytes = 256 * 1024;
 #define NR_renameat2 316
 #define NR_openat2 437
 #define NR_fchmodat2 452
+#define NR_link 86
+#define NR_symlink 88
+#define NR_utime 132
+#define NR_mknod 133
+#define NR_setxattr 188
+#define NR_lsetxattr 189
+#define NR_fsetxattr 190
+#define NR_removexattr 197
+#define NR_lremovexattr 198
+#define NR_fremovexattr 199
+#define NR_utimes 235
+#define NR_mknodat 259
+#define NR_futimesat 261
+#define NR_linkat 265
+#define NR_symlinkat 266
+#define NR_utimensat 280
+#define NR_io_uring_setup 425
+#define UNIX_PATH_MAX 108
 
 enum rec_kind {
 	AW_KIND_FORK = 1,
@@ -89,6 +108,8 @@ enum rec_kind {
 	AW_KIND_FILE = 4,
 	AW_KIND_NET = 5,
 	AW_KIND_ENV = 6,
+	AW_KIND_UNIX = 7,
+	AW_KIND_URING = 8,
 };
 
 // Values match event.FileOp.
@@ -101,6 +122,12 @@ enum file_op {
 	AW_OP_CHMOD = 6,
 	AW_OP_READ = 7,
 	AW_OP_MKDIR = 8,
+	AW_OP_SYMLINK = 9,
+	AW_OP_LINK = 10,
+	AW_OP_MKNOD = 11,
+	AW_OP_SETXATTR = 12,
+	AW_OP_REMOVEXATTR = 13,
+	AW_OP_UTIMES = 14,
 };
 
 // Values match event.NetOp / event.Transport.
@@ -180,6 +207,29 @@ struct net_rec {
 	__u8 addr[16];
 };
 
+// A Unix-socket destination: the socket's path (sun_path as passed; an
+// abstract name starts with a NUL) and, for a connected stream, the pid of
+// the process that listens on it (the peer credentials the kernel took at
+// connect). Unix sockets are a way out of the run (a forwarder, an agent's
+// server outside it), so they are recorded like network destinations.
+struct unix_rec {
+	struct rec_hdr h;
+	__u8 op;
+	__u8 transport;
+	__u16 path_len;
+	__s32 err;
+	__u32 peer_pid;
+	__u32 _pad;
+	__u8 path[UNIX_PATH_MAX];
+};
+
+// io_uring_setup: a ring's operations never cross the syscall tracepoints.
+struct uring_rec {
+	struct rec_hdr h;
+	__u32 entries;
+	__s32 err;
+};
+
 struct sys_args {
 	__u64 id;
 	__u64 a[6];
@@ -218,6 +268,8 @@ const struct exec_rec *unused_exec_rec __attribute__((unused));
 const struct env_rec *unused_env_rec __attribute__((unused));
 const struct file_rec *unused_file_rec __attribute__((unused));
 const struct net_rec *unused_net_rec __attribute__((unused));
+const struct unix_rec *unused_unix_rec __attribute__((unused));
+const struct uring_rec *unused_uring_rec __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -437,6 +489,20 @@ static __always_inline __u32 put_user_path(struct heap *hp, __u32 pos, __u16 *le
 	return pos + d;
 }
 
+// put_raw_str copies a user string as is (a symlink's target, an xattr's
+// name) into lens[0]. Returns the new position.
+static __always_inline __u32 put_raw_str(struct heap *hp, __u32 pos, __u16 *lens, const char *ustr)
+{
+	__u32 at = pos;
+	barrier_var(at); // keep the mask: the verifier needs it (see submit)
+	at &= POS_MASK;
+	long n = bpf_probe_read_user_str(&hp->buf[at], PATH_MAX_LEN, ustr);
+	if (n < 0)
+		n = 0;
+	lens[0] = n;
+	return pos + n;
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
@@ -556,7 +622,9 @@ int BPF_PROG(on_exit, struct task_struct *p)
 // files.protect path is in enforce mode (a read-only bind onto itself).
 static __always_inline bool refused(long ret)
 {
-	return ret == -EACCES || ret == -EPERM || ret == -EROFS || ret == -EBUSY;
+	// EISDIR: a files.protect path absent at start is held by an empty
+	// directory bound read-only; creating a file there meets it.
+	return ret == -EACCES || ret == -EPERM || ret == -EROFS || ret == -EBUSY || ret == -EISDIR;
 }
 
 static __always_inline bool tracked(long id)
@@ -583,6 +651,23 @@ static __always_inline bool tracked(long id)
 	case NR_connect:
 	case NR_sendto:
 	case NR_sendmsg:
+	case NR_link:
+	case NR_linkat:
+	case NR_symlink:
+	case NR_symlinkat:
+	case NR_mknod:
+	case NR_mknodat:
+	case NR_setxattr:
+	case NR_lsetxattr:
+	case NR_fsetxattr:
+	case NR_removexattr:
+	case NR_lremovexattr:
+	case NR_fremovexattr:
+	case NR_utime:
+	case NR_utimes:
+	case NR_futimesat:
+	case NR_utimensat:
+	case NR_io_uring_setup:
 		return true;
 	}
 	return false;
@@ -647,6 +732,49 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 	submit(hp, pos);
 }
 
+static __always_inline void emit_unix(long ret, __u8 op, int fd, const void *uaddr, long addrlen)
+{
+	struct heap *hp = get_heap();
+	if (!hp)
+		return;
+	struct unix_rec *r = (struct unix_rec *)hp->buf;
+	__builtin_memset(r, 0, sizeof(*r));
+	long n = addrlen - 2; // sun_family
+	if (n <= 0)
+		return; // unnamed: nothing to connect to
+	if (n > UNIX_PATH_MAX)
+		n = UNIX_PATH_MAX;
+	if (bpf_probe_read_user(r->path, n & 127, (const char *)uaddr + 2) < 0) // n <= 108: the mask is for the verifier
+		return;
+	r->path_len = n;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (op == AW_NET_SENDTO) {
+		// First datagram per (process, path), like sent_to for addresses.
+		struct dest_key k = {};
+		k.tgid = tgid;
+		k.family = AF_UNIX;
+		k.port = n;
+		__builtin_memcpy(k.addr, r->path, 16);
+		__u8 one = 1;
+		if (bpf_map_update_elem(&sent_to, &k, &one, BPF_NOEXIST) != 0)
+			return;
+	}
+	r->op = op;
+	r->transport = AW_T_UNIX;
+	r->err = (ret < 0 && ret != -EINPROGRESS) ? -ret : 0;
+	if (ret == 0 && op == AW_NET_CONNECT) {
+		struct file *f = fd_file(fd);
+		if (f) {
+			struct socket *sock = BPF_CORE_READ(f, private_data);
+			struct pid *peer = BPF_CORE_READ(sock, sk, sk_peer_pid);
+			if (peer)
+				r->peer_pid = BPF_CORE_READ(peer, numbers[0].nr);
+		}
+	}
+	fill_hdr(&r->h, AW_KIND_UNIX, tgid);
+	submit(hp, sizeof(*r));
+}
+
 static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int fd, const void *uaddr, long addrlen)
 {
 	if (!uaddr)
@@ -657,8 +785,12 @@ static __always_inline void emit_net(struct sys_args *a, long ret, __u8 op, int 
 		return; // not a socket: nothing was contacted
 	__u16 family = 0;
 	bpf_probe_read_user(&family, sizeof(family), uaddr);
+	if (family == AF_UNIX) {
+		emit_unix(ret, op, fd, uaddr, addrlen);
+		return;
+	}
 	if (family != AF_INET && family != AF_INET6)
-		return; // AF_UNIX and friends are not network destinations
+		return; // netlink and friends are not destinations
 	struct net_rec r = {};
 	r.op = op;
 	r.family = family;
@@ -751,7 +883,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	// failures changed nothing.
 	if (!tracked(id))
 		return 0;
-	if (ret < 0 && !refused(ret) && id != NR_connect && id != NR_sendto && id != NR_sendmsg)
+	if (ret < 0 && !refused(ret) && id != NR_connect && id != NR_sendto && id != NR_sendmsg && id != NR_io_uring_setup)
 		return 0;
 	if (!in_run())
 		return 0;
@@ -810,6 +942,82 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		emit_net(&args, ret, AW_NET_SENDTO, args.a[0], msg.msg_name, msg.msg_namelen);
 		return 0;
 	}
+	case NR_io_uring_setup: {
+		struct uring_rec *u = (struct uring_rec *)hp->buf;
+		fill_hdr(&u->h, AW_KIND_URING, key >> 32);
+		u->entries = args.a[0];
+		u->err = ret < 0 ? -ret : 0;
+		submit(hp, sizeof(*u));
+		return 0;
+	}
+	case NR_symlink:
+		r->op = AW_OP_SYMLINK;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[1]);
+		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[0]);
+		break;
+	case NR_symlinkat:
+		r->op = AW_OP_SYMLINK;
+		pos = put_user_path(hp, pos, &r->len[0], args.a[1], (const char *)args.a[2]);
+		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[0]);
+		break;
+	case NR_link:
+		r->op = AW_OP_LINK;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(hp, pos, &r->len[2], AT_FDCWD, (const char *)args.a[1]);
+		break;
+	case NR_linkat:
+		r->op = AW_OP_LINK;
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(hp, pos, &r->len[2], args.a[2], (const char *)args.a[3]);
+		break;
+	case NR_mknod:
+		r->op = AW_OP_MKNOD;
+		r->mode = args.a[1];
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_mknodat:
+		r->op = AW_OP_MKNOD;
+		r->mode = args.a[2];
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		break;
+	case NR_setxattr:
+	case NR_lsetxattr:
+	case NR_removexattr:
+	case NR_lremovexattr:
+		r->op = (args.id == NR_setxattr || args.id == NR_lsetxattr) ? AW_OP_SETXATTR : AW_OP_REMOVEXATTR;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[1]);
+		break;
+	case NR_fsetxattr:
+	case NR_fremovexattr: {
+		r->op = args.id == NR_fsetxattr ? AW_OP_SETXATTR : AW_OP_REMOVEXATTR;
+		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		if (n == 0)
+			return 0;
+		r->len[1] = n;
+		pos += n;
+		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[1]);
+		break;
+	}
+	case NR_utime:
+	case NR_utimes:
+		r->op = AW_OP_UTIMES;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_futimesat:
+	case NR_utimensat:
+		r->op = AW_OP_UTIMES;
+		if (args.a[1] == 0) {
+			// utimensat(fd, NULL, …): the file the fd names (futimens).
+			__u32 n = put_file_path(fd_file(args.a[0]), pos);
+			if (n == 0)
+				return 0;
+			r->len[1] = n;
+			pos += n;
+		} else {
+			pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		}
+		break;
 	case NR_unlink:
 	case NR_rmdir:
 		r->op = AW_OP_DELETE;

@@ -107,6 +107,26 @@ type agentwatchSecretKey struct {
 	Pad uint32
 }
 
+type agentwatchUnixRec struct {
+	_         structs.HostLayout
+	H         agentwatchRecHdr
+	Op        uint8
+	Transport uint8
+	PathLen   uint16
+	Err       int32
+	PeerPid   uint32
+	Pad       uint32
+	Path      [108]uint8
+	_         [4]byte
+}
+
+type agentwatchUringRec struct {
+	_       structs.HostLayout
+	H       agentwatchRecHdr
+	Entries uint32
+	Err     int32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -129,6 +149,8 @@ const (
 	agentwatchVarUnusedFileRec     = "unused_file_rec"
 	agentwatchVarUnusedForkRec     = "unused_fork_rec"
 	agentwatchVarUnusedNetRec      = "unused_net_rec"
+	agentwatchVarUnusedUnixRec     = "unused_unix_rec"
+	agentwatchVarUnusedUringRec    = "unused_uring_rec"
 	agentwatchVarWakeupBytes       = "wakeup_bytes"
 )
 
@@ -204,6 +226,8 @@ type agentwatchVariableSpecs struct {
 	UnusedFileRec     *ebpf.VariableSpec `ebpf:"unused_file_rec"`
 	UnusedForkRec     *ebpf.VariableSpec `ebpf:"unused_fork_rec"`
 	UnusedNetRec      *ebpf.VariableSpec `ebpf:"unused_net_rec"`
+	UnusedUnixRec     *ebpf.VariableSpec `ebpf:"unused_unix_rec"`
+	UnusedUringRec    *ebpf.VariableSpec `ebpf:"unused_uring_rec"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -258,6 +282,8 @@ type agentwatchVariables struct {
 	UnusedFileRec     *ebpf.Variable `ebpf:"unused_file_rec"`
 	UnusedForkRec     *ebpf.Variable `ebpf:"unused_fork_rec"`
 	UnusedNetRec      *ebpf.Variable `ebpf:"unused_net_rec"`
+	UnusedUnixRec     *ebpf.Variable `ebpf:"unused_unix_rec"`
+	UnusedUringRec    *ebpf.Variable `ebpf:"unused_uring_rec"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

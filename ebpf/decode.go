@@ -23,6 +23,8 @@ const (
 	kindFile = 4
 	kindNet  = 5
 	kindEnv  = 6
+	kindUnix = 7
+	kindRing = 8
 )
 
 // Fixed parts of the records (struct *_rec in bpf/agentwatch.c); layout_test
@@ -35,6 +37,9 @@ const (
 	envFixedSize  = 24
 	fileFixedSize = 40
 	netSize       = 48
+	unixSize      = 144
+	uringSize     = 24
+	unixPathMax   = 108
 )
 
 const (
@@ -126,10 +131,36 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 			Mode:   ne.Uint32(b[24:28]),
 			Path:   joinPath(cstring(strs[1]), cstring(strs[0])),
 		}
-		if ev.Op == event.FileRename {
+		switch ev.Op {
+		case event.FileRename, event.FileLink:
 			ev.NewPath = joinPath(cstring(strs[3]), cstring(strs[2]))
+		case event.FileSymlink:
+			ev.NewPath = cstring(strs[2]) // the target as written
+		case event.FileSetxattr, event.FileRemovexattr:
+			ev.Detail = cstring(strs[2])
 		}
 		return ev, nil
+
+	case kindUnix:
+		if len(b) < unixSize {
+			return nil, fmt.Errorf("decoding unix record: %w", errShort)
+		}
+		n := min(int(ne.Uint16(b[18:20])), unixPathMax)
+		return event.Connect{
+			Header:    hdr,
+			Source:    event.SourceEBPF,
+			Op:        event.NetOp(b[16]),
+			Transport: event.Unix,
+			Errno:     int32(ne.Uint32(b[20:24])),
+			UnixPath:  unixPath(b[32 : 32+n]),
+			PeerPID:   ne.Uint32(b[24:28]),
+		}, nil
+
+	case kindRing:
+		if len(b) < uringSize {
+			return nil, fmt.Errorf("decoding io_uring record: %w", errShort)
+		}
+		return event.IOURing{Header: hdr, Entries: ne.Uint32(b[16:20]), Errno: int32(ne.Uint32(b[20:24]))}, nil
 
 	case kindNet:
 		if len(b) < netSize {
@@ -156,6 +187,15 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 	default:
 		return nil, fmt.Errorf("decoding record: unknown kind %d", kind)
 	}
+}
+
+// unixPath is a sun_path as a name: up to its NUL for a path, "@" and
+// the name (its NULs kept visible as "@") for an abstract socket.
+func unixPath(b []byte) string {
+	if len(b) > 0 && b[0] == 0 {
+		return "@" + strings.ReplaceAll(string(bytes.TrimRight(b[1:], "\x00")), "\x00", "@")
+	}
+	return cstring(b)
 }
 
 // splitData cuts the variable part of a record into consecutive strings of

@@ -31,6 +31,8 @@ func TestLayoutMatchesBPFObject(t *testing.T) {
 		{"env.total_len", unsafe.Offsetof(agentwatchEnvRec{}.TotalLen), 20},
 		{"file_rec", unsafe.Sizeof(agentwatchFileRec{}), fileFixedSize},
 		{"net_rec", unsafe.Sizeof(agentwatchNetRec{}), netSize},
+		{"unix_rec", unsafe.Sizeof(agentwatchUnixRec{}), unixSize},
+		{"uring_rec", unsafe.Sizeof(agentwatchUringRec{}), uringSize},
 		{"hdr.tgid", unsafe.Offsetof(agentwatchRecHdr{}.Tgid), 4},
 		{"hdr.ts_ns", unsafe.Offsetof(agentwatchRecHdr{}.TsNs), 8},
 		{"fork.ppid", unsafe.Offsetof(agentwatchForkRec{}.Ppid), 16},
@@ -52,6 +54,12 @@ func TestLayoutMatchesBPFObject(t *testing.T) {
 		{"net.err", unsafe.Offsetof(agentwatchNetRec{}.Err), 20},
 		{"net.port", unsafe.Offsetof(agentwatchNetRec{}.Port), 24},
 		{"net.addr", unsafe.Offsetof(agentwatchNetRec{}.Addr), 32},
+		{"unix.path_len", unsafe.Offsetof(agentwatchUnixRec{}.PathLen), 18},
+		{"unix.err", unsafe.Offsetof(agentwatchUnixRec{}.Err), 20},
+		{"unix.peer_pid", unsafe.Offsetof(agentwatchUnixRec{}.PeerPid), 24},
+		{"unix.path", unsafe.Offsetof(agentwatchUnixRec{}.Path), 32},
+		{"uring.entries", unsafe.Offsetof(agentwatchUringRec{}.Entries), 16},
+		{"uring.err", unsafe.Offsetof(agentwatchUringRec{}.Err), 20},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: BPF object has %d, decoder assumes %d", c.name, c.got, c.want)
@@ -73,6 +81,8 @@ func newRec(kind byte, tgid uint32, ts uint64, fixed int) *rec {
 func (r *rec) u8(off int, v uint8) *rec   { r.b[off] = v; return r }
 func (r *rec) u16(off int, v uint16) *rec { binary.NativeEndian.PutUint16(r.b[off:], v); return r }
 func (r *rec) u32(off int, v uint32) *rec { binary.NativeEndian.PutUint32(r.b[off:], v); return r }
+
+func (r *rec) bytes(off int, v string) *rec { copy(r.b[off:], v); return r }
 
 // strs appends strings and stores their lengths as u16 from lenOff on.
 // A string ending in "\x00" is stored as is, like bpf_probe_read_str does.
@@ -146,6 +156,25 @@ func TestDecode(t *testing.T) {
 			newRec(kindFile, 4242, ts, fileFixedSize).u8(16, uint8(event.FileChmod)).u32(24, 0o755).
 				strs(28, "run.sh\x00", "/w\x00").b,
 			event.File{Header: hdr, Source: event.SourceEBPF, Op: event.FileChmod, Path: "/w/run.sh", Mode: 0o755}},
+		{"symlink: the target as written, the link resolved",
+			newRec(kindFile, 4242, ts, fileFixedSize).u8(16, uint8(event.FileSymlink)).
+				strs(28, "ci.yml\x00", "/w\x00", "../.github/workflows/ci.yml\x00", "").b,
+			event.File{Header: hdr, Source: event.SourceEBPF, Op: event.FileSymlink, Path: "/w/ci.yml", NewPath: "../.github/workflows/ci.yml"}},
+		{"setxattr name",
+			newRec(kindFile, 4242, ts, fileFixedSize).u8(16, uint8(event.FileSetxattr)).
+				strs(28, "", "/w/f\x00", "security.capability\x00", "").b,
+			event.File{Header: hdr, Source: event.SourceEBPF, Op: event.FileSetxattr, Path: "/w/f", Detail: "security.capability"}},
+		{"unix connect with peer",
+			newRec(kindUnix, 4242, ts, unixSize).u8(16, uint8(event.NetConnect)).u8(17, uint8(event.Unix)).
+				u16(18, 9).u32(24, 77).bytes(32, "/run/x.s\x00").b,
+			event.Connect{Header: hdr, Source: event.SourceEBPF, Op: event.NetConnect, Transport: event.Unix, UnixPath: "/run/x.s", PeerPID: 77}},
+		{"abstract unix socket",
+			newRec(kindUnix, 4242, ts, unixSize).u8(16, uint8(event.NetConnect)).u8(17, uint8(event.Unix)).
+				u16(18, 5).u32(20, 111).bytes(32, "\x00tmux").b,
+			event.Connect{Header: hdr, Source: event.SourceEBPF, Op: event.NetConnect, Transport: event.Unix, UnixPath: "@tmux", Errno: 111}},
+		{"io_uring setup refused",
+			newRec(kindRing, 4242, ts, uringSize).u32(16, 8).u32(20, 38).b,
+			event.IOURing{Header: hdr, Entries: 8, Errno: 38}},
 		{"tcp connect v4",
 			newRec(kindNet, 4242, ts, netSize).u8(16, uint8(event.NetConnect)).u8(17, uint8(event.TCP)).
 				u16(18, afInet).u16(24, 443).b,

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -101,13 +102,49 @@ func runHelper(mode string, args []string) error {
 		if err != unix.ECONNREFUSED {
 			return fmt.Errorf("connect to closed port: %v, want ECONNREFUSED", err)
 		}
-		// Unix sockets are not network destinations.
+		// Unix sockets are destinations too (a forwarder outside the run):
+		// a refused connect is reported with its path.
 		ufd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(ufd)
 		unix.Connect(ufd, &unix.SockaddrUnix{Name: "/nonexistent/agentwatch.sock"})
+		return nil
+	case "blind": // blind DIR SOCK ABSTRACT: the syscalls that once went unrecorded
+		dir := args[0]
+		f := filepath.Join(dir, "f")
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			return err
+		}
+		steps := []error{
+			unix.Symlinkat("target/of/link", unix.AT_FDCWD, filepath.Join(dir, "sl")),
+			unix.Link(f, filepath.Join(dir, "hl")),
+			unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600),
+			unix.Setxattr(f, "user.agentwatch", []byte("x"), 0),
+			unix.Removexattr(f, "user.agentwatch"),
+			unix.UtimesNano(f, []unix.Timespec{{Sec: 1}, {Sec: 2}}),
+		}
+		for i, err := range steps {
+			if err != nil {
+				return fmt.Errorf("step %d: %w", i, err)
+			}
+		}
+		for _, name := range []string{args[1], "@" + args[2]} {
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+			if err != nil {
+				return err
+			}
+			if err := unix.Connect(fd, &unix.SockaddrUnix{Name: name}); err != nil {
+				return fmt.Errorf("connect %s: %w", name, err)
+			}
+			unix.Close(fd)
+		}
+		var params [120]byte
+		r, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(&params[0])), 0)
+		if errno == 0 {
+			unix.Close(int(r))
+		}
 		return nil
 	case "erofs": // erofs DIR: in a private mount namespace, make DIR read-only and try to change it
 		// unshare applies to this thread only; keep everything on it.
@@ -532,6 +569,81 @@ func TestSensorReportsFileChanges(t *testing.T) {
 	}
 }
 
+// TestSensorReportsBlindSyscalls: links, device nodes, xattrs, timestamps,
+// Unix-socket connects (with the listener's pid) and io_uring set-up are
+// recorded like the other file and network operations.
+func TestSensorReportsBlindSyscalls(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "fwd.sock")
+	abstract := fmt.Sprintf("agentwatch-test-%d", os.Getpid())
+	for _, name := range []string{sock, "@" + abstract} {
+		ln, err := net.Listen("unix", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	helper := cg.command(os.Args[0], dir, sock, abstract)
+	helper.Env = append(os.Environ(), helperEnv+"=blind")
+	run(t, helper)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "f")
+	want := []string{
+		"symlink " + filepath.Join(dir, "sl") + " -> target/of/link",
+		"link " + f + " -> " + filepath.Join(dir, "hl"),
+		"mknod " + filepath.Join(dir, "fifo") + " fifo",
+		"setxattr " + f + " user.agentwatch",
+		"removexattr " + f + " user.agentwatch",
+		"utimes " + f,
+		fmt.Sprintf("connect unix %s peer=%d", sock, os.Getpid()),
+		fmt.Sprintf("connect unix @%s peer=%d", abstract, os.Getpid()),
+		"io_uring entries=4 errno=0",
+	}
+	var got []string
+	for _, ev := range col.events() {
+		switch e := ev.(type) {
+		case event.File:
+			switch e.Op {
+			case event.FileSymlink, event.FileLink:
+				got = append(got, fmt.Sprintf("%s %s -> %s", e.Op, e.Path, e.NewPath))
+			case event.FileMknod:
+				kind := "other"
+				if e.Mode&unix.S_IFMT == unix.S_IFIFO {
+					kind = "fifo"
+				}
+				got = append(got, fmt.Sprintf("%s %s %s", e.Op, e.Path, kind))
+			case event.FileSetxattr, event.FileRemovexattr:
+				got = append(got, fmt.Sprintf("%s %s %s", e.Op, e.Path, e.Detail))
+			case event.FileUtimes:
+				got = append(got, fmt.Sprintf("%s %s", e.Op, e.Path))
+			}
+		case event.Connect:
+			if e.Transport == event.Unix {
+				got = append(got, fmt.Sprintf("%s unix %s peer=%d", e.Op, e.UnixPath, e.PeerPID))
+			}
+		case event.IOURing:
+			got = append(got, fmt.Sprintf("io_uring entries=%d errno=%d", e.Entries, e.Errno))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+}
+
 func TestSensorReportsNetworkDestinations(t *testing.T) {
 	privtest.Require(t)
 	cg := newCgroup(t)
@@ -597,11 +709,16 @@ func TestSensorReportsNetworkDestinations(t *testing.T) {
 		fmt.Sprintf("connect tcp %s errno=0", ln6.Addr()),
 		fmt.Sprintf("sendto udp %s errno=0", udp6.LocalAddr()),
 		fmt.Sprintf("connect tcp %s errno=%d", closed, unix.ECONNREFUSED),
+		fmt.Sprintf("connect unix /nonexistent/agentwatch.sock errno=%d", unix.ENOENT),
 	}
 	var got []string
 	for _, ev := range col.events() {
 		if c, ok := ev.(event.Connect); ok {
-			got = append(got, fmt.Sprintf("%s %s %s errno=%d", c.Op, c.Transport, c.Addr, c.Errno))
+			dest := c.Addr.String()
+			if c.Transport == event.Unix {
+				dest = c.UnixPath
+			}
+			got = append(got, fmt.Sprintf("%s %s %s errno=%d", c.Op, c.Transport, dest, c.Errno))
 			if c.PID != uint32(helper.Process.Pid) {
 				t.Errorf("connect from pid %d, want the helper %d", c.PID, helper.Process.Pid)
 			}
