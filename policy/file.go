@@ -87,7 +87,8 @@ func Load(path string) (*Policy, error) {
 //     allow [], allow_cidrs [], allow_loopback true, inspect_ports
 //     [443, 80], dns.upstream system.
 //   - files: absent protect or secrets take the built-in lists; an explicit
-//     empty list means none.
+//     empty list means none. builtin_protect: true (in enforce mode the
+//     built-in persistence paths are protected too; see ProtectGlobs).
 //   - capture: content metadata, output_bytes 4096.
 //   - alerts: spend_usd 5, retries_without_progress 3, the booleans true.
 func Parse(name string, data []byte) (*Policy, error) {
@@ -158,6 +159,9 @@ type DNSDoc struct {
 type FilesDoc struct {
 	Protect []string `yaml:"protect" json:"protect"`
 	Secrets []string `yaml:"secrets" json:"secrets"`
+	// BuiltinProtect: in enforce mode, also protect the built-in
+	// persistence paths (policy.BuiltinProtect). Default true.
+	BuiltinProtect bool `yaml:"builtin_protect" json:"builtin_protect"`
 }
 
 type CaptureDoc struct {
@@ -193,7 +197,7 @@ func defaults() Document {
 			InspectPorts:  []int{443, 80},
 			DNS:           DNSDoc{Upstream: "system"},
 		},
-		Files:      FilesDoc{Protect: slices.Clone(DefaultProtect), Secrets: slices.Clone(DefaultSecrets)},
+		Files:      FilesDoc{Protect: slices.Clone(DefaultProtect), Secrets: slices.Clone(DefaultSecrets), BuiltinProtect: true},
 		Capture:    CaptureDoc{Content: "metadata", OutputBytes: 4096},
 		Alerts:     AlertsDoc{SpendUSD: 5, RetriesWithoutProgress: 3, UnknownDomain: true, DependencyInstall: true, WorkflowEdit: true},
 		Attributes: map[string]string{},
@@ -469,6 +473,10 @@ func (ps *parser) document(n *yaml.Node, d *Document) error {
 					d.Files.Secrets, err = globs(k, v)
 					return err
 				},
+				"builtin_protect": func(k string, v *yaml.Node) (err error) {
+					d.Files.BuiltinProtect, err = ps.boolean(v, k)
+					return err
+				},
 			})
 		},
 		"capture": func(k string, v *yaml.Node) error {
@@ -618,7 +626,7 @@ func (d Document) compile() (*Policy, error) {
 	if _, err := ParseMode(string(d.Mode)); err != nil {
 		return nil, fmt.Errorf("compiling policy: %w", err)
 	}
-	p := &Policy{Mode: d.Mode}
+	p := &Policy{Mode: d.Mode, BuiltinProtect: d.Files.BuiltinProtect}
 	for _, s := range d.Files.Protect {
 		g, err := CompileGlob(s)
 		if err != nil {
@@ -732,6 +740,7 @@ func (p *Policy) document() Document {
 	d := defaults()
 	d.Mode = p.Mode
 	d.Files.Protect, d.Files.Secrets = patterns(p.Protect), patterns(p.Secrets)
+	d.Files.BuiltinProtect = p.BuiltinProtect
 	return d.canonical()
 }
 

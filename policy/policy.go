@@ -52,8 +52,13 @@ type Policy struct {
 	Mode    Mode
 	Version string // sha256 of the canonical compiled form
 	Source  string // the file it came from, "built-in" for Default
-	Protect []Glob
+	Protect []Glob // files.protect as written; ProtectGlobs adds the built-in list
 	Secrets []Glob
+	// BuiltinProtect is files.builtin_protect: in enforce mode the
+	// BuiltinProtect paths are protected too (persist.go). A Policy
+	// literal leaves it off; Default, New and Parse turn it on unless the
+	// file says false.
+	BuiltinProtect bool
 
 	Env        EnvPolicy
 	Network    NetworkPolicy
@@ -165,13 +170,14 @@ func (p *Policy) IsSecret(path, home string) bool {
 	return false
 }
 
-// IsProtected reports whether path (absolute) matches files.protect;
-// workspace anchors relative patterns.
+// IsProtected reports whether path (absolute) matches ProtectGlobs
+// (files.protect, and the built-in list in enforce mode); workspace anchors
+// relative patterns.
 func (p *Policy) IsProtected(path, workspace, home string) bool {
 	if p == nil {
 		return false
 	}
-	for _, g := range p.Protect {
+	for _, g := range p.ProtectGlobs() {
 		if g.Match(path, workspace, home) {
 			return true
 		}

@@ -380,16 +380,25 @@ func (r *Recorder) fileAlerts(fs *fileSpan, e event.File) {
 			r.raise(fs.id, e.Time, telemetry.AlertWorkflowEdit, telemetry.SeverityHigh, "created",
 				fmt.Sprintf("protected path %s created during the run (absent at start)", rel))
 		default:
+			if e.NewPath != "" {
+				rel += " → " + r.shown(cleanPath(e.NewPath)) // a rename, link or symlink: either end may be the protected one
+			}
 			r.raise(fs.id, e.Time, telemetry.AlertWorkflowEdit, telemetry.SeverityHigh, "changed",
 				fmt.Sprintf("protected path %s changed (%s)", rel, e.Op))
 		}
 	}
 	if fs.secret {
 		verb := "write"
-		if e.Op == event.FileRead {
+		switch e.Op {
+		case event.FileRead:
 			verb = "read"
+		case event.FileSymlink, event.FileLink, event.FileRename:
+			verb = e.Op.String() // a new name for (or pointing at) the secret
 		}
 		msg := fmt.Sprintf("%s of secret file %s", verb, r.shown(fs.path))
+		if e.NewPath != "" {
+			msg += " → " + r.shown(cleanPath(e.NewPath))
+		}
 		if e.Errno != 0 {
 			msg += " (refused: " + errnoName(e.Errno) + ")"
 		}

@@ -304,12 +304,14 @@ func TestPolicyRules(t *testing.T) {
 				{"file_write .github/workflows/new.yml", "workflow_edit", "medium", "create of protected path .github/workflows/new.yml refused"},
 				{"file_write .gitlab-ci.yml", "workflow_edit", "high", "protected path .gitlab-ci.yml created during the run (absent at start)"},
 				{"file_write /home/dev/.bashrc", "workflow_edit", "high", "protected path /home/dev/.bashrc changed (write)"},
+				// ~/.bashrc is also a persistence path (wave 2).
+				{"file_write /home/dev/.bashrc", "persistence", "high", "write of /home/dev/.bashrc: a shell start-up file"},
 			},
 			check: func(t *testing.T, tr *telemetry.Trace) {
 				wantAttrs(t, tr.Root(), map[attribute.Key]string{
 					telemetry.FilesProtected: `["` + ws + `/.github/workflows","` + ws + `/.gitlab-ci.yml"]`,
-					telemetry.AlertsCount:    "4",
-					telemetry.AlertsRules:    `["workflow_edit (4)"]`,
+					telemetry.AlertsCount:    "5",
+					telemetry.AlertsRules:    `["workflow_edit (4)","persistence (1)"]`,
 				})
 			},
 		},

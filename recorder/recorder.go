@@ -37,6 +37,8 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +60,7 @@ type RunInfo struct {
 	RootPID        uint32 // pid of the launched child
 	UID            uint32 // user the child runs as
 	User           string
-	Home           string // the child's home, for "~/" policy patterns; empty: /root for uid 0, else /home/User
+	Home           string // the child's home (passwd entry / the child's HOME), for "~/" policy patterns; empty: they match nothing and the run records gapNoHome
 	Workspace      string // absolute: git root of the cwd, or the cwd
 	TaskID         string
 	TaskURL        string
@@ -179,16 +181,12 @@ func New(info RunInfo) *Recorder {
 	if r.pol == nil {
 		r.pol = policy.Default()
 	}
-	r.home = info.Home
+	// No guess (/home/<user> is wrong for CI runners, containers, LDAP
+	// homes): without the supervisor's answer the ~/ patterns match
+	// nothing, and the record says so.
+	r.home = cleanPath(info.Home)
 	if r.home == "" {
-		// Without a home the ~/ patterns would silently match nothing;
-		// the conventional location is the best evidence we have.
-		switch {
-		case info.UID == 0:
-			r.home = "/root"
-		case info.User != "":
-			r.home = "/home/" + info.User
-		}
+		r.addGap(gapNoHome)
 	}
 	if info.Workspace != "" {
 		r.ws = cleanPath(info.Workspace)
@@ -287,6 +285,10 @@ func (r *Recorder) Add(ev event.Event) {
 		r.llmCall(e)
 	case *event.LLMCall:
 		r.llmCall(*e)
+	case event.IOURing:
+		r.ioURing(e)
+	case *event.IOURing:
+		r.ioURing(*e)
 	case event.AgentTelemetry:
 		r.agentTelemetry(e)
 	case *event.AgentTelemetry:
@@ -386,6 +388,7 @@ func (r *Recorder) exit(e event.Exit) {
 // writes the same paths many times and glob matching is the hot spot.
 type pathInfo struct {
 	inWS, secret, protected, gitObject bool
+	persist                            string // the persistence pattern matched, "" for none
 }
 
 func (r *Recorder) classifyPath(p string) pathInfo {
@@ -398,6 +401,7 @@ func (r *Recorder) classifyPath(p string) pathInfo {
 		protected: r.pol.IsProtected(p, r.ws, r.home),
 	}
 	pi.gitObject = pi.inWS && hasPathPrefix(p, r.ws+"/.git/objects")
+	pi.persist, _, _ = policy.Persistence(p, r.ws, r.home)
 	// Bounded: a build writing a million distinct paths must not grow
 	// the cache without limit; dropping it only costs recomputation.
 	if len(r.pathCache) >= 4096 {
@@ -420,19 +424,29 @@ func (r *Recorder) file(e event.File) {
 	np := ""
 	if e.NewPath != "" {
 		np = cleanPath(e.NewPath)
+		if e.Op == event.FileSymlink && !strings.HasPrefix(np, "/") {
+			np = path.Join(path.Dir(p), np) // a target as written is relative to the link's directory
+		}
 	}
 	if isPseudo(p) && (np == "" || isPseudo(np)) {
 		return // /dev/null, /dev/tty, /proc/self/..., /sys/...
 	}
 	pi := r.classifyPath(p)
+	persist := ""
+	if persistsAt(e.Op, false) {
+		persist = pi.persist
+	}
 	if np != "" {
 		npi := r.classifyPath(np)
 		pi.inWS = pi.inWS || npi.inWS
 		pi.secret = pi.secret || npi.secret
 		pi.protected = pi.protected || npi.protected
 		pi.gitObject = pi.gitObject && (npi.gitObject || !npi.inWS)
-		if npi.inWS && e.Op != event.FileRead {
+		if npi.inWS && e.Op != event.FileRead && e.Op != event.FileSymlink {
 			r.covered[np] = struct{}{}
+		}
+		if persist == "" && persistsAt(e.Op, true) {
+			persist = npi.persist
 		}
 	}
 	owner := r.activeSpan(e.PID)
@@ -449,7 +463,7 @@ func (r *Recorder) file(e event.File) {
 	if r.inWorkspace(p) {
 		r.covered[p] = struct{}{}
 	}
-	if !pi.secret && !pi.protected && (!pi.inWS || pi.gitObject) {
+	if !pi.secret && !pi.protected && persist == "" && (!pi.inWS || pi.gitObject) {
 		// Outside the workspace (build caches, /tmp) or git's object
 		// store: a count and top directories on the process span, so a
 		// build cannot flood the trace. Failed attempts there are noise.
@@ -464,8 +478,14 @@ func (r *Recorder) file(e event.File) {
 	}
 	fs := r.fileSpan(owner, fileKey{path: p}, e, pi)
 	fs.add(e, np)
+	if persist != "" && fs.persist == "" {
+		fs.persist = persist
+	}
 	if pi.protected || pi.secret {
 		r.fileAlerts(fs, e)
+	}
+	if persist != "" {
+		r.persistenceAlert(fs, e, np, persist)
 	}
 	if e.Errno == 0 {
 		owner.noteWritten(r.hash(p))
@@ -520,8 +540,12 @@ func (r *Recorder) fswatch(e event.File) {
 }
 
 func (r *Recorder) connect(e event.Connect) {
-	if e.Transport == event.Unix || !e.Addr.IsValid() {
-		return // unix sockets have no network destination
+	if e.Transport == event.Unix {
+		r.unixConnect(e)
+		return
+	}
+	if !e.Addr.IsValid() {
+		return // no network destination
 	}
 	addr := netip.AddrPortFrom(e.Addr.Addr().Unmap(), e.Addr.Port())
 	owner := r.activeSpan(e.PID)

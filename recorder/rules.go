@@ -190,7 +190,7 @@ func (r *Recorder) finishRules(end End) {
 
 	var missing []string
 	for _, g := range append(append([]string(nil), r.gaps...), end.Gaps...) {
-		if g != "" && !contains(missing, g) {
+		if g != "" && g != gapNoHome && !contains(missing, g) {
 			missing = append(missing, g)
 		}
 	}

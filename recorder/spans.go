@@ -51,6 +51,8 @@ type procSpan struct {
 	nets      map[netKey]*netSpan
 	netOrder  []*netSpan
 
+	ioURing string // io_uring_setup seen: used | refused | failed (containment.go)
+
 	written     map[uint64]struct{} // hashes of distinct paths changed successfully
 	outside     map[uint64]struct{} // the subset summarised instead of spanned
 	outsideDirs map[string]int
@@ -101,6 +103,10 @@ type fileSpan struct {
 	failed            []telemetry.SpanEvent
 	firstErr          string
 	failedOp          event.FileOp
+	persist           string   // persistence pattern matched (containment.go)
+	symlinkTarget     string   // symlink: target as written
+	linkedTo          string   // hard link: the new name
+	xattrs            []string // setxattr/removexattr names, capped
 }
 
 func (fs *fileSpan) add(e event.File, newPath string) {
@@ -132,6 +138,7 @@ func (fs *fileSpan) add(e event.File, newPath string) {
 	}
 	fs.nOps++
 	fs.seen |= 1 << e.Op
+	fs.noteDetail(e)
 	switch n := len(fs.ops); {
 	case n > 0 && fs.ops[n-1] == e.Op:
 	case n < maxFileOps:
@@ -150,8 +157,9 @@ func (fs *fileSpan) add(e event.File, newPath string) {
 // content changed, then metadata. The full story is in
 // agentwatch.file.operations.
 var opPrecedence = []event.FileOp{
-	event.FileDelete, event.FileRename, event.FileCreate, event.FileTruncate,
-	event.FileWrite, event.FileMkdir, event.FileChmod, event.FileRead,
+	event.FileDelete, event.FileRename, event.FileCreate, event.FileSymlink, event.FileLink, event.FileMknod,
+	event.FileTruncate, event.FileWrite, event.FileMkdir, event.FileChmod,
+	event.FileSetxattr, event.FileRemovexattr, event.FileUtimes, event.FileRead,
 }
 
 func (fs *fileSpan) mainOp() string {
@@ -169,6 +177,7 @@ func (fs *fileSpan) mainOp() string {
 type netKey struct {
 	transport event.Transport
 	addr      netip.AddrPort
+	unixPath  string // Transport Unix: the socket path; addr is zero
 }
 
 // netSpan is every connect / send of one process to one destination.
@@ -184,6 +193,8 @@ type netSpan struct {
 	lastErr    string
 	decided    int      // address / dns-redirect decisions: one per attempt
 	dec        decision // enforcers' verdicts (policy.go)
+	peerPID    uint32   // unix sockets: the listener, 0 when unknown
+	outside    bool     // unix sockets: the listener is not a process of the run
 }
 
 func (ns *netSpan) add(e event.Connect) {
@@ -454,6 +465,9 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 	case s.stillRunning:
 		a = append(a, telemetry.ProcessStillRunning.Bool(true))
 	}
+	if s.ioURing != "" {
+		a = append(a, telemetry.ProcessIOURing.String(s.ioURing))
+	}
 	a = append(a, r.classAttrs(s)...)
 	a = append(a, r.activityAttrs(s)...)
 	sp.Attrs = append(sp.Attrs, a...)
@@ -486,6 +500,18 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 	if fs.renamedTo != "" {
 		a = append(a, telemetry.FileRenamedTo.String(fs.renamedTo))
 	}
+	if fs.symlinkTarget != "" {
+		a = append(a, telemetry.FileSymlinkTarget.String(fs.symlinkTarget))
+	}
+	if fs.linkedTo != "" {
+		a = append(a, telemetry.FileLinkedTo.String(fs.linkedTo))
+	}
+	if len(fs.xattrs) > 0 {
+		a = append(a, telemetry.FileXattrs.StringSlice(fs.xattrs))
+	}
+	if fs.persist != "" {
+		a = append(a, telemetry.FilePersistence.String(fs.persist))
+	}
 	if r.fileSize != nil && !fs.read {
 		// The size after the run, of the path or of where it was renamed to.
 		if n, ok := r.fileSize(fs.path); ok {
@@ -512,6 +538,9 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span {
 	sp := r.span(ns.id, parent, telemetry.SpanNetworkCall, telemetry.SpanNetworkCall, telemetry.OIChain,
 		trace.SpanKindClient, ns.start, ns.end)
+	if ns.key.transport == event.Unix {
+		return r.unixTelemetry(sp, ns)
+	}
 	ip := ns.key.addr.Addr()
 	server := ns.name
 	if server == "" && r.pstate != nil {
@@ -544,6 +573,28 @@ func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span
 	}
 	a = append(a, ns.dec.attrs()...)
 	sp.Events = append(sp.Events, ns.dec.events...)
+	sp.Attrs = append(sp.Attrs, a...)
+	return sp
+}
+
+// unixTelemetry is a unix-socket network_call: the socket path is the
+// peer (and server) address, per the OTel conventions for unix sockets.
+func (r *Recorder) unixTelemetry(sp telemetry.Span, ns *netSpan) telemetry.Span {
+	a := []attribute.KeyValue{
+		telemetry.ServerAddress.String(ns.key.unixPath),
+		telemetry.NetworkPeerAddress.String(ns.key.unixPath),
+		telemetry.NetworkTransport.String(event.Unix.String()),
+		telemetry.ConnectionsCount.Int(ns.count()),
+	}
+	if ns.peerPID != 0 {
+		a = append(a, telemetry.UnixPeerPID.Int(int(ns.peerPID)), telemetry.UnixPeerOutsideRun.Bool(ns.outside))
+	}
+	if ns.failures > 0 {
+		a = append(a, telemetry.ConnectionFailures.Int(ns.failures), telemetry.ErrorType.String(ns.lastErr))
+		if !ns.ok {
+			sp.Status, sp.StatusMessage = codes.Error, ns.lastErr
+		}
+	}
 	sp.Attrs = append(sp.Attrs, a...)
 	return sp
 }

@@ -123,6 +123,17 @@ const (
 	// count what the list cannot show.
 	FileOperationsCount = attribute.Key("agentwatch.file.operations.count")
 	FileFailures        = attribute.Key("agentwatch.file.failures")
+	// New file operations (wave 2).
+	FileSymlinkTarget = attribute.Key("agentwatch.file.symlink_target") // symlink: the target as written (not resolved)
+	FileLinkedTo      = attribute.Key("agentwatch.file.linked_to")      // hard link: the new name given to this file
+	FileXattrs        = attribute.Key("agentwatch.file.xattr")          // setxattr/removexattr: the attribute names (capped)
+	FilePersistence   = attribute.Key("agentwatch.file.persistence")    // the persistence pattern the path matched
+
+	// Unix-socket connections (network.transport=unix, network.peer.address = the socket path).
+	UnixPeerPID        = attribute.Key("agentwatch.unix.peer.pid")         // the listening process (kernel peer credentials)
+	UnixPeerOutsideRun = attribute.Key("agentwatch.unix.peer.outside_run") // the peer is not a process of the run
+
+	ProcessIOURing = attribute.Key("agentwatch.process.io_uring") // "used" | "refused" | "failed": io_uring_setup seen
 
 	AlertRule     = attribute.Key("agentwatch.alert.rule")
 	AlertSeverity = attribute.Key("agentwatch.alert.severity")
@@ -304,6 +315,11 @@ const (
 	AlertMissingTelemetry  = "missing_telemetry" // a sensor missing or events dropped
 	AlertRunawaySpend      = "runaway_spend"     // the run's model cost crossed alerts.spend_usd
 	AlertMissingCostData   = "missing_cost_data" // an LLM span without token usage, or without a price for its model
+
+	// Containment rules (wave 2, docs/policy.md).
+	AlertPersistence    = "persistence"             // a change that runs code later: git hook, shell rc, cron, unit, git config key
+	AlertUnixOutsideRun = "unix_socket_outside_run" // a unix-socket connection to a process outside the run
+	AlertIOURing        = "io_uring"                // io_uring set up: its operations bypass the sensors
 
 	SeverityLow    = "low"
 	SeverityMedium = "medium"
