@@ -149,8 +149,12 @@ func TestHostileAgent(t *testing.T) {
 				if r.step("rc") != want {
 					t.Errorf("rc: %s, want %s", r.step("rc"), want)
 				}
-				if len(r.alerts()) == 0 || !r.hasAlertAny(".bashrc") {
-					t.Errorf("no alert names ~/.bashrc: %v", r.alerts())
+				sev := "high"
+				if mode == "enforce" {
+					sev = "medium" // the attempt, refused
+				}
+				if !r.hasAlert(telemetry.AlertPersistence, sev, ".bashrc") {
+					t.Errorf("no %s persistence alert names ~/.bashrc: %v", sev, r.alerts())
 				}
 			},
 		},
@@ -188,10 +192,46 @@ print("uring", "ok" if fd >= 0 else "errno%d" % ctypes.get_errno())
 				if r.step("uring") != want {
 					t.Errorf("io_uring_setup: %s, want %s", r.step("uring"), want)
 				}
+				sev := "high" // in use: its operations are not observed
+				if mode == "enforce" {
+					sev = "low" // refused
+				}
+				if !r.hasAlert(telemetry.AlertIOURing, sev, "") {
+					t.Errorf("no %s io_uring alert: %v", sev, r.alerts())
+				}
 			},
 		},
 	}
 
+	attacks = append(attacks, attack{
+		name: "links, device nodes and attributes on protected paths",
+		script: try("hardlink", "ln .github/workflows/ci.yml hl") +
+			try("symlink-over", "ln -sfn /tmp/evil .github/workflows/ci.yml") +
+			try("xattr", "/usr/bin/python3 -c 'import os; os.setxattr(\".github/workflows/ci.yml\", \"user.x\", b\"1\")'") +
+			try("touch", "touch -d 2000-01-01 .github/workflows/ci.yml") +
+			try("fifo", "mkfifo .git/hooks/post-checkout") +
+			try("hook", "ln -s /tmp/evil-hook .git/hooks/pre-push"),
+		check: func(t *testing.T, w *ws, mode string, r run) {
+			for _, s := range []string{"hardlink", "symlink-over", "touch", "fifo", "hook"} {
+				want := "fail"
+				if mode == "observe" {
+					want = "ok"
+				}
+				if r.step(s) != want {
+					t.Errorf("%s: %s, want %s", s, r.step(s), want)
+				}
+			}
+			if got := w.read(".github/workflows/ci.yml"); mode == "enforce" && got != "on: push\n" {
+				t.Errorf("workflow changed: %q", got)
+			}
+			if !r.hasAlert(telemetry.AlertPersistence, "", "pre-push") {
+				t.Errorf("no persistence alert for the hook: %v", r.alerts())
+			}
+			if !r.hasAlertAny("ci.yml") {
+				t.Errorf("no alert names the workflow: %v", r.alerts())
+			}
+		},
+	})
 	attacks = append(attacks, attack{
 		// The operator's tmux (same user, outside the run): send-keys
 		// types into the operator's shell — the terminal route again.
@@ -218,6 +258,9 @@ print("uring", "ok" if fd >= 0 else "errno%d" % ctypes.get_errno())
 			}
 			if mode == "observe" && (!typed || r.step("send") != "ok") {
 				t.Errorf("observe: send-keys %s, typed %v; want it to reach the session", r.step("send"), typed)
+			}
+			if mode == "observe" && !r.hasAlert(telemetry.AlertUnixOutsideRun, "medium", "tmux") {
+				t.Errorf("observe: no unix_socket_outside_run alert for the tmux socket: %v", r.alerts())
 			}
 		},
 	})

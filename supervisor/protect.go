@@ -109,7 +109,11 @@ func (p *protectPlan) enforced() bool { return p != nil && (len(p.binds) > 0 || 
 func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Time) *protectPlan {
 	plan := &protectPlan{}
 	seen := map[string]bool{}
+	own := map[string]bool{}
 	for _, g := range pol.Protect {
+		own[g.String()] = true
+	}
+	for _, g := range pol.ProtectGlobs() {
 		base, segs, ok := anchorOf(g.String(), ws, home)
 		if !ok {
 			continue
@@ -129,7 +133,9 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 					plan.placeholders = append(plan.placeholders, ph)
 					plan.binds = append(plan.binds, bindMount{path: ph.path, readOnly: true})
 					ev.ReadOnly = true
-				} else if !ok {
+				} else if !ok && own[g.String()] {
+					// (A built-in persistence path that cannot be held is
+					// still alerted on by the persistence rule: no gap.)
 					plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s does not exist and cannot be held (its directory %s is the anchor or outside it): creating it is recorded, not refused", g, filepath.Dir(lit)))
 				}
 			}
@@ -234,6 +240,11 @@ func placeholderFor(lit, base, ws string) (placeholder, bool) {
 			return placeholder{}, false
 		}
 		_, inWS := within(dir, ws)
+		if !inWS && i < len(parts)-1 {
+			// Outside the workspace only the last component is held: a
+			// placeholder ~/.config would take the whole directory away.
+			return placeholder{}, false
+		}
 		return placeholder{path: dir, dir: inWS || i < len(parts)-1}, true
 	}
 	return placeholder{}, false // it exists after all

@@ -79,6 +79,7 @@ func TestPlanProtect(t *testing.T) {
 	pol := mustParse(t, `version: 1
 mode: enforce
 files:
+  builtin_protect: false
   protect: [".github/workflows/**", ".gitlab-ci.yml", ".agentwatch.yaml", ".git/hooks/**",
             "ci-link", "escape", "**/Makefile", "~/.bashrc", "~/.profile"]
 `)
@@ -154,6 +155,27 @@ files:
 	wantHeld := []placeholder{{ws + "/.agentwatch.yaml", true}, {home + "/.profile", false}}
 	if !slices.Equal(plan.placeholders, wantHeld) {
 		t.Errorf("placeholders %v, want %v", plan.placeholders, wantHeld)
+	}
+
+	// The built-in persistence paths join in enforce mode by default: an
+	// existing one is bound, an absent one in an existing directory held;
+	// none that cannot be held is a gap (the persistence rule alerts).
+	withBuiltin := planProtect(mustParse(t, "version: 1\nmode: enforce\n"), ws, home, true, now)
+	var roBuiltin []string
+	for _, b := range withBuiltin.binds {
+		if b.readOnly {
+			roBuiltin = append(roBuiltin, strings.TrimPrefix(b.path, dir))
+		}
+	}
+	for _, want := range []string{"/home/.bashrc", "/home/.gitconfig", "/home/.zshrc", "/ws/.git/hooks"} {
+		if !slices.Contains(roBuiltin, want) {
+			t.Errorf("built-in protect: %s not read-only (got %v)", want, roBuiltin)
+		}
+	}
+	for _, g := range withBuiltin.gaps {
+		if strings.Contains(g, "cannot be held") {
+			t.Errorf("built-in path reported as a gap: %s", g)
+		}
 	}
 
 	// Observe mode: the same events, nothing read-only, no namespace.
