@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/privtest"
@@ -22,40 +21,7 @@ import (
 
 // testDNS answers allowed.test → 127.0.0.2 and other.test → 127.0.0.3.
 func testDNS(t *testing.T) string {
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	zone := map[string][4]byte{"allowed.test.": {127, 0, 0, 2}, "other.test.": {127, 0, 0, 3}}
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RecursionDesired: h.RecursionDesired})
-			b.StartQuestions()
-			b.Question(q)
-			b.StartAnswers()
-			if a, ok := zone[strings.ToLower(q.Name.String())]; ok && q.Type == dnsmessage.TypeA {
-				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 30}, dnsmessage.AResource{A: a})
-			}
-			out, _ := b.Finish()
-			pc.WriteTo(out, from)
-		}
-	}()
-	return pc.LocalAddr().String()
+	return privtest.StartDNS(t, map[string][4]byte{"allowed.test.": {127, 0, 0, 2}, "other.test.": {127, 0, 0, 3}}).Addr
 }
 
 func httpOn(t *testing.T, ip string) int {
