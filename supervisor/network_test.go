@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/store"
