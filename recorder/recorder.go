@@ -110,6 +110,10 @@ type End struct {
 	// redacts and bounds it); OutputTotal counts every byte relayed.
 	Output      []byte
 	OutputTotal int64
+	// GitConfig are the code-executing git configuration entries the run
+	// added or changed (the supervisor compares the files before and
+	// after): each is a persistence alert.
+	GitConfig []GitConfigChange
 }
 
 // Recorder accumulates events. Add is safe for concurrent use by several

@@ -241,6 +241,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	r.root.end = end.Time
 	r.fileSize = end.FileSize
 	r.resolveClasses(end)
+	r.gitConfigAlerts(end)
 
 	// fswatch-only workspace paths: the whole file evidence when eBPF
 	// is missing, and what it lost otherwise. Sorted for stable ids.

@@ -278,6 +278,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	startInfo, _ := json.Marshal(runStartInfo{Sensors: info.Sensors, Gaps: info.Gaps})
 	sink.meta(metaInfo, startInfo)
 
+	gitConfig := watchGitConfig(info.Workspace, info.Home)
+
 	sigs, stopSignals := catchSignals()
 	defer stopSignals()
 	if err := ctx.Err(); err != nil {
@@ -354,6 +356,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// Nothing of the run is left to hold a placeholder, and the file
 	// sensors are stopped: removing them is not the run's change.
 	end.Gaps = append(end.Gaps, protect.cleanup()...)
+	var gcGaps []string
+	end.GitConfig, gcGaps = gitConfig.check(pol.Mode == policy.Enforce)
+	end.Gaps = append(end.Gaps, gcGaps...)
 	llmp.stop(&end) // the calls still streaming end with their processes
 	// What the agent flushed at exit is in once its processes are gone.
 	agentTel.close(&end)
