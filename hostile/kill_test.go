@@ -115,7 +115,8 @@ sleep 300`
 	if err != nil {
 		t.Fatalf("agentwatch runs: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "was interrupted") || !strings.Contains(string(out), "bash -c") {
+	if !strings.Contains(string(out), "was interrupted") || !strings.Contains(string(out), "bash -c") ||
+		!regexp.MustCompile(`(?m)^\S+\s.*\binterrupted\b.*bash -c`).MatchString(string(out)) {
 		t.Errorf("runs did not recover the run:\n%s", out)
 	}
 	if _, err := os.Stat(pin); !os.IsNotExist(err) {

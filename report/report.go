@@ -401,7 +401,7 @@ func strs(s *telemetry.Span, key attribute.Key) []string {
 }
 
 // Runs writes the run list as a table: ID, START (local time), DURATION,
-// EXIT, AGENT, SPANS, EXPORTED (yes, no, or failed after a failed upload)
+// EXIT ("interrupted" for a run recovered from its journal), AGENT, SPANS, EXPORTED (yes, no, or failed after a failed upload)
 // and COMMAND, cut to fit.
 func Runs(w io.Writer, runs []store.Run) error {
 	if len(runs) == 0 {
@@ -421,6 +421,11 @@ func Runs(w io.Writer, runs []store.Run) error {
 		exit := "-"
 		if r.ExitCode >= 0 {
 			exit = strconv.Itoa(r.ExitCode)
+		}
+		if r.Status == store.StatusInterrupted {
+			// Saved from its journal after agentwatch died: `show` has
+			// the reason (its recovery gap).
+			exit = "interrupted"
 		}
 		exported := "no"
 		switch {

@@ -54,6 +54,27 @@ type Run struct {
 	HasCost                   bool
 	InputTokens, OutputTokens int64
 	HasTokens                 bool
+	// Status is StatusComplete, or StatusInterrupted for a run saved from
+	// its journal after agentwatch died (StatusReason says how).
+	Status       string
+	StatusReason string
+}
+
+// Run statuses.
+const (
+	StatusComplete    = "complete"
+	StatusInterrupted = "interrupted"
+)
+
+// MarkInterrupted records that run id was recovered from its journal.
+func (s *Store) MarkInterrupted(ctx context.Context, id, reason string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO run_status (run_id, status, reason) VALUES (?, ?, ?)
+		 ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, reason = excluded.reason`,
+		id, StatusInterrupted, reason); err != nil {
+		return fmt.Errorf("marking run %s interrupted: %w", id, err)
+	}
+	return nil
 }
 
 // Store is an open run store. It is safe for concurrent use, and several
@@ -132,6 +153,14 @@ var migrations = []string{
 		cost_usd      REAL,
 		input_tokens  INTEGER,
 		output_tokens INTEGER
+	);`,
+	// 5: how a run was saved: no row is a run that ended under agentwatch
+	// (complete); "interrupted" is one recovered from its journal after
+	// agentwatch died, with the reason.
+	`CREATE TABLE IF NOT EXISTS run_status (
+		run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL DEFAULT ''
 	);`,
 }
 
@@ -308,10 +337,10 @@ func (s *Store) SaveRequest(ctx context.Context, tr *telemetry.Trace, req *coltr
 	return nil
 }
 
-const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, cost_usd, input_tokens, output_tokens`
+const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, cost_usd, input_tokens, output_tokens, run_status.status, run_status.reason`
 
 // runsWithCosts is the table summaries are read from.
-const runsWithCosts = `runs LEFT JOIN run_costs ON run_costs.run_id = runs.id`
+const runsWithCosts = `runs LEFT JOIN run_costs ON run_costs.run_id = runs.id LEFT JOIN run_status ON run_status.run_id = runs.id`
 
 // List returns the most recent runs first (by start time); limit <= 0
 // means all.
@@ -446,10 +475,15 @@ func scanRun(sc scanner) (Run, error) {
 		exported       int
 		cost           sql.NullFloat64
 		in, out        sql.NullInt64
+		status, reason sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.TraceID, &startNS, &endNS, &r.Command, &r.Agent, &exit, &r.Spans, &exported, &r.ExportError,
-		&cost, &in, &out); err != nil {
+		&cost, &in, &out, &status, &reason); err != nil {
 		return Run{}, err
+	}
+	r.Status, r.StatusReason = StatusComplete, reason.String
+	if status.Valid {
+		r.Status = status.String
 	}
 	r.CostUSD, r.HasCost = cost.Float64, cost.Valid
 	r.InputTokens, r.OutputTokens, r.HasTokens = in.Int64, out.Int64, in.Valid && out.Valid

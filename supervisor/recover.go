@@ -191,6 +191,9 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 	if err := st.SaveRequest(ctx, tr, export.Request(tr)); err != nil {
 		return "", err
 	}
+	if err := st.MarkInterrupted(ctx, tr.RunID, reason); err != nil {
+		return "", err
+	}
 	if err := o.Remove(); err != nil {
 		return "", err
 	}
