@@ -34,8 +34,8 @@ var registered = []event.Event{
 }
 
 var (
-	typeIndex = map[reflect.Type]int{}     // concrete value type -> index in registered
-	typeNames = make([]string, 0, 16)      // index -> Go type name, written to the prelude
+	typeIndex = map[reflect.Type]int{}    // concrete value type -> index in registered
+	typeNames = make([]string, 0, 16)     // index -> Go type name, written to the prelude
 	typeByNam = map[string]reflect.Type{} // Go type name -> value type, for readers
 )
 

@@ -54,27 +54,10 @@ type Run struct {
 	HasCost                   bool
 	InputTokens, OutputTokens int64
 	HasTokens                 bool
-	// Status is StatusComplete, or StatusInterrupted for a run saved from
-	// its journal after agentwatch died (StatusReason says how).
-	Status       string
+	// Status is complete or interrupted; StatusReason says why a run is
+	// interrupted (e.g. "supervisor killed — recovered from journal").
+	Status       Status
 	StatusReason string
-}
-
-// Run statuses.
-const (
-	StatusComplete    = "complete"
-	StatusInterrupted = "interrupted"
-)
-
-// MarkInterrupted records that run id was recovered from its journal.
-func (s *Store) MarkInterrupted(ctx context.Context, id, reason string) error {
-	if _, err := s.db.ExecContext(ctx,
-		`INSERT INTO run_status (run_id, status, reason) VALUES (?, ?, ?)
-		 ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, reason = excluded.reason`,
-		id, StatusInterrupted, reason); err != nil {
-		return fmt.Errorf("marking run %s interrupted: %w", id, err)
-	}
-	return nil
 }
 
 // Store is an open run store. It is safe for concurrent use, and several
@@ -154,15 +137,31 @@ var migrations = []string{
 		input_tokens  INTEGER,
 		output_tokens INTEGER
 	);`,
-	// 5: how a run was saved: no row is a run that ended under agentwatch
-	// (complete); "interrupted" is one recovered from its journal after
-	// agentwatch died, with the reason.
+	// 5: how the run was saved: complete (the supervisor finished it) or
+	// interrupted (rebuilt from its journal after the supervisor died or
+	// could not save it), with a reason; existing runs are backfilled as
+	// complete. A table of its own like run_costs, so that applying it
+	// again is harmless.
 	`CREATE TABLE IF NOT EXISTS run_status (
-		run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-		status TEXT NOT NULL,
-		reason TEXT NOT NULL DEFAULT ''
-	);`,
+		run_id  TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		status  TEXT NOT NULL,
+		reason  TEXT NOT NULL DEFAULT ''
+	);
+	INSERT OR IGNORE INTO run_status (run_id, status) SELECT id, 'complete' FROM runs;`,
 }
+
+// Status is how a run was saved.
+type Status string
+
+const (
+	StatusComplete    Status = "complete"    // saved by the supervisor at the end of the run
+	StatusInterrupted Status = "interrupted" // recovered from the run journal (see JournalDir)
+)
+
+// JournalDir is where the supervisor keeps the journals of runs not yet
+// saved in the store in dir: journal.Pending(JournalDir(dir)) lists the
+// unsaved runs (supervisor dead, or the store could not take them).
+func JournalDir(dir string) string { return filepath.Join(dir, "journal") }
 
 // Open opens (creating when needed) the store in dir. It fails at once when
 // dir is not writable, so a run never starts that could not be kept.
@@ -185,6 +184,9 @@ func Open(dir string) (*Store, error) {
 	}
 
 	path := filepath.Join(dir, FileName)
+	if err := privateFiles(dir, path); err != nil {
+		return nil, err
+	}
 	// _txlock=immediate: every transaction takes the write lock at BEGIN,
 	// so two processes never both read-then-upgrade and deadlock (SQLite
 	// would answer SQLITE_BUSY at once, ignoring the busy timeout).
@@ -200,9 +202,36 @@ func Open(dir string) (*Store, error) {
 	s := &Store{db: db, path: path}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
+		if c := s.corrupt(err); c != err {
+			return nil, c
+		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// privateFiles makes the store directory 0700 and the database 0600
+// before SQLite opens it: SQLite creates runs.db-wal and -shm with the
+// database file's mode, so they are private too.
+func privateFiles(dir, path string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("making store directory %s private: %w", dir, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("making %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -301,43 +330,70 @@ func (s *Store) Save(ctx context.Context, tr *telemetry.Trace) error {
 // SaveRequest is Save for a caller that already converted tr to OTLP (the
 // supervisor also writes and uploads it): a large run is converted once.
 func (s *Store) SaveRequest(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest) error {
+	_, err := s.save(ctx, tr, req, StatusComplete, "")
+	return err
+}
+
+// SaveRecovered stores a run rebuilt from its journal as interrupted,
+// with reason. It never replaces a run already stored (the supervisor
+// saved it before its journal was removed): saved is false then.
+func (s *Store) SaveRecovered(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, reason string) (saved bool, err error) {
+	return s.save(ctx, tr, req, StatusInterrupted, reason)
+}
+
+func (s *Store) save(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
+	saved, err := s.saveTx(ctx, tr, req, status, reason)
+	return saved, s.corrupt(err)
+}
+
+func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
 	r, err := Summarize(tr)
 	if err != nil {
-		return fmt.Errorf("saving run: %w", err)
+		return false, fmt.Errorf("saving run: %w", err)
 	}
 	blob, err := proto.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("saving run %s: encoding trace: %w", r.ID, err)
+		return false, fmt.Errorf("saving run %s: encoding trace: %w", r.ID, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("saving run %s: %w", r.ID, err)
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `
-		INSERT INTO runs (id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, created_ns, trace)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)
-		ON CONFLICT(id) DO UPDATE SET
+	conflict := `ON CONFLICT(id) DO UPDATE SET
 			trace_id = excluded.trace_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
 			command = excluded.command, agent = excluded.agent, exit_code = excluded.exit_code,
-			span_count = excluded.span_count, exported = 0, export_error = '', trace = excluded.trace`,
+			span_count = excluded.span_count, exported = 0, export_error = '', trace = excluded.trace`
+	if status != StatusComplete {
+		conflict = `ON CONFLICT(id) DO NOTHING` // a recovered run never replaces a saved one
+	}
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO runs (id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, created_ns, trace)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?) `+conflict,
 		r.ID, r.TraceID, nanos(r.Start), nanos(r.End), r.Command, r.Agent, nullableExit(r.ExitCode), r.Spans,
 		time.Now().UnixNano(), blob)
 	if err != nil {
-		return fmt.Errorf("saving run %s: %w", r.ID, err)
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return false, nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_status (run_id, status, reason) VALUES (?, ?, ?)`, r.ID, string(status), reason)
+	if err != nil {
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_costs (run_id, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, ?)`,
 		r.ID, nullable(r.CostUSD, r.HasCost), nullable(r.InputTokens, r.HasTokens), nullable(r.OutputTokens, r.HasTokens))
 	if err != nil {
-		return fmt.Errorf("saving run %s: %w", r.ID, err)
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("saving run %s: %w", r.ID, err)
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
-	return nil
+	return true, nil
 }
 
-const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, cost_usd, input_tokens, output_tokens, run_status.status, run_status.reason`
+const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, cost_usd, input_tokens, output_tokens, coalesce(run_status.status, 'complete'), coalesce(run_status.reason, '')`
 
 // runsWithCosts is the table summaries are read from.
 const runsWithCosts = `runs LEFT JOIN run_costs ON run_costs.run_id = runs.id LEFT JOIN run_status ON run_status.run_id = runs.id`
@@ -351,7 +407,7 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` ORDER BY start_ns DESC, id DESC LIMIT ?`, limit)
 	if err != nil {
-		return nil, fmt.Errorf("listing runs: %w", err)
+		return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
 	}
 	defer rows.Close()
 	var runs []Run
@@ -363,7 +419,7 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing runs: %w", err)
+		return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
 	}
 	return runs, nil
 }
@@ -465,6 +521,23 @@ func (s *Store) MarkExported(ctx context.Context, id string, exportErr error) er
 	return nil
 }
 
+// ErrCorrupt is wrapped by the errors of a store whose file is damaged.
+var ErrCorrupt = errors.New("store is corrupt")
+
+// corrupt turns SQLite's corruption errors into one line naming the file
+// and the way out; other errors pass unchanged.
+func (s *Store) corrupt(err error) error {
+	var se interface{ Code() int }
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	if c := se.Code() & 0xff; c != 11 && c != 26 { // SQLITE_CORRUPT, SQLITE_NOTADB
+		return err
+	}
+	return fmt.Errorf("%w: store %s (%v): move it aside and run `agentwatch runs` to start a new one; the journal (%s) keeps unsaved runs",
+		ErrCorrupt, s.path, err, JournalDir(filepath.Dir(s.path)))
+}
+
 type scanner interface{ Scan(dest ...any) error }
 
 func scanRun(sc scanner) (Run, error) {
@@ -475,15 +548,10 @@ func scanRun(sc scanner) (Run, error) {
 		exported       int
 		cost           sql.NullFloat64
 		in, out        sql.NullInt64
-		status, reason sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.TraceID, &startNS, &endNS, &r.Command, &r.Agent, &exit, &r.Spans, &exported, &r.ExportError,
-		&cost, &in, &out, &status, &reason); err != nil {
+		&cost, &in, &out, &r.Status, &r.StatusReason); err != nil {
 		return Run{}, err
-	}
-	r.Status, r.StatusReason = StatusComplete, reason.String
-	if status.Valid {
-		r.Status = status.String
 	}
 	r.CostUSD, r.HasCost = cost.Float64, cost.Valid
 	r.InputTokens, r.OutputTokens, r.HasTokens = in.Int64, out.Int64, in.Valid && out.Valid

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -34,7 +33,7 @@ import (
 )
 
 // JournalDir is where a store keeps the journals of runs not yet saved.
-func JournalDir(storeDir string) string { return filepath.Join(storeDir, "journal") }
+func JournalDir(storeDir string) string { return store.JournalDir(storeDir) }
 
 // runHeader is what a journal keeps to rebuild its run's RunInfo.
 type runHeader struct {
@@ -188,10 +187,8 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 		e.Gaps = append(e.Gaps, fmt.Sprintf("journal: %d bytes at its end could not be read", stats.SkippedBytes))
 	}
 	tr := rec.Finish(e)
-	if err := st.SaveRequest(ctx, tr, export.Request(tr)); err != nil {
-		return "", err
-	}
-	if err := st.MarkInterrupted(ctx, tr.RunID, reason); err != nil {
+	// A run the dead agentwatch had saved after all is left as it is.
+	if _, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason); err != nil {
 		return "", err
 	}
 	if err := o.Remove(); err != nil {
