@@ -347,6 +347,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	end.ExitCode, end.Signal, known = ch.status()
 	endInfo, _ := json.Marshal(runEndInfo{ExitCode: end.ExitCode, Signal: end.Signal, Time: time.Now()})
 	sink.meta(metaEnd, endInfo)
+	if sink.jw != nil {
+		_ = sink.jw.Sync() // the exit status is kept before the slow end of the run
+	}
 
 	if !known {
 		sensors.stop(&end)
