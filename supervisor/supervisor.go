@@ -349,6 +349,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	sink.meta(metaEnd, endInfo)
 	if sink.jw != nil {
 		_ = sink.jw.Sync() // the exit status is kept before the slow end of the run
+		if err := sink.jw.Err(); err != nil {
+			end.Gaps = append(end.Gaps, "journal: "+oneLine(err)+" (a crash of agentwatch now would lose part of this run)")
+		}
 	}
 
 	if !known {
