@@ -50,7 +50,7 @@ type PersistencePath struct {
 
 // PersistencePaths are the paths of the persistence rule.
 var PersistencePaths = []PersistencePath{
-	{".git/hooks/**", "a git hook (runs on the next commit, checkout, push, …)"},
+	{".git/hooks/**", "a git hook"},
 	{"~/.bashrc", "a shell start-up file"},
 	{"~/.bash_profile", "a shell start-up file"},
 	{"~/.bash_login", "a shell start-up file"},
@@ -69,9 +69,9 @@ var PersistencePaths = []PersistencePath{
 	{"~/.local/share/systemd/user/**", "a systemd user unit"},
 	{"~/.ssh/authorized_keys", "an SSH authorized key"},
 	{"~/.ssh/rc", "an SSH login script"},
-	{"~/.ssh/config", "SSH client configuration (ProxyCommand, LocalCommand)"},
-	{"~/.gitconfig", "git configuration (aliases, hooksPath, filters, …)"},
-	{"~/.config/git/config", "git configuration (aliases, hooksPath, filters, …)"},
+	{"~/.ssh/config", "SSH client configuration"},
+	{"~/.gitconfig", "git configuration"},
+	{"~/.config/git/config", "git configuration"},
 	{"~/.config/git/attributes", "git attributes (filter and diff drivers)"},
 }
 

@@ -4,7 +4,10 @@
 // compilation.
 //
 // Lookup order, defaults of absent keys and the version's definition are
-// documented on Lookup and Parse.
+// documented on Lookup and Parse. Built-in persistence paths: in enforce
+// mode BuiltinProtect is protected too unless files.builtin_protect is
+// false (ProtectGlobs); PersistencePaths feed the recorder's persistence
+// rule (Persistence). See persist.go and docs/policy.md.
 package policy
 
 import (

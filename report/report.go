@@ -105,11 +105,12 @@ func Tree(w io.Writer, tr *telemetry.Trace) error {
 	writeHeader(ew, tr)
 	writeEvidence(ew, tr)
 	writeAudit(ew, tr)
-	ew.printf("\n")
 	ws := ""
 	if root := tr.Root(); root != nil {
 		ws = str(root, telemetry.Workspace)
 	}
+	writeAlerts(ew, tr, ws)
+	ew.printf("\n")
 	for _, top := range buildTree(tr) {
 		ew.printf("%s\n", spanLine(top, ws))
 		writeChildren(ew, top.children, "", ws)

@@ -110,6 +110,9 @@ Sensors    ebpf, fswatch
 Gaps       netwatch: dns proxy disabled
 Dropped    0
 
+Alerts (1)
+  -      missing_parent  [claude_code.tool]
+
 agent_run  claude -p "fix the flaky test"  1m05s  exit 1 ✗
 ├── bash_command  claude -p "fix the flaky test"  1m04s  exit 1 ✗  1 file written  3 connections
 │   ├── network_call  api.anthropic.com:443  1ms  3 connections
