@@ -99,6 +99,12 @@ volatile const __u64 wakeup_bytes = 256 * 1024;
 #define NR_symlinkat 266
 #define NR_utimensat 280
 #define NR_io_uring_setup 425
+#define NR_setxattrat 463 // 6.13+: not in older uapi headers
+#define NR_removexattrat 466
+#define NR_chown 92
+#define NR_fchown 93
+#define NR_lchown 94
+#define NR_fchownat 260
 #define UNIX_PATH_MAX 108
 
 enum rec_kind {
@@ -128,6 +134,7 @@ enum file_op {
 	AW_OP_SETXATTR = 12,
 	AW_OP_REMOVEXATTR = 13,
 	AW_OP_UTIMES = 14,
+	AW_OP_CHOWN = 15,
 };
 
 // Values match event.NetOp / event.Transport.
@@ -668,6 +675,12 @@ static __always_inline bool tracked(long id)
 	case NR_futimesat:
 	case NR_utimensat:
 	case NR_io_uring_setup:
+	case NR_setxattrat:
+	case NR_removexattrat:
+	case NR_chown:
+	case NR_fchown:
+	case NR_lchown:
+	case NR_fchownat:
 		return true;
 	}
 	return false;
@@ -997,6 +1010,31 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		r->len[1] = n;
 		pos += n;
 		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[1]);
+		break;
+	}
+	case NR_setxattrat:
+	case NR_removexattrat:
+		// (dirfd, path, at_flags, name, …): the *at forms of 6.13.
+		r->op = args.id == NR_setxattrat ? AW_OP_SETXATTR : AW_OP_REMOVEXATTR;
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[3]);
+		break;
+	case NR_chown:
+	case NR_lchown:
+		r->op = AW_OP_CHOWN;
+		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		break;
+	case NR_fchownat:
+		r->op = AW_OP_CHOWN;
+		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		break;
+	case NR_fchown: {
+		r->op = AW_OP_CHOWN;
+		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		if (n == 0)
+			return 0;
+		r->len[1] = n;
+		pos += n;
 		break;
 	}
 	case NR_utime:

@@ -124,6 +124,8 @@ func runHelper(mode string, args []string) error {
 			unix.Setxattr(f, "user.agentwatch", []byte("x"), 0),
 			unix.Removexattr(f, "user.agentwatch"),
 			unix.UtimesNano(f, []unix.Timespec{{Sec: 1}, {Sec: 2}}),
+			unix.Chown(f, 0, 0),
+			setxattrat(f, "user.at"),
 		}
 		for i, err := range steps {
 			if err != nil {
@@ -569,6 +571,26 @@ func TestSensorReportsFileChanges(t *testing.T) {
 	}
 }
 
+// setxattrat is Linux 6.13's setxattrat(2) (not in x/sys yet): an xattr
+// route beside setxattr that must not be blind.
+func setxattrat(path, name string) error {
+	p, _ := unix.BytePtrFromString(path)
+	n, _ := unix.BytePtrFromString(name)
+	value := []byte("1")
+	args := struct {
+		value uint64
+		size  uint32
+		flags uint32
+	}{uint64(uintptr(unsafe.Pointer(&value[0]))), 1, 0}
+	cwd := unix.AT_FDCWD
+	_, _, errno := unix.Syscall6(463, uintptr(cwd), uintptr(unsafe.Pointer(p)), 0,
+		uintptr(unsafe.Pointer(n)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
 // TestSensorReportsBlindSyscalls: links, device nodes, xattrs, timestamps,
 // Unix-socket connects (with the listener's pid) and io_uring set-up are
 // recorded like the other file and network operations.
@@ -609,6 +631,8 @@ func TestSensorReportsBlindSyscalls(t *testing.T) {
 		"setxattr " + f + " user.agentwatch",
 		"removexattr " + f + " user.agentwatch",
 		"utimes " + f,
+		"chown " + f,
+		"setxattr " + f + " user.at",
 		fmt.Sprintf("connect unix %s peer=%d", sock, os.Getpid()),
 		fmt.Sprintf("connect unix @%s peer=%d", abstract, os.Getpid()),
 		"io_uring entries=4 errno=0",
@@ -628,7 +652,7 @@ func TestSensorReportsBlindSyscalls(t *testing.T) {
 				got = append(got, fmt.Sprintf("%s %s %s", e.Op, e.Path, kind))
 			case event.FileSetxattr, event.FileRemovexattr:
 				got = append(got, fmt.Sprintf("%s %s %s", e.Op, e.Path, e.Detail))
-			case event.FileUtimes:
+			case event.FileUtimes, event.FileChown:
 				got = append(got, fmt.Sprintf("%s %s", e.Op, e.Path))
 			}
 		case event.Connect:

@@ -105,6 +105,7 @@ const (
 	FileSetxattr    // Detail: the attribute name
 	FileRemovexattr // Detail: the attribute name
 	FileUtimes      // utimes/utimensat/futimesat: timestamps set
+	FileChown       // chown/fchown/lchown/fchownat: owner or group changed
 )
 
 func (o FileOp) String() string {
@@ -137,6 +138,8 @@ func (o FileOp) String() string {
 		return "removexattr"
 	case FileUtimes:
 		return "utimes"
+	case FileChown:
+		return "chown"
 	}
 	return "unknown"
 }

@@ -158,7 +158,7 @@ func (fs *fileSpan) add(e event.File, newPath string) {
 // agentwatch.file.operations.
 var opPrecedence = []event.FileOp{
 	event.FileDelete, event.FileRename, event.FileCreate, event.FileSymlink, event.FileLink, event.FileMknod,
-	event.FileTruncate, event.FileWrite, event.FileMkdir, event.FileChmod,
+	event.FileTruncate, event.FileWrite, event.FileMkdir, event.FileChmod, event.FileChown,
 	event.FileSetxattr, event.FileRemovexattr, event.FileUtimes, event.FileRead,
 }
 
