@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
@@ -236,6 +237,9 @@ func removePlaceholder(p string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != 0 {
+		return fmt.Errorf("placeholder %s is no longer agentwatch's (not root-owned): left in place", p)
 	}
 	if !fi.IsDir() && fi.Size() > 0 {
 		return fmt.Errorf("placeholder %s is no longer empty: left in place", p)

@@ -249,7 +249,8 @@ func TestLeftoversKilledAndCgroupRemoved(t *testing.T) {
 	// A duration no other process uses: the leftover is found by its
 	// argv, since the pid the child sees is its PID namespace's.
 	marker := fmt.Sprintf("300.%d", time.Now().UnixNano()%1000000)
-	r := runAgentwatch(t, "run", "--user", "root", "--store", t.TempDir(), "--",
+	storeDir := t.TempDir()
+	r := runAgentwatch(t, "run", "--user", "root", "--store", storeDir, "--",
 		"/bin/sh", "-c", "setsid sleep "+marker+" </dev/null >/dev/null 2>&1 & sleep 0.2; exit 5")
 	if r.code != 5 {
 		t.Fatalf("exit %d, want 5; stderr:\n%s", r.code, r.stderr)
@@ -258,6 +259,18 @@ func TestLeftoversKilledAndCgroupRemoved(t *testing.T) {
 		t.Errorf("run took %v: it waited for the leftover instead of killing it", d)
 	}
 	id := runID(t, r.stderr)
+	// The premise: the leftover did run (the trace has it).
+	tr := loadRun(t, storeDir, r.stderr)
+	seen := false
+	for _, sp := range tr.Spans {
+		seen = seen || strings.Contains(sp.Name, marker)
+		for _, kv := range sp.Attrs {
+			seen = seen || strings.Contains(kv.Value.Emit(), "sleep "+marker)
+		}
+	}
+	if !seen {
+		t.Fatalf("the leftover sleep %s never ran: nothing to check", marker)
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
