@@ -320,7 +320,7 @@ func (r *Recorder) convertAgentSpan(sp *tracepb.Span, service string, orig trace
 		TraceID:  r.traceID,
 		SpanID:   trace.SpanID(sp.SpanId),
 		ParentID: trace.SpanID(sp.ParentSpanId),
-		Name:     redact(sp.GetName()),
+		Name:     claimName(redact(sp.GetName())),
 		Kind:     spanKind(sp.GetKind()),
 		Start:    start,
 		End:      end,
@@ -332,9 +332,9 @@ func (r *Recorder) convertAgentSpan(sp *tracepb.Span, service string, orig trace
 		out.Status = codes.Ok
 	}
 	out.Attrs = agentAttrs(sp.GetAttributes(), redact, full)
-	if _, ok := out.Attr(telemetry.SpanType); !ok {
-		out.Attrs = append(out.Attrs, telemetry.SpanType.String(out.Name))
-	}
+	// Whatever type the agent claimed (kept as agent.claim.agentwatch.span.type),
+	// its span is an agent_span: never a review, a test run or a commit.
+	out.Attrs = append(out.Attrs, telemetry.SpanType.String(telemetry.SpanAgent))
 	if _, ok := out.Attr(telemetry.OpenInferenceKind); !ok {
 		out.Attrs = append(out.Attrs, telemetry.OpenInferenceKind.String(oiKindOf(sp.GetName())))
 	}
@@ -350,7 +350,7 @@ func (r *Recorder) convertAgentSpan(sp *tracepb.Span, service string, orig trace
 	}
 	for _, ev := range sp.GetEvents() {
 		out.Events = append(out.Events, telemetry.SpanEvent{
-			Name:  redact(ev.GetName()),
+			Name:  claimName(redact(ev.GetName())),
 			Time:  time.Unix(0, int64(ev.GetTimeUnixNano())),
 			Attrs: agentAttrs(ev.GetAttributes(), redact, full),
 		})
@@ -418,9 +418,39 @@ func agentAttrs(kvs []*commonpb.KeyValue, redact func(string) string, full bool)
 		if k == "" || !full && agentContentKeys[k] {
 			continue
 		}
-		out = append(out, anyValue(attribute.Key(k), kv.GetValue(), redact))
+		out = append(out, anyValue(attribute.Key(claimKey(k)), kv.GetValue(), redact))
 	}
 	return out
+}
+
+// claimKey moves an attribute the agent sent in agentwatch's namespace
+// under telemetry.AgentClaimPrefix: agentwatch.span.type=review from the
+// agent is agent.claim.agentwatch.span.type=review, read by nothing.
+func claimKey(k string) string {
+	if strings.HasPrefix(k, "agentwatch.") || strings.HasPrefix(k, telemetry.AgentClaimPrefix) {
+		return telemetry.AgentClaimPrefix + k
+	}
+	return k
+}
+
+// reservedNames are span and event names agentwatch's own records carry.
+var reservedNames = map[string]bool{
+	telemetry.SpanAgentRun: true, telemetry.SpanBashCommand: true, telemetry.SpanTestRun: true,
+	telemetry.SpanLintRun: true, telemetry.SpanDependencyInstall: true, telemetry.SpanCommit: true,
+	telemetry.SpanPullRequest: true, telemetry.SpanPatchApply: true, telemetry.SpanGitDiff: true,
+	telemetry.SpanSecretScan: true, telemetry.SpanCodeScan: true, telemetry.SpanFileWrite: true,
+	telemetry.SpanFileRead: true, telemetry.SpanNetworkCall: true, telemetry.SpanLLMCall: true,
+	telemetry.SpanReview: true, telemetry.SpanAgent: true, telemetry.EventPolicyDecision: true,
+}
+
+// claimName namespaces a span or event name of the agent's that reads as
+// one of agentwatch's (review, test_run, chat <model>, agentwatch.alert):
+// in `show` and in a backend it is agent.claim.review.
+func claimName(n string) string {
+	if reservedNames[n] || strings.HasPrefix(n, "agentwatch") || strings.HasPrefix(n, telemetry.AgentClaimPrefix) || strings.HasPrefix(n, "chat ") {
+		return telemetry.AgentClaimPrefix + n
+	}
+	return n
 }
 
 func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string) attribute.KeyValue {
@@ -535,14 +565,14 @@ func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool)
 	str("source", rec.Source)
 	num("prompt_length", int64(rec.PromptLength))
 	for _, k := range sortedKeys(rec.Attrs) {
-		str(k, rec.Attrs[k])
+		str(claimKey(k), rec.Attrs[k])
 	}
 	if content {
 		for _, k := range sortedKeys(rec.Content) {
-			str(k, rec.Content[k])
+			str(claimKey(k), rec.Content[k])
 		}
 	}
-	return telemetry.SpanEvent{Name: rec.Name, Time: rec.Time, Attrs: a}
+	return telemetry.SpanEvent{Name: claimName(rec.Name), Time: rec.Time, Attrs: a}
 }
 
 // apiRequestSpan is the chat <model> span for a model call only the

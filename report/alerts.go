@@ -38,6 +38,9 @@ func alertsOf(tr *telemetry.Trace, ws string) []shownAlert {
 	var out []shownAlert
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
+		if fromAgent(s) {
+			continue
+		}
 		for _, e := range s.Events {
 			if e.Name != telemetry.EventAlert {
 				continue

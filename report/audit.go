@@ -95,6 +95,9 @@ func auditOf(tr *telemetry.Trace) *JSONAudit {
 	}
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
+		if fromAgent(s) {
+			continue // the agent's claim, never the audit trail
+		}
 		typ := str(s, telemetry.SpanType)
 		switch {
 		case typ == telemetry.SpanPullRequest || s.Name == telemetry.SpanPullRequest:
@@ -129,6 +132,12 @@ func auditOf(tr *telemetry.Trace) *JSONAudit {
 		}
 	}
 	return a
+}
+
+// fromAgent reports whether the agent exported s itself: its claim, which
+// no evidence, audit or alert is read from, whatever it says it is.
+func fromAgent(s *telemetry.Span) bool {
+	return str(s, telemetry.SpanSource) == telemetry.SourceAgent || str(s, telemetry.SpanType) == telemetry.SpanAgent
 }
 
 func contains(list []string, v string) bool {

@@ -279,6 +279,9 @@ func label(s *telemetry.Span, ws string) string {
 		return addr
 	case telemetry.SpanGitDiff:
 		return gitDiffLabel(s)
+	case telemetry.SpanAgent:
+		// What the agent says of itself, never read as evidence.
+		return "[agent's claim]"
 	}
 	if cl := str(s, telemetry.ProcessCommandLine); cl != "" {
 		return shorten(cl, CommandWidth)

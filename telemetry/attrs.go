@@ -28,7 +28,16 @@ const (
 	SpanNetworkCall       = "network_call"
 	SpanLLMCall           = "llm_call" // span type; the name is "chat <model>"
 	SpanReview            = "review"   // `agentwatch annotate`: a late span in the run's trace
+	SpanAgent             = "agent_span" // the type of every span the agent exported itself: its claim, never evidence
 )
+
+// AgentClaimPrefix namespaces what the agent sent in agentwatch's own
+// namespaces: an attribute agentwatch.review.decision on a span the agent
+// exported is kept as agent.claim.agentwatch.review.decision, a span or
+// event named like one of agentwatch's (review, test_run, agentwatch.alert)
+// as agent.claim.review. Only agentwatch's sensors and `annotate` make
+// evidence.
+const AgentClaimPrefix = "agent.claim."
 
 // OpenInference span kinds (openinference.span.kind).
 const (
