@@ -136,6 +136,13 @@ var recordedRe = regexp.MustCompile(`agentwatch: run (\S+) recorded`)
 // script` in the workspace and loads the recorded trace.
 func agentwatchRun(t *testing.T, w *ws, mode, script string, extra ...string) run {
 	t.Helper()
+	r, _ := agentwatchRunStore(t, w, mode, script, extra...)
+	return r
+}
+
+// agentwatchRunStore is agentwatchRun that also returns the store.
+func agentwatchRunStore(t *testing.T, w *ws, mode, script string, extra ...string) (run, string) {
+	t.Helper()
 	storeDir := t.TempDir()
 	args := append([]string{"run", "--user", agent, "--mode", mode, "--store", storeDir}, extra...)
 	args = append(args, "--", "/bin/bash", "-c", script)
@@ -162,7 +169,7 @@ func agentwatchRun(t *testing.T, w *ws, mode, script string, extra ...string) ru
 	if r.trace, _, err = st.Load(context.Background(), m[1]); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return r, storeDir
 }
 
 // alert is one alert of the trace.
