@@ -26,8 +26,8 @@ const (
 	SpanFileWrite         = "file_write"
 	SpanFileRead          = "file_read"
 	SpanNetworkCall       = "network_call"
-	SpanLLMCall           = "llm_call" // span type; the name is "chat <model>"
-	SpanReview            = "review"   // `agentwatch annotate`: a late span in the run's trace
+	SpanLLMCall           = "llm_call"   // span type; the name is "chat <model>"
+	SpanReview            = "review"     // `agentwatch annotate`: a late span in the run's trace
 	SpanAgent             = "agent_span" // the type of every span the agent exported itself: its claim, never evidence
 )
 
