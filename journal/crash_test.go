@@ -131,7 +131,9 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 // mountTmpfs mounts a 64 KiB tmpfs: a real full disk.
-func mountTmpfs(t *testing.T) string {
+func mountTmpfs(t *testing.T) string { return mountTmpfsSize(t, "64k") }
+
+func mountTmpfsSize(t *testing.T, size string) string {
 	t.Helper()
 	skip := t.Skipf
 	if os.Getenv("CI") == "true" {
@@ -144,7 +146,7 @@ func mountTmpfs(t *testing.T) string {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
 		skip("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -422,4 +424,41 @@ func BenchmarkAppendFileParallel(b *testing.B) {
 			w.Append(ev)
 		}
 	})
+}
+
+// The space reserved at Create is the journal's: a disk filled after the
+// run started (by the agent, in its workspace on the same file system)
+// does not stop the journal.
+func TestReservedSpaceOutlivesAFullDisk(t *testing.T) {
+	mnt := mountTmpfsSize(t, "4m")
+	w, err := CreateWith(filepath.Join(mnt, "journal"), "reserved", []byte("h"), Options{SyncInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if w.Reserved() < 1<<20 {
+		t.Fatalf("reserved %d bytes on a 4 MiB file system, want at least 1 MiB", w.Reserved())
+	}
+	fillDisk(t, filepath.Join(mnt, "ballast"))
+	const n = 5000 // about 250 KiB, all past the full disk
+	for i := 0; i < n; i++ {
+		w.Append(seqEvent(i))
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatalf("journal on a full disk with %d bytes reserved: %v", w.Reserved(), err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	_, st, err := ReadFile(w.Path(), func(r Record) error {
+		if !reflect.DeepEqual(r.Event, seqEvent(next)) {
+			return fmt.Errorf("event %d = %+v", next, r.Event)
+		}
+		next++
+		return nil
+	})
+	if err != nil || next != n || st.TruncatedTail || st.Corrupt {
+		t.Errorf("read back %d of %d events, stats %+v, err %v", next, n, st, err)
+	}
 }

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
+	"golang.org/x/sys/unix"
 )
 
 // Suffix ends every journal file's name: <runID>.journal.
@@ -58,6 +59,8 @@ const (
 	maxRunID       = 200
 	maxHeader      = 16 << 20
 	MaxRecord      = 64 << 20 // largest record body; larger events are dropped and counted
+	defaultReserve = 16 << 20
+	minReserve     = 1 << 20
 	recPrelude     = 'T'
 	recEvent       = 'E'
 	recMeta        = 'M'
@@ -91,12 +94,19 @@ type Options struct {
 	// and counted (a MetaDropped record follows when writing resumes);
 	// Append never blocks.
 	MaxBuffered int
+	// Reserve is the disk space allocated for the journal when it is
+	// created (fallocate, FALLOC_FL_KEEP_SIZE; default 16 MiB, halved
+	// down to 1 MiB when the disk has less): writes into it succeed even
+	// after the disk fills, so a full disk does not cost the run its
+	// journal. Negative: none.
+	Reserve int64
 }
 
 // Writer appends one run's events to its journal. Append and AppendMeta
 // are safe for concurrent use.
 type Writer struct {
-	path string
+	path     string
+	reserved int64 // bytes allocated ahead (Options.Reserve)
 	f    *os.File
 	opt  Options
 
@@ -175,6 +185,7 @@ func CreateWith(dir, runID string, header []byte, o Options) (*Writer, error) {
 	if _, err := tmp.Write(b); err != nil {
 		return fail(err)
 	}
+	reserved := reserve(tmp, int64(len(b)), o.Reserve)
 	if err := syscall.Fdatasync(int(tmp.Fd())); err != nil {
 		return fail(fmt.Errorf("syncing: %w", err))
 	}
@@ -184,8 +195,9 @@ func CreateWith(dir, runID string, header []byte, o Options) (*Writer, error) {
 	os.Remove(tmp.Name())
 	syncDir(dir)
 	w := &Writer{
-		path:    path,
-		f:       tmp,
+		path:     path,
+		reserved: reserved,
+		f:        tmp,
 		opt:     o,
 		enc:     enc,
 		kick:    make(chan struct{}, 1),
@@ -196,6 +208,32 @@ func CreateWith(dir, runID string, header []byte, o Options) (*Writer, error) {
 	go w.loop()
 	return w, nil
 }
+
+// reserve allocates up to want bytes past the header (from), keeping the
+// file's size: the blocks are the journal's whatever else fills the disk.
+// It returns what it got; 0 when the filesystem cannot (the journal then
+// works as before, writing into whatever space there is).
+func reserve(f *os.File, from, want int64) int64 {
+	if want < 0 {
+		return 0
+	}
+	if want == 0 {
+		want = defaultReserve
+	}
+	for n := want; n >= minReserve; n /= 2 {
+		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, from, n)
+		if err == nil {
+			return n
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			return 0 // EOPNOTSUPP and the like: no smaller size helps
+		}
+	}
+	return 0
+}
+
+// Reserved is the disk space allocated ahead for the journal.
+func (w *Writer) Reserved() int64 { return w.reserved }
 
 // Path is the journal file.
 func (w *Writer) Path() string { return w.path }
