@@ -137,12 +137,17 @@ func Execute(ctx context.Context, args []string, env Env) int {
 			err = usageError{err}
 		}
 		fmt.Fprintf(env.Stderr, "agentwatch: %v\n", err)
+		var re *supervisor.RecordError
+		if errors.As(err, &re) {
+			// The command ran and agentwatch could not record all of
+			// it: the command's status stands (CI keeps its meaning);
+			// the failure is on stderr, in the run and in --result-file.
+			return a.code
+		}
 		if code := ExitCode(err); code == ExitUsage {
 			fmt.Fprint(env.Stderr, cmd.UsageString())
 			return code
 		}
-		// The child ran and agentwatch failed afterwards (e.g. the store):
-		// the failure wins, its code must not look like the child's.
 		return ExitCode(err)
 	}
 	return a.code
@@ -163,10 +168,12 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `agentwatch wraps a coding agent (or any command), watches its whole process
 tree with eBPF and inotify, and records one OpenTelemetry trace per run.
 
-Exit codes: the command's own status (128+N when killed by signal N);
-2 usage error; 125 agentwatch failed (also: a malformed policy, or enforce
-mode on a machine that cannot enforce; the command did not start);
-126 cannot execute; 127 not found. "policy check" exits 1 for an invalid file.`,
+Exit codes: the command's own status (128+N when killed by signal N),
+also when agentwatch could not record all of a run that ran (it says so
+on stderr; --result-file tells a CI job); 2 usage error; 125 agentwatch
+failed before the command started (also: a malformed policy, or enforce
+mode on a machine that cannot enforce); 126 cannot execute; 127 not
+found. "policy check" exits 1 for an invalid file.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},

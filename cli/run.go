@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -29,6 +31,7 @@ type runOptions struct {
 	pricesFile   string
 	captureFull  time.Duration
 	noFSWatch    bool
+	resultFile   string
 }
 
 func (o runOptions) supervisorOptions(env Env) supervisor.Options {
@@ -91,8 +94,15 @@ func (a *app) runCommand() *cobra.Command {
 					return fmt.Errorf("loading prices: %w", err)
 				}
 			}
+			var res supervisor.Result
+			so.Result = &res
 			code, err := a.env.Run(cmd.Context(), so)
 			a.code = code
+			if o.resultFile != "" {
+				if werr := writeResult(o.resultFile, code, res, err); werr != nil {
+					return errors.Join(err, werr)
+				}
+			}
 			return err
 		}),
 	}
@@ -100,6 +110,7 @@ func (a *app) runCommand() *cobra.Command {
 	// without "--": `agentwatch run ls -la`.
 	cmd.Flags().SetInterspersed(false)
 	f := cmd.Flags()
+	f.StringVar(&o.resultFile, "result-file", "", "write what became of the run to `FILE` as JSON: run_id, exit_code (the command's), saved, error (agentwatch's own failure); for CI")
 	f.StringVar(&o.traceFile, "trace-file", "", "also append the trace to `FILE` as OTLP/JSON (one ExportTraceServiceRequest per line)")
 	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "send the trace to an OTLP collector at `URL` (grpc://host:port, http://host:port); default: OTEL_EXPORTER_OTLP_* variables")
 	f.StringVar(&o.storeDir, "store", store.DefaultDir(), "run store `DIR`")
@@ -112,6 +123,29 @@ func (a *app) runCommand() *cobra.Command {
 	f.BoolVar(&o.noFSWatch, "no-fswatch", false, "skip the inotify cross-check of workspace changes while the eBPF sensor runs (it still runs when eBPF cannot); saves its cost on file-heavy workloads")
 	f.StringVar(&o.mode, "mode", "", "observe (record and alert) or enforce (also block); overrides the policy's mode. Enforce refuses to run where it cannot enforce")
 	return cmd
+}
+
+// runResult is the --result-file document.
+type runResult struct {
+	ExitCode int `json:"exit_code"` // the command's status (128+N: signal N); -1: it did not run
+	supervisor.Result
+}
+
+// writeResult writes the --result-file: the command's status beside what
+// became of its record, so a CI job tells "the tests failed" from
+// "agentwatch could not save the run" (saved=false, error).
+func writeResult(path string, code int, res supervisor.Result, runErr error) error {
+	var re *supervisor.RecordError
+	out := runResult{ExitCode: code, Result: res}
+	if runErr != nil && !errors.As(runErr, &re) {
+		out.ExitCode = -1 // the command did not run
+		out.Error = strings.Join(strings.Fields(runErr.Error()), " ")
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing result file: %w", err)
+	}
+	return nil
 }
 
 // storeFlag adds --store to a reading command.

@@ -92,7 +92,7 @@ func TestCorruptStoreSaysSoInOneLine(t *testing.T) {
 		t.Fatal("a corrupt store opened and listed without error")
 	}
 	msg := err.Error()
-	if !errors.Is(err, store.ErrCorrupt) || strings.Contains(msg, "\n") || !strings.Contains(msg, path) || !strings.Contains(msg, "move it aside") {
+	if !errors.Is(err, store.ErrCorrupt) || strings.Contains(msg, "\n") || !strings.Contains(msg, path) || !strings.Contains(msg, "agentwatch store repair") {
 		t.Errorf("error = %q: want one line wrapping ErrCorrupt, naming %s and the way out", msg, path)
 	}
 	t.Log(msg)

@@ -32,6 +32,11 @@ import (
 // FileName is the database file inside the store directory.
 const FileName = "runs.db"
 
+// ErrNotWritable is wrapped by Open's error for a store directory that
+// cannot take a write now (full disk, read-only mount): OpenReadOnly
+// still reads it.
+var ErrNotWritable = errors.New("store directory not writable")
+
 // ErrNotFound is returned (wrapped) by Load and MarkExported for an id that
 // matches no run.
 var ErrNotFound = errors.New("no such run")
@@ -58,13 +63,16 @@ type Run struct {
 	// interrupted (e.g. "supervisor killed — recovered from journal").
 	Status       Status
 	StatusReason string
+
+	rowid int64 // set when read past damage (repair.go)
 }
 
 // Store is an open run store. It is safe for concurrent use, and several
 // processes may open the same directory.
 type Store struct {
-	db   *sql.DB
-	path string
+	db       *sql.DB
+	path     string
+	readOnly bool // OpenReadOnly
 }
 
 // DefaultDir is $XDG_STATE_HOME/agentwatch, or ~/.local/state/agentwatch.
@@ -156,6 +164,7 @@ type Status string
 const (
 	StatusComplete    Status = "complete"    // saved by the supervisor at the end of the run
 	StatusInterrupted Status = "interrupted" // recovered from the run journal (see JournalDir)
+	StatusLate        Status = "saved_late"  // ended under agentwatch, saved from the journal later (the store could not take it then)
 )
 
 // JournalDir is where the supervisor keeps the journals of runs not yet
@@ -174,13 +183,13 @@ func Open(dir string) (*Store, error) {
 	// first write.
 	probe, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
-		return nil, fmt.Errorf("store directory not writable: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrNotWritable, err)
 	}
 	_, werr := probe.Write([]byte("x"))
 	probe.Close()
 	os.Remove(probe.Name())
 	if werr != nil {
-		return nil, fmt.Errorf("store directory not writable: %w", werr)
+		return nil, fmt.Errorf("%w: %w", ErrNotWritable, werr)
 	}
 
 	path := filepath.Join(dir, FileName)
@@ -341,6 +350,13 @@ func (s *Store) SaveRecovered(ctx context.Context, tr *telemetry.Trace, req *col
 	return s.save(ctx, tr, req, StatusInterrupted, reason)
 }
 
+// SaveLate stores a run that ended under agentwatch but that the store
+// could not take then (full disk, corrupt store), from its journal. Like
+// SaveRecovered it never replaces a stored run.
+func (s *Store) SaveLate(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, reason string) (saved bool, err error) {
+	return s.save(ctx, tr, req, StatusLate, reason)
+}
+
 func (s *Store) save(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
 	saved, err := s.saveTx(ctx, tr, req, status, reason)
 	return saved, s.corrupt(err)
@@ -407,6 +423,9 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` ORDER BY start_ns DESC, id DESC LIMIT ?`, limit)
 	if err != nil {
+		if errors.Is(s.corrupt(err), ErrCorrupt) {
+			return s.listIntact(ctx, limit) // repair.go: the runs the damage spared
+		}
 		return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
 	}
 	defer rows.Close()
@@ -419,6 +438,9 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
+		if errors.Is(s.corrupt(err), ErrCorrupt) {
+			return s.listIntact(ctx, limit)
+		}
 		return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
 	}
 	return runs, nil
@@ -437,7 +459,9 @@ func (s *Store) Load(ctx context.Context, id string) (*telemetry.Trace, Run, err
 	}
 	var blob []byte
 	if err := s.db.QueryRowContext(ctx, `SELECT trace FROM runs WHERE id = ?`, r.ID).Scan(&blob); err != nil {
-		return nil, Run{}, fmt.Errorf("reading run %s: %w", r.ID, err)
+		if r.rowid == 0 || s.db.QueryRowContext(ctx, `SELECT trace FROM runs WHERE rowid = ?`, r.rowid).Scan(&blob) != nil {
+			return nil, Run{}, fmt.Errorf("reading run %s: %w", r.ID, s.corrupt(err))
+		}
 	}
 	var req coltracepb.ExportTraceServiceRequest
 	if err := proto.Unmarshal(blob, &req); err != nil {
@@ -471,6 +495,9 @@ func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
 		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE substr(id, 1, ?) = ? OR trace_id = ? ORDER BY id LIMIT 2`,
 		len(id), id, strings.ToLower(id))
 	if err != nil {
+		if errors.Is(s.corrupt(err), ErrCorrupt) {
+			return s.resolveIntact(ctx, id)
+		}
 		return Run{}, fmt.Errorf("finding run %s: %w", id, err)
 	}
 	defer rows.Close()
@@ -488,6 +515,9 @@ func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
 		found = append(found, r)
 	}
 	if err := rows.Err(); err != nil {
+		if errors.Is(s.corrupt(err), ErrCorrupt) {
+			return s.resolveIntact(ctx, id)
+		}
 		return Run{}, fmt.Errorf("finding run %s: %w", id, err)
 	}
 	switch len(found) {
@@ -534,7 +564,7 @@ func (s *Store) corrupt(err error) error {
 	if c := se.Code() & 0xff; c != 11 && c != 26 { // SQLITE_CORRUPT, SQLITE_NOTADB
 		return err
 	}
-	return fmt.Errorf("%w: store %s (%v): move it aside and run `agentwatch runs` to start a new one; the journal (%s) keeps unsaved runs",
+	return fmt.Errorf("%w: store %s (%v): `agentwatch store repair` copies the intact runs into a new store and keeps the damaged file beside it; the journal (%s) keeps unsaved runs",
 		ErrCorrupt, s.path, err, JournalDir(filepath.Dir(s.path)))
 }
 

@@ -12,9 +12,17 @@ package supervisor
 // could be left in the cgroup, detaches the pinned hooks, removes the
 // placeholders, rebuilds the run from the journaled events and saves it
 // as interrupted, with the reason.
+//
+// A run that ended but could not be saved (full disk, corrupt store) keeps
+// its journal too, with the finished run in a last meta record: the next
+// command saves exactly that run, evidence and diff included, as saved
+// late, with the cause. Until then `agentwatch runs` lists it as unsaved.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +38,11 @@ import (
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // JournalDir is where a store keeps the journals of runs not yet saved.
@@ -66,7 +78,122 @@ const (
 	metaLaunched    = "launched"    // the command's host pid
 	metaInfo        = "info"        // sensors and gaps at start (runStartInfo)
 	metaEnd         = "end"         // the command exited (runEndInfo)
+	metaFinished    = "finished"    // the finished run the store could not take (finishedRun, gzipped gob)
 )
+
+// finishedRun is a run that ended under agentwatch but was not saved.
+type finishedRun struct {
+	Cause string // why the store did not take it, one line
+	Trace []byte // the proto-marshalled export.Request
+	Diff  []byte // the workspace diff artifact; nil when none
+}
+
+func encodeFinished(tr *telemetry.Trace, ev *workspace.Evidence, cause error) []byte {
+	fr := finishedRun{Cause: oneLine(cause)}
+	fr.Trace, _ = proto.Marshal(export.Request(tr))
+	if ev != nil && ev.Absent == "" && ev.DiffSHA256 != "" {
+		fr.Diff = ev.Diff
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if gob.NewEncoder(zw).Encode(fr) != nil || zw.Close() != nil {
+		return nil
+	}
+	return buf.Bytes()
+}
+
+func decodeFinished(b []byte) (*finishedRun, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	var fr finishedRun
+	if err := gob.NewDecoder(zr).Decode(&fr); err != nil {
+		return nil, err
+	}
+	return &fr, nil
+}
+
+// saveFinished saves a run kept whole in its journal (metaFinished).
+func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID string, fr *finishedRun) (string, error) {
+	var req coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(fr.Trace, &req); err != nil {
+		return "", fmt.Errorf("decoding the finished run: %w", err)
+	}
+	tr, err := export.FromRequest(&req)
+	if err != nil {
+		return "", fmt.Errorf("decoding the finished run: %w", err)
+	}
+	tr.RunID = runID
+	reason := fmt.Sprintf("saved late: the store could not take the run when it ended (%s); saved from its journal at %s",
+		fr.Cause, time.Now().UTC().Format(time.RFC3339))
+	if _, err := st.SaveLate(ctx, tr, &req, reason); err != nil {
+		return "", err
+	}
+	if fr.Diff != nil {
+		if err := st.SaveArtifact(ctx, runID, store.ArtifactDiff, fr.Diff); err != nil {
+			return "", fmt.Errorf("keeping the workspace diff: %w", err)
+		}
+	}
+	if err := o.Remove(); err != nil {
+		return "", err
+	}
+	return runID, nil
+}
+
+// Unsaved is a run kept in the journal, not (yet) in the store.
+type Unsaved struct {
+	RunID    string
+	Start    time.Time
+	Argv     []string
+	ExitCode int    // -1: unknown (agentwatch died before the command ended)
+	Cause    string // why it is not in the store
+}
+
+// ListUnsaved lists the runs kept in the store's journal whose agentwatch
+// is gone: what Recover could not save (yet). It changes nothing.
+func ListUnsaved(storeDir string) ([]Unsaved, error) {
+	orphans, err := journal.Pending(JournalDir(storeDir))
+	if err != nil {
+		return nil, err
+	}
+	var out []Unsaved
+	for _, o := range orphans {
+		u := Unsaved{RunID: o.Info.RunID, Start: o.Info.Created, ExitCode: -1,
+			Cause: fmt.Sprintf("agentwatch (pid %d) died before saving it", o.Info.PID)}
+		var h runHeader
+		if json.Unmarshal(o.Info.Header, &h) == nil {
+			u.Argv = h.Argv
+			if !h.Start.IsZero() {
+				u.Start = h.Start
+			}
+		}
+		if o.Corrupt != nil {
+			u.Cause = "journal unreadable: " + oneLine(o.Corrupt)
+		} else {
+			_, _ = o.Replay(func(r journal.Record) error {
+				if r.Meta == nil {
+					return nil
+				}
+				switch r.Meta.Kind {
+				case metaEnd:
+					var e runEndInfo
+					if json.Unmarshal(r.Meta.Data, &e) == nil {
+						u.ExitCode = e.ExitCode
+					}
+				case metaFinished:
+					if fr, err := decodeFinished(r.Meta.Data); err == nil {
+						u.Cause = fr.Cause
+					}
+				}
+				return nil
+			})
+		}
+		o.Close()
+		out = append(out, u)
+	}
+	return out, nil
+}
 
 type runStartInfo struct {
 	Sensors []string
@@ -129,6 +256,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 	var rootPID uint32
 	var start runStartInfo
 	var end *runEndInfo
+	var finished *finishedRun
 	last := o.ModTime
 	stats, err := o.Replay(func(r journal.Record) error {
 		if r.Meta == nil {
@@ -149,6 +277,8 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 		case metaEnd:
 			end = &runEndInfo{}
 			_ = json.Unmarshal(r.Meta.Data, end)
+		case metaFinished:
+			finished, _ = decodeFinished(r.Meta.Data) // undecodable: rebuilt from the events below
 		}
 		return nil
 	})
@@ -156,6 +286,9 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 		return "", err
 	}
 	gaps := undoRun(cgroups, pins, placeholders)
+	if finished != nil {
+		return saveFinished(ctx, st, o, h.RunID, finished)
+	}
 
 	traceID, _ := trace.TraceIDFromHex(h.TraceID)
 	rec := recorder.New(recorder.RunInfo{

@@ -78,6 +78,9 @@ type Options struct {
 	// the file sensor. Its cost is per file change, in the kernel, paid by
 	// the child (make bench measures it).
 	NoFSWatch bool
+
+	// Result, when set, receives what became of the record (--result-file).
+	Result *Result
 }
 
 // Timeouts of the end of a run; bounded so a wedged sink cannot hang it.
@@ -378,17 +381,55 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	tr := rec.Finish(end)
 	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
-	err = record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
+	saved, err := record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
 	if sink.jw != nil {
-		if err == nil {
-			err = sink.jw.Remove()
+		if saved {
+			if rerr := sink.jw.Remove(); rerr != nil {
+				err = errors.Join(err, rerr) // saved; the next command finds the run stored and drops the journal
+			}
 		} else {
-			// Kept: the next agentwatch command saves it from there.
+			// Kept, with the finished run: the next agentwatch command
+			// saves it from there, evidence included, once the store can
+			// take it (space returned, store repaired).
+			sink.meta(metaFinished, encodeFinished(tr, end.Evidence, err))
+			_ = sink.jw.Sync()
 			_ = sink.jw.Close()
 			err = fmt.Errorf("%w (the run is kept in %s; the next agentwatch command saves it)", err, sink.jw.Path())
 		}
 	}
-	return end.ExitCode, err
+	if o.Result != nil {
+		*o.Result = Result{RunID: runID, TraceID: info.TraceID.String(), Saved: saved}
+		if err != nil {
+			o.Result.Error = oneLine(err)
+		}
+	}
+	if err != nil {
+		// The command ran: its status stands beside agentwatch's failure.
+		return end.ExitCode, &RecordError{RunID: runID, Err: err}
+	}
+	return end.ExitCode, nil
+}
+
+// RecordError is agentwatch failing to record all of a run whose command
+// ran: Run returns the command's status beside it, and the CLI exits with
+// that status (the failure goes to stderr, the run and --result-file).
+type RecordError struct {
+	RunID string
+	Err   error
+}
+
+func (e *RecordError) Error() string { return e.Err.Error() }
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Result is what Run tells its caller about the record, beside the exit
+// status (Options.Result; --result-file).
+type Result struct {
+	RunID   string `json:"run_id"`
+	TraceID string `json:"trace_id"`
+	// Saved: the run is in the store. False with Error set: it is kept in
+	// the store's journal and saved by the next agentwatch command.
+	Saved bool   `json:"saved"`
+	Error string `json:"error,omitempty"` // agentwatch's own failure, one line
 }
 
 // childHome is the home "~/" patterns mean: the child's HOME (what its
@@ -403,14 +444,17 @@ func childHome(env []string, t Target) string {
 
 // record hands the trace to the sinks, store first: it is what `export`
 // retries from when the others fail.
-func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, stderr io.Writer) error {
+func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, stderr io.Writer) (saved bool, err error) {
 	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
 	var errs []error
 	req := export.Request(tr)
 	if err := st.SaveRequest(ctx, tr, req); err != nil {
 		errs = append(errs, err) // already "saving run <id>: …"
-	} else if err := saveDiff(ctx, st, tr.RunID, ev); err != nil {
-		errs = append(errs, err)
+	} else {
+		saved = true
+		if err := saveDiff(ctx, st, tr.RunID, ev); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if tf != nil {
 		if err := tf.Write(req); err != nil {
@@ -423,7 +467,9 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		uctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 		err := export.Upload(uctx, o.OTLP, req)
 		cancel()
-		_ = st.MarkExported(ctx, tr.RunID, err)
+		if saved {
+			_ = st.MarkExported(ctx, tr.RunID, err)
+		}
 		if err != nil {
 			// err already names the endpoint ("exporting to host:port: …").
 			fmt.Fprintf(stderr, "agentwatch: run %s: %v (kept in the store; retry with `agentwatch export %s`)\n",
@@ -431,10 +477,10 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		}
 	}
 	if len(errs) > 0 {
-		return joinOneLine(errs)
+		return saved, joinOneLine(errs)
 	}
 	fmt.Fprintf(stderr, "agentwatch: run %s recorded (%d spans)\n", tr.RunID, len(tr.Spans))
-	return nil
+	return saved, nil
 }
 
 // fileSize is the size of a regular file after the run, for file.size.
