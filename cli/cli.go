@@ -187,6 +187,7 @@ found. "policy check" exits 1 for an invalid file.`,
 		a.annotateCommand(),
 		a.doctorCommand(),
 		a.policyCommand(),
+		a.storeCommand(),
 		a.versionCommand(),
 	)
 	return root

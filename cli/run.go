@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -161,6 +162,16 @@ func (a *app) openStore(dir string) (*store.Store, error) {
 		return nil, errors.New("finding the run store: no default directory (pass --store)")
 	}
 	st, err := store.Open(dir)
+	if errors.Is(err, store.ErrNotWritable) {
+		// A full disk or a read-only mount: what the store holds is still
+		// readable; its unsaved runs wait in the journal.
+		ro, rerr := store.OpenReadOnly(dir)
+		if rerr != nil {
+			return nil, fmt.Errorf("opening store %s: %w (and read-only: %v)", dir, err, rerr)
+		}
+		fmt.Fprintf(a.env.Stderr, "agentwatch: store %s is read-only for now (%s); showing what it holds\n", dir, strings.Join(strings.Fields(err.Error()), " "))
+		return ro, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
 	}
@@ -168,12 +179,29 @@ func (a *app) openStore(dir string) (*store.Store, error) {
 	return st, nil
 }
 
+// unsaved lists the runs kept in the store's journal that are not in the
+// store (yet), as rows for `runs`.
+func unsaved(dir string) []store.Run {
+	list, err := supervisor.ListUnsaved(dir)
+	if err != nil {
+		return nil
+	}
+	var out []store.Run
+	for _, u := range list {
+		out = append(out, store.Run{
+			ID: u.RunID, Start: u.Start, ExitCode: u.ExitCode, Command: recorder.CommandLine(recorder.RedactArgs(u.Argv)),
+			Status: store.StatusUnsaved, StatusReason: u.Cause,
+		})
+	}
+	return out
+}
+
 // recover saves interrupted runs and says so on stderr; a run it cannot
 // save stays in its journal and is reported, never blocking the command.
 func (a *app) recover(st *store.Store, dir string) {
 	ids, err := supervisor.Recover(context.Background(), st, dir)
 	for _, id := range ids {
-		fmt.Fprintf(a.env.Stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", id)
+		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", id.Message())
 	}
 	if err != nil {
 		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", strings.Join(strings.Fields(err.Error()), " "))
@@ -204,7 +232,7 @@ func (a *app) runsCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listing runs: %w", err)
 			}
-			return report.Runs(a.env.Stdout, runs)
+			return report.Runs(a.env.Stdout, append(unsaved(o.storeDir), runs...))
 		}),
 	}
 	storeFlag(cmd, &o.storeDir)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -19,20 +20,30 @@ import (
 
 // FileWriter appends requests to an OTLP/JSON file, one per line — the
 // OpenTelemetry Collector file exporter's format, so jq and OTLP tooling
-// read it.
+// read it. A line is whole or absent: a write that fails (a full disk) is
+// cut back off, and a partial last line an earlier writer left (it died
+// mid-write) is removed before the first append, so one failure never
+// makes the next run's line unreadable too. Writers of one file take an
+// flock around each change, so concurrent runs do not cut each other's.
 type FileWriter struct {
 	mu      sync.Mutex
 	f       *os.File
 	path    string
 	regular bool // fsync only regular files; a pipe refuses it
+	// Repaired is how many bytes of a partial last line OpenFile removed.
+	Repaired int64
 }
 
-// OpenFile creates or appends to path; it fails at once when the file
-// cannot be written, so a run never starts with an unwritable trace file.
+// OpenFile creates (0600) or appends to path; it fails at once when the
+// file cannot be written, so a run never starts with an unwritable trace
+// file.
 func OpenFile(path string) (*FileWriter, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening trace file: %w", err)
+		// A FIFO or /dev/stdout may be write-only.
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			return nil, fmt.Errorf("opening trace file: %w", err)
+		}
 	}
 	// Not only regular files: --trace-file /dev/stdout | jq is a fine use.
 	st, err := f.Stat()
@@ -40,11 +51,62 @@ func OpenFile(path string) (*FileWriter, error) {
 		f.Close()
 		return nil, fmt.Errorf("opening trace file: %w", err)
 	}
-	return &FileWriter{f: f, path: path, regular: st.Mode().IsRegular()}, nil
+	w := &FileWriter{f: f, path: path, regular: st.Mode().IsRegular()}
+	if w.regular {
+		if w.Repaired, err = w.cutPartialLine(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("opening trace file: %w", err)
+		}
+	}
+	return w, nil
 }
 
-// Write appends one request as a line of OTLP/JSON. The line goes out in a
-// single write, so a crash leaves at most one incomplete last line.
+// cutPartialLine truncates the file after its last newline when the last
+// line is not whole; it returns the bytes removed.
+func (w *FileWriter) cutPartialLine() (int64, error) {
+	unlock := w.lock()
+	defer unlock()
+	st, err := w.f.Stat()
+	if err != nil || st.Size() == 0 {
+		return 0, err
+	}
+	size := st.Size()
+	last := make([]byte, 1)
+	if _, err := w.f.ReadAt(last, size-1); err != nil {
+		return 0, nil // write-only: nothing to check
+	}
+	if last[0] == '\n' {
+		return 0, nil
+	}
+	// Back to the last newline, 64 KiB at a time.
+	end := size
+	buf := make([]byte, 64<<10)
+	for end > 0 {
+		from := max(end-int64(len(buf)), 0)
+		n, err := w.f.ReadAt(buf[:end-from], from)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep := from + int64(i) + 1
+			return size - keep, w.f.Truncate(keep)
+		}
+		end = from
+	}
+	return size, w.f.Truncate(0)
+}
+
+// lock takes the file's flock (regular files only); the returned function
+// releases it.
+func (w *FileWriter) lock() func() {
+	if !w.regular || syscall.Flock(int(w.f.Fd()), syscall.LOCK_EX) != nil {
+		return func() {}
+	}
+	return func() { syscall.Flock(int(w.f.Fd()), syscall.LOCK_UN) }
+}
+
+// Write appends one request as a line of OTLP/JSON, in a single write. If
+// the write fails, what it wrote of the line is cut off again.
 func (w *FileWriter) Write(req *coltracepb.ExportTraceServiceRequest) error {
 	line, err := MarshalJSON(req)
 	if err != nil {
@@ -56,7 +118,20 @@ func (w *FileWriter) Write(req *coltracepb.ExportTraceServiceRequest) error {
 	if w.f == nil {
 		return fmt.Errorf("writing trace file %s: %w", w.path, os.ErrClosed)
 	}
+	unlock := w.lock()
+	defer unlock()
+	var before int64 = -1
+	if w.regular {
+		if st, err := w.f.Stat(); err == nil {
+			before = st.Size()
+		}
+	}
 	if _, err := w.f.Write(line); err != nil {
+		if before >= 0 {
+			if terr := w.f.Truncate(before); terr != nil {
+				return fmt.Errorf("writing trace file: %w (and cutting the partial line off: %v)", err, terr)
+			}
+		}
 		return fmt.Errorf("writing trace file: %w", err)
 	}
 	return nil

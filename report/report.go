@@ -426,10 +426,13 @@ func Runs(w io.Writer, runs []store.Run) error {
 		if r.ExitCode >= 0 {
 			exit = strconv.Itoa(r.ExitCode)
 		}
-		if r.Status == store.StatusInterrupted {
+		switch r.Status {
+		case store.StatusInterrupted:
 			// Saved from its journal after agentwatch died: `show` has
 			// the reason (its recovery gap).
 			exit = "interrupted"
+		case store.StatusUnsaved:
+			exit = "unsaved"
 		}
 		exported := "no"
 		switch {
@@ -448,7 +451,15 @@ func Runs(w io.Writer, runs []store.Run) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
 			shortID(r.ID), start, dur, exit, dash(r.Agent), cost, tokens, r.Spans, exported, shorten(dash(r.Command), 60))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.Status == store.StatusUnsaved {
+			fmt.Fprintf(w, "unsaved %s: %s (kept in the store's journal; the next agentwatch command that can write the store saves it)\n", r.ID, r.StatusReason)
+		}
+	}
+	return nil
 }
 
 // usd shows a run's model spend: cents for dollars, four decimals below

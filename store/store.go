@@ -165,6 +165,7 @@ const (
 	StatusComplete    Status = "complete"    // saved by the supervisor at the end of the run
 	StatusInterrupted Status = "interrupted" // recovered from the run journal (see JournalDir)
 	StatusLate        Status = "saved_late"  // ended under agentwatch, saved from the journal later (the store could not take it then)
+	StatusUnsaved     Status = "unsaved"     // not in the store: kept in its journal (listed by `runs`, never stored as such)
 )
 
 // JournalDir is where the supervisor keeps the journals of runs not yet

@@ -220,36 +220,52 @@ func newRunHeader(info recorder.RunInfo, pol *policy.Policy) []byte {
 // undoes what such a run left: it returns the ids saved. It never blocks on
 // a live run (its journal is locked) and is safe to call from every
 // command that opens the store.
-func Recover(ctx context.Context, st *store.Store, storeDir string) ([]string, error) {
+func Recover(ctx context.Context, st *store.Store, storeDir string) ([]Recovered, error) {
 	orphans, err := journal.Pending(JournalDir(storeDir))
 	if err != nil {
 		return nil, err
 	}
-	var saved []string
+	var saved []Recovered
 	var errs []error
 	for _, o := range orphans {
-		id, err := recoverOne(ctx, st, o)
+		rec, err := recoverOne(ctx, st, o)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recovering run %s from %s: %w", o.Info.RunID, o.Path, err))
 			o.Close()
 			continue
 		}
-		saved = append(saved, id)
+		saved = append(saved, rec)
 	}
 	return saved, errors.Join(errs...)
 }
 
-func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string, error) {
+// Recovered is a run Recover saved from its journal.
+type Recovered struct {
+	RunID string
+	// Late: the run had ended under agentwatch and was kept whole
+	// (the store could not take it then); else agentwatch died.
+	Late bool
+}
+
+// Message is the line the CLI prints for it.
+func (r Recovered) Message() string {
+	if r.Late {
+		return fmt.Sprintf("run %s, not saved when it ended, is saved now from its journal", r.RunID)
+	}
+	return fmt.Sprintf("run %s was interrupted (agentwatch died); recovered from its journal", r.RunID)
+}
+
+func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recovered, error) {
 	if o.Corrupt != nil {
-		return "", o.Corrupt
+		return Recovered{}, o.Corrupt
 	}
 	var h runHeader
 	if err := json.Unmarshal(o.Info.Header, &h); err != nil {
-		return "", fmt.Errorf("reading the run header: %w", err)
+		return Recovered{}, fmt.Errorf("reading the run header: %w", err)
 	}
 	pol, err := policy.Parse(h.PolicySource, h.Policy)
 	if err != nil {
-		return "", err
+		return Recovered{}, err
 	}
 	// First the metas: what to undo, the command's pid, the start info.
 	var cgroups, pins, placeholders []string
@@ -283,11 +299,12 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return Recovered{}, err
 	}
 	gaps := undoRun(cgroups, pins, placeholders)
 	if finished != nil {
-		return saveFinished(ctx, st, o, h.RunID, finished)
+		id, err := saveFinished(ctx, st, o, h.RunID, finished)
+		return Recovered{RunID: id, Late: true}, err
 	}
 
 	traceID, _ := trace.TraceIDFromHex(h.TraceID)
@@ -306,7 +323,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 		}
 		return nil
 	}); err != nil {
-		return "", err
+		return Recovered{}, err
 	}
 	e := recorder.End{Time: last, ExitCode: -1}
 	reason := fmt.Sprintf("run interrupted: agentwatch (pid %d) died before saving it; the run's processes died with it; recovered from its journal at %s",
@@ -323,12 +340,12 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 	tr := rec.Finish(e)
 	// A run the dead agentwatch had saved after all is left as it is.
 	if _, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason); err != nil {
-		return "", err
+		return Recovered{}, err
 	}
 	if err := o.Remove(); err != nil {
-		return "", err
+		return Recovered{}, err
 	}
-	return tr.RunID, nil
+	return Recovered{RunID: tr.RunID}, nil
 }
 
 // undoRun kills what is left in a dead run's cgroup and removes it,

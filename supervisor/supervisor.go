@@ -172,7 +172,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// A run whose agentwatch died is saved before this one starts.
 	if ids, err := Recover(ctx, st, o.StoreDir); err != nil || len(ids) > 0 {
 		for _, id := range ids {
-			fmt.Fprintf(stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", id)
+			fmt.Fprintf(stderr, "agentwatch: %s\n", id.Message())
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "agentwatch: %s\n", oneLine(err))
@@ -182,6 +182,9 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if o.TraceFile != "" {
 		if traceFile, err = export.OpenFile(o.TraceFile); err != nil {
 			return 0, fmt.Errorf("opening trace file %s: %w", o.TraceFile, err)
+		}
+		if n := traceFile.Repaired; n > 0 {
+			fmt.Fprintf(stderr, "agentwatch: trace file %s: removed a partial last line (%d bytes) an earlier write left\n", o.TraceFile, n)
 		}
 		defer traceFile.Close()
 	}
