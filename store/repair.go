@@ -58,9 +58,18 @@ func (s *Store) ReadOnly() bool { return s.readOnly }
 // intactRuns reads the runs one rowid at a time, newest rowid first, and
 // returns those that could be read and how many rowids could not.
 func (s *Store) intactRuns(ctx context.Context) ([]Run, int, error) {
+	// The highest rowid: from the table when its last page reads, else
+	// from the side tables (one row per run; rowids are never reused, as
+	// runs are never deleted) with some slack.
 	var max sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT max(rowid) FROM runs`).Scan(&max); err != nil {
-		return nil, 0, fmt.Errorf("listing runs: %w", s.corrupt(err))
+		var n1, n2 int64
+		e1 := s.db.QueryRowContext(ctx, `SELECT count(*) FROM run_status`).Scan(&n1)
+		e2 := s.db.QueryRowContext(ctx, `SELECT count(*) FROM run_costs`).Scan(&n2)
+		if e1 != nil && e2 != nil {
+			return nil, 0, fmt.Errorf("listing runs: %w", s.corrupt(err))
+		}
+		max = sql.NullInt64{Int64: n1 + n2 + 64, Valid: true}
 	}
 	var runs []Run
 	lost := 0
