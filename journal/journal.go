@@ -107,8 +107,8 @@ type Options struct {
 type Writer struct {
 	path     string
 	reserved int64 // bytes allocated ahead (Options.Reserve)
-	f    *os.File
-	opt  Options
+	f        *os.File
+	opt      Options
 
 	mu       sync.Mutex
 	enc      *encoder
@@ -198,12 +198,12 @@ func CreateWith(dir, runID string, header []byte, o Options) (*Writer, error) {
 		path:     path,
 		reserved: reserved,
 		f:        tmp,
-		opt:     o,
-		enc:     enc,
-		kick:    make(chan struct{}, 1),
-		syncReq: make(chan chan error),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		opt:      o,
+		enc:      enc,
+		kick:     make(chan struct{}, 1),
+		syncReq:  make(chan chan error),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	go w.loop()
 	return w, nil
