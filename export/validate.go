@@ -24,10 +24,12 @@ import (
 // these loggers have nothing to add. grpclog must be replaced in an init
 // function, before any gRPC use.
 func init() {
-	otel.SetLogger(logr.Discard())
+	otel.SetLogger(quietLogger)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 }
+
+var quietLogger = logr.Discard()
 
 // envPrefix is the namespace of the OTLP exporter variables; every one is
 // read twice, generic then traces-specific (the latter wins).
