@@ -429,3 +429,41 @@ func TestCollectorHangs(t *testing.T) {
 		t.Errorf("with a 300 ms request timeout: %v after %v", err, took)
 	}
 }
+
+// TestFlagSchemeDecidesTLS: a TLS scheme on --otlp-endpoint is never
+// downgraded to plaintext by a variable meant for another endpoint
+// (OTEL_EXPORTER_OTLP_ENDPOINT=http://…, OTEL_EXPORTER_OTLP_INSECURE=true):
+// against a plaintext collector the upload fails its TLS handshake.
+func TestFlagSchemeDecidesTLS(t *testing.T) {
+	for _, tc := range []struct {
+		env, val, scheme, proto string
+	}{
+		{"OTEL_EXPORTER_OTLP_INSECURE", "true", "grpcs://", export.ProtocolGRPC},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", "grpcs://", export.ProtocolGRPC},
+		{"OTEL_EXPORTER_OTLP_INSECURE", "true", "https://", export.ProtocolHTTP},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1", "https://", export.ProtocolHTTP},
+	} {
+		t.Run(tc.env+" "+tc.scheme, func(t *testing.T) {
+			clearOTLPEnv(t)
+			t.Setenv(tc.env, tc.val)
+			var addr string
+			var got func() int
+			if tc.proto == export.ProtocolGRPC {
+				s := &traceServer{}
+				addr = startGRPC(t, s)
+				got = func() int { return len(s.ids) }
+			} else {
+				c := &httpCollector{limit: 1 << 20}
+				addr = startHTTP(t, c)
+				got = func() int { return len(c.ids) }
+			}
+			err := export.Upload(context.Background(), export.Config{Endpoint: tc.scheme + addr, Timeout: 3 * time.Second}, export.Request(sampleTrace()))
+			if err == nil || got() != 0 {
+				t.Fatalf("sent in plaintext to a %s endpoint (err %v, %d spans arrived)", tc.scheme, err, got())
+			}
+			if !strings.Contains(err.Error(), "TLS") {
+				t.Errorf("error = %q, want a TLS failure", err)
+			}
+		})
+	}
+}

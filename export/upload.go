@@ -214,29 +214,30 @@ func resolve(cfg Config) (settings, error) {
 	return s, nil
 }
 
-// client makes the exporter client; it connects on Start.
+// client makes the exporter client; it connects on Start. The endpoint
+// is given as a URL, which sets host, path and plaintext-or-TLS at once:
+// the clients apply the variables first, and a separate WithEndpoint would
+// leave an OTEL_EXPORTER_OTLP_INSECURE=true or an http:// variable in
+// force — plaintext to a grpcs:// or https:// endpoint.
 func (s settings) client() otlptrace.Client {
+	scheme := "https"
+	if s.ep.insecure {
+		scheme = "http"
+	}
 	if s.proto == ProtocolGRPC {
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(grpcRetry)}
 		if s.cfg.Endpoint != "" {
-			opts = append(opts, otlptracegrpc.WithEndpoint(s.ep.hostport))
-			if s.ep.insecure {
-				opts = append(opts, otlptracegrpc.WithInsecure())
-			}
+			opts = append(opts, otlptracegrpc.WithEndpointURL(scheme+"://"+s.ep.hostport))
 		}
 		return otlptracegrpc.NewClient(opts...)
 	}
 	opts := []otlptracehttp.Option{otlptracehttp.WithRetry(httpRetry)}
 	if s.cfg.Endpoint != "" {
-		opts = append(opts, otlptracehttp.WithEndpoint(s.ep.hostport))
 		path := s.ep.path
 		if path == "" || path == "/" {
 			path = "/v1/traces"
 		}
-		opts = append(opts, otlptracehttp.WithURLPath(path))
-		if s.ep.insecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		}
+		opts = append(opts, otlptracehttp.WithEndpointURL(scheme+"://"+s.ep.hostport+path))
 	}
 	return otlptracehttp.NewClient(opts...)
 }
@@ -333,6 +334,7 @@ func cause(err error) (msg string, fatal bool) {
 		{"no route to host", "no route to host"},
 		{"certificate", "TLS certificate error"},
 		{"first record does not look like a TLS handshake", "TLS handshake failed (the endpoint speaks plaintext; use http:// or grpc://)"},
+		{"server gave HTTP response to HTTPS client", "TLS handshake failed (the endpoint speaks plaintext; use http://)"},
 		{"authentication handshake failed", "TLS handshake failed"},
 		{"401 Unauthorized", "unauthenticated (HTTP 401; check OTEL_EXPORTER_OTLP_HEADERS)"},
 		{"403 Forbidden", "forbidden (HTTP 403)"},
