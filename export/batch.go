@@ -71,8 +71,9 @@ func Batches(req *coltracepb.ExportTraceServiceRequest, maxBytes int) (batches [
 	return b.out, truncated
 }
 
-// maxVarint is the length prefix of a message up to 256 MiB (4 bytes)
-// plus one: sizes are summed as upper bounds, never under.
+// maxVarint is the longest length prefix (5 bytes: any size under 32 GiB).
+// Resource and scope headers are counted with it, so that a batch's size
+// is summed as an upper bound, never under.
 const maxVarint = 5
 
 type batcher struct {

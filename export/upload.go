@@ -156,7 +156,7 @@ func Upload(ctx context.Context, cfg Config, req *coltracepb.ExportTraceServiceR
 	}
 	if stopErr != nil {
 		c, _ := cause(stopErr)
-		return &UploadError{Target: s.target, Requests: len(batches), Spans: ue.Spans, Cause: c}
+		return &UploadError{Target: s.target, Cause: c}
 	}
 	return nil
 }
