@@ -54,14 +54,23 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// configError is a bad setting the caller made outside the flags (an
+// OTEL_EXPORTER_OTLP_* variable) or a flag value checked after parsing:
+// exit 2 like a usage error, without the usage text, which would not help.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 // ExitCode maps an error returned by a command to agentwatch's exit code.
 func ExitCode(err error) int {
 	var ue usageError
+	var ce configError
 	var pi policyInvalid
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ce):
 		return ExitUsage
 	case errors.As(err, &pi):
 		return ExitPolicyInvalid
@@ -144,7 +153,7 @@ func Execute(ctx context.Context, args []string, env Env) int {
 			// the failure is on stderr, in the run and in --result-file.
 			return a.code
 		}
-		if code := ExitCode(err); code == ExitUsage {
+		if code := ExitCode(err); code == ExitUsage && !errors.As(err, new(configError)) {
 			fmt.Fprint(env.Stderr, cmd.UsageString())
 			return code
 		}
@@ -170,7 +179,8 @@ tree with eBPF and inotify, and records one OpenTelemetry trace per run.
 
 Exit codes: the command's own status (128+N when killed by signal N),
 also when agentwatch could not record all of a run that ran (it says so
-on stderr; --result-file tells a CI job); 2 usage error; 125 agentwatch
+on stderr; --result-file tells a CI job); 2 usage error (also: a bad
+OTEL_EXPORTER_OTLP_* setting; the command did not start); 125 agentwatch
 failed before the command started (also: a malformed policy, or enforce
 mode on a machine that cannot enforce); 126 cannot execute; 127 not
 found. "policy check" exits 1 for an invalid file.`,

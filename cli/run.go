@@ -86,6 +86,11 @@ func (a *app) runCommand() *cobra.Command {
 				return err
 			}
 			so := o.supervisorOptions(a.env)
+			// Before the child starts: a bad collector setting would
+			// otherwise surface only after the run, as a lost export.
+			if err := so.OTLP.Validate(); err != nil {
+				return configError{err}
+			}
 			so.Policy = pol
 			so.PolicyNotes = notes
 			if o.pricesFile != "" {
@@ -291,6 +296,9 @@ func (a *app) exportCommand() *cobra.Command {
 			cfg := export.Config{Endpoint: o.otlpEndpoint}
 			if !cfg.Enabled() {
 				return usageError{errors.New("export: no collector: pass --otlp-endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")}
+			}
+			if err := cfg.Validate(); err != nil {
+				return configError{err}
 			}
 			st, err := a.openStore(o.storeDir)
 			if err != nil {

@@ -34,7 +34,7 @@ func smallTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-func bigTrace(n int) *telemetry.Trace {
+func paddedTrace(n int) *telemetry.Trace {
 	tr := sampleTrace()
 	tr.Spans[0].Attrs = append(tr.Spans[0].Attrs, attribute.String("padding", strings.Repeat("p", n)))
 	return tr
@@ -56,7 +56,7 @@ func TestTraceFileFullDiskLeavesNoPartialLine(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("trace file mode %v, want 0600", fi.Mode().Perm())
 	}
-	err = w.Write(export.Request(bigTrace(400 << 10))) // more than the file system
+	err = w.Write(export.Request(paddedTrace(400 << 10))) // more than the file system
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("writing past a full disk: %v, want ENOSPC", err)
 	}

@@ -193,7 +193,7 @@ func TestUploadBadConfig(t *testing.T) {
 		{export.Config{Endpoint: "ftp://localhost:21"}, "scheme must be http, https, grpc or grpcs"},
 		{export.Config{Endpoint: "localhost"}, "want host:port or a URL"},
 		{export.Config{Endpoint: "grpc://localhost:4317", Protocol: "http/protobuf"}, "conflicts with protocol"},
-		{export.Config{Endpoint: "localhost:4317", Protocol: "thrift"}, `unknown OTLP protocol "thrift"`},
+		{export.Config{Endpoint: "localhost:4317", Protocol: "thrift"}, `"thrift": unknown OTLP protocol`},
 	} {
 		err := export.Upload(context.Background(), tc.cfg, export.Request(sampleTrace()))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "exporting to ") {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Protocols accepted in Config.Protocol and OTEL_EXPORTER_OTLP_PROTOCOL.
@@ -33,8 +36,8 @@ const DefaultTimeout = 10 * time.Second
 // Everything Config does not set — headers, certificates, compression, a
 // traces-specific endpoint or timeout — comes from the standard
 // OTEL_EXPORTER_OTLP_* / OTEL_EXPORTER_OTLP_TRACES_* variables, read by the
-// OTel exporter clients themselves. Endpoint overrides the variables'
-// endpoint.
+// OTel exporter clients themselves after Validate has checked them.
+// Endpoint overrides the variables' endpoint.
 type Config struct {
 	// Endpoint is --otlp-endpoint:
 	//   http://host:port[/path]  HTTP, plaintext (path defaults to /v1/traces)
@@ -51,8 +54,13 @@ type Config struct {
 	// http/protobuf (the specification's default, for an endpoint set only
 	// through the environment).
 	Protocol string
-	// Timeout bounds one Upload, retries included; zero is DefaultTimeout.
+	// Timeout bounds one Upload, every request and retry included; zero is
+	// DefaultTimeout. OTEL_EXPORTER_OTLP_TIMEOUT, when set, bounds each
+	// request within it.
 	Timeout time.Duration
+	// MaxRequestBytes bounds one request, serialized; zero is
+	// DefaultMaxRequestBytes. Larger runs are sent in several requests.
+	MaxRequestBytes int
 }
 
 // Enabled reports whether an OTLP destination is configured by cfg or by
@@ -64,44 +72,91 @@ func (c Config) Enabled() bool {
 }
 
 // Target names the destination for messages: the endpoint as given, or the
-// environment's endpoint.
+// environment's endpoint (user info masked).
 func (c Config) Target() string {
 	for _, s := range []string{c.Endpoint, os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")} {
 		if s != "" {
-			return s
+			return showEndpoint(s)
 		}
 	}
 	return "the default OTLP endpoint"
 }
 
-// Upload sends one request to the configured collector, within cfg.Timeout
-// (and ctx). A failure is one line naming the endpoint and the cause, e.g.
-// "exporting to localhost:4317: connection refused".
+// UploadError is an Upload that did not deliver every request. Re-sending
+// the whole run is safe: span and trace ids are the recorder's and stable,
+// so a collector sees the same spans again, not new ones.
+type UploadError struct {
+	Target   string // the endpoint, as in "exporting to <target>"
+	Requests int    // the requests the run was split into
+	Failed   []int  // 1-based numbers of the requests not delivered (failed or not attempted)
+	Spans    int    // spans in the run
+	Lost     int    // spans in the requests not delivered
+	Cause    string // the first failure's cause, one line
+}
+
+func (e *UploadError) Error() string {
+	if e.Requests <= 1 {
+		return fmt.Sprintf("exporting to %s: %s", e.Target, e.Cause)
+	}
+	return fmt.Sprintf("exporting to %s: %s (requests %s of %d not delivered: %d of %d spans)",
+		e.Target, e.Cause, describeRequests(e.Failed), e.Requests, e.Lost, e.Spans)
+}
+
+// Upload sends req to the configured collector, split into requests of at
+// most cfg.MaxRequestBytes, one after the other, within cfg.Timeout (and
+// ctx). A failure is one line naming the endpoint and the cause, e.g.
+// "exporting to localhost:4317: connection refused"; when some requests
+// were delivered and others not, an *UploadError says which. After a
+// failure that will not pass by itself (refused, unreachable, timed out,
+// rejected credentials) the remaining requests are not attempted.
 func Upload(ctx context.Context, cfg Config, req *coltracepb.ExportTraceServiceRequest) error {
-	client, target, err := newClient(cfg)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("exporting to %s: %w", cfg.Target(), err)
+	}
+	s, err := resolve(cfg)
 	if err != nil {
 		return fmt.Errorf("exporting to %s: %w", cfg.Target(), err)
 	}
+	batches, _ := Batches(req, cfg.MaxRequestBytes)
+	ue := &UploadError{Target: s.target, Requests: len(batches), Spans: spanCount(req)}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	client := s.client()
 	if err := client.Start(ctx); err != nil {
-		return fmt.Errorf("exporting to %s: %s", target, cause(err))
+		c, _ := cause(err)
+		return &UploadError{Target: s.target, Cause: c}
 	}
-	upErr := client.UploadTraces(ctx, req.GetResourceSpans())
+	stop := false
+	for i, b := range batches {
+		if !stop {
+			err := client.UploadTraces(ctx, b.GetResourceSpans())
+			if err == nil {
+				continue
+			}
+			c, fatal := cause(err)
+			if ue.Cause == "" {
+				ue.Cause = c
+			}
+			stop = fatal || ctx.Err() != nil
+		}
+		ue.Failed = append(ue.Failed, i+1)
+		ue.Lost += spanCount(b)
+	}
 	// Stop with its own short deadline: after a timeout ctx is already done,
 	// and Stop must still release the connection.
 	stopCtx, stopCancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer stopCancel()
 	stopErr := client.Stop(stopCtx)
-	if upErr != nil {
-		return fmt.Errorf("exporting to %s: %s", target, cause(upErr))
+	if len(ue.Failed) > 0 {
+		return ue
 	}
 	if stopErr != nil {
-		return fmt.Errorf("exporting to %s: %s", target, cause(stopErr))
+		c, _ := cause(stopErr)
+		return &UploadError{Target: s.target, Cause: c}
 	}
 	return nil
 }
@@ -114,68 +169,77 @@ var (
 	httpRetry = otlptracehttp.RetryConfig{Enabled: true, InitialInterval: 200 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: 2 * time.Second}
 )
 
-// newClient maps Config onto exporter-client options; the clients read the
+// settings is a Config resolved against the environment.
+type settings struct {
+	proto  string
+	target string
+	cfg    Config
+	ep     endpoint
+}
+
+// resolve picks the protocol and the target; the clients read the
 // OTEL_EXPORTER_OTLP_* variables first and our options override them.
-func newClient(cfg Config) (otlptrace.Client, string, error) {
-	proto := cfg.Protocol
-	if proto == "" {
-		proto = os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	}
-	if proto == "" {
-		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+func resolve(cfg Config) (settings, error) {
+	s := settings{cfg: cfg, proto: cfg.Protocol}
+	source := "OTLP protocol"
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if s.proto == "" {
+			s.proto, source = strings.TrimSpace(os.Getenv(k)), k
+		}
 	}
 	ep, err := parseEndpoint(cfg.Endpoint)
 	if err != nil {
-		return nil, "", err
+		return s, err
 	}
-	if proto == "" {
+	s.ep = ep
+	if s.proto == "" {
 		switch {
 		case cfg.Endpoint == "":
-			proto = ProtocolHTTP
+			s.proto = ProtocolHTTP
 		case ep.scheme == "http" || ep.scheme == "https":
-			proto = ProtocolHTTP
+			s.proto = ProtocolHTTP
 		default:
-			proto = ProtocolGRPC
+			s.proto = ProtocolGRPC
 		}
+	} else if err := checkProtocol(source, s.proto); err != nil {
+		return s, err
 	}
-	target := cfg.Target()
+	s.target = cfg.Target()
 	if cfg.Endpoint != "" {
-		target = ep.hostport
+		s.target = ep.hostport
 	}
-	switch proto {
-	case ProtocolGRPC:
+	if s.proto == ProtocolHTTP && (ep.scheme == "grpc" || ep.scheme == "grpcs") {
+		return s, settingErr("--otlp-endpoint", "%q: scheme %s:// conflicts with protocol %s (from %s)", showEndpoint(cfg.Endpoint), ep.scheme, s.proto, source)
+	}
+	return s, nil
+}
+
+// client makes the exporter client; it connects on Start. The endpoint
+// is given as a URL, which sets host, path and plaintext-or-TLS at once:
+// the clients apply the variables first, and a separate WithEndpoint would
+// leave an OTEL_EXPORTER_OTLP_INSECURE=true or an http:// variable in
+// force — plaintext to a grpcs:// or https:// endpoint.
+func (s settings) client() otlptrace.Client {
+	scheme := "https"
+	if s.ep.insecure {
+		scheme = "http"
+	}
+	if s.proto == ProtocolGRPC {
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(grpcRetry)}
-		if cfg.Endpoint != "" {
-			opts = append(opts, otlptracegrpc.WithEndpoint(ep.hostport))
-			if ep.insecure {
-				opts = append(opts, otlptracegrpc.WithInsecure())
-			}
+		if s.cfg.Endpoint != "" {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(scheme+"://"+s.ep.hostport))
 		}
-		return otlptracegrpc.NewClient(opts...), target, nil
-	case ProtocolHTTP, "http/json":
-		if proto == "http/json" {
-			// The Go exporter client speaks only protobuf over HTTP; saying
-			// so beats sending a format the collector did not ask for.
-			return nil, "", errors.New("protocol http/json is not supported by the OTLP exporter client; use http/protobuf or grpc")
-		}
-		if ep.scheme == "grpc" || ep.scheme == "grpcs" {
-			return nil, "", fmt.Errorf("endpoint scheme %s:// conflicts with protocol %s", ep.scheme, proto)
-		}
-		opts := []otlptracehttp.Option{otlptracehttp.WithRetry(httpRetry)}
-		if cfg.Endpoint != "" {
-			opts = append(opts, otlptracehttp.WithEndpoint(ep.hostport))
-			path := ep.path
-			if path == "" || path == "/" {
-				path = "/v1/traces"
-			}
-			opts = append(opts, otlptracehttp.WithURLPath(path))
-			if ep.insecure {
-				opts = append(opts, otlptracehttp.WithInsecure())
-			}
-		}
-		return otlptracehttp.NewClient(opts...), target, nil
+		return otlptracegrpc.NewClient(opts...)
 	}
-	return nil, "", fmt.Errorf("unknown OTLP protocol %q (want grpc or http/protobuf)", proto)
+	opts := []otlptracehttp.Option{otlptracehttp.WithRetry(httpRetry)}
+	if s.cfg.Endpoint != "" {
+		path := s.ep.path
+		if path == "" || path == "/" {
+			path = "/v1/traces"
+		}
+		opts = append(opts, otlptracehttp.WithEndpointURL(scheme+"://"+s.ep.hostport+path))
+	}
+	return otlptracehttp.NewClient(opts...)
 }
 
 type endpoint struct {
@@ -185,23 +249,31 @@ type endpoint struct {
 	insecure bool
 }
 
+// parseEndpoint reads --otlp-endpoint (see Config.Endpoint).
 func parseEndpoint(s string) (endpoint, error) {
 	if s == "" {
 		return endpoint{}, nil
 	}
+	const flag = "--otlp-endpoint"
+	shown := showEndpoint(s)
 	if !strings.Contains(s, "://") {
 		host, port, err := net.SplitHostPort(s)
 		if err != nil || port == "" {
-			return endpoint{}, fmt.Errorf("invalid endpoint %q: want host:port or a URL such as http://localhost:4318", s)
+			return endpoint{}, settingErr(flag, "%q: want host:port or a URL such as http://localhost:4318", shown)
+		}
+		if err := checkHostPort(host, port, false); err != nil {
+			return endpoint{}, settingErr(flag, "%q: %v", shown, err)
 		}
 		return endpoint{hostport: s, insecure: isLoopback(host) || envInsecure()}, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return endpoint{}, fmt.Errorf("invalid endpoint %q: %w", s, err)
-	}
-	if u.Host == "" {
-		return endpoint{}, fmt.Errorf("invalid endpoint %q: no host", s)
+		reason := "not a URL"
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			reason = strings.TrimPrefix(ue.Err.Error(), "parse ")
+		}
+		return endpoint{}, settingErr(flag, "%q: %s (want a URL such as http://localhost:4318)", shown, reason)
 	}
 	ep := endpoint{scheme: strings.ToLower(u.Scheme), hostport: u.Host, path: u.Path}
 	switch ep.scheme {
@@ -209,7 +281,13 @@ func parseEndpoint(s string) (endpoint, error) {
 		ep.insecure = true
 	case "https", "grpcs":
 	default:
-		return endpoint{}, fmt.Errorf("invalid endpoint %q: scheme must be http, https, grpc or grpcs", s)
+		return endpoint{}, settingErr(flag, "%q: scheme must be http, https, grpc or grpcs", shown)
+	}
+	if err := checkHostPort(u.Hostname(), u.Port(), strings.HasSuffix(u.Host, ":")); err != nil {
+		return endpoint{}, settingErr(flag, "%q: %v", shown, err)
+	}
+	if u.User != nil {
+		return endpoint{}, settingErr(flag, "%q: credentials in the URL are not sent; use OTEL_EXPORTER_OTLP_HEADERS", shown)
 	}
 	if u.Port() == "" {
 		// The clients need a port; use the OTLP defaults.
@@ -240,35 +318,104 @@ func envInsecure() bool {
 }
 
 // cause reduces an exporter error — gRPC status text wrapped in retry and
-// deadline messages, several lines long — to the one cause a person acts on.
-func cause(err error) string {
-	msg := err.Error()
-	known := []struct{ needle, say string }{
+// deadline messages, several lines long — to the one cause a person acts
+// on. fatal says the next request would fail the same way (the collector
+// is unreachable, refuses us, or asked us to back off and the retries ran
+// out), so the rest of an upload is not attempted. Text from the collector
+// is quoted: it is not ours, and must not reach a terminal raw.
+func cause(err error) (msg string, fatal bool) {
+	text := err.Error()
+	known := []struct {
+		needle, say string
+	}{
 		{"connection refused", "connection refused"},
 		{"no such host", "no such host"},
 		{"network is unreachable", "network is unreachable"},
 		{"no route to host", "no route to host"},
 		{"certificate", "TLS certificate error"},
 		{"first record does not look like a TLS handshake", "TLS handshake failed (the endpoint speaks plaintext; use http:// or grpc://)"},
+		{"server gave HTTP response to HTTPS client", "TLS handshake failed (the endpoint speaks plaintext; use http://)"},
 		{"authentication handshake failed", "TLS handshake failed"},
-		{"Unauthenticated", "unauthenticated (check OTEL_EXPORTER_OTLP_HEADERS)"},
-		{"PermissionDenied", "permission denied by the collector"},
 		{"401 Unauthorized", "unauthenticated (HTTP 401; check OTEL_EXPORTER_OTLP_HEADERS)"},
 		{"403 Forbidden", "forbidden (HTTP 403)"},
 		{"404 Not Found", "not found (HTTP 404; check the endpoint path)"},
-		{"deadline exceeded", "timed out"},
-		{"Client.Timeout", "timed out"},
 	}
 	for _, k := range known {
-		if strings.Contains(msg, k.needle) {
-			return k.say
+		if strings.Contains(text, k.needle) {
+			return k.say, true
 		}
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timed out"
+	if st, ok := status.FromError(unwrapStatus(err)); ok && st.Code() != grpccodes.OK && st.Code() != grpccodes.Unknown {
+		desc := quoted(st.Message())
+		switch st.Code() {
+		case grpccodes.DeadlineExceeded, grpccodes.Canceled:
+			return "timed out", true
+		case grpccodes.Unauthenticated:
+			return "unauthenticated (gRPC Unauthenticated; check OTEL_EXPORTER_OTLP_HEADERS)", true
+		case grpccodes.PermissionDenied:
+			return "permission denied by the collector (gRPC PermissionDenied)", true
+		case grpccodes.Unavailable:
+			return "collector unavailable (gRPC Unavailable: " + desc + ")", true
+		case grpccodes.ResourceExhausted:
+			// grpc-go says so when a message is over MaxRecvMsgSize.
+			return "collector refused the request (gRPC ResourceExhausted: " + desc + ")", false
+		case grpccodes.Unimplemented:
+			return "the endpoint has no OTLP trace service (gRPC Unimplemented)", true
+		}
+		return "collector refused the request (gRPC " + st.Code().String() + ": " + desc + ")", false
 	}
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
+	switch {
+	case strings.Contains(text, "deadline exceeded"), strings.Contains(text, "Client.Timeout"),
+		strings.Contains(text, "exporter export timeout"), errors.Is(err, context.DeadlineExceeded):
+		return "timed out", true
+	case errors.Is(err, context.Canceled):
+		return "canceled", true
 	}
-	return strings.Join(strings.Fields(msg), " ")
+	if i := strings.Index(text, "OTLP partial success: "); i >= 0 {
+		return "collector rejected part of the request: " + quoted(strings.TrimPrefix(text[i:], "OTLP partial success: ")), false
+	}
+	// otlptracehttp: "failed to send to URL: 400 Bad Request (body: …)"
+	// for a final status; "retry-able request failure: body: …" once the
+	// retries of a 429, 502, 503 or 504 ran out.
+	if i := strings.Index(text, "failed to send to "); i >= 0 {
+		rest := text[i+len("failed to send to "):]
+		if j := strings.Index(rest, ": "); j >= 0 {
+			rest = rest[j+2:]
+		}
+		st, body, _ := strings.Cut(rest, " (body: ")
+		body = strings.TrimSuffix(body, ")")
+		return "collector answered HTTP " + quoted(st) + bodyNote(body), false
+	}
+	if i := strings.Index(text, "retry-able request failure"); i >= 0 {
+		body := strings.TrimPrefix(text[i+len("retry-able request failure"):], ": body: ")
+		return "collector busy or unavailable (HTTP 429, 502, 503 or 504, retries exhausted)" + bodyNote(body), true
+	}
+	return quoted(strings.Join(strings.Fields(text), " ")), false
+}
+
+// unwrapStatus finds the gRPC status error in a chain (retry and
+// errors.Join wrappers around it).
+func unwrapStatus(err error) error {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.(error)
+	}
+	return err
+}
+
+func bodyNote(body string) string {
+	body = strings.TrimSpace(body)
+	if body == "" || body == "(empty)" {
+		return ""
+	}
+	return ": " + quoted(body)
+}
+
+// quoted is text from the other side, made one short printable line:
+// control characters escaped, at most 200 bytes.
+func quoted(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = shorten(s, 200)
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }

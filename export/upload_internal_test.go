@@ -43,7 +43,7 @@ func TestCause(t *testing.T) {
 		{errors.New("dial tcp: lookup nosuch.invalid: no such host"), "no such host"},
 		{errors.New("something\nodd   happened"), "something odd happened"},
 	} {
-		if got := cause(tc.err); got != tc.want {
+		if got, _ := cause(tc.err); got != tc.want {
 			t.Errorf("cause(%q) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
