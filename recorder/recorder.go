@@ -365,7 +365,7 @@ func (r *Recorder) exec(e event.Exec) {
 	s := r.newProcSpan(parent.id, e.Time)
 	s.pid, s.ppid = e.PID, ppid
 	s.exe = e.Filename
-	s.args = RedactArgs(e.Argv)
+	s.args = r.commandArgs(e.Argv, e.Time)
 	s.truncated = e.ArgvTruncated
 	s.cwd = e.Cwd
 	s.uid = e.UID
