@@ -30,7 +30,8 @@ type FileWriter struct {
 // OpenFile creates or appends to path; it fails at once when the file
 // cannot be written, so a run never starts with an unwritable trace file.
 func OpenFile(path string) (*FileWriter, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// 0600: the trace names the user's files and commands.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening trace file: %w", err)
 	}

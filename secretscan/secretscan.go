@@ -176,7 +176,9 @@ var rules = []rule{
 	{name: RulePrivateKey, keywords: []string{"private key"}, block: true,
 		re: regexp.MustCompile(`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----`)},
 	{name: RuleAWSAccessKey, keywords: []string{"akia", "asia", "abia", "acca"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})` + post)},
+		// The ids are base32 (A-Z, 2-7); the class is wider so that a
+		// redaction never hangs on it, the entropy keeps the scan quiet.
+		re: regexp.MustCompile(pre + `((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})` + post)},
 	{name: RuleAWSSecretKey, keywords: []string{"aws"}, minEntropy: MinGenericEntropy,
 		re: regexp.MustCompile(`(?i)aws.{0,24}(?:secret|sk)[a-z_\-]{0,16}["']?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:["'\s]|$)`)},
 	{name: RuleAzureStorageKey, keywords: []string{"accountkey"}, minEntropy: minTokenEntropy,
