@@ -104,7 +104,7 @@ func TestSecrets(t *testing.T) {
 		want        bool
 	}{
 		{"GITHUB_TOKEN", ghToken, true},
-		{"ANYTHING", antKey, true},                        // a token shape: always
+		{"ANYTHING", antKey, true},                          // a token shape: always
 		{"DATABASE_URL", "postgres://u:hunter2@db/x", true}, // a password in a URL
 		{"GITHUB_REPOSITORY", "acme/widgets", false},        // public: in the repository URL
 		{"GITHUB_HEAD_REF", "feature/login-flow", false},    // public: the branch
@@ -114,10 +114,10 @@ func TestSecrets(t *testing.T) {
 		{"CI", "true", false},
 		{"NODE_ENV", "production", false},
 		{"GITHUB_WORKSPACE", "/home/runner/work/x/x", false}, // a path
-		{"DB_PASSWORD", "correct-horse-battery", true},     // by name
-		{"SESSION_NONCE", random, true},                    // by shape: random
-		{"API_TOKEN", "widgets-x", false},                  // by name, but public (in the repository URL)
-		{"SHORT_TOKEN", "abc", false},                      // < MinValue
+		{"DB_PASSWORD", "correct-horse-battery", true},       // by name
+		{"SESSION_NONCE", random, true},                      // by shape: random
+		{"API_TOKEN", "widgets-x", false},                    // by name, but public (in the repository URL)
+		{"SHORT_TOKEN", "abc", false},                        // < MinValue
 	}
 	var dropped []Dropped
 	for _, tt := range tests {
