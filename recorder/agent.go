@@ -663,8 +663,11 @@ func promptWords(argv []string, depth int, mark func(int)) {
 		switch {
 		case promptWrappers[base] || strings.HasPrefix(base, "python"):
 		case isShell(base):
-			shellPrompts(argv, i, depth)
-			return
+			if shellPrompts(argv, i, depth) {
+				return
+			}
+			// sh /path/to/claude -p "…": how the kernel runs a script
+			// with a #! line; the script names the agent.
 		case i > 0 && (a == "dlx" || a == "exec" || a == "x" || a == "run" || a == "tool"):
 		default:
 			return
@@ -696,7 +699,9 @@ func isDuration(s string) bool {
 // an agent command in it replaced by its marker where the word appears
 // verbatim; a script where it does not (escapes inside the prompt) is
 // replaced whole by its length and digest.
-func shellPrompts(argv []string, sh, depth int) {
+//
+// It reports whether argv has a -c script at all.
+func shellPrompts(argv []string, sh, depth int) bool {
 	idx := -1
 	for j := sh + 1; j < len(argv); j++ {
 		a := argv[j]
@@ -718,7 +723,7 @@ func shellPrompts(argv []string, sh, depth int) {
 		}
 	}
 	if idx < 0 {
-		return
+		return false
 	}
 	script := argv[idx]
 	var prompts []string
@@ -727,7 +732,7 @@ func shellPrompts(argv []string, sh, depth int) {
 		promptWords(words, depth+1, func(i int) { prompts = append(prompts, cmd[i]) })
 	}
 	if len(prompts) == 0 {
-		return
+		return true
 	}
 	sort.Slice(prompts, func(a, b int) bool { return len(prompts[a]) > len(prompts[b]) })
 	for _, p := range prompts {
@@ -736,11 +741,12 @@ func shellPrompts(argv []string, sh, depth int) {
 		}
 		if !strings.Contains(script, p) {
 			argv[idx] = strings.Replace(PromptMarker(argv[idx]), "[prompt:", "[script:", 1)
-			return
+			return true
 		}
 		script = strings.ReplaceAll(script, p, PromptMarker(p))
 	}
 	argv[idx] = script
+	return true
 }
 
 // markPrompts marks the prompt words of an agent's arguments under spec.
