@@ -58,11 +58,11 @@ func TestNoSecretInAnySink(t *testing.T) {
 	w.git("-c", "safe.directory=*", "checkout", "-q", "-b", branch)
 
 	var (
-		ghToken    = "gh" + "p_" + randAlnum(t, 36)                  // dropped; a token's shape
-		antKey     = "sk-" + "ant-api03-" + randAlnum(t, 40)          // kept: the child has it
-		nonce      = randAlnum(t, 28)                                // dropped; no shape, looks random
+		ghToken    = "gh" + "p_" + randAlnum(t, 36)                      // dropped; a token's shape
+		antKey     = "sk-" + "ant-api03-" + randAlnum(t, 40)             // kept: the child has it
+		nonce      = randAlnum(t, 28)                                    // dropped; no shape, looks random
 		password   = "correct-horse-" + strings.ToLower(randAlnum(t, 6)) // dropped; secret by name only
-		promptWord = "zebra" + strings.ToLower(randAlnum(t, 10))      // in the prompt only
+		promptWord = "zebra" + strings.ToLower(randAlnum(t, 10))         // in the prompt only
 	)
 	secrets := map[string]string{"GITHUB_TOKEN": ghToken, "ANTHROPIC_API_KEY": antKey, "DEPLOY_NONCE": nonce,
 		"SERVICE_PASSWORD": password, "prompt": prompt + " " + promptWord}
