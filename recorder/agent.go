@@ -550,9 +550,12 @@ type promptSpec struct {
 	// subcommands (the first positional) after which nothing is a prompt
 	// (claude mcp add …, codex login).
 	noPrompt []string
-	// promptSub: subcommands whose positionals are the prompt (codex exec
-	// "…", opencode run "…"); when set, positionals elsewhere are not.
+	// promptSub: subcommands whose positionals are the prompt (opencode
+	// run "…"); when set, positionals elsewhere are not.
 	promptSub []string
+	// passSub: subcommands that keep positional prompts (codex exec "…"
+	// as codex "…").
+	passSub []string
 }
 
 // promptSpecs are the agents of knownAgents whose command line takes a
@@ -573,6 +576,7 @@ var promptSpecs = map[string]promptSpec{
 			"-a", "--ask-for-approval", "-C", "--cd", "-i", "--image", "--output-schema", "--color",
 			"-o", "--output-last-message", "--add-dir", "--enable", "--disable", "--local-provider"},
 		positional: true,
+		passSub:    []string{"exec", "e"},
 		noPrompt: []string{"login", "logout", "mcp", "mcp-server", "proto", "completion", "debug", "apply", "a",
 			"cloud", "app-server", "sandbox", "help", "features", "generate-ts", "resume"},
 	},
@@ -785,6 +789,9 @@ func markPrompts(args []string, spec promptSpec, mark func(int)) {
 			}
 			if contains(spec.promptSub, a) {
 				positional = true
+				continue
+			}
+			if contains(spec.passSub, a) {
 				continue
 			}
 		}
