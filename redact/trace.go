@@ -14,28 +14,58 @@ func (r *Redactor) Trace(t *telemetry.Trace) {
 	if t == nil {
 		return
 	}
-	r.attrs(t.Resource)
+	m := &memo{r: r, seen: map[string]string{}}
+	m.attrs(t.Resource)
 	for i := range t.Spans {
 		sp := &t.Spans[i]
-		sp.Name = r.String(sp.Name)
-		sp.StatusMessage = r.String(sp.StatusMessage)
-		r.attrs(sp.Attrs)
+		sp.Name = m.string(sp.Name)
+		sp.StatusMessage = m.string(sp.StatusMessage)
+		m.attrs(sp.Attrs)
 		for j := range sp.Events {
-			sp.Events[j].Name = r.String(sp.Events[j].Name)
-			r.attrs(sp.Events[j].Attrs)
+			sp.Events[j].Name = m.string(sp.Events[j].Name)
+			m.attrs(sp.Events[j].Attrs)
 		}
 		for j := range sp.Links {
-			r.attrs(sp.Links[j].Attrs)
+			m.attrs(sp.Links[j].Attrs)
 		}
 	}
 }
 
-func (r *Redactor) attrs(kvs []attribute.KeyValue) {
+// memo remembers the short strings of one trace: span types, kinds,
+// operations and names repeat on every span.
+type memo struct {
+	r    *Redactor
+	seen map[string]string
+}
+
+const (
+	memoMaxLen     = 64
+	memoMaxEntries = 1 << 14
+)
+
+func (m *memo) string(s string) string {
+	if s == "" {
+		return s
+	}
+	if len(s) > memoMaxLen {
+		return m.r.String(s)
+	}
+	if v, ok := m.seen[s]; ok {
+		return v
+	}
+	v := m.r.String(s)
+	if len(m.seen) < memoMaxEntries {
+		m.seen[s] = v
+	}
+	return v
+}
+
+func (m *memo) attrs(kvs []attribute.KeyValue) {
 	for i, kv := range kvs {
 		switch kv.Value.Type() {
 		case attribute.STRING:
 			if s := kv.Value.AsString(); s != "" {
-				if red := r.String(s); red != s {
+				if red := m.string(s); red != s {
 					kvs[i] = kv.Key.String(red)
 				}
 			}
@@ -43,7 +73,7 @@ func (r *Redactor) attrs(kvs []attribute.KeyValue) {
 			ss := kv.Value.AsStringSlice()
 			changed := false
 			for j, s := range ss {
-				if red := r.String(s); red != s {
+				if red := m.string(s); red != s {
 					ss[j], changed = red, true
 				}
 			}
