@@ -13,6 +13,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/workspace"
 )
 
@@ -89,6 +90,39 @@ func TestScanSecretsRedactsStoredDiff(t *testing.T) {
 	}
 	if !strings.Contains(string(ev.Diff), "DEBUG = True") {
 		t.Errorf("redaction removed more than the secret:\n%s", ev.Diff)
+	}
+	if sum := sha256.Sum256(ev.Diff); ev.DiffSHA256 != hex.EncodeToString(sum[:]) {
+		t.Error("DiffSHA256 does not describe the kept (redacted) diff")
+	}
+}
+
+// TestDroppedValuesInDiffAndPublic: a dropped secret the child wrote into
+// a file is redacted in the kept diff; a dropped value that is public in
+// the run (the repository, the branch) is not a secret and stays, in the
+// diff and in the repository URL.
+func TestDroppedValuesInDiffAndPublic(t *testing.T) {
+	pol, err := policy.Parse("p.yaml", []byte("version: 1\nmode: enforce\nenv:\n  allow: [PATH]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		repoURL = "https://github.com/acme/widgets.git"
+		branch  = "feature/login-flow"
+		pw      = "correct-horse-staple"
+	)
+	env := []string{"PATH=/usr/bin", "GITHUB_REPOSITORY=acme/widgets", "GITHUB_HEAD_REF=" + branch, "DB_PASSWORD=" + pw, "CI=true"}
+	_, _, dropped := policyEnv(pol, env, Target{}, time.Unix(1, 0))
+	info := recorder.RunInfo{RunID: "r", Start: time.Now(), Policy: pol, Workspace: "/ws",
+		Before: &workspace.Snapshot{Root: "/ws", RemoteURL: repoURL, Branch: branch}}
+	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, "/ws"))
+	if len(info.RedactValues) != 1 || info.RedactValues[0] != pw {
+		t.Fatalf("redacted %q, want only the password", info.RedactValues)
+	}
+	diff := []byte("diff --git a/notes b/notes\n--- a/notes\n+++ b/notes\n@@ -0,0 +1,2 @@\n+db " + pw + "\n+repo acme/widgets on " + branch + "\n")
+	ev := &workspace.Evidence{Root: t.TempDir(), Diff: diff, DiffSHA256: "original"}
+	scanSecrets(recorder.New(info), ev)
+	if strings.Contains(string(ev.Diff), pw) || !strings.Contains(string(ev.Diff), "+db [REDACTED]\n+repo acme/widgets on "+branch+"\n") {
+		t.Errorf("kept diff:\n%s", ev.Diff)
 	}
 	if sum := sha256.Sum256(ev.Diff); ev.DiffSHA256 != hex.EncodeToString(sum[:]) {
 		t.Error("DiffSHA256 does not describe the kept (redacted) diff")
