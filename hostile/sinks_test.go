@@ -157,8 +157,12 @@ urllib.request.urlopen(req, timeout=5).read()
 		t.Fatal(err)
 	}
 
+	// The readers: show, show --json, runs.
 	show := func(args ...string) []byte {
-		c := exec.Command(os.Args[0], append([]string{"show", "--store", storeDir}, append(args, runID)...)...)
+		if len(args) == 0 || args[0] != "runs" {
+			args = append(append([]string{"show"}, args...), runID)
+		}
+		c := exec.Command(os.Args[0], append(args[:1:1], append([]string{"--store", storeDir}, args[1:]...)...)...)
 		c.Env = append(os.Environ(), asAgentwatch+"=1")
 		out, err := c.CombinedOutput()
 		if err != nil {
@@ -171,6 +175,7 @@ urllib.request.urlopen(req, timeout=5).read()
 		"agentwatch stderr": stderr.Bytes(),
 		"show":              show(),
 		"show --json":       show("--json"),
+		"runs":              show("runs"),
 	}
 	var err2 error
 	if sinks["trace file"], err2 = os.ReadFile(traceFile); err2 != nil {
@@ -218,6 +223,9 @@ urllib.request.urlopen(req, timeout=5).read()
 				t.Errorf("%s lacks %q", where, want)
 			}
 		}
+	}
+	if !strings.Contains(all("runs"), runID) {
+		t.Errorf("runs does not list the run:\n%s", all("runs"))
 	}
 	if !strings.Contains(all("show"), "plain-name.txt") {
 		t.Errorf("show lacks the file without a secret:\n%s", all("show"))
