@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -48,6 +49,14 @@ func randAlnum(t *testing.T, n int) string {
 func TestNoSecretInAnySink(t *testing.T) {
 	privtest.Require(t)
 	u := agentUser(t)
+	// Enforce drops the variables; observe passes them on (the child has
+	// them) and still redacts what enforce would drop.
+	for _, mode := range []string{"enforce", "observe"} {
+		t.Run(mode, func(t *testing.T) { testSinks(t, u, mode) })
+	}
+}
+
+func testSinks(t *testing.T, u *user.User, mode string) {
 	w := newWorkspace(t, u)
 	const (
 		repoURL = "https://github.com/acme-org/widgets.git"
@@ -80,7 +89,7 @@ func TestNoSecretInAnySink(t *testing.T) {
 
 	up := privtest.StartDNS(t, map[string][4]byte{"allowed.test.": {127, 0, 0, 2}})
 	pol := filepath.Join(t.TempDir(), "p.yaml")
-	os.WriteFile(pol, []byte("version: 1\nmode: enforce\n"+
+	os.WriteFile(pol, []byte("version: 1\nmode: "+mode+"\n"+
 		"env:\n  allow: [PATH, LANG, TERM, ANTHROPIC_API_KEY]\n"+
 		"network:\n  allow: [allowed.test]\n  dns:\n    upstream: "+up.Addr+"\n"), 0o644)
 
