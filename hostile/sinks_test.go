@@ -98,7 +98,8 @@ func testSinks(t *testing.T, u *user.User, mode string) {
 	otlpPost := `import json, os, urllib.request
 span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "tool ` + ghToken + `",
         "kind": 1, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
-        "attributes": [{"key": "tool.input", "value": {"stringValue": "nonce=` + nonce + `"}}]}
+        "attributes": [{"key": "tool.input", "value": {"stringValue": "nonce=` + nonce + `"}},
+                       {"key": "key.` + nonce + `", "value": {"boolValue": True}}]}
 body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "fake-agent"}}]},
         "scopeSpans": [{"spans": [span]}]}]}
 req = urllib.request.Request(os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], data=json.dumps(body).encode(),

@@ -161,6 +161,7 @@ func TestTrace(t *testing.T) {
 				attribute.StringSlice("process.command_args", []string{"echo", droppedV}),
 				attribute.String("vcs.repository.url.full", "https://github.com/acme/widgets.git"),
 				attribute.Int("n", 3),
+				attribute.Bool("agent."+droppedV, true), // the agent chose this key
 			},
 			Events: []telemetry.SpanEvent{{Name: "ev " + droppedV, Attrs: []attribute.KeyValue{attribute.String("m", awsID)}}},
 			Links:  []telemetry.Link{{Attrs: []attribute.KeyValue{attribute.String("l", npmToken)}}},
@@ -170,7 +171,7 @@ func TestTrace(t *testing.T) {
 	var all strings.Builder
 	dump := func(kvs []attribute.KeyValue) {
 		for _, kv := range kvs {
-			all.WriteString(kv.Value.Emit() + "\n")
+			all.WriteString(string(kv.Key) + "=" + kv.Value.Emit() + "\n")
 		}
 	}
 	dump(tr.Resource)
@@ -184,7 +185,7 @@ func TestTrace(t *testing.T) {
 			t.Errorf("%q survived:\n%s", s[:6], all.String())
 		}
 	}
-	for _, want := range []string{"/ws/dir-[REDACTED:github-token]/a.txt", "https://github.com/acme/widgets.git", "3\n"} {
+	for _, want := range []string{"/ws/dir-[REDACTED:github-token]/a.txt", "https://github.com/acme/widgets.git", "n=3\n", "agent.[REDACTED]=true\n"} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("lost %q:\n%s", want, all.String())
 		}

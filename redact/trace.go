@@ -6,8 +6,8 @@ import (
 )
 
 // Trace redacts every string of t in place: the resource, span names and
-// status messages, string and string-list attributes of spans, events and
-// links. It is the last step of the recorder, so whatever a span was
+// status messages, attribute keys, string and string-list attributes of
+// spans, events and links. It is the last step of the recorder, so whatever a span was
 // built from (a path, an argv, a DNS name, a commit message, the agent's
 // own spans) reaches no sink unredacted.
 func (r *Redactor) Trace(t *telemetry.Trace) {
@@ -60,8 +60,14 @@ func (m *memo) string(s string) string {
 	return v
 }
 
+// attrs redacts values and keys: the agent's own spans choose their
+// attribute keys too.
 func (m *memo) attrs(kvs []attribute.KeyValue) {
 	for i, kv := range kvs {
+		if k := attribute.Key(m.string(string(kv.Key))); k != kv.Key {
+			kv.Key = k
+			kvs[i] = kv
+		}
 		switch kv.Value.Type() {
 		case attribute.STRING:
 			if s := kv.Value.AsString(); s != "" {
