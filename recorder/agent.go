@@ -666,6 +666,9 @@ func promptWords(argv []string, depth int, mark func(int)) {
 		}
 		switch {
 		case promptWrappers[base] || strings.HasPrefix(base, "python"):
+			if rest, ok := wrapped(base, argv[i+1:]); ok {
+				i = len(argv) - len(rest) - 1 // on to the wrapped command
+			}
 		case isShell(base):
 			if shellPrompts(argv, i, depth) {
 				return
@@ -677,6 +680,34 @@ func promptWords(argv []string, depth int, mark func(int)) {
 			return
 		}
 	}
+}
+
+// wrapped is what a wrapper with value options runs (sudo -u dev claude,
+// timeout -s KILL 60 claude), as agentName sees it; ok is false when it
+// is not a suffix of args (env -S "…" splits a string).
+func wrapped(wrapper string, args []string) (rest []string, ok bool) {
+	switch wrapper {
+	case "env":
+		rest = skipEnv(args)
+	case "sudo", "doas":
+		rest = skipAssignments(skipOptions(args, "ugCDhprtUTR", []string{"--user", "--group", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user", "--command-timeout", "--chroot"}))
+	case "nice":
+		rest = skipOptions(args, "n", []string{"--adjustment"})
+	case "ionice":
+		rest = skipOptions(args, "cnp", []string{"--class", "--classdata", "--pid"})
+	case "stdbuf":
+		rest = skipOptions(args, "ioe", []string{"--input", "--output", "--error"})
+	case "timeout":
+		if rest = skipOptions(args, "sk", []string{"--signal", "--kill-after"}); len(rest) > 0 {
+			rest = rest[1:] // the duration
+		}
+	default:
+		return nil, false
+	}
+	if len(rest) > 0 && (len(rest) > len(args) || &rest[len(rest)-1] != &args[len(args)-1]) {
+		return nil, false
+	}
+	return rest, true
 }
 
 func isShell(base string) bool {

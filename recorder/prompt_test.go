@@ -36,6 +36,9 @@ func TestPromptArgs(t *testing.T) {
 		// through wrappers and interpreters
 		{[]string{"env", "FOO=1", "timeout", "600", "claude", "-p", p}, []string{"env", "FOO=1", "timeout", "600", "claude", "-p", m}},
 		{[]string{"npx", "@anthropic-ai/claude-code", "-p", p}, []string{"npx", "@anthropic-ai/claude-code", "-p", m}},
+		{[]string{"sudo", "-u", "dev", "claude", "-p", p}, []string{"sudo", "-u", "dev", "claude", "-p", m}},
+		{[]string{"timeout", "-s", "KILL", "10m", "nice", "-n", "5", "codex", "exec", p}, []string{"timeout", "-s", "KILL", "10m", "nice", "-n", "5", "codex", "exec", m}},
+		{[]string{"env", "-u", "HOME", "-C", "/ws", "aider", "-m", p}, []string{"env", "-u", "HOME", "-C", "/ws", "aider", "-m", m}},
 		{[]string{"node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js", "-p", p}, []string{"node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js", "-p", m}},
 		{[]string{"/bin/sh", "/home/dev/.local/bin/claude", "-p", p}, []string{"/bin/sh", "/home/dev/.local/bin/claude", "-p", m}},
 		{[]string{"bash", "-c", "cd /ws && claude -p '" + p + "' --model sonnet"}, []string{"bash", "-c", "cd /ws && claude -p '" + m + "' --model sonnet"}},
