@@ -72,9 +72,10 @@ func testSinks(t *testing.T, u *user.User, mode string) {
 		nonce      = randAlnum(t, 28)                                    // dropped; no shape, looks random
 		password   = "correct-horse-" + strings.ToLower(randAlnum(t, 6)) // dropped; secret by name only
 		promptWord = "zebra" + strings.ToLower(randAlnum(t, 10))         // in the prompt only
+		scanFound  = randAlnum(t, 24)                                    // no variable, no shape: the scan finds it in a file
 	)
 	secrets := map[string]string{"GITHUB_TOKEN": ghToken, "ANTHROPIC_API_KEY": antKey, "DEPLOY_NONCE": nonce,
-		"SERVICE_PASSWORD": password, "prompt": prompt + " " + promptWord}
+		"SERVICE_PASSWORD": password, "prompt": prompt + " " + promptWord, "scan-found": scanFound}
 
 	// A fake claude on PATH: the real one needs a model; its command
 	// line is what is under test.
@@ -113,6 +114,8 @@ urllib.request.urlopen(req, timeout=5).read()
 		// tokens in a directory and a file name; a file name without one
 		"mkdir -p dir-" + ghToken + " src && touch dir-" + ghToken + "/key-$ANTHROPIC_API_KEY.txt notes-" + nonce + ".txt",
 		"echo plain > src/plain-name.txt",
+		// a secret the scan finds by its context, used bare elsewhere
+		"printf 'client_secret = \"%s\"\n' '" + scanFound + "' > app.cfg && touch out-" + scanFound + ".json",
 		// argv, and a nested bash -c script
 		"/bin/echo " + ghToken + " " + password + " $ANTHROPIC_API_KEY",
 		"/bin/bash -c 'x=" + nonce + "; y=\"" + password + "\"; true'",
@@ -145,7 +148,7 @@ urllib.request.urlopen(req, timeout=5).read()
 	env := append(gitEnv(), asAgentwatch+"=1", "PATH="+bin+":/usr/bin:/bin", "LANG=C.UTF-8",
 		"GITHUB_REPOSITORY=acme-org/widgets", "GITHUB_HEAD_REF="+branch, "CI=true")
 	for name, v := range secrets {
-		if name != "prompt" {
+		if name != "prompt" && name != "scan-found" {
 			env = append(env, name+"="+v)
 		}
 	}
@@ -228,7 +231,7 @@ urllib.request.urlopen(req, timeout=5).read()
 	all := func(where string) string { return string(sinks[where]) }
 	for _, where := range []string{"trace file", "show --json", "OTLP collector"} {
 		for _, want := range []string{repoURL, branch, "src/plain-name.txt", "dir-[REDACTED:github-token]",
-			"notes-[REDACTED].txt", "[prompt: ", ".exfil.test", "topic-[REDACTED:github-token]", "tool [REDACTED:github-token]"} {
+			"notes-[REDACTED].txt", "out-[REDACTED].json", "[prompt: ", ".exfil.test", "topic-[REDACTED:github-token]", "tool [REDACTED:github-token]"} {
 			if !strings.Contains(all(where), want) {
 				t.Errorf("%s lacks %q", where, want)
 			}

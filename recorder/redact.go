@@ -125,7 +125,23 @@ func shellQuote(s string) string {
 // context rules. The supervisor redacts the stored diff with it, so the
 // diff and the trace agree.
 func (r *Recorder) Redactor() *redact.Redactor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return redact.New(r.info.RedactValues)
+}
+
+// RedactAlso adds values to redact wherever they appear (the secrets the
+// end-of-run scan found, which may also sit in an argument or a path
+// without the context that found them). Values shorter than
+// redact.MinValue bytes are ignored. Call it before Finish.
+func (r *Recorder) RedactAlso(values []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range values {
+		if len(v) >= redact.MinValue {
+			r.info.RedactValues = append(r.info.RedactValues, v)
+		}
+	}
 }
 
 // redactValues is the recorder's last step: every string of the trace

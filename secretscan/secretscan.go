@@ -693,6 +693,40 @@ func Redact(data []byte) ([]byte, int) {
 	return out.Bytes(), n
 }
 
+// Values returns the distinct secrets the scan's rules find in data (a
+// diff, on every line, or a file), for the redactor to replace wherever
+// else they appear: a value found by its context (DB_PASSWORD = "…") has
+// no shape to be found by in an argument or a path. PEM bodies are not
+// returned (their lines are redacted by their block). Unlike a Result,
+// this holds secrets: it is for the redactor only, never for a sink.
+func Values(data []byte) []string {
+	seen := map[string]bool{}
+	var out []string
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i], data[i+1:]
+		}
+		if len(l) > MaxLineLen {
+			l = l[:MaxLineLen]
+		}
+		text := string(l)
+		for _, m := range findLine(text, true) {
+			if m.r.block {
+				continue
+			}
+			if v := text[m.lo:m.hi]; !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
 // RedactString is Redact for one string (an argument, a path, a span
 // name): every match of the table replaced by "[REDACTED:rule]".
 func RedactString(s string) (string, int) {

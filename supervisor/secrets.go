@@ -27,7 +27,17 @@ func scanSecrets(rec *recorder.Recorder, ev *workspace.Evidence) *secretscan.Res
 	if ev != nil && ev.Absent == "" {
 		diff, root = ev.Diff, ev.Root
 	}
-	res := secretscan.ScanRun(diff, root, rec.SecretWrites(), readSecretFile)
+	written := rec.SecretWrites()
+	res := secretscan.ScanRun(diff, root, written, readSecretFile)
+	// What the scan found is redacted wherever else it appears (an
+	// argument, a path), not only where its context gave it away.
+	found := secretscan.Values(diff)
+	for _, p := range written {
+		if data, err := readSecretFile(p); err == nil && len(data) <= 4<<20 {
+			found = append(found, secretscan.Values(data)...)
+		}
+	}
+	rec.RedactAlso(found)
 	if len(diff) > 0 {
 		// What the scan found, and the dropped values the child wrote
 		// into a file, must not survive in the stored diff either: the

@@ -128,3 +128,34 @@ func TestDroppedValuesInDiffAndPublic(t *testing.T) {
 		t.Error("DiffSHA256 does not describe the kept (redacted) diff")
 	}
 }
+
+// TestScanFindingsRedactedEverywhere: a secret the scan found by its
+// context (NAME = "…" in a file) has no shape; where the run also used it
+// bare (an argument, a file name) it is redacted too.
+func TestScanFindingsRedactedEverywhere(t *testing.T) {
+	const secret = "Vq3xT9mKp2LzR7wY4bN8cJ5h" // no token shape: found by its name only
+	diff := []byte("diff --git a/app.cfg b/app.cfg\n--- a/app.cfg\n+++ b/app.cfg\n@@ -0,0 +1 @@\n+client_secret = \"" + secret + "\"\n")
+	dir := t.TempDir()
+	start := time.Now()
+	rec := recorder.New(recorder.RunInfo{RunID: "r", Start: start, RootPID: 10, Workspace: dir, Policy: policy.Default()})
+	rec.Add(event.Exec{Header: event.Header{Time: start, PID: 10}, Filename: "/usr/bin/curl", Argv: []string{"curl", "-d", secret, "https://x.test"}, Cwd: dir})
+	rec.Add(event.File{Header: event.Header{Time: start, PID: 10}, Source: event.SourceEBPF, Op: event.FileCreate, Path: dir + "/out-" + secret + ".json"})
+	ev := &workspace.Evidence{Root: dir, Diff: diff, DiffSHA256: "original"}
+	if res := scanSecrets(rec, ev); res.Total != 1 {
+		t.Fatalf("findings %+v, want the planted secret", res)
+	}
+	tr := rec.Finish(recorder.End{Time: start.Add(time.Second), Evidence: ev})
+	var all strings.Builder
+	for _, sp := range tr.Spans {
+		all.WriteString(sp.Name + "\n")
+		for _, kv := range sp.Attrs {
+			all.WriteString(string(kv.Key) + "=" + kv.Value.Emit() + "\n")
+		}
+	}
+	if strings.Contains(all.String(), secret) || strings.Contains(string(ev.Diff), secret) {
+		t.Errorf("the found secret survived:\n%s\n%s", all.String(), ev.Diff)
+	}
+	if !strings.Contains(all.String(), "curl -d [REDACTED] https://x.test") || !strings.Contains(all.String(), "/out-[REDACTED].json") {
+		t.Errorf("argument or path not redacted in place:\n%s", all.String())
+	}
+}
