@@ -518,3 +518,28 @@ func TestOneTableTwoStrengths(t *testing.T) {
 		t.Errorf("a file name redacted: %q", out)
 	}
 }
+
+// TestValues: the secrets themselves, for the redactor — each planted one
+// but the PEM bodies (redacted by their block), once each.
+func TestValues(t *testing.T) {
+	ps := plantedSecrets()
+	var lines []string
+	for _, p := range ps {
+		lines = append(lines, p.line, p.line)
+	}
+	got := map[string]int{}
+	for _, v := range Values([]byte(strings.Join(lines, "\n"))) {
+		got[v]++
+	}
+	for _, p := range ps {
+		if p.rule == RulePrivateKey || p.rule == RuleGCPServiceKey {
+			continue
+		}
+		if got[p.secret] != 1 {
+			t.Errorf("%s: %d times in Values", p.rule, got[p.secret])
+		}
+	}
+	if v := Values([]byte("nothing here\npassword = \"changeme-changeme-changeme\"\n")); len(v) != 0 {
+		t.Errorf("Values of clean text: %q", v)
+	}
+}
