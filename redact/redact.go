@@ -4,8 +4,9 @@
 // file paths; the end-of-run summary, which is printed from the trace).
 //
 // It removes three things:
-//   - the values of the environment variables the policy dropped, when
-//     they are secrets (Secrets decides which);
+//   - given values: those of the environment variables the policy
+//     dropped, when they are secrets (Secrets decides which), and the
+//     secrets the end-of-run scan found by their context;
 //   - every match of the credential table of package secretscan (the one
 //     definition of a token's shape the secret scan reports from too),
 //     as [REDACTED:rule];
