@@ -127,6 +127,13 @@ func shellQuote(s string) string {
 func (r *Recorder) Redactor() *redact.Redactor {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.redactor()
+}
+
+// redactor is Redactor for code that holds r.mu (Finish and what it
+// calls: a list of paths kept beside the trace must be redacted exactly
+// like file.path).
+func (r *Recorder) redactor() *redact.Redactor {
 	return redact.New(r.info.RedactValues)
 }
 
