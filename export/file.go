@@ -38,6 +38,7 @@ type FileWriter struct {
 // file cannot be written, so a run never starts with an unwritable trace
 // file.
 func OpenFile(path string) (*FileWriter, error) {
+	// 0600: the trace names the user's files and commands.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		// A FIFO or /dev/stdout may be write-only.

@@ -1,8 +1,14 @@
 package recorder
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"path"
+	"slices"
+	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // knownAgents maps an executable (or bin) name to the gen_ai.agent.name we
@@ -526,4 +532,302 @@ func splitShell(s string) [][]string {
 	}
 	flushCmd()
 	return cmds
+}
+
+// promptSpec says where an agent's command line carries a prompt: content,
+// which metadata mode keeps only as length and digest.
+type promptSpec struct {
+	// prompt options: their value is a prompt (aider --message "…",
+	// gemini -p "…"), as is that of --append-system-prompt.
+	prompt []string
+	// value options whose value is not content (--model sonnet): skipped,
+	// so it is not taken for a positional prompt. An option not listed
+	// here is taken as a switch; its value, if it has one, is then
+	// digested as if it were a prompt — the safe mistake.
+	values []string
+	// positional: the words that are not options are the prompt.
+	positional bool
+	// subcommands (the first positional) after which nothing is a prompt
+	// (claude mcp add …, codex login).
+	noPrompt []string
+	// promptSub: subcommands whose positionals are the prompt (opencode
+	// run "…"); when set, positionals elsewhere are not.
+	promptSub []string
+	// passSub: subcommands that keep positional prompts (codex exec "…"
+	// as codex "…").
+	passSub []string
+}
+
+// promptSpecs are the agents of knownAgents whose command line takes a
+// prompt, from each CLI's --help.
+var promptSpecs = map[string]promptSpec{
+	"claude": {
+		prompt: []string{"--append-system-prompt", "--system-prompt"},
+		values: []string{"--model", "--output-format", "--input-format", "--allowedTools", "--allowed-tools",
+			"--disallowedTools", "--disallowed-tools", "--permission-mode", "--mcp-config", "--add-dir",
+			"--session-id", "--max-turns", "--settings", "--setting-sources", "--fallback-model",
+			"--permission-prompt-tool", "--agents", "--betas", "--plugin-dir", "--max-budget-usd",
+			"--json-schema", "--tools", "--agent", "-r", "--resume"},
+		positional: true,
+		noPrompt:   []string{"mcp", "config", "update", "doctor", "install", "migrate-installer", "setup-token", "plugin"},
+	},
+	"codex": {
+		values: []string{"-m", "--model", "-c", "--config", "-p", "--profile", "-s", "--sandbox",
+			"-a", "--ask-for-approval", "-C", "--cd", "-i", "--image", "--output-schema", "--color",
+			"-o", "--output-last-message", "--add-dir", "--enable", "--disable", "--local-provider"},
+		positional: true,
+		passSub:    []string{"exec", "e"},
+		noPrompt: []string{"login", "logout", "mcp", "mcp-server", "proto", "completion", "debug", "apply", "a",
+			"cloud", "app-server", "sandbox", "help", "features", "generate-ts", "resume"},
+	},
+	"aider": {
+		prompt: []string{"-m", "--message", "--msg"},
+	},
+	"gemini": {
+		prompt: []string{"-p", "--prompt", "-i", "--prompt-interactive"},
+		values: []string{"-m", "--model", "--approval-mode", "--allowed-tools", "--allowed-mcp-server-names",
+			"-e", "--extensions", "--include-directories", "--output-format", "--telemetry-target",
+			"--telemetry-otlp-endpoint", "--proxy"},
+		positional: true,
+		noPrompt:   []string{"mcp", "extensions"},
+	},
+	"cursor-agent": {
+		values:     []string{"-m", "--model", "--output-format", "--resume", "--api-key"},
+		positional: true,
+		noPrompt:   []string{"login", "logout", "status", "mcp", "update", "upgrade", "ls", "resume", "create-chat", "install-shell-integration", "uninstall-shell-integration", "help"},
+	},
+	"opencode": {
+		prompt:    []string{"-p", "--prompt"},
+		values:    []string{"-m", "--model", "--agent", "-s", "--session", "--format", "-f", "--file", "--port", "--hostname"},
+		promptSub: []string{"run"},
+	},
+	"amp":     {prompt: []string{"-x", "--execute"}},
+	"goose":   {prompt: []string{"-t", "--text"}},
+	"copilot": {prompt: []string{"-p", "--prompt"}, values: []string{"--model", "--add-dir", "--log-dir", "--log-level", "--resume", "--allow-tool", "--deny-tool"}},
+}
+
+// promptWrappers run the command that follows their options (agentName sees
+// through the same ones).
+var promptWrappers = map[string]bool{
+	"env": true, "sudo": true, "doas": true, "nice": true, "ionice": true, "nohup": true, "setsid": true,
+	"time": true, "command": true, "exec": true, "builtin": true, "stdbuf": true, "timeout": true,
+	"npx": true, "bunx": true, "pnpm": true, "yarn": true, "npm": true, "bun": true, "uvx": true,
+	"pipx": true, "uv": true, "node": true, "nodejs": true, "deno": true, "tsx": true, "ts-node": true,
+}
+
+// PromptMarker is what metadata mode keeps of a prompt: its length in
+// characters and the first 16 hex digits of its sha256 (of the text as
+// the trace would hold it, credentials already redacted), so two runs
+// with the same prompt can be matched without the text.
+func PromptMarker(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return fmt.Sprintf("[prompt: %d chars sha256:%s]", utf8.RuneCountInString(s), hex.EncodeToString(sum[:8]))
+}
+
+// PromptArgs returns argv with the prompts on an agent's command line
+// (claude -p "…", codex exec "…", aider --message "…", also inside
+// sh -c "claude -p '…'") replaced by PromptMarker, unless full (content
+// capture is on: then argv is returned as it is). The input is not
+// modified.
+func PromptArgs(argv []string, full bool) []string {
+	out := slices.Clone(argv)
+	if full {
+		return out
+	}
+	promptWords(out, 0, func(i int) { out[i] = PromptMarker(out[i]) })
+	return out
+}
+
+// promptWords calls mark with the index of each prompt word of argv, and
+// rewrites shell scripts (sh -c "…") in place.
+func promptWords(argv []string, depth int, mark func(int)) {
+	if depth > 4 {
+		return
+	}
+	for i := 0; i < len(argv) && i < 16; i++ {
+		a := argv[i]
+		if i > 0 && (strings.HasPrefix(a, "-") || isAssignment(a) || isVersion(a) || isDuration(a)) {
+			continue // a wrapper's option, variable or value (timeout 60)
+		}
+		base := path.Base(a)
+		if name, ok := knownAgents[base]; ok {
+			markPrompts(argv[i+1:], promptSpecs[name], func(j int) { mark(i + 1 + j) })
+			return
+		}
+		if name := packageAgent(a); name != "" {
+			markPrompts(argv[i+1:], promptSpecs[name], func(j int) { mark(i + 1 + j) })
+			return
+		}
+		if name := scriptAgent(a); i > 0 && strings.Contains(a, "/") {
+			if _, ok := knownAgentValue(name); ok {
+				markPrompts(argv[i+1:], promptSpecs[name], func(j int) { mark(i + 1 + j) })
+				return
+			}
+		}
+		switch {
+		case promptWrappers[base] || strings.HasPrefix(base, "python"):
+			if rest, ok := wrapped(base, argv[i+1:]); ok {
+				i = len(argv) - len(rest) - 1 // on to the wrapped command
+			}
+		case isShell(base):
+			if shellPrompts(argv, i, depth) {
+				return
+			}
+			// sh /path/to/claude -p "…": how the kernel runs a script
+			// with a #! line; the script names the agent.
+		case i > 0 && (a == "dlx" || a == "exec" || a == "x" || a == "run" || a == "tool"):
+		default:
+			return
+		}
+	}
+}
+
+// wrapped is what a wrapper with value options runs (sudo -u dev claude,
+// timeout -s KILL 60 claude), as agentName sees it; ok is false when it
+// is not a suffix of args (env -S "…" splits a string).
+func wrapped(wrapper string, args []string) (rest []string, ok bool) {
+	switch wrapper {
+	case "env":
+		rest = skipEnv(args)
+	case "sudo", "doas":
+		rest = skipAssignments(skipOptions(args, "ugCDhprtUTR", []string{"--user", "--group", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user", "--command-timeout", "--chroot"}))
+	case "nice":
+		rest = skipOptions(args, "n", []string{"--adjustment"})
+	case "ionice":
+		rest = skipOptions(args, "cnp", []string{"--class", "--classdata", "--pid"})
+	case "stdbuf":
+		rest = skipOptions(args, "ioe", []string{"--input", "--output", "--error"})
+	case "timeout":
+		if rest = skipOptions(args, "sk", []string{"--signal", "--kill-after"}); len(rest) > 0 {
+			rest = rest[1:] // the duration
+		}
+	default:
+		return nil, false
+	}
+	if len(rest) > 0 && (len(rest) > len(args) || &rest[len(rest)-1] != &args[len(args)-1]) {
+		return nil, false
+	}
+	return rest, true
+}
+
+func isShell(base string) bool {
+	switch base {
+	case "sh", "bash", "zsh", "dash", "ksh", "ash", "fish":
+		return true
+	}
+	return false
+}
+
+func isDuration(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c == '.' || c == 's' || c == 'm' || c == 'h') {
+			return false
+		}
+	}
+	return s[0] >= '0' && s[0] <= '9'
+}
+
+// shellPrompts rewrites the script of argv[sh] -c "…": each prompt word of
+// an agent command in it replaced by its marker where the word appears
+// verbatim; a script where it does not (escapes inside the prompt) is
+// replaced whole by its length and digest.
+//
+// It reports whether argv has a -c script at all.
+func shellPrompts(argv []string, sh, depth int) bool {
+	idx := -1
+	for j := sh + 1; j < len(argv); j++ {
+		a := argv[j]
+		if a == "-o" || a == "+o" || a == "-O" || a == "+O" {
+			j++
+			continue
+		}
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a[1:], "c") {
+			for k := j + 1; k < len(argv); k++ {
+				if !strings.HasPrefix(argv[k], "-") && !strings.HasPrefix(argv[k], "+") {
+					idx = k
+					break
+				}
+			}
+			break
+		}
+		if !strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "+") {
+			break
+		}
+	}
+	if idx < 0 {
+		return false
+	}
+	script := argv[idx]
+	var prompts []string
+	for _, cmd := range simpleCommands(script) {
+		words := slices.Clone(cmd)
+		promptWords(words, depth+1, func(i int) { prompts = append(prompts, cmd[i]) })
+	}
+	if len(prompts) == 0 {
+		return true
+	}
+	sort.Slice(prompts, func(a, b int) bool { return len(prompts[a]) > len(prompts[b]) })
+	for _, p := range prompts {
+		if p == "" {
+			continue
+		}
+		if !strings.Contains(script, p) {
+			argv[idx] = strings.Replace(PromptMarker(argv[idx]), "[prompt:", "[script:", 1)
+			return true
+		}
+		script = strings.ReplaceAll(script, p, PromptMarker(p))
+	}
+	argv[idx] = script
+	return true
+}
+
+// markPrompts marks the prompt words of an agent's arguments under spec.
+func markPrompts(args []string, spec promptSpec, mark func(int)) {
+	first := true // no positional seen yet
+	positional := spec.positional && len(spec.promptSub) == 0
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if positional {
+				for j := i + 1; j < len(args); j++ {
+					mark(j)
+				}
+			}
+			return
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			name, val, attached := strings.Cut(a, "=")
+			switch {
+			case contains(spec.prompt, name):
+				if attached {
+					args[i] = name + "=" + PromptMarker(val)
+				} else if i+1 < len(args) {
+					mark(i + 1)
+					i++
+				}
+			case contains(spec.values, name) && !attached:
+				i++
+			}
+			continue
+		}
+		if first {
+			first = false
+			if contains(spec.noPrompt, a) {
+				return
+			}
+			if contains(spec.promptSub, a) {
+				positional = true
+				continue
+			}
+			if contains(spec.passSub, a) {
+				continue
+			}
+		}
+		if positional {
+			mark(i)
+		}
+	}
 }

@@ -1,14 +1,11 @@
 package recorder
 
 import (
-	"regexp"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/agentwatch/agentwatch/secretscan"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -44,67 +41,16 @@ func (c Capture) Mode() string {
 	return "metadata"
 }
 
-var (
-	// "api_key": "x", api-key: x, x-api-key: x, secret_key = x — secrets
-	// in JSON, YAML, INI files and HTTP headers, where RedactString's
-	// NAME=value rule (no spaces) does not look.
-	keyedSecret = regexp.MustCompile(`(?i)("?)([A-Za-z_][A-Za-z0-9_.\-]*)("?\s*[:=]\s*)("[^"\n]*"|'[^'\n]*'|[^\s,;}\]"']+)`)
-)
-
 // ContentRedactor returns the redactor every captured text (prompts,
 // responses, tool arguments, command output, the agent's content
-// attributes) passes through before any sink sees it. It replaces, in this
-// order:
-//   - the values of the environment variables the policy dropped
-//     (RunInfo.RedactValues), wherever they appear, longest first;
-//   - everything secretscan's rules find (the same rules as the diff scan:
-//     cloud keys, tokens, private-key bodies, generic high-entropy secrets
-//     assigned to secret-looking names);
-//   - RedactString's shapes: API keys (sk-…, sk-ant-…), GitHub/GitLab/Slack
-//     tokens, AWS key ids, JWTs, bearer and basic credentials, passwords in
-//     URLs, NAME=value for secret names;
-//   - "name": "value" and name: value pairs whose name says secret
-//     (JSON bodies, YAML, x-api-key headers).
+// attributes) passes through before any sink sees it: redact.Content with
+// the run's dropped values (RunInfo.RedactValues) — the credential table
+// of secretscan, the values, passwords in URLs, bearer and basic
+// credentials, NAME=value and "name": "value" pairs for secret names.
 //
 // It is safe for concurrent use.
 func ContentRedactor(values []string) func(string) string {
-	vals := slices.Clone(values)
-	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
-	var pairs []string
-	for _, v := range vals {
-		if v != "" {
-			pairs = append(pairs, v, Redacted)
-		}
-	}
-	var rep *strings.Replacer
-	if len(pairs) > 0 {
-		rep = strings.NewReplacer(pairs...)
-	}
-	return func(s string) string {
-		if s == "" {
-			return s
-		}
-		if rep != nil {
-			s = rep.Replace(s)
-		}
-		if b, n := secretscan.Redact([]byte(s)); n > 0 {
-			s = string(b)
-		}
-		s = RedactString(s)
-		s = keyedSecret.ReplaceAllStringFunc(s, func(m string) string {
-			sub := keyedSecret.FindStringSubmatch(m)
-			name, val := sub[2], strings.Trim(sub[4], `"'`)
-			if val == "" || strings.HasPrefix(val, "[REDACTED") || !isSecretName(name, false) && !strings.EqualFold(name, "x-api-key") {
-				return m
-			}
-			q := ""
-			if strings.HasPrefix(sub[4], `"`) || strings.HasPrefix(sub[4], "'") {
-				q = sub[4][:1]
-			}
-			return sub[1] + name + sub[3] + q + Redacted + q
-		})
-		return s
-	}
+	return redact.New(values).Content
 }
 
 // truncateText cuts s to at most n bytes on a character boundary; the cut

@@ -72,8 +72,8 @@ type RunInfo struct {
 	Attributes     map[string]string   // extra root attributes (team, org); the policy's attributes are added under them
 	ServiceVersion string
 	// RedactValues are the values of the environment variables the policy
-	// drops (policy.DroppedValues): replaced by [REDACTED] wherever they
-	// appear in the trace. Never stored.
+	// drops that are secrets (redact.Secrets): replaced by [REDACTED]
+	// wherever they appear in the trace. Never stored in the trace.
 	RedactValues []string
 	// Resolvers are the system's DNS servers (resolv.conf): DNS redirected
 	// from any other address is a policy_bypass alert. Empty: not judged.
@@ -365,7 +365,7 @@ func (r *Recorder) exec(e event.Exec) {
 	s := r.newProcSpan(parent.id, e.Time)
 	s.pid, s.ppid = e.PID, ppid
 	s.exe = e.Filename
-	s.args = RedactArgs(e.Argv)
+	s.args = r.commandArgs(e.Argv, e.Time)
 	s.truncated = e.ArgvTruncated
 	s.cwd = e.Cwd
 	s.uid = e.UID

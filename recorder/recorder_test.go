@@ -348,7 +348,7 @@ func TestFixtureRoot(t *testing.T) {
 		telemetry.RunID:                 "run-7f3a",
 		telemetry.SessionID:             "run-7f3a",
 		telemetry.GenAIAgentName:        "claude",
-		telemetry.ProcessCommandLine:    "claude -p 'fix the flaky test' --api-key [REDACTED]",
+		telemetry.ProcessCommandLine:    "claude -p " + shellQuote(PromptMarker("fix the flaky test")) + " --api-key [REDACTED]",
 		telemetry.ProcessExitCode:       "1",
 		telemetry.ErrorType:             "1",
 		telemetry.ProcessSignal:         "<unset>",
@@ -396,7 +396,7 @@ func TestFixtureProcesses(t *testing.T) {
 		telemetry.ProcessParentPID:        "1",
 		telemetry.ProcessExecutableName:   "claude",
 		telemetry.ProcessExecutablePath:   "/usr/local/bin/claude",
-		telemetry.ProcessCommandArgs:      `["claude","-p","fix the flaky test"]`,
+		telemetry.ProcessCommandArgs:      `["claude","-p","` + PromptMarker("fix the flaky test") + `"]`,
 		telemetry.ProcessWorkingDirectory: ws,
 		telemetry.ProcessUserID:           "1000",
 		telemetry.ProcessExitCode:         "0",
@@ -444,7 +444,7 @@ func TestFixtureProcesses(t *testing.T) {
 
 	git := find(t, tr, "bash_command git")
 	wantAttrs(t, git, map[attribute.Key]string{
-		telemetry.ProcessCommandLine: "git push https://dev:[REDACTED]@github.com/acme/app.git",
+		telemetry.ProcessCommandLine: "git push https://dev:[REDACTED:url-password]@github.com/acme/app.git",
 		telemetry.ProcessSignal:      "SIGTERM",
 		telemetry.ProcessExitCode:    "143",
 		telemetry.ErrorType:          "SIGTERM",
@@ -607,10 +607,10 @@ func TestFixtureRedaction(t *testing.T) {
 			t.Errorf("planted secret %q leaked into the trace", secret)
 		}
 	}
-	if !strings.Contains(text, "GITHUB_TOKEN=[REDACTED] git push https://dev:[REDACTED]@github.com") {
+	if !strings.Contains(text, "GITHUB_TOKEN=[REDACTED:github-token] git push https://dev:[REDACTED:url-password]@github.com") {
 		t.Errorf("bash -c script not redacted as expected:\n%s", text)
 	}
-	if !strings.Contains(text, "AWS_ACCESS_KEY_ID=[REDACTED]") {
+	if !strings.Contains(text, "AWS_ACCESS_KEY_ID=[REDACTED:aws-access-key-id]") {
 		t.Error("env assignment not redacted")
 	}
 }

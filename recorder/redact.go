@@ -2,124 +2,25 @@ package recorder
 
 import (
 	"path"
-	"regexp"
 	"strings"
+	"time"
+
+	"github.com/agentwatch/agentwatch/redact"
+	"github.com/agentwatch/agentwatch/telemetry"
 )
 
 // Redacted replaces a secret value in command lines.
-const Redacted = "[REDACTED]"
-
-// Known credential shapes, replaced wherever they appear in an argument
-// (also inside `bash -c "…"` scripts, where they sit mid-string).
-var tokenPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`),
-	regexp.MustCompile(`\bsk-[A-Za-z0-9_\-]{16,}`),                                        // OpenAI, Anthropic (sk-ant-…), Stripe
-	regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`),   // GitHub
-	regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`),                                   // AWS access key ids
-	regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9\-]{10,}`),                                // Slack
-	regexp.MustCompile(`\bglpat-[A-Za-z0-9_\-]{20,}`),                                     // GitLab
-	regexp.MustCompile(`\bAIza[0-9A-Za-z_\-]{35}`),                                        // Google API keys
-	regexp.MustCompile(`\bnpm_[A-Za-z0-9]{36}\b`),                                         // npm
-	regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}`), // JWTs
-}
-
-var (
-	// scheme://user:password@host → scheme://user:[REDACTED]@host
-	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@'"]*):([^@\s/'"]+)@`)
-	// Authorization: Bearer x, Basic x, token x
-	authScheme = regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=\-]+)`)
-	authHeader = regexp.MustCompile(`(?i)(authorization:\s*[A-Za-z]+\s+)(\S+)`)
-	// NAME=value where NAME says it is a secret (ANTHROPIC_API_KEY=…).
-	secretAssign = regexp.MustCompile(`\b([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|[^\s'";&|]+)`)
-	// --password=x or --token x inside one string (bash -c scripts).
-	secretFlag = regexp.MustCompile(`(--?[A-Za-z][A-Za-z0-9_\-]*)(=|[ \t]+)("[^"]*"|'[^']*'|[^\s'"\-][^\s'"]*)`)
-)
-
-// secretWords name a secret when they appear as a word of a flag or
-// variable name (split at - and _).
-var secretWords = map[string]bool{
-	"password": true, "passwd": true, "passphrase": true, "pass": true, "pw": true,
-	"token": true, "secret": true, "apikey": true, "credential": true, "credentials": true,
-	"pat": true, "auth": false,
-}
-
-// notValueWords end a flag or variable name whose value is not the secret
-// itself but where to find it (--password-file, GITHUB_TOKEN_PATH).
-var notValueWords = map[string]bool{
-	"file": true, "path": true, "stdin": true, "env": true, "cmd": true, "command": true,
-	"helper": true, "type": true, "dir": true, "name": true, "id": true, "length": true,
-	"limit": true, "count": true, "url": true, "var": true, "prompt": true,
-}
-
-// isSecretName reports whether a flag or variable name announces a secret
-// value: --api-key, --password, GH_TOKEN, AWS_SECRET_ACCESS_KEY,
-// PGPASSWORD. Variables (loose) match on substrings, as people glue words
-// together there; flags match on whole words, so --max-tokens 500 stays.
-func isSecretName(name string, loose bool) bool {
-	name = strings.ToLower(strings.TrimLeft(name, "-"))
-	words := strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' || r == '.' })
-	if len(words) == 0 || notValueWords[words[len(words)-1]] {
-		return false
-	}
-	for _, sub := range []string{"password", "passwd", "passphrase", "secret"} {
-		if strings.Contains(name, sub) {
-			return true
-		}
-	}
-	if loose {
-		for _, sub := range []string{"token", "apikey", "api_key", "credential", "private_key", "access_key"} {
-			if strings.Contains(name, sub) {
-				return true
-			}
-		}
-	}
-	for i, w := range words {
-		if secretWords[w] {
-			return true
-		}
-		if w == "key" && i > 0 {
-			switch words[i-1] {
-			case "api", "access", "private", "secret", "signing", "encryption", "master", "license":
-				return true
-			}
-		}
-	}
-	return false
-}
+const Redacted = redact.Marker
 
 // RedactString replaces credentials inside one string (an argument or a
-// whole shell script).
+// whole shell script): the credential table's shapes and the context
+// rules of package redact (no dropped values: those are the run's, see
+// Recorder.Redactor).
 func RedactString(s string) string {
-	for _, re := range tokenPatterns {
-		s = re.ReplaceAllString(s, Redacted)
-	}
-	s = urlPassword.ReplaceAllString(s, "${1}:"+Redacted+"@")
-	s = authHeader.ReplaceAllString(s, "${1}"+Redacted)
-	s = authScheme.ReplaceAllStringFunc(s, func(m string) string {
-		sub := authScheme.FindStringSubmatch(m)
-		// "basic authentication" in a prompt is prose, not a credential:
-		// real tokens are long and carry digits.
-		if len(sub[3]) < 12 || !strings.ContainsAny(sub[3], "0123456789") {
-			return m
-		}
-		return sub[1] + sub[2] + Redacted
-	})
-	s = secretAssign.ReplaceAllStringFunc(s, func(m string) string {
-		sub := secretAssign.FindStringSubmatch(m)
-		if !isSecretName(sub[1], true) || sub[2] == Redacted {
-			return m
-		}
-		return sub[1] + "=" + Redacted
-	})
-	s = secretFlag.ReplaceAllStringFunc(s, func(m string) string {
-		sub := secretFlag.FindStringSubmatch(m)
-		if !isSecretName(sub[1], false) || sub[3] == Redacted {
-			return m
-		}
-		return sub[1] + sub[2] + Redacted
-	})
-	return s
+	return (*redact.Redactor)(nil).String(s)
 }
+
+func isSecretName(name string, loose bool) bool { return redact.IsSecretName(name, loose) }
 
 // passwordOptions are short options that take a password for one
 // command; elsewhere the same letter means something else (mkdir -p,
@@ -217,4 +118,49 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Redactor is the run's redactor: the dropped values the supervisor chose
+// (RunInfo.RedactValues, redact.Secrets), the credential table and the
+// context rules. The supervisor redacts the stored diff with it, so the
+// diff and the trace agree.
+func (r *Recorder) Redactor() *redact.Redactor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.redactor()
+}
+
+// redactor is Redactor for code that holds r.mu (Finish and what it
+// calls: a list of paths kept beside the trace must be redacted exactly
+// like file.path).
+func (r *Recorder) redactor() *redact.Redactor {
+	return redact.New(r.info.RedactValues)
+}
+
+// RedactAlso adds values to redact wherever they appear (the secrets the
+// end-of-run scan found, which may also sit in an argument or a path
+// without the context that found them). Values shorter than
+// redact.MinValue bytes are ignored. Call it before Finish.
+func (r *Recorder) RedactAlso(values []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range values {
+		if len(v) >= redact.MinValue {
+			r.info.RedactValues = append(r.info.RedactValues, v)
+		}
+	}
+}
+
+// redactValues is the recorder's last step: every string of the trace
+// through the run's redactor (span names, attributes, events, links, the
+// resource), whatever built it.
+func redactValues(t *telemetry.Trace, values []string) {
+	redact.New(values).Trace(t)
+}
+
+// commandArgs is argv as a span keeps it: credentials redacted and, unless
+// full capture is on at t, the prompt given on an agent's command line
+// replaced by its length and digest (PromptArgs).
+func (r *Recorder) commandArgs(argv []string, t time.Time) []string {
+	return PromptArgs(RedactArgs(argv), r.info.Capture.Active(t))
 }

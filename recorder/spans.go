@@ -337,7 +337,7 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 	info := r.info
 	sp := r.span(r.root.id, trace.SpanID{}, telemetry.SpanAgentRun, telemetry.SpanAgentRun, telemetry.OIAgent,
 		trace.SpanKindInternal, info.Start, end.Time)
-	args := RedactArgs(info.Argv)
+	args := r.commandArgs(info.Argv, info.Start)
 	a := []attribute.KeyValue{
 		telemetry.GenAIOperationName.String("invoke_agent"),
 		telemetry.RunID.String(info.RunID),

@@ -1,6 +1,8 @@
 // Package secretscan finds credentials in what a run added: the added
 // lines of a unified diff (Scan) and files written outside git (ScanFile),
-// with a table of built-in rules.
+// with a table of built-in rules. The table is agentwatch's one definition
+// of a credential's shape: the redactor (package redact) removes what it
+// matches from every sink (Redact, RedactString), the scan reports it.
 //
 // A finding names the rule, the file and the line, and a fingerprint (a
 // truncated sha256 of the secret, to dedupe the same secret seen twice).
@@ -129,6 +131,18 @@ const (
 	RuleJWT              = "jwt"
 	RuleURLPassword      = "url-password"
 	RuleGenericAssignKey = "generic-secret-assignment"
+	RuleGoogleAPIKey     = "google-api-key"
+	RuleNPMToken         = "npm-token"
+	RuleHuggingFaceToken = "huggingface-token"
+)
+
+// Token boundaries. A token glued to a word by an underscore or a dash
+// (dir_ghp_…, FOO-AKIA…, a file name) is still a token: \b would miss
+// the underscore case, so the boundary is "not a letter or digit". The
+// boundary character is matched outside the secret's group.
+const (
+	pre  = `(?:^|[^A-Za-z0-9])`
+	post = `(?:[^A-Za-z0-9]|$)`
 )
 
 // rule is one row of the table. The secret is the regexp's first group
@@ -162,29 +176,37 @@ var rules = []rule{
 	{name: RulePrivateKey, keywords: []string{"private key"}, block: true,
 		re: regexp.MustCompile(`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----`)},
 	{name: RuleAWSAccessKey, keywords: []string{"akia", "asia", "abia", "acca"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b`)},
+		// The ids are base32 (A-Z, 2-7); the class is wider so that a
+		// redaction never hangs on it, the entropy keeps the scan quiet.
+		re: regexp.MustCompile(pre + `((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})` + post)},
 	{name: RuleAWSSecretKey, keywords: []string{"aws"}, minEntropy: MinGenericEntropy,
 		re: regexp.MustCompile(`(?i)aws.{0,24}(?:secret|sk)[a-z_\-]{0,16}["']?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:["'\s]|$)`)},
 	{name: RuleAzureStorageKey, keywords: []string{"accountkey"}, minEntropy: minTokenEntropy,
 		re: regexp.MustCompile(`(?i)AccountKey=([A-Za-z0-9+/]{86}==)`)},
 	{name: RuleGitHubToken, keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})\b`)},
+		re: regexp.MustCompile(pre + `((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})`)},
 	{name: RuleGitLabToken, keywords: []string{"glpat-"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`\b(glpat-[A-Za-z0-9_\-]{20,})`)},
+		re: regexp.MustCompile(pre + `(glpat-[A-Za-z0-9_\-]{20,})`)},
 	{name: RuleSlackWebhook, keywords: []string{"hooks.slack.com"},
 		re: regexp.MustCompile(`(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,})`)},
 	{name: RuleSlackToken, keywords: []string{"xox"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`\b(xox[abprse]-[0-9]{6,}-[A-Za-z0-9\-]{10,})`)},
+		re: regexp.MustCompile(pre + `(xox[abprse]-[0-9]{6,}-[A-Za-z0-9\-]{10,})`)},
 	{name: RuleStripeKey, keywords: []string{"_live_"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`\b((?:sk|rk)_live_[A-Za-z0-9]{20,})`)},
+		re: regexp.MustCompile(pre + `((?:sk|rk)_live_[A-Za-z0-9]{20,})`)},
 	{name: RuleAnthropicKey, keywords: []string{"sk-ant-"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`\b(sk-ant-[A-Za-z0-9_\-]{32,})`)},
+		re: regexp.MustCompile(pre + `(sk-ant-[A-Za-z0-9_\-]{16,})`)},
 	{name: RuleOpenAIKey, keywords: []string{"sk-"}, minEntropy: MinGenericEntropy,
-		re: regexp.MustCompile(`\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})`),
+		re: regexp.MustCompile(pre + `(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})`),
 		// sk-this-is-not-a-real-key-just-text: words joined by dashes.
 		check: func(m []string) bool { return hasDigit(m[1]) }},
 	{name: RuleJWT, keywords: []string{"eyj"},
-		re: regexp.MustCompile(`\b(eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,})`)},
+		re: regexp.MustCompile(pre + `(eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,})`)},
+	{name: RuleGoogleAPIKey, keywords: []string{"aiza"}, minEntropy: minTokenEntropy,
+		re: regexp.MustCompile(pre + `(AIza[0-9A-Za-z_\-]{35})`)},
+	{name: RuleNPMToken, keywords: []string{"npm_"}, minEntropy: minTokenEntropy,
+		re: regexp.MustCompile(pre + `(npm_[A-Za-z0-9]{36})` + post)},
+	{name: RuleHuggingFaceToken, keywords: []string{"hf_"}, minEntropy: minTokenEntropy,
+		re: regexp.MustCompile(pre + `(hf_[A-Za-z0-9]{34,})`)},
 	{name: RuleURLPassword, keywords: []string{"://"},
 		re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^:/\s@'"<>]{1,64}:([^@/\s'"<>]{3,128})@[A-Za-z0-9.\-]+`)},
 	{name: RuleGenericAssignKey, keywords: []string{"secret", "token", "passw", "pwd", "key", "credential"}, minEntropy: MinGenericEntropy,
@@ -515,7 +537,7 @@ func (s *scanner) line(file string, n int, l []byte) bool {
 		}
 		return true
 	}
-	for _, m := range findLine(text) {
+	for _, m := range findLine(text, true) {
 		f := Finding{Rule: m.r.name, File: file, Line: n}
 		if m.r.block {
 			// The body follows on the next lines; an inline body (a
@@ -552,7 +574,14 @@ type lineMatch struct {
 
 // findLine applies the rule table to one line. A PEM block opener is the
 // last match returned: what follows it is the block's body.
-func findLine(text string) []lineMatch {
+//
+// strict is the scan: a finding is an alarm a reviewer reads, so a match
+// must also pass the rule's entropy threshold and must not be a
+// documentation stand-in (AKIA…EXAMPLE, ghp_xxxx…). Redaction is not
+// strict: removing a stand-in costs nothing, leaving a real token of a
+// low-entropy look leaks it. Both read the same table: one definition of
+// what a credential looks like.
+func findLine(text string, strict bool) []lineMatch {
 	lower := strings.ToLower(text)
 	var out []lineMatch
 	var taken [][2]int // byte ranges matched on this line
@@ -581,10 +610,16 @@ func findLine(text string) []lineMatch {
 					continue
 				}
 			}
-			if r.minEntropy > 0 && (Entropy(secret) < r.minEntropy || len(secret) < MinGenericLen && r.name == RuleGenericAssignKey) {
+			if r.name == RuleGenericAssignKey && len(secret) < MinGenericLen {
 				continue
 			}
-			if !r.block && isPlaceholder(secret) {
+			if strict && r.minEntropy > 0 && Entropy(secret) < r.minEntropy {
+				continue
+			}
+			// A generic NAME = value is matched by its context, not its
+			// shape: stand-ins (your_api_key_here) are common there, and
+			// redacting them would blank documentation.
+			if !r.block && (strict || r.name == RuleGenericAssignKey) && isPlaceholder(secret) {
 				continue
 			}
 			taken = append(taken, [2]int{idx[0], idx[1]})
@@ -600,7 +635,9 @@ func findLine(text string) []lineMatch {
 // Redact returns data with every secret the rules find replaced by
 // "[REDACTED:rule]" — on every line, removed and context lines of a diff
 // included — and PEM block bodies replaced line by line; and how many
-// secrets it replaced. It is for keeping a diff or file (the store's diff
+// secrets it replaced. It matches the table's shapes without the scan's
+// entropy and stand-in checks (findLine): what the scan reports is always
+// redacted, and a token that looks too regular to report is redacted too. It is for keeping a diff or file (the store's diff
 // artifact) without the credentials in it; lines are not length-capped
 // here, so nothing past MaxLineLen survives.
 func Redact(data []byte) ([]byte, int) {
@@ -625,7 +662,7 @@ func Redact(data []byte) ([]byte, int) {
 			}
 			continue
 		}
-		ms := findLine(text)
+		ms := findLine(text, false)
 		sort.Slice(ms, func(a, b int) bool { return ms[a].lo < ms[b].lo })
 		last := 0
 		for _, m := range ms {
@@ -654,6 +691,65 @@ func Redact(data []byte) ([]byte, int) {
 		out.WriteString(text[last:])
 	}
 	return out.Bytes(), n
+}
+
+// Values returns the distinct secrets the scan's rules find in data (a
+// diff, on every line, or a file), for the redactor to replace wherever
+// else they appear: a value found by its context (DB_PASSWORD = "…") has
+// no shape to be found by in an argument or a path. PEM bodies are not
+// returned (their lines are redacted by their block). Unlike a Result,
+// this holds secrets: it is for the redactor only, never for a sink.
+func Values(data []byte) []string {
+	seen := map[string]bool{}
+	var out []string
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i], data[i+1:]
+		}
+		if len(l) > MaxLineLen {
+			l = l[:MaxLineLen]
+		}
+		text := string(l)
+		for _, m := range findLine(text, true) {
+			if m.r.block {
+				continue
+			}
+			if v := text[m.lo:m.hi]; !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// RedactString is Redact for one string (an argument, a path, a span
+// name): every match of the table replaced by "[REDACTED:rule]".
+func RedactString(s string) (string, int) {
+	if !mayMatch(s) {
+		return s, 0
+	}
+	b, n := Redact([]byte(s))
+	if n == 0 {
+		return s, 0
+	}
+	return string(b), n
+}
+
+// mayMatch reports whether any rule's keyword is in s: the cheap test
+// that spares most strings (paths, names) the regexps.
+func mayMatch(s string) bool {
+	lower := strings.ToLower(s)
+	for i := range rules {
+		if containsAny(lower, rules[i].keywords) {
+			return true
+		}
+	}
+	return false
 }
 
 // redactBody replaces the key material of a PEM body line, keeping a

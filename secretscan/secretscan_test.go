@@ -482,3 +482,64 @@ func TestRedact(t *testing.T) {
 		t.Errorf("clean text changed: %q %d", out, n)
 	}
 }
+
+// TestOneTableTwoStrengths: the scan and the redactor read one table; the
+// scan also wants entropy and no stand-in, redaction removes every shape.
+func TestOneTableTwoStrengths(t *testing.T) {
+	google := "AI" + "za" + rnd(b64url, 35)
+	npm := "np" + "m_" + rnd(alnum, 36)
+	hf := "hf" + "_" + rnd(alnum, 34)
+	gh := "gh" + "p_" + rnd(alnum, 36)
+	for _, c := range []struct{ rule, token, line string }{
+		{RuleGoogleAPIKey, google, "key: " + google},
+		{RuleNPMToken, npm, "//registry/:_authToken=" + npm},
+		{RuleHuggingFaceToken, hf, "HF=" + hf},
+		{RuleGitHubToken, gh, "mkdir dir_" + gh + "_x"}, // glued by underscores
+	} {
+		if res := ScanFile("f", []byte(c.line)); res.Counts[c.rule] != 1 {
+			t.Errorf("%s: scan found %v in %q", c.rule, res.RuleCounts(), c.line)
+		}
+		out, n := RedactString(c.line)
+		if n == 0 || strings.Contains(out, c.token) || !strings.Contains(out, "[REDACTED:"+c.rule+"]") {
+			t.Errorf("%s: redacted %q", c.rule, out)
+		}
+	}
+	// Stand-ins: not findings, still redacted.
+	for _, s := range []string{"AK" + "IAIOSFODNN7EXAMPLE", "gh" + "p_" + strings.Repeat("x", 36)} {
+		if res := ScanFile("f", []byte("id = "+s)); res.Total != 0 {
+			t.Errorf("scan reports the stand-in %q", s)
+		}
+		if out, _ := RedactString("id = " + s); strings.Contains(out, s) {
+			t.Errorf("redaction kept %q", s)
+		}
+	}
+	// Glued to a letter on the left: not a token (risk-assessment-…).
+	if out, n := RedactString("/ws/risk-assessment-for-q3-2024-final-report-v2.md"); n != 0 {
+		t.Errorf("a file name redacted: %q", out)
+	}
+}
+
+// TestValues: the secrets themselves, for the redactor — each planted one
+// but the PEM bodies (redacted by their block), once each.
+func TestValues(t *testing.T) {
+	ps := plantedSecrets()
+	var lines []string
+	for _, p := range ps {
+		lines = append(lines, p.line, p.line)
+	}
+	got := map[string]int{}
+	for _, v := range Values([]byte(strings.Join(lines, "\n"))) {
+		got[v]++
+	}
+	for _, p := range ps {
+		if p.rule == RulePrivateKey || p.rule == RuleGCPServiceKey {
+			continue
+		}
+		if got[p.secret] != 1 {
+			t.Errorf("%s: %d times in Values", p.rule, got[p.secret])
+		}
+	}
+	if v := Values([]byte("nothing here\npassword = \"changeme-changeme-changeme\"\n")); len(v) != 0 {
+		t.Errorf("Values of clean text: %q", v)
+	}
+}

@@ -30,6 +30,7 @@ const outputMargin = 4096
 type capturePlan struct {
 	rec    recorder.Capture
 	redact func(string) string
+	values *runRedactor   // the values redact uses (setValues)
 	out    *outputCapture // nil in metadata mode
 }
 
@@ -40,7 +41,7 @@ func planCapture(pol *policy.Policy, full time.Duration, now time.Time, redactVa
 	if outBytes <= 0 {
 		outBytes = recorder.DefaultOutputBytes
 	}
-	c := capturePlan{rec: recorder.Capture{OutputBytes: outBytes}}
+	c := capturePlan{rec: recorder.Capture{OutputBytes: outBytes}, values: newRunRedactor(redactValues)}
 	if full <= 0 {
 		if pol.Capture.Content == "full" {
 			fmt.Fprintf(stderr, "agentwatch: the policy asks for full content capture; it takes --capture-full DURATION (an expiry) on the command line: recording metadata only\n")
@@ -49,7 +50,7 @@ func planCapture(pol *policy.Policy, full time.Duration, now time.Time, redactVa
 	}
 	c.rec.Full = true
 	c.rec.Until = now.Add(full)
-	c.redact = recorder.ContentRedactor(redactValues)
+	c.redact = c.values.content
 	c.out = &outputCapture{limit: outBytes + outputMargin, until: c.rec.Until}
 	fmt.Fprintf(stderr, "agentwatch: FULL content capture until %s: prompts, responses, tool arguments and command output are recorded (redacted)\n",
 		c.rec.Until.Local().Format(time.RFC3339))

@@ -7,6 +7,8 @@ import (
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 )
 
 // supervisorEnv are the variables the supervisor sets itself: the target
@@ -22,9 +24,10 @@ var supervisorEnv = []string{"HOME", "USER", "LOGNAME"}
 //
 // then HOME, USER and LOGNAME of the target user (childEnv). It returns the
 // environment, the EnvFiltered event for the recorder (names only), and the
-// dropped values the recorder must redact: those of at least
-// policy.MinRedactedValue bytes that the child does not have anyway.
-func policyEnv(pol *policy.Policy, env []string, t Target, now time.Time) ([]string, event.EnvFiltered, []string) {
+// dropped variables whose values the child does not have anyway: which of
+// them are secrets to redact is redact.Secrets' decision (by name, shape
+// and what is public in the run).
+func policyEnv(pol *policy.Policy, env []string, t Target, now time.Time) ([]string, event.EnvFiltered, []redact.Dropped) {
 	filtered, kept, dropped, set := pol.FilterEnv(env)
 	child := filtered
 	if pol.Mode != policy.Enforce {
@@ -64,11 +67,13 @@ func policyEnv(pol *policy.Policy, env []string, t Target, now time.Time) ([]str
 	for _, name := range supervisorEnv {
 		has[lookupEnv(child, name)] = true
 	}
-	var redact []string
-	for _, v := range pol.DroppedValues(env) {
-		if !has[v] {
-			redact = append(redact, v)
+	var out []redact.Dropped
+	for _, kv := range env {
+		name, v, ok := strings.Cut(kv, "=")
+		if !ok || v == "" || has[v] || pol.AllowsEnv(name) || slices.Contains(supervisorEnv, name) {
+			continue
 		}
+		out = append(out, redact.Dropped{Name: name, Value: v})
 	}
 	ev := event.EnvFiltered{
 		Header:  event.Header{Time: now},
@@ -76,7 +81,7 @@ func policyEnv(pol *policy.Policy, env []string, t Target, now time.Time) ([]str
 		Dropped: dropped,
 		Set:     set,
 	}
-	return child, ev, redact
+	return child, ev, out
 }
 
 // withSet is env with env.set applied: overridden names replaced in place,
@@ -98,4 +103,17 @@ func withSet(env []string, set map[string]string) []string {
 		out = append(out, k+"="+set[k])
 	}
 	return out
+}
+
+// publicMetadata is what the run shows anyway and the child could not
+// choose: the working directory and workspace, the user and home, the
+// repository URL, branch and commit taken before the child started. A
+// dropped value inside one of them is an identifier, not a secret
+// (redact.Secrets), unless it has a credential's shape.
+func publicMetadata(info recorder.RunInfo, dir string) []string {
+	pub := []string{dir, info.Workspace, info.Home, info.User}
+	if b := info.Before; b != nil {
+		pub = append(pub, b.Root, b.RemoteURL, b.Branch, b.Head)
+	}
+	return pub
 }

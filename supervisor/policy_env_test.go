@@ -10,6 +10,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/telemetry"
 )
 
@@ -69,7 +70,8 @@ func TestPolicyEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ev, redact := policyEnv(tt.pol, env, tt.target, time.Unix(1, 0))
+			got, ev, dropped := policyEnv(tt.pol, env, tt.target, time.Unix(1, 0))
+			redact := redact.Secrets(dropped, nil)
 			if !slices.Equal(got, tt.wantEnv) {
 				t.Errorf("env\n got %q\nwant %q", got, tt.wantEnv)
 			}

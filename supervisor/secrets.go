@@ -1,13 +1,16 @@
 package supervisor
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/secretscan"
 	"github.com/agentwatch/agentwatch/workspace"
 	"golang.org/x/sys/unix"
@@ -24,12 +27,23 @@ func scanSecrets(rec *recorder.Recorder, ev *workspace.Evidence) *secretscan.Res
 	if ev != nil && ev.Absent == "" {
 		diff, root = ev.Diff, ev.Root
 	}
-	res := secretscan.ScanRun(diff, root, rec.SecretWrites(), readSecretFile)
+	written := rec.SecretWrites()
+	res := secretscan.ScanRun(diff, root, written, readSecretFile)
+	// What the scan found is redacted wherever else it appears (an
+	// argument, a path), not only where its context gave it away.
+	found := secretscan.Values(diff)
+	for _, p := range written {
+		if data, err := readSecretFile(p); err == nil && len(data) <= 4<<20 {
+			found = append(found, secretscan.Values(data)...)
+		}
+	}
+	rec.RedactAlso(found)
 	if len(diff) > 0 {
-		// What the scan found must not survive in the stored diff either:
-		// the diff kept (and hashed on the git_diff span) is the redacted
-		// one.
-		if red, n := secretscan.Redact(diff); n > 0 {
+		// What the scan found, and the dropped values the child wrote
+		// into a file, must not survive in the stored diff either: the
+		// diff kept (and hashed on the git_diff span) is the one the
+		// run's redactor made, the same redactor the trace goes through.
+		if red := rec.Redactor().Bytes(diff); !bytes.Equal(red, diff) {
 			sum := sha256.Sum256(red)
 			ev.Diff, ev.DiffSHA256 = red, hex.EncodeToString(sum[:])
 		}
@@ -57,3 +71,22 @@ func readSecretFile(p string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(f, 4<<20+1))
 }
+
+// runRedactor is the content redactor the model proxy holds from before
+// the child starts. The values it redacts are decided once the start
+// snapshot says what is public (publicMetadata); until then it redacts
+// the wider set decided without it.
+type runRedactor struct {
+	p atomic.Pointer[redact.Redactor]
+}
+
+func newRunRedactor(values []string) *runRedactor {
+	r := &runRedactor{}
+	r.p.Store(redact.New(values))
+	return r
+}
+
+func (r *runRedactor) content(s string) string { return r.p.Load().Content(s) }
+
+// setValues replaces the values, before the child starts.
+func (c capturePlan) setValues(values []string) { c.values.p.Store(redact.New(values)) }

@@ -13,6 +13,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/workspace"
 )
 
@@ -92,5 +93,69 @@ func TestScanSecretsRedactsStoredDiff(t *testing.T) {
 	}
 	if sum := sha256.Sum256(ev.Diff); ev.DiffSHA256 != hex.EncodeToString(sum[:]) {
 		t.Error("DiffSHA256 does not describe the kept (redacted) diff")
+	}
+}
+
+// TestDroppedValuesInDiffAndPublic: a dropped secret the child wrote into
+// a file is redacted in the kept diff; a dropped value that is public in
+// the run (the repository, the branch) is not a secret and stays, in the
+// diff and in the repository URL.
+func TestDroppedValuesInDiffAndPublic(t *testing.T) {
+	pol, err := policy.Parse("p.yaml", []byte("version: 1\nmode: enforce\nenv:\n  allow: [PATH]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		repoURL = "https://github.com/acme/widgets.git"
+		branch  = "feature/login-flow"
+		pw      = "correct-horse-staple"
+	)
+	env := []string{"PATH=/usr/bin", "GITHUB_REPOSITORY=acme/widgets", "GITHUB_HEAD_REF=" + branch, "DB_PASSWORD=" + pw, "CI=true"}
+	_, _, dropped := policyEnv(pol, env, Target{}, time.Unix(1, 0))
+	info := recorder.RunInfo{RunID: "r", Start: time.Now(), Policy: pol, Workspace: "/ws",
+		Before: &workspace.Snapshot{Root: "/ws", RemoteURL: repoURL, Branch: branch}}
+	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, "/ws"))
+	if len(info.RedactValues) != 1 || info.RedactValues[0] != pw {
+		t.Fatalf("redacted %q, want only the password", info.RedactValues)
+	}
+	diff := []byte("diff --git a/notes b/notes\n--- a/notes\n+++ b/notes\n@@ -0,0 +1,2 @@\n+db " + pw + "\n+repo acme/widgets on " + branch + "\n")
+	ev := &workspace.Evidence{Root: t.TempDir(), Diff: diff, DiffSHA256: "original"}
+	scanSecrets(recorder.New(info), ev)
+	if strings.Contains(string(ev.Diff), pw) || !strings.Contains(string(ev.Diff), "+db [REDACTED]\n+repo acme/widgets on "+branch+"\n") {
+		t.Errorf("kept diff:\n%s", ev.Diff)
+	}
+	if sum := sha256.Sum256(ev.Diff); ev.DiffSHA256 != hex.EncodeToString(sum[:]) {
+		t.Error("DiffSHA256 does not describe the kept (redacted) diff")
+	}
+}
+
+// TestScanFindingsRedactedEverywhere: a secret the scan found by its
+// context (NAME = "…" in a file) has no shape; where the run also used it
+// bare (an argument, a file name) it is redacted too.
+func TestScanFindingsRedactedEverywhere(t *testing.T) {
+	const secret = "Vq3xT9mKp2LzR7wY4bN8cJ5h" // no token shape: found by its name only
+	diff := []byte("diff --git a/app.cfg b/app.cfg\n--- a/app.cfg\n+++ b/app.cfg\n@@ -0,0 +1 @@\n+client_secret = \"" + secret + "\"\n")
+	dir := t.TempDir()
+	start := time.Now()
+	rec := recorder.New(recorder.RunInfo{RunID: "r", Start: start, RootPID: 10, Workspace: dir, Policy: policy.Default()})
+	rec.Add(event.Exec{Header: event.Header{Time: start, PID: 10}, Filename: "/usr/bin/curl", Argv: []string{"curl", "-d", secret, "https://x.test"}, Cwd: dir})
+	rec.Add(event.File{Header: event.Header{Time: start, PID: 10}, Source: event.SourceEBPF, Op: event.FileCreate, Path: dir + "/out-" + secret + ".json"})
+	ev := &workspace.Evidence{Root: dir, Diff: diff, DiffSHA256: "original"}
+	if res := scanSecrets(rec, ev); res.Total != 1 {
+		t.Fatalf("findings %+v, want the planted secret", res)
+	}
+	tr := rec.Finish(recorder.End{Time: start.Add(time.Second), Evidence: ev})
+	var all strings.Builder
+	for _, sp := range tr.Spans {
+		all.WriteString(sp.Name + "\n")
+		for _, kv := range sp.Attrs {
+			all.WriteString(string(kv.Key) + "=" + kv.Value.Emit() + "\n")
+		}
+	}
+	if strings.Contains(all.String(), secret) || strings.Contains(string(ev.Diff), secret) {
+		t.Errorf("the found secret survived:\n%s\n%s", all.String(), ev.Diff)
+	}
+	if !strings.Contains(all.String(), "curl -d [REDACTED] https://x.test") || !strings.Contains(all.String(), "/out-[REDACTED].json") {
+		t.Errorf("argument or path not redacted in place:\n%s", all.String())
 	}
 }

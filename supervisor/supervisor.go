@@ -35,6 +35,7 @@ import (
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
@@ -135,8 +136,12 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// The allowlist (enforce) plus the supervisor's own variables; the
 	// event names what was dropped, never a value (env.go).
 	callerEnv := env
-	env, envFiltered, redact := policyEnv(pol, env, target, time.Now())
-	capture := planCapture(pol, o.CaptureFull, time.Now(), redact, stderr)
+	env, envFiltered, dropped := policyEnv(pol, env, target, time.Now())
+	// Which dropped values are secrets depends on what the run shows
+	// anyway (redact.Secrets); until the start snapshot says so, the
+	// wider set without it (the journal's, the proxy's until launch).
+	redactValues := redact.Secrets(dropped, nil)
+	capture := planCapture(pol, o.CaptureFull, time.Now(), redactValues, stderr)
 
 	// git runs while the store opens, and the kernel's BTF is decoded for
 	// the eBPF loads that come next (their largest CPU cost). Released once
@@ -205,7 +210,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		CI:             ciAttributes(callerEnv),
 		ServiceVersion: o.Version,
 		Policy:         pol,
-		RedactValues:   redact,
+		RedactValues:   redactValues,
 		Capture:        capture.rec,
 	}
 	sink := &sink{}
@@ -264,6 +269,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	}
 	info.Resolvers = systemResolvers()
 	info.Before = sensors.before
+	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, dir))
+	capture.setValues(info.RedactValues)
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
 	if journalGap != "" {
