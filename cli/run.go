@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/llm"
-	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -194,7 +193,7 @@ func unsaved(dir string) []store.Run {
 	var out []store.Run
 	for _, u := range list {
 		out = append(out, store.Run{
-			ID: u.RunID, Start: u.Start, ExitCode: u.ExitCode, Command: recorder.CommandLine(recorder.RedactArgs(u.Argv)),
+			ID: u.RunID, Start: u.Start, ExitCode: u.ExitCode, Command: u.Command,
 			Status: store.StatusUnsaved, StatusReason: u.Cause,
 		})
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
@@ -145,7 +146,7 @@ func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID
 type Unsaved struct {
 	RunID    string
 	Start    time.Time
-	Argv     []string
+	Command  string // redacted as the run's own command line would be
 	ExitCode int    // -1: unknown (agentwatch died before the command ended)
 	Cause    string // why it is not in the store
 }
@@ -163,7 +164,7 @@ func ListUnsaved(storeDir string) ([]Unsaved, error) {
 			Cause: fmt.Sprintf("agentwatch (pid %d) died before saving it", o.Info.PID)}
 		var h runHeader
 		if json.Unmarshal(o.Info.Header, &h) == nil {
-			u.Argv = h.Argv
+			u.Command = redact.New(h.RedactValues).String(recorder.CommandLine(recorder.RedactArgs(recorder.PromptArgs(h.Argv, false))))
 			if !h.Start.IsZero() {
 				u.Start = h.Start
 			}
