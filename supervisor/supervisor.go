@@ -37,6 +37,7 @@ import (
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -169,10 +170,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// A run whose agentwatch died is saved before this one starts.
 	if ids, err := Recover(ctx, st, o.StoreDir); err != nil || len(ids) > 0 {
 		for _, id := range ids {
-			fmt.Fprintf(stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", id)
+			fmt.Fprintf(stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", termtext.Escape(id))
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "agentwatch: %s\n", oneLine(err))
+			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(oneLine(err)))
 		}
 	}
 	var traceFile *export.FileWriter
@@ -320,7 +321,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		if err := tm.attach(capture.tee(out)); err != nil {
 			// Not fatal: the child still has its PTY, the user's terminal
 			// just stays cooked.
-			fmt.Fprintf(stderr, "agentwatch: %v\n", err)
+			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(err.Error()))
 		}
 		defer tm.restore() // also on panic; finish restores on the normal path
 	}
@@ -426,8 +427,8 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		_ = st.MarkExported(ctx, tr.RunID, err)
 		if err != nil {
 			// err already names the endpoint ("exporting to host:port: …").
-			fmt.Fprintf(stderr, "agentwatch: run %s: %v (kept in the store; retry with `agentwatch export %s`)\n",
-				tr.RunID, err, tr.RunID)
+			fmt.Fprintf(stderr, "agentwatch: run %s: %s (kept in the store; retry with `agentwatch export %s`)\n",
+				tr.RunID, termtext.Escape(err.Error()), tr.RunID)
 		}
 	}
 	if len(errs) > 0 {
