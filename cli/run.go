@@ -12,6 +12,7 @@ import (
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
 
@@ -76,7 +77,7 @@ func (a *app) runCommand() *cobra.Command {
 			var notes []string
 			pol, err := resolvePolicy(o.policyFile, o.mode, "", func(w string) {
 				notes = append(notes, w)
-				fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", w)
+				fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(w))
 			})
 			if err != nil {
 				return err
@@ -139,10 +140,10 @@ func (a *app) openStore(dir string) (*store.Store, error) {
 func (a *app) recover(st *store.Store, dir string) {
 	ids, err := supervisor.Recover(context.Background(), st, dir)
 	for _, id := range ids {
-		fmt.Fprintf(a.env.Stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", id)
+		fmt.Fprintf(a.env.Stderr, "agentwatch: run %s was interrupted (agentwatch died); recovered from its journal\n", termtext.Escape(id))
 	}
 	if err != nil {
-		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(strings.Join(strings.Fields(err.Error()), " ")))
 	}
 }
 
