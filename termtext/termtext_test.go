@@ -141,3 +141,17 @@ func unescape(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+func BenchmarkEscape(b *testing.B) {
+	for _, bc := range []struct{ name, in string }{
+		{"plain path", "/home/dev/proj/internal/server/handler_test.go"},
+		{"hostile", "f\x1b]52;c;ZWNobyBwd25lZA==\x07\r\ninvoice\u202egpj.sh"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Escape(bc.in)
+			}
+		})
+	}
+}
