@@ -12,6 +12,7 @@ import (
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
 
@@ -116,7 +117,8 @@ func (a *app) annotate(ctx context.Context, o annotateOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.env.Stderr, "agentwatch: run %s annotated: review %d, %s by %s\n", run.ID, an.Seq, an.Review, an.Reviewer)
+	fmt.Fprintf(a.env.Stderr, "agentwatch: run %s annotated: review %d, %s by %s\n",
+		termtext.Escape(run.ID), an.Seq, termtext.Escape(an.Review), termtext.Escape(an.Reviewer))
 
 	cfg := export.Config{Endpoint: o.otlpEndpoint}
 	if !cfg.Enabled() {
@@ -130,8 +132,8 @@ func (a *app) annotate(ctx context.Context, o annotateOptions) error {
 	if upErr != nil {
 		// The decision is kept; a collector being down must not lose it
 		// or fail a review script.
-		fmt.Fprintf(a.env.Stderr, "agentwatch: the annotation is stored, but sending the review span failed: %v\n"+
-			"agentwatch: retry with: agentwatch export %s\n", upErr, run.ID)
+		fmt.Fprintf(a.env.Stderr, "agentwatch: the annotation is stored, but sending the review span failed: %s\n"+
+			"agentwatch: retry with: agentwatch export %s\n", termtext.Escape(upErr.Error()), termtext.Escape(run.ID))
 		return nil
 	}
 	fmt.Fprintf(a.env.Stderr, "agentwatch: review span %s sent in trace %s\n", sp.SpanID, sp.TraceID)

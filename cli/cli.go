@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
 
@@ -145,7 +146,9 @@ func Execute(ctx context.Context, args []string, env Env) int {
 		if !a.started {
 			err = usageError{err}
 		}
-		fmt.Fprintf(env.Stderr, "agentwatch: %v\n", err)
+		for _, line := range errorLines(err) {
+			fmt.Fprintf(env.Stderr, "agentwatch: %s\n", line)
+		}
 		var re *supervisor.RecordError
 		if errors.As(err, &re) {
 			// The command ran and agentwatch could not record all of
@@ -160,6 +163,31 @@ func Execute(ctx context.Context, args []string, env Env) int {
 		return ExitCode(err)
 	}
 	return a.code
+}
+
+// errorLines is err made safe for the terminal: its message quotes run
+// data (paths, names, a collector's reply), so each line is escaped with
+// termtext and a newline inside a message shows as \n instead of forging
+// a line. Only the joins of errors.Join are kept as separate lines, one per
+// error; wrappers that add no text (usageError, policyInvalid) are looked
+// through to find them.
+func errorLines(err error) []string {
+	for {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			var lines []string
+			for _, e := range j.Unwrap() {
+				if e != nil {
+					lines = append(lines, errorLines(e)...)
+				}
+			}
+			return lines
+		}
+		inner := errors.Unwrap(err)
+		if inner == nil || inner.Error() != err.Error() {
+			return []string{termtext.Escape(err.Error())}
+		}
+		err = inner
+	}
 }
 
 // wrap marks the start of a command's own work (see app.started).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/ebpf"
 	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -211,9 +212,11 @@ func writeDoctor(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) 
 		case !c.ok:
 			mark = "note"
 		}
-		fmt.Fprintf(w, "%s  %-14s %s\n", mark, c.name, c.detail)
+		// detail and fix quote what the machine said (error texts, paths):
+		// escaped like any other text agentwatch did not write.
+		fmt.Fprintf(w, "%s  %-14s %s\n", mark, c.name, termtext.Escape(c.detail))
 		if !c.ok && c.fix != "" {
-			fmt.Fprintf(w, "      %-14s fix: %s\n", "", c.fix)
+			fmt.Fprintf(w, "      %-14s fix: %s\n", "", termtext.Escape(c.fix))
 		}
 	}
 	yes := func(b bool) string {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/agentwatch/agentwatch/workspace"
 	"github.com/spf13/cobra"
 )
@@ -105,7 +106,7 @@ agentwatch.policy.version) in the header comment.`,
 			if len(args) == 1 {
 				p, err = policy.Load(args[0])
 			} else {
-				p, err = resolvePolicy("", "", "", func(w string) { fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", w) })
+				p, err = resolvePolicy("", "", "", func(w string) { fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(w)) })
 			}
 			var pe *policy.Error
 			if errors.As(err, &pe) {

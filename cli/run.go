@@ -14,6 +14,7 @@ import (
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
 
@@ -79,7 +80,7 @@ func (a *app) runCommand() *cobra.Command {
 			var notes []string
 			pol, err := resolvePolicy(o.policyFile, o.mode, "", func(w string) {
 				notes = append(notes, w)
-				fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", w)
+				fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(w))
 			})
 			if err != nil {
 				return err
@@ -173,7 +174,7 @@ func (a *app) openStore(dir string) (*store.Store, error) {
 		if rerr != nil {
 			return nil, fmt.Errorf("opening store %s: %w (and read-only: %v)", dir, err, rerr)
 		}
-		fmt.Fprintf(a.env.Stderr, "agentwatch: store %s is read-only for now (%s); showing what it holds\n", dir, strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintf(a.env.Stderr, "agentwatch: store %s is read-only for now (%s); showing what it holds\n", termtext.Escape(dir), termtext.Escape(strings.Join(strings.Fields(err.Error()), " ")))
 		return ro, nil
 	}
 	if err != nil {
@@ -205,10 +206,10 @@ func unsaved(dir string) []store.Run {
 func (a *app) recover(st *store.Store, dir string) {
 	ids, err := supervisor.Recover(context.Background(), st, dir)
 	for _, id := range ids {
-		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", id.Message())
+		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(id.Message()))
 	}
 	if err != nil {
-		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(strings.Join(strings.Fields(err.Error()), " ")))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
 
@@ -30,7 +31,7 @@ func (a *app) storeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.env.Stderr, "agentwatch: store %s repaired: %d runs kept, %d unreadable; the damaged file is %s\n", dir, rep.Kept, rep.Lost, rep.Aside)
+			fmt.Fprintf(a.env.Stderr, "agentwatch: store %s repaired: %d runs kept, %d unreadable; the damaged file is %s\n", termtext.Escape(dir), rep.Kept, rep.Lost, termtext.Escape(rep.Aside))
 			// The runs its journal kept while the store was damaged.
 			st, err := a.openStore(dir)
 			if err != nil {

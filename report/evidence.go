@@ -204,9 +204,12 @@ func pathList(paths []string, capped bool) string {
 	}
 	quoted := make([]string, len(shown))
 	for i, p := range shown {
-		quoted[i] = strconv.Quote(p)
-		if !strings.ContainsAny(p, " ,\"\\") && strconv.Quote(p) == `"`+p+`"` {
-			quoted[i] = p // plain names stay plain; odd ones are quoted so a line stays one line
+		// A name with a space, a comma or a quote is quoted, its quotes
+		// doubled, so one name cannot pass for two or split the list;
+		// controls are escaped where the line is printed (errWriter).
+		quoted[i] = p
+		if strings.ContainsAny(p, ` ,"`) {
+			quoted[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
 		}
 	}
 	text := "(" + n + ") " + strings.Join(quoted, ", ")

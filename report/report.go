@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/termtext"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -352,10 +353,10 @@ func counts(s *telemetry.Span) []string {
 	return out
 }
 
-// shorten collapses whitespace (newlines in a bash -c script would break
-// the tree) and cuts to width runes with an ellipsis.
+// shorten cuts to width runes with an ellipsis. Whitespace stays as it
+// is: the edge (errWriter, Runs) shows a newline or a CR as \n or \r, so a
+// bash -c script cannot break the tree, and it is not disguised as a space.
 func shorten(s string, width int) string {
-	s = strings.Join(strings.Fields(s), " ")
 	if utf8.RuneCountInString(s) <= width {
 		return s
 	}
@@ -448,15 +449,18 @@ func Runs(w io.Writer, runs []store.Run) error {
 		if r.HasTokens {
 			tokens = count(r.InputTokens) + "/" + count(r.OutputTokens)
 		}
+		// The agent, the command and even the id come from the run: a tab
+		// in one would shift the columns, an ESC would reach the terminal.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			shortID(r.ID), start, dur, exit, dash(r.Agent), cost, tokens, r.Spans, exported, shorten(dash(r.Command), 60))
+			termtext.Escape(shortID(r.ID)), start, dur, exit, termtext.Escape(dash(r.Agent)), cost, tokens, r.Spans, exported,
+			termtext.Escape(shorten(dash(r.Command), 60)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, r := range runs {
 		if r.Status == store.StatusUnsaved {
-			fmt.Fprintf(w, "unsaved %s: %s (kept in the store's journal; the next agentwatch command that can write the store saves it)\n", r.ID, r.StatusReason)
+			fmt.Fprintf(w, "unsaved %s: %s (kept in the store's journal; the next agentwatch command that can write the store saves it)\n", termtext.Escape(r.ID), termtext.Escape(r.StatusReason))
 		}
 	}
 	return nil
@@ -501,6 +505,10 @@ func dash(s string) string {
 }
 
 // errWriter keeps the first write error so rendering code stays linear.
+// It is also the terminal's edge for `show`: every string argument is
+// passed through termtext.Escape, once, so no path, argv, span name or
+// message of the run drives the terminal or forges a line. The format
+// strings are agentwatch's own and go out as they are.
 type errWriter struct {
 	w   io.Writer
 	err error
@@ -509,6 +517,11 @@ type errWriter struct {
 func (e *errWriter) printf(format string, args ...any) {
 	if e.err != nil {
 		return
+	}
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = termtext.Escape(s)
+		}
 	}
 	_, e.err = fmt.Fprintf(e.w, format, args...)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/termtext"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -21,7 +22,9 @@ const (
 // writeSummary prints what the policy did in this run, read back from the
 // finished trace (so the summary cannot disagree with the record): denied
 // connections and lookups, dropped environment names, alerts. It prints
-// nothing at all when there is nothing to say.
+// nothing at all when there is nothing to say. Each line is escaped
+// (termtext) as a whole: the names in it are the run's, and stderr is the
+// operator's terminal.
 func writeSummary(w io.Writer, tr *telemetry.Trace) {
 	if s := summary(tr); s != "" {
 		io.WriteString(w, s)
@@ -117,9 +120,9 @@ func summary(tr *telemetry.Trace) string {
 		head += ")"
 	}
 	var b strings.Builder
-	b.WriteString(head + "\n")
+	b.WriteString(termtext.Escape(head) + "\n")
 	for _, l := range lines {
-		b.WriteString("  " + l + "\n")
+		b.WriteString("  " + termtext.Escape(l) + "\n")
 	}
 	return b.String()
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -177,10 +178,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// A run whose agentwatch died is saved before this one starts.
 	if ids, err := Recover(ctx, st, o.StoreDir); err != nil || len(ids) > 0 {
 		for _, id := range ids {
-			fmt.Fprintf(stderr, "agentwatch: %s\n", id.Message())
+			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(id.Message()))
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "agentwatch: %s\n", oneLine(err))
+			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(oneLine(err)))
 		}
 	}
 	var traceFile *export.FileWriter
@@ -189,7 +190,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 			return 0, fmt.Errorf("opening trace file %s: %w", o.TraceFile, err)
 		}
 		if n := traceFile.Repaired; n > 0 {
-			fmt.Fprintf(stderr, "agentwatch: trace file %s: removed a partial last line (%d bytes) an earlier write left\n", o.TraceFile, n)
+			fmt.Fprintf(stderr, "agentwatch: trace file %s: removed a partial last line (%d bytes) an earlier write left\n", termtext.Escape(o.TraceFile), n)
 		}
 		defer traceFile.Close()
 	}
@@ -333,7 +334,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		if err := tm.attach(capture.tee(out)); err != nil {
 			// Not fatal: the child still has its PTY, the user's terminal
 			// just stays cooked.
-			fmt.Fprintf(stderr, "agentwatch: %v\n", err)
+			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(err.Error()))
 		}
 		defer tm.restore() // also on panic; finish restores on the normal path
 	}
@@ -482,8 +483,8 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		}
 		if err != nil {
 			// err already names the endpoint ("exporting to host:port: …").
-			fmt.Fprintf(stderr, "agentwatch: run %s: %v (kept in the store; retry with `agentwatch export %s`)\n",
-				tr.RunID, err, tr.RunID)
+			fmt.Fprintf(stderr, "agentwatch: run %s: %s (kept in the store; retry with `agentwatch export %s`)\n",
+				tr.RunID, termtext.Escape(err.Error()), tr.RunID)
 		}
 	}
 	if len(errs) > 0 {
