@@ -17,7 +17,7 @@ import (
 )
 
 // aw runs the agentwatch binary (this test binary) with args in dir.
-func aw(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+func awRun(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(gitEnv(), asAgentwatch+"=1")
@@ -122,7 +122,7 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	script := "echo change >> README.md; echo new > new.txt; " +
 		"dd if=/dev/zero of=../fill bs=1M >/dev/null 2>&1; " +
 		"/bin/true after-the-disk-filled; mkdir -p after; exit 7"
-	code, _, stderr := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", script)
+	code, _, stderr := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", script)
 	if code != 7 {
 		t.Fatalf("exit %d, want the command's 7\n%s", code, stderr)
 	}
@@ -138,7 +138,7 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	}
 
 	// While the disk is full: runs reads the store and lists the run as unsaved.
-	code, out, errs := aw(t, "/", "runs", "--store", storeDir)
+	code, out, errs := awRun(t, "/", "runs", "--store", storeDir)
 	if code != 0 || !strings.Contains(out, res.RunID) || !strings.Contains(out, "unsaved") || !strings.Contains(out, "full") {
 		t.Fatalf("runs on a full disk: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -147,7 +147,7 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	if err := os.Remove(filepath.Join(mnt, "work", "fill")); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = aw(t, "/", "runs", "--store", storeDir)
+	code, out, errs = awRun(t, "/", "runs", "--store", storeDir)
 	if code != 0 || !strings.Contains(errs, res.RunID+", not saved when it ended, is saved now") {
 		t.Fatalf("runs after space returned: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -177,7 +177,7 @@ func TestCorruptStore(t *testing.T) {
 	storeDir := t.TempDir()
 	const runs = 12
 	for i := 0; i < runs; i++ {
-		if code, _, errs := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--", "/bin/echo",
+		if code, _, errs := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--", "/bin/echo",
 			fmt.Sprintf("intact-%d-%s", i, strings.Repeat("x", 1500))); code != 0 {
 			t.Fatalf("run %d: exit %d\n%s", i, code, errs)
 		}
@@ -201,7 +201,7 @@ func TestCorruptStore(t *testing.T) {
 	f.Close()
 
 	result := filepath.Join(t.TempDir(), "result.json")
-	code, _, stderr := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", "echo work > out.txt; exit 5")
+	code, _, stderr := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", "echo work > out.txt; exit 5")
 	if code != 5 {
 		t.Fatalf("exit %d, want the command's 5\n%s", code, stderr)
 	}
@@ -209,11 +209,11 @@ func TestCorruptStore(t *testing.T) {
 	if res.Saved || !strings.Contains(stderr, "agentwatch store repair") {
 		t.Fatalf("result %+v; stderr does not name the way out:\n%s", res, stderr)
 	}
-	code, out, errs := aw(t, "/", "runs", "--store", storeDir)
+	code, out, errs := awRun(t, "/", "runs", "--store", storeDir)
 	if code != 0 || !strings.Contains(out, "intact-0") || !strings.Contains(out, res.RunID) {
 		t.Fatalf("runs on a damaged store: exit %d\n%s\n%s", code, out, errs)
 	}
-	code, _, errs = aw(t, "/", "store", "repair", "--store", storeDir)
+	code, _, errs = awRun(t, "/", "store", "repair", "--store", storeDir)
 	if code != 0 || !strings.Contains(errs, "repaired") || !strings.Contains(errs, res.RunID+", not saved when it ended, is saved now") {
 		t.Fatalf("store repair: exit %d\n%s", code, errs)
 	}
