@@ -155,6 +155,9 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	if r.Status != store.StatusLate || r.ExitCode != 7 || !strings.Contains(r.StatusReason, "full") {
 		t.Errorf("saved run: status %s exit %d reason %q", r.Status, r.ExitCode, r.StatusReason)
 	}
+	if g, _ := tr.Root().Attr(telemetry.TelemetryGaps); !strings.Contains(g.Emit(), "saved late") || !strings.Contains(g.Emit(), "full") {
+		t.Errorf("the saved run does not say it was saved late, and why: gaps %s", g.Emit())
+	}
 	if !hasSpan(tr, telemetry.SpanBashCommand, "after-the-disk-filled") {
 		t.Errorf("the command run after the disk filled is missing from the saved run")
 	}

@@ -128,6 +128,18 @@ func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID
 	tr.RunID = runID
 	reason := fmt.Sprintf("saved late: the store could not take the run when it ended (%s); saved from its journal at %s",
 		fr.Cause, time.Now().UTC().Format(time.RFC3339))
+	// The run says so itself (show's Gaps, the exported trace), not only
+	// the store's row.
+	if root := tr.Root(); root != nil {
+		var gaps []string
+		if v, ok := root.Attr(telemetry.TelemetryGaps); ok {
+			gaps = v.AsStringSlice()
+		}
+		root.SetAttr(telemetry.TelemetryGaps.StringSlice(append(gaps, "store: "+reason)))
+		reqLate := export.Request(tr)
+		req.Reset()
+		proto.Merge(&req, reqLate)
+	}
 	if _, err := st.SaveLate(ctx, tr, &req, reason); err != nil {
 		return "", err
 	}
