@@ -81,6 +81,13 @@ sends the run again with all its review spans.`,
 			if err := o.validate(); err != nil {
 				return usageError{err}
 			}
+			// Before anything is stored: a bad collector setting is the
+			// caller's to fix, not a review span lost later.
+			if cfg := (export.Config{Endpoint: o.otlpEndpoint}); cfg.Enabled() {
+				if err := cfg.Validate(); err != nil {
+					return configError{err}
+				}
+			}
 			return a.annotate(cmd.Context(), o)
 		}),
 	}

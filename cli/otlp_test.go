@@ -40,6 +40,8 @@ func TestOTLPSettingsCheckedFirst(t *testing.T) {
 			`agentwatch: OTEL_EXPORTER_OTLP_TIMEOUT "10s": want a whole number of milliseconds, e.g. 10000` + "\n"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, []string{"export", "latest", "--store", dir, "--otlp-endpoint", "127.0.0.1:4317"},
 			`agentwatch: OTEL_EXPORTER_OTLP_PROTOCOL "thrift": unknown OTLP protocol (want grpc or http/protobuf)` + "\n"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "::bad"}, []string{"annotate", "latest", "--store", dir, "--review", "approved", "--reviewer", "ana"},
+			`agentwatch: OTEL_EXPORTER_OTLP_ENDPOINT "::bad": not a URL (want http://host:port or https://host:port)` + "\n"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			clearOTLPEnv(t)
