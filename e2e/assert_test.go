@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -32,7 +33,9 @@ func isClaude(s *span) bool {
 	line := s.str(telemetry.ProcessCommandLine)
 	named := strings.HasPrefix(exe, "claude") || strings.HasPrefix(name, "claude") ||
 		(strings.HasPrefix(name, "node") && strings.Contains(line, "claude"))
-	return named && strings.Contains(line, prompt)
+	// Metadata mode: the prompt is content, kept as its length and
+	// digest only (recorder.PromptMarker), never as text.
+	return named && strings.Contains(line, recorder.PromptMarker(prompt)) && !strings.Contains(line, prompt)
 }
 
 // checkTrace asserts the run record and returns the run id.
@@ -65,7 +68,7 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 	// The claude process: the outermost one, as the user.
 	claudes := tr.filter(isClaude)
 	if len(claudes) == 0 {
-		t.Fatalf("no process span for claude (executable claude*, command line with the prompt)")
+		t.Fatalf("no process span for claude (executable claude*, command line with the prompt as its digest, not its text)")
 	}
 	sort.SliceStable(claudes, func(i, j int) bool { return tr.depth(claudes[i]) < tr.depth(claudes[j]) })
 	claude := claudes[0]

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +76,9 @@ func TestAgentwatchWrapsClaude(t *testing.T) {
 	tr, err := readTraceFile(traceFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(traceFile); strings.Contains(string(raw), prompt) {
+		t.Errorf("the prompt's text is in the trace file in metadata mode")
 	}
 	logTree(t, tr)
 	runID := checkTrace(t, tr, a, ws, srv.Addr().Port)
