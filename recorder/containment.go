@@ -93,7 +93,14 @@ func (r *Recorder) unixConnect(e event.Connect) {
 	owner := r.activeSpan(e.PID)
 	key := netKey{transport: event.Unix, unixPath: e.UnixPath}
 	ns := owner.nets[key]
+	inside := e.PeerPID == 0 || r.procs[e.PeerPID] != nil || e.PeerPID == r.info.RootPID
+	if ns == nil && inside && !r.netBudget(owner) {
+		r.aggregateConnect(owner, key, e) // a listener outside the run keeps its span
+		return
+	}
 	if ns == nil {
+		owner.nNetSpans++
+		r.nNetSpans++
 		id, seq := r.nextSpanID()
 		ns = &netSpan{id: id, seq: seq, key: key, start: e.Time, end: e.Time}
 		if owner.nets == nil {

@@ -134,10 +134,21 @@ type Recorder struct {
 	procs map[uint32]*proc
 	spans []*procSpan // every process span, creation order
 
-	// covered holds workspace paths some non-fswatch sensor saw, so that
-	// fswatch adds only what eBPF missed.
-	covered map[string]struct{}
-	fsw     map[string]*fileSpan // fswatch-only candidates, by path
+	// paths is the run's file list: every workspace path changed or
+	// attempted, with the sensors that saw it, so that fswatch adds only
+	// what eBPF missed (aggregate.go).
+	paths    map[string]pathState
+	unlisted int                  // paths past maxListedPaths
+	fsw      map[string]*fileSpan // fswatch-only candidates, by path, within the budget
+	fswStart time.Time            // first and last fswatch report, for its aggregate
+	fswEnd   time.Time
+
+	// Budgets and what went past them (aggregate.go).
+	nFileSpans, nNetSpans, nDNSSpans, alertingSpans int
+	aggSpans, aggPaths, aggDests, aggNames          int
+	fileList                                        []FileChange
+	fileListSum                                     string
+	redactPath                                      func(string) string
 
 	gaps    []string
 	gapSeen map[string]bool
@@ -176,7 +187,7 @@ func New(info RunInfo) *Recorder {
 		info:      info,
 		pol:       info.Policy,
 		procs:     make(map[uint32]*proc),
-		covered:   make(map[string]struct{}),
+		paths:     make(map[string]pathState),
 		fsw:       make(map[string]*fileSpan),
 		gapSeen:   make(map[string]bool),
 		seed:      maphash.MakeSeed(),
@@ -446,26 +457,33 @@ func (r *Recorder) file(e event.File) {
 		pi.secret = pi.secret || npi.secret
 		pi.protected = pi.protected || npi.protected
 		pi.gitObject = pi.gitObject && (npi.gitObject || !npi.inWS)
-		if npi.inWS && e.Op != event.FileRead && e.Op != event.FileSymlink {
-			r.covered[np] = struct{}{}
+		if npi.inWS && !npi.gitObject && e.Op != event.FileRead && e.Op != event.FileSymlink {
+			r.notePath(np, event.FileCreate, e.Errno, pathCovered) // the new name appeared
 		}
 		if persist == "" && persistsAt(e.Op, true) {
 			persist = npi.persist
 		}
 	}
 	owner := r.activeSpan(e.PID)
+	if persist != "" {
+		pi.persist = persist // evidence: the span budget does not apply (aggregate.go)
+	}
 
 	if e.Op == event.FileRead {
 		if !pi.secret {
 			return // only sensitive reads are recorded (metadata capture)
+		}
+		if owner.files[fileKey{path: p, read: true}] == nil && !r.fileBudget(owner, true) {
+			r.aggregateFile(owner, p, e, true)
+			return
 		}
 		fs := r.fileSpan(owner, fileKey{path: p, read: true}, e, pi)
 		fs.add(e, np)
 		r.fileAlerts(fs, e)
 		return
 	}
-	if r.inWorkspace(p) {
-		r.covered[p] = struct{}{}
+	if pi.inWS && !pi.gitObject {
+		r.notePath(p, e.Op, e.Errno, pathCovered)
 	}
 	if !pi.secret && !pi.protected && persist == "" && (!pi.inWS || pi.gitObject) {
 		// Outside the workspace (build caches, /tmp) or git's object
@@ -477,6 +495,15 @@ func (r *Recorder) file(e event.File) {
 				dir = r.ws + "/.git/objects"
 			}
 			owner.noteOutside(r.hash(p), dir)
+		}
+		return
+	}
+	alerting := pi.secret || pi.protected || pi.persist != ""
+	if owner.files[fileKey{path: p}] == nil && !r.fileBudget(owner, alerting) {
+		r.aggregateFile(owner, p, e, alerting)
+		if e.Errno == 0 {
+			owner.noteWritten(r.hash(p))
+			r.noteWrite(p, np, e.Time)
 		}
 		return
 	}
@@ -503,6 +530,7 @@ func (r *Recorder) fileSpan(owner *procSpan, key fileKey, e event.File, pi pathI
 	if fs := owner.files[key]; fs != nil {
 		return fs
 	}
+	r.countFileSpan(owner, pi.secret || pi.protected || pi.persist != "")
 	id, seq := r.nextSpanID()
 	fs := &fileSpan{
 		id: id, seq: seq, path: key.path, read: key.read,
@@ -529,15 +557,30 @@ func (r *Recorder) fswatch(e event.File) {
 		if r.ws != "" && !r.inWorkspace(p) || hasPathPrefix(p, r.ws+"/.git/objects") {
 			continue // eBPF summarises git's object store; fswatch has no process to summarise on
 		}
-		fs := r.fsw[p]
-		if fs == nil {
-			fs = &fileSpan{path: p, start: e.Time, end: e.Time, inWS: r.inWorkspace(p), source: event.SourceFSWatch.String()}
-			r.fsw[p] = fs
-		}
 		op := e
 		if raw == e.NewPath {
 			op.Op = event.FileCreate // the rename's target appeared
 			op.NewPath = ""
+		}
+		if r.fswStart.IsZero() || e.Time.Before(r.fswStart) {
+			r.fswStart = e.Time
+		}
+		r.fswEnd = maxTime(r.fswEnd, e.Time)
+		if r.inWorkspace(p) {
+			r.notePath(p, op.Op, op.Errno, pathFSW)
+		}
+		fs := r.fsw[p]
+		if fs == nil {
+			// Within the budget a candidate span; past it the path table
+			// is enough (the aggregate counts its operations), unless
+			// the path is evidence.
+			if len(r.fsw) >= fileSpansPerRun {
+				if pi := r.classifyPath(p); !pi.secret && !pi.protected {
+					continue
+				}
+			}
+			fs = &fileSpan{path: p, start: e.Time, end: e.Time, inWS: r.inWorkspace(p), source: event.SourceFSWatch.String()}
+			r.fsw[p] = fs
 		}
 		fs.add(op, "")
 	}
@@ -555,7 +598,13 @@ func (r *Recorder) connect(e event.Connect) {
 	owner := r.activeSpan(e.PID)
 	key := netKey{transport: e.Transport, addr: addr}
 	ns := owner.nets[key]
+	if ns == nil && !r.netBudget(owner) {
+		r.aggregateConnect(owner, key, e)
+		return
+	}
 	if ns == nil {
+		owner.nNetSpans++
+		r.nNetSpans++
 		id, seq := r.nextSpanID()
 		ns = &netSpan{id: id, seq: seq, key: key, start: e.Time, end: e.Time}
 		if owner.nets == nil {

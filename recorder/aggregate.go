@@ -1,0 +1,504 @@
+package recorder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Budgets: a process gets its own span per file, destination and DNS name
+// up to the first N; the run up to M in all. Past either budget the
+// activity goes to one aggregate span per process and kind (counts by
+// operation, top directories or destinations, the first paths, a digest
+// of the full list), so a run that creates a million files is still a
+// trace a collector accepts. Never dropped: every workspace path is also
+// in the run's file list (Files, the store's "files" artifact).
+//
+// A path or destination that is evidence keeps its own span whatever the
+// budget: a secret or protected path, a persistence location, a denied or
+// audited connection or lookup. Only past alertingSpansPerRun (an agent
+// writing 100,000 *.pem files) are those aggregated too, and then the
+// aggregate itself carries the alert.
+const (
+	fileSpansPerProc    = 256
+	fileSpansPerRun     = 2048
+	netSpansPerProc     = 64
+	netSpansPerRun      = 1024
+	dnsSpansPerProc     = 64
+	dnsSpansPerRun      = 1024
+	alertingSpansPerRun = 8192
+
+	aggFirst   = 20   // paths / destinations / names listed on an aggregate
+	aggTopDirs = 10   // directories (destinations) reported with counts
+	aggMaxDirs = 1024 // distinct directories counted before "(other)"
+	// maxAggKeys bounds the distinct keys one aggregate remembers (for its
+	// distinct count and digest); past it the count is a lower bound and
+	// the digest is marked partial. maxListedPaths bounds the run's file
+	// list the same way. Both far above what fits in the other budgets.
+	maxAggKeys     = 1 << 20
+	maxListedPaths = 1 << 21
+)
+
+// pathState is one workspace path in the run's file list.
+type pathState struct {
+	ops    uint32 // operations seen by eBPF-side sensors (bit per op)
+	fswOps uint32 // operations fswatch reported
+	flags  uint8
+}
+
+const (
+	pathCovered = 1 << iota // a non-fswatch sensor saw it
+	pathFSW                 // fswatch saw it
+	pathFailed              // an attempt failed
+)
+
+// notePath adds a workspace path to the run's file list.
+func (r *Recorder) notePath(p string, op event.FileOp, errno int32, flags uint8) {
+	st, ok := r.paths[p]
+	if !ok && len(r.paths) >= maxListedPaths {
+		r.unlisted++
+		return
+	}
+	st.flags |= flags
+	switch {
+	case errno != 0:
+		st.flags |= pathFailed
+	case flags&pathFSW != 0:
+		st.fswOps |= 1 << op
+	default:
+		st.ops |= 1 << op
+	}
+	r.paths[p] = st
+}
+
+func (r *Recorder) isCovered(p string) bool { return r.paths[p].flags&pathCovered != 0 }
+
+// aggregate is what one process did past its budget, for one kind.
+type aggregate struct {
+	id         trace.SpanID
+	seq        uint64
+	kind       string // telemetry.SpanFileAggregate, …
+	start, end time.Time
+	keys       map[string]struct{} // distinct paths / destinations / names
+	overflow   bool                // keys reached maxAggKeys
+	first      []string
+	events     int
+	byOp       map[string]int
+	failures   int
+	dirs       map[string]int // directory / destination → distinct keys or attempts
+	alerting   int            // keys that would have been evidence spans
+	bySource   [8]int         // network: attempts per sensor, as netSpan
+	decided    int
+	denied     int
+}
+
+func (r *Recorder) newAggregate(kind string, t time.Time) *aggregate {
+	id, seq := r.nextSpanID()
+	r.aggSpans++
+	return &aggregate{id: id, seq: seq, kind: kind, start: t, end: t,
+		keys: make(map[string]struct{}), byOp: make(map[string]int), dirs: make(map[string]int)}
+}
+
+// note folds one occurrence of key; it reports whether key is new here.
+func (a *aggregate) note(key string, t time.Time) bool {
+	a.start, a.end = minTime(a.start, t), maxTime(a.end, t)
+	a.events++
+	if _, ok := a.keys[key]; ok {
+		return false
+	}
+	if len(a.keys) >= maxAggKeys {
+		a.overflow = true
+		return false
+	}
+	a.keys[key] = struct{}{}
+	if len(a.first) < aggFirst {
+		a.first = append(a.first, key)
+	}
+	return true
+}
+
+func (a *aggregate) count(dir string, n int) {
+	if _, ok := a.dirs[dir]; !ok && len(a.dirs) >= aggMaxDirs {
+		dir = otherOutsideDirs
+	}
+	a.dirs[dir] += n
+}
+
+// fileBudget reports whether owner may have one more file span of its own.
+func (r *Recorder) fileBudget(owner *procSpan, alerting bool) bool {
+	if alerting {
+		return r.alertingSpans < alertingSpansPerRun
+	}
+	return owner.nFileSpans < fileSpansPerProc && r.nFileSpans < fileSpansPerRun
+}
+
+// aggregateFile counts a file operation past the budget on owner's
+// aggregate. A path that would have been evidence raises its alert there.
+func (r *Recorder) aggregateFile(owner *procSpan, p string, e event.File, alerting bool) {
+	a := owner.fileAgg
+	if a == nil {
+		a = r.newAggregate(telemetry.SpanFileAggregate, e.Time)
+		owner.fileAgg = a
+	}
+	if a.note(p, e.Time) {
+		a.count(r.shown(path.Dir(p)), 1)
+		r.aggPaths++
+		if alerting {
+			a.alerting++
+		}
+	}
+	if e.Errno != 0 {
+		a.failures++
+	} else {
+		a.byOp[e.Op.String()]++
+	}
+	if alerting {
+		r.raise(a.id, e.Time, telemetry.AlertSecretAccess, telemetry.SeverityHigh, "aggregated",
+			fmt.Sprintf("more than %d secret, protected or persistence paths: the rest are aggregated on this span (first: %s)",
+				alertingSpansPerRun, r.shown(p)))
+	}
+}
+
+// netBudget reports whether owner may have one more span per destination.
+func (r *Recorder) netBudget(owner *procSpan) bool {
+	return owner.nNetSpans < netSpansPerProc && r.nNetSpans < netSpansPerRun
+}
+
+func (r *Recorder) netAggregate(owner *procSpan, t time.Time) *aggregate {
+	if owner.netAgg == nil {
+		owner.netAgg = r.newAggregate(telemetry.SpanNetworkAggregate, t)
+	}
+	return owner.netAgg
+}
+
+func destString(k netKey) string {
+	if k.transport == event.Unix {
+		return "unix " + k.unixPath
+	}
+	return k.transport.String() + " " + k.addr.String()
+}
+
+// aggregateConnect counts a connection attempt past the budget.
+func (r *Recorder) aggregateConnect(owner *procSpan, key netKey, e event.Connect) {
+	a := r.netAggregate(owner, e.Time)
+	dest := destString(key)
+	if a.note(dest, e.Time) {
+		r.aggDests++
+	}
+	a.count(dest, 1)
+	a.bySource[int(e.Source)%len(a.bySource)]++
+	a.byOp[key.transport.String()]++
+	if e.Errno != 0 && !inProgress(e.Errno) {
+		a.failures++
+	}
+}
+
+// aggregateDecision counts an allowing decision about a destination past
+// the budget; refusals and audits always keep their span (netDecision).
+func (r *Recorder) aggregateDecision(owner *procSpan, key netKey, e event.NetDecision) {
+	a := r.netAggregate(owner, e.Time)
+	a.start, a.end = minTime(a.start, e.Time), maxTime(a.end, e.Time)
+	if e.Check == checkAddress {
+		a.decided++
+	}
+}
+
+// aggregatedDecision reports whether a decision may go to an aggregate:
+// an allow that raises nothing.
+func aggregatedDecision(e event.NetDecision) bool {
+	return e.Verdict == event.Allow && (e.Check == checkAddress || e.Check == checkSNI || e.Check == checkHost)
+}
+
+func (r *Recorder) dnsBudget(owner *procSpan) bool {
+	return owner.nDNSSpans < dnsSpansPerProc && r.nDNSSpans < dnsSpansPerRun
+}
+
+// aggregateDNS counts a lookup past the budget (only lookups without a
+// refusing or auditing verdict come here).
+func (r *Recorder) aggregateDNS(owner *procSpan, name string, e event.DNSQuery) {
+	a := owner.dnsAgg
+	if a == nil {
+		a = r.newAggregate(telemetry.SpanDNSAggregate, e.Time)
+		owner.dnsAgg = a
+	}
+	if a.note(name, e.Time) {
+		r.aggNames++
+	}
+	qt := e.QType
+	if qt == "" {
+		qt = "lookup"
+	}
+	a.byOp[qt]++
+	if e.RCode != "" && e.RCode != "NOERROR" {
+		a.failures++
+	}
+	if e.Verdict == event.Allow {
+		a.decided++
+	}
+}
+
+// aggregateTelemetry builds one aggregate span under parent.
+func (r *Recorder) aggregateTelemetry(a *aggregate, parent trace.SpanID) telemetry.Span {
+	kind := trace.SpanKindInternal
+	if a.kind != telemetry.SpanFileAggregate {
+		kind = trace.SpanKindClient
+	}
+	sp := r.span(a.id, parent, a.kind, a.kind, telemetry.OIChain, kind, a.start, a.end)
+	keys := make([]string, 0, len(a.keys))
+	for k := range a.keys {
+		keys = append(keys, k)
+	}
+	sum, _ := r.listDigest(keys)
+	attrs := []attribute.KeyValue{
+		telemetry.AggregatedCount.Int(len(a.keys)),
+		telemetry.AggregatedEvents.Int(a.events),
+		telemetry.AggregatedOperations.StringSlice(counted(a.byOp, len(a.byOp))),
+		telemetry.AggregatedFirst.StringSlice(r.shownAll(a.first, a.kind)),
+		telemetry.AggregatedSHA256.String(sum),
+		telemetry.AggregatedPartial.Bool(a.overflow),
+	}
+	switch a.kind {
+	case telemetry.SpanFileAggregate:
+		attrs = append(attrs, telemetry.AggregatedTopDirs.StringSlice(counted(a.dirs, aggTopDirs)))
+		if a.alerting > 0 {
+			attrs = append(attrs, telemetry.AggregatedAlerting.Int(a.alerting))
+		}
+	case telemetry.SpanNetworkAggregate:
+		n := 0
+		for _, c := range a.bySource {
+			n = max(n, c)
+		}
+		attrs = append(attrs,
+			telemetry.AggregatedTopDestinations.StringSlice(counted(a.dirs, aggTopDirs)),
+			telemetry.ConnectionsCount.Int(max(n, a.decided)))
+	case telemetry.SpanDNSAggregate:
+		attrs = append(attrs, telemetry.DNSLookups.Int(a.events))
+	}
+	if a.failures > 0 {
+		attrs = append(attrs, telemetry.AggregatedFailures.Int(a.failures))
+	}
+	sp.Attrs = append(sp.Attrs, attrs...)
+	return sp
+}
+
+// shownAll is the first keys as the trace shows them: files relative to
+// the workspace (their directory is counted the same way).
+func (r *Recorder) shownAll(keys []string, kind string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		if kind == telemetry.SpanFileAggregate {
+			k = r.shown(k)
+		}
+		out[i] = k
+	}
+	return out
+}
+
+// counted renders a count map as "key (n)", most first, ties by key, at
+// most limit entries.
+func counted(m map[string]int, limit int) []string {
+	type kc struct {
+		k string
+		n int
+	}
+	all := make([]kc, 0, len(m))
+	for k, n := range m {
+		all = append(all, kc{k, n})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].n != all[j].n {
+			return all[i].n > all[j].n
+		}
+		return all[i].k < all[j].k
+	})
+	out := make([]string, 0, min(limit, len(all)))
+	for i := 0; i < len(all) && i < limit; i++ {
+		out = append(out, fmt.Sprintf("%s (%d)", all[i].k, all[i].n))
+	}
+	return out
+}
+
+// listDigest redacts keys as every sink sees them, sorts them and returns
+// the sha256 (hex) of the sorted list, each entry ended by a NUL byte (no
+// path contains one), with the sorted, redacted list.
+func (r *Recorder) listDigest(keys []string) (string, []string) {
+	red := r.pathRedactor()
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = red(k)
+	}
+	sort.Strings(out)
+	h := sha256.New()
+	for _, k := range out {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)), out
+}
+
+// pathRedactor is the redaction applied to paths in the trace (the
+// policy's dropped values, then the credential shapes), so a digest
+// computed here matches the list the store keeps.
+func (r *Recorder) pathRedactor() func(string) string {
+	if r.redactPath != nil {
+		return r.redactPath
+	}
+	var pairs []string
+	for _, v := range r.info.RedactValues {
+		if v != "" {
+			pairs = append(pairs, v, Redacted)
+		}
+	}
+	rep := strings.NewReplacer(pairs...)
+	r.redactPath = func(s string) string { return RedactString(rep.Replace(s)) }
+	return r.redactPath
+}
+
+// FileChange is one workspace path the run changed or tried to change.
+type FileChange struct {
+	Path   string   // absolute, redacted like file.path
+	Ops    []string // operations seen, most significant first (agentwatch.file.operation order)
+	Failed bool     // at least one attempt failed
+	Source string   // ebpf when an eBPF-side sensor saw it, else fswatch
+}
+
+// Files returns every workspace path the run changed or tried to change,
+// sorted: spanned and aggregated alike, the list behind the root's
+// agentwatch.files.list.* digest. Valid after Finish; nil before.
+func (r *Recorder) Files() []FileChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fileList
+}
+
+// buildFileList turns the path table into the sorted, redacted list.
+func (r *Recorder) buildFileList() {
+	red := r.pathRedactor()
+	opsOf := map[uint32][]string{} // shared: a build has few distinct op sets
+	list := make([]FileChange, 0, len(r.paths))
+	for p, st := range r.paths {
+		bits := st.ops | st.fswOps
+		ops, ok := opsOf[bits]
+		if !ok {
+			for _, op := range opPrecedence {
+				if bits&(1<<op) != 0 {
+					ops = append(ops, op.String())
+				}
+			}
+			opsOf[bits] = ops
+		}
+		src := event.SourceEBPF.String()
+		if st.flags&pathCovered == 0 {
+			src = event.SourceFSWatch.String()
+		}
+		list = append(list, FileChange{Path: red(p), Ops: ops, Failed: st.flags&pathFailed != 0, Source: src})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Path < list[j].Path })
+	h := sha256.New()
+	for _, f := range list {
+		h.Write([]byte(f.Path))
+		h.Write([]byte{0})
+	}
+	r.fileList, r.fileListSum = list, hex.EncodeToString(h.Sum(nil))
+}
+
+// aggregatedAttrs say on the root what was aggregated, the budgets and
+// the run's file list (count and digest).
+func (r *Recorder) aggregatedAttrs() []attribute.KeyValue {
+	var a []attribute.KeyValue
+	if r.ws != "" {
+		a = append(a, telemetry.FilesListCount.Int(len(r.fileList)), telemetry.FilesListSHA256.String(r.fileListSum))
+		if r.unlisted > 0 {
+			a = append(a, telemetry.FilesListUnlisted.Int(r.unlisted))
+		}
+	}
+	if r.aggSpans == 0 {
+		return a
+	}
+	return append(a,
+		telemetry.AggregatedSpans.Int(r.aggSpans),
+		telemetry.AggregatedFiles.Int(r.aggPaths),
+		telemetry.AggregatedDestinations.Int(r.aggDests),
+		telemetry.AggregatedDNSNames.Int(r.aggNames),
+		telemetry.AggregatedBudgets.StringSlice([]string{
+			fmt.Sprintf("file spans: %d per process, %d per run", fileSpansPerProc, fileSpansPerRun),
+			fmt.Sprintf("network spans: %d per process, %d per run", netSpansPerProc, netSpansPerRun),
+			fmt.Sprintf("dns spans: %d per process, %d per run", dnsSpansPerProc, dnsSpansPerRun),
+		}),
+	)
+}
+
+// fswatchOnly places the workspace paths only fswatch reported: their own
+// spans (on the root: fswatch knows no process) within the budget, an
+// aggregate past it. Sorted for stable ids.
+func (r *Recorder) fswatchOnly() {
+	var only []string
+	for p, st := range r.paths {
+		if st.flags&(pathFSW|pathCovered) == pathFSW {
+			only = append(only, p)
+		}
+	}
+	sort.Strings(only)
+	for _, p := range only {
+		fs := r.fsw[p]
+		secret := r.pol.IsSecret(p, r.home)
+		protected := r.pol.IsProtected(p, r.ws, r.home)
+		if fs != nil && r.fileBudget(r.root, secret || protected) {
+			r.countFileSpan(r.root, secret || protected)
+			fs.id, fs.seq = r.nextSpanID()
+			fs.secret, fs.protected = secret, protected
+			r.root.fileOrder = append(r.root.fileOrder, fs)
+			continue
+		}
+		st := r.paths[p]
+		a := r.root.fileAgg
+		if a == nil {
+			a = r.newAggregate(telemetry.SpanFileAggregate, r.fswStart)
+			r.root.fileAgg = a
+		}
+		a.start, a.end = minTime(a.start, r.fswStart), maxTime(a.end, r.fswEnd)
+		if a.note(p, r.fswStart) {
+			a.count(r.shown(path.Dir(p)), 1)
+			r.aggPaths++
+			if secret || protected {
+				a.alerting++
+				r.raise(a.id, r.fswStart, telemetry.AlertSecretAccess, telemetry.SeverityHigh, "aggregated",
+					fmt.Sprintf("more than %d secret, protected or persistence paths: the rest are aggregated on this span (first: %s)",
+						alertingSpansPerRun, r.shown(p)))
+			}
+		}
+		for _, op := range opPrecedence {
+			if st.fswOps&(1<<op) != 0 {
+				a.byOp[op.String()]++
+			}
+		}
+		if st.flags&pathFailed != 0 {
+			a.failures++
+		}
+	}
+	r.fsw = nil // spanned ones are on the root now
+}
+
+// countFileSpan charges a new file span to the budgets.
+func (r *Recorder) countFileSpan(owner *procSpan, alerting bool) {
+	if alerting {
+		r.alertingSpans++
+		return
+	}
+	owner.nFileSpans++
+	r.nFileSpans++
+}
+
+// inProgress: a non-blocking connect under way is not a failure.
+func inProgress(errno int32) bool { return syscall.Errno(abs32(errno)) == syscall.EINPROGRESS }
