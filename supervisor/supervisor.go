@@ -378,7 +378,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	tr := rec.Finish(end)
 	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
-	err = record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
+	err = record(ctx, o, st, traceFile, tr, end.Evidence, rec.Files(), stderr)
 	if sink.jw != nil {
 		if err == nil {
 			err = sink.jw.Remove()
@@ -403,13 +403,15 @@ func childHome(env []string, t Target) string {
 
 // record hands the trace to the sinks, store first: it is what `export`
 // retries from when the others fail.
-func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, stderr io.Writer) error {
+func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, files []recorder.FileChange, stderr io.Writer) error {
 	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
 	var errs []error
 	req := export.Request(tr)
 	if err := st.SaveRequest(ctx, tr, req); err != nil {
 		errs = append(errs, err) // already "saving run <id>: …"
 	} else if err := saveDiff(ctx, st, tr.RunID, ev); err != nil {
+		errs = append(errs, err)
+	} else if err := saveFiles(ctx, st, tr.RunID, files); err != nil {
 		errs = append(errs, err)
 	}
 	if tf != nil {
