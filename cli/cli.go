@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -101,6 +102,7 @@ func Main() int {
 	if path := os.Getenv("AGENTWATCH_MEMPROFILE"); path != "" {
 		defer func() {
 			if f, err := os.Create(path); err == nil {
+				runtime.GC() // the profile is as of the last GC: include the end of the run
 				pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()
 			}

@@ -259,7 +259,7 @@ func (r *Recorder) aggregateTelemetry(a *aggregate, parent trace.SpanID) telemet
 	for k := range a.keys {
 		keys = append(keys, k)
 	}
-	sum, _ := r.listDigest(keys)
+	sum := r.listDigest(keys)
 	attrs := []attribute.KeyValue{
 		telemetry.AggregatedCount.Int(len(a.keys)),
 		telemetry.AggregatedEvents.Int(a.events),
@@ -329,27 +329,43 @@ func counted(m map[string]int, limit int) []string {
 	return out
 }
 
-// listDigest redacts keys as every sink sees them, sorts them and returns
-// the sha256 (hex) of the sorted list, each entry ended by a NUL byte (no
-// path contains one), with the sorted, redacted list.
-func (r *Recorder) listDigest(keys []string) (string, []string) {
-	red := r.pathRedactor()
-	out := make([]string, len(keys))
+// listDigest redacts keys as every sink sees them (modifying keys), sorts
+// them and returns the sha256 (hex) of the sorted list, each entry ended
+// by a NUL byte (no path contains one).
+func (r *Recorder) listDigest(keys []string) string {
 	for i, k := range keys {
-		out[i] = red(k)
+		keys[i] = r.redacted(k)
 	}
-	sort.Strings(out)
+	sort.Strings(keys)
 	h := sha256.New()
-	for _, k := range out {
+	for _, k := range keys {
 		h.Write([]byte(k))
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil)), out
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// redacted is k as the sinks see it. A path of the file list was redacted
+// once by buildFileList (a build's 100,000 paths through the credential
+// table twice would be most of Finish's work); anything else is redacted
+// here.
+func (r *Recorder) redacted(k string) string {
+	if out, ok := r.redactedPaths[k]; ok {
+		return out
+	}
+	if _, listed := r.paths[k]; listed && r.fileList != nil {
+		return k // redacted to itself
+	}
+	return r.pathRedactor()(k)
 }
 
 // pathRedactor is the redaction applied to paths in the trace (the
 // policy's dropped values, then the credential shapes), so a digest
 // computed here matches the list the store keeps.
+//
+// When merged with the one redactor (package redact), this is
+// r.Redactor().String: the file list must be redacted exactly like
+// file.path.
 func (r *Recorder) pathRedactor() func(string) string {
 	if r.redactPath != nil {
 		return r.redactPath
@@ -361,7 +377,12 @@ func (r *Recorder) pathRedactor() func(string) string {
 		}
 	}
 	rep := strings.NewReplacer(pairs...)
-	r.redactPath = func(s string) string { return RedactString(rep.Replace(s)) }
+	r.redactPath = func(s string) string {
+		if out := RedactString(rep.Replace(s)); out != s {
+			return out
+		}
+		return s // the caller's string, not an equal copy
+	}
 	return r.redactPath
 }
 
@@ -402,7 +423,14 @@ func (r *Recorder) buildFileList() {
 		if st.flags&pathCovered == 0 {
 			src = event.SourceFSWatch.String()
 		}
-		list = append(list, FileChange{Path: red(p), Ops: ops, Failed: st.flags&pathFailed != 0, Source: src})
+		rp := red(p)
+		if rp != p {
+			if r.redactedPaths == nil {
+				r.redactedPaths = make(map[string]string)
+			}
+			r.redactedPaths[p] = rp
+		}
+		list = append(list, FileChange{Path: rp, Ops: ops, Failed: st.flags&pathFailed != 0, Source: src})
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Path < list[j].Path })
 	h := sha256.New()

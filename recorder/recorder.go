@@ -149,6 +149,7 @@ type Recorder struct {
 	fileList                                        []FileChange
 	fileListSum                                     string
 	redactPath                                      func(string) string
+	redactedPaths                                   map[string]string // listed paths whose redaction differs
 
 	gaps    []string
 	gapSeen map[string]bool

@@ -27,6 +27,14 @@ type FileEntry struct {
 // redacts it like the trace), replacing an earlier one.
 func (s *Store) SaveFiles(ctx context.Context, runID string, files []FileEntry) error {
 	var buf bytes.Buffer
+	n := 0
+	for _, f := range files {
+		n += len(f.Path) + len(f.Source) + 48 // {"path":"…","ops":[…],"failed":true,"source":"…"}
+		for _, op := range f.Ops {
+			n += len(op) + 3
+		}
+	}
+	buf.Grow(n) // one allocation, not a doubling series, for a 100,000-path list
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for i := range files {
