@@ -14,8 +14,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
