@@ -30,6 +30,11 @@ import (
 // audited connection or lookup. Only past alertingSpansPerRun (an agent
 // writing 100,000 *.pem files) are those aggregated too, and then the
 // aggregate itself carries the alert.
+//
+// Processes the same way: past procSpansPerParent children of one span or
+// procSpansPerRun process spans in all, a plain command (no class such as
+// test_run or commit, no tool call of the agent) is counted on its
+// parent's process aggregate, and what it does is its parent's activity.
 const (
 	fileSpansPerProc    = 256
 	fileSpansPerRun     = 2048
@@ -37,7 +42,16 @@ const (
 	netSpansPerRun      = 1024
 	dnsSpansPerProc     = 64
 	dnsSpansPerRun      = 1024
-	alertingSpansPerRun = 8192
+	procSpansPerParent  = 1024
+	procSpansPerRun     = 2048
+	alertingSpansPerRun = 2048
+	maxCommandKey       = 256 // bytes of a command line kept as an aggregate's key
+
+	// keptExited is how many exited pids stay known for late events (a
+	// file event delivered after the exit by another CPU); older ones are
+	// forgotten, so a run of a million short processes does not keep a
+	// million entries.
+	keptExited = 8192
 
 	aggFirst   = 20   // paths / destinations / names listed on an aggregate
 	aggTopDirs = 10   // directories (destinations) reported with counts
@@ -269,6 +283,8 @@ func (r *Recorder) aggregateTelemetry(a *aggregate, parent trace.SpanID) telemet
 		telemetry.AggregatedPartial.Bool(a.overflow),
 	}
 	switch a.kind {
+	case telemetry.SpanProcessAggregate:
+		attrs = append(attrs, telemetry.AggregatedTopExecutables.StringSlice(counted(a.dirs, aggTopDirs)))
 	case telemetry.SpanFileAggregate:
 		attrs = append(attrs, telemetry.AggregatedTopDirs.StringSlice(counted(a.dirs, aggTopDirs)))
 		if a.alerting > 0 {
@@ -459,10 +475,12 @@ func (r *Recorder) aggregatedAttrs() []attribute.KeyValue {
 		telemetry.AggregatedFiles.Int(r.aggPaths),
 		telemetry.AggregatedDestinations.Int(r.aggDests),
 		telemetry.AggregatedDNSNames.Int(r.aggNames),
+		telemetry.AggregatedCommands.Int(r.aggProcs),
 		telemetry.AggregatedBudgets.StringSlice([]string{
 			fmt.Sprintf("file spans: %d per process, %d per run", fileSpansPerProc, fileSpansPerRun),
 			fmt.Sprintf("network spans: %d per process, %d per run", netSpansPerProc, netSpansPerRun),
 			fmt.Sprintf("dns spans: %d per process, %d per run", dnsSpansPerProc, dnsSpansPerRun),
+			fmt.Sprintf("process spans: %d per parent, %d per run", procSpansPerParent, procSpansPerRun),
 		}),
 	)
 }
@@ -516,6 +534,70 @@ func (r *Recorder) fswatchOnly() {
 		}
 	}
 	r.fsw = nil // spanned ones are on the root now
+}
+
+// aggregateExec decides whether an exec gets its own span; when not, it
+// is counted on parent's process aggregate and p's activity goes to
+// parent. It reports whether it aggregated.
+func (r *Recorder) aggregateExec(p *proc, parent, s *procSpan, e event.Exec) bool {
+	p.agg = nil
+	if s.cls != nil || e.TraceParent != "" || e.ToolCallID != "" || e.PID == r.info.RootPID ||
+		parent.nChildren < procSpansPerParent && r.nProcSpans < procSpansPerRun {
+		parent.nChildren++
+		r.nProcSpans++
+		return false
+	}
+	a := parent.procAgg
+	if a == nil {
+		a = r.newAggregate(telemetry.SpanProcessAggregate, e.Time)
+		parent.procAgg = a
+	}
+	line := CommandLine(s.args)
+	if len(line) > maxCommandKey {
+		line = cutUTF8([]byte(line), maxCommandKey) + "..."
+	}
+	if a.note(line, e.Time) {
+		r.aggProcs++
+	}
+	name := path.Base(s.exe)
+	if s.exe == "" && len(s.args) > 0 {
+		name = path.Base(s.args[0])
+	}
+	a.count(name, 1)
+	p.cur, p.attach, p.agg = nil, parent, a
+	return true
+}
+
+// exitedPID is one exited process, remembered for late events.
+type exitedPID struct {
+	pid uint32
+	p   *proc
+}
+
+// exited notes an exit: an aggregated process's status is counted, and
+// the oldest exited pids are forgotten past keptExited.
+func (r *Recorder) exited(e event.Exit, p *proc) {
+	if a := p.agg; a != nil {
+		a.end = maxTime(a.end, e.Time)
+		if e.Code != 0 || e.Signal != 0 {
+			a.failures++
+		}
+	}
+	if e.PID == r.info.RootPID {
+		return // the run's own child stays known (model calls are attributed to it)
+	}
+	r.exitedPIDs = append(r.exitedPIDs, exitedPID{e.PID, p})
+	if len(r.exitedPIDs) <= keptExited {
+		return
+	}
+	old := r.exitedPIDs[0]
+	r.exitedPIDs = r.exitedPIDs[1:]
+	if r.procs[old.pid] == old.p && old.p.exited {
+		delete(r.procs, old.pid) // not reused since: nothing will ask for it
+	}
+	if cap(r.exitedPIDs) > 4*keptExited {
+		r.exitedPIDs = append([]exitedPID(nil), r.exitedPIDs...) // let the old backing array go
+	}
 }
 
 // countFileSpan charges a new file span to the budgets.

@@ -114,7 +114,8 @@ func TestAggregateManyFiles(t *testing.T) {
 		telemetry.FilesListCount:    fmt.Sprint(n),
 		telemetry.FilesListSHA256:   digest(paths),
 		telemetry.FilesWritten:      "<unset>",
-		telemetry.AggregatedBudgets: fmt.Sprintf(`["file spans: %d per process, %d per run","network spans: %d per process, %d per run","dns spans: %d per process, %d per run"]`, fileSpansPerProc, fileSpansPerRun, netSpansPerProc, netSpansPerRun, dnsSpansPerProc, dnsSpansPerRun),
+		telemetry.AggregatedBudgets: fmt.Sprintf(`["file spans: %d per process, %d per run","network spans: %d per process, %d per run","dns spans: %d per process, %d per run","process spans: %d per parent, %d per run"]`,
+			fileSpansPerProc, fileSpansPerRun, netSpansPerProc, netSpansPerRun, dnsSpansPerProc, dnsSpansPerRun, procSpansPerParent, procSpansPerRun),
 	})
 	wantAttrs(t, find(t, tr, "bash_command python3"), map[attribute.Key]string{telemetry.FilesWritten: fmt.Sprint(n)})
 
@@ -382,4 +383,67 @@ func policyInfo(t *testing.T) RunInfo {
 	info := runInfo()
 	info.Policy = mustPolicy(t, "enforce", "")
 	return info
+}
+
+// A loop of 20,000 short commands: procSpansPerParent spans, then one
+// process aggregate (distinct command lines, top executables, failed
+// exits); a test run and a commit past the budget keep their spans; the
+// files the aggregated commands write are their parent's; and the pids of
+// exited processes are forgotten past keptExited.
+func TestAggregateProcesses(t *testing.T) {
+	const n = 20_000
+	r := New(runInfo())
+	r.Add(fork(1, 100, 1))
+	r.Add(exec(1, 100, 1, "/bin/bash", ws, "bash", "loop.sh"))
+	for i := 0; i < n; i++ {
+		pid := uint32(1000 + i)
+		r.Add(fork(2, pid, 100))
+		if i%2 == 0 {
+			r.Add(exec(2, pid, 100, "/usr/bin/curl", ws, "curl", fmt.Sprintf("http://127.0.0.1:8080/%d", i%10)))
+		} else {
+			r.Add(exec(2, pid, 100, "/bin/true", ws, "true"))
+		}
+		r.Add(file(3, pid, event.FileCreate, fmt.Sprintf("%s/out/%05d", ws, i)))
+		r.Add(exit(4, pid, i%4/3, 0)) // every fourth fails
+	}
+	if len(r.procs) > keptExited+2 {
+		t.Errorf("%d pids still known after %d exits", len(r.procs), n)
+	}
+	r.Add(fork(5, 90001, 100))
+	r.Add(exec(5, 90001, 100, "/usr/local/go/bin/go", ws, "go", "test", "./..."))
+	r.Add(fork(5, 90002, 100))
+	r.Add(exec(5, 90002, 100, "/usr/bin/git", ws, "git", "commit", "-m", "x"))
+	tr := r.Finish(End{Time: at(10)})
+
+	aggs := spansOfType(tr, telemetry.SpanProcessAggregate)
+	if len(aggs) != 1 || aggs[0].ParentID != find(t, tr, "bash_command bash").SpanID {
+		t.Fatalf("%d process aggregates, want one under bash", len(aggs))
+	}
+	m := n - procSpansPerParent
+	var lines []string
+	for i := 0; i < 10; i += 2 {
+		lines = append(lines, fmt.Sprintf("curl http://127.0.0.1:8080/%d", i))
+	}
+	lines = append(lines, "true")
+	wantAttrs(t, aggs[0], map[attribute.Key]string{
+		telemetry.AggregatedEvents:         fmt.Sprint(m),
+		telemetry.AggregatedCount:          "6",
+		telemetry.AggregatedSHA256:         digest(lines),
+		telemetry.AggregatedTopExecutables: fmt.Sprintf(`["curl (%d)","true (%d)"]`, m/2, m/2),
+		telemetry.AggregatedFailures:       fmt.Sprint(m / 4),
+	})
+	find(t, tr, "test_run go")
+	find(t, tr, "commit git")
+	if got := len(spansOfType(tr, telemetry.SpanBashCommand)); got != procSpansPerParent+1 {
+		t.Errorf("%d bash_command spans, want bash and %d", got, procSpansPerParent)
+	}
+	wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{telemetry.AggregatedCommands: "6"})
+	// The aggregated commands' files are bash's: one aggregate under it.
+	fileAggs := spansOfType(tr, telemetry.SpanFileAggregate)
+	if len(fileAggs) == 0 || fileAggs[0].ParentID != find(t, tr, "bash_command bash").SpanID {
+		t.Errorf("the aggregated commands' files are not under their parent")
+	}
+	if len(r.Files()) != n {
+		t.Errorf("file list has %d paths, want %d", len(r.Files()), n)
+	}
 }

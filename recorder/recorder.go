@@ -144,12 +144,14 @@ type Recorder struct {
 	fswEnd   time.Time
 
 	// Budgets and what went past them (aggregate.go).
-	nFileSpans, nNetSpans, nDNSSpans, alertingSpans int
-	aggSpans, aggPaths, aggDests, aggNames          int
-	fileList                                        []FileChange
-	fileListSum                                     string
-	redactPath                                      func(string) string
-	redactedPaths                                   map[string]string // listed paths whose redaction differs
+	nFileSpans, nNetSpans, nDNSSpans, alertingSpans  int
+	nProcSpans                                       int
+	exitedPIDs                                       []exitedPID // oldest first, bounded (aggregate.go)
+	aggSpans, aggPaths, aggDests, aggNames, aggProcs int
+	fileList                                         []FileChange
+	fileListSum                                      string
+	redactPath                                       func(string) string
+	redactedPaths                                    map[string]string // listed paths whose redaction differs
 
 	gaps    []string
 	gapSeen map[string]bool
@@ -172,6 +174,7 @@ type proc struct {
 	attach *procSpan // nearest exec'd ancestor's span (root when none)
 	ppid   uint32
 	exited bool
+	agg    *aggregate // the process aggregate its exec went to (aggregate.go)
 }
 
 // active is the span that owns this process's activity.
@@ -374,7 +377,7 @@ func (r *Recorder) exec(e event.Exec) {
 	if ppid == 0 {
 		ppid = p.ppid
 	}
-	s := r.newProcSpan(parent.id, e.Time)
+	s := &procSpan{parent: parent.id, start: e.Time} // registered below, unless aggregated
 	s.pid, s.ppid = e.PID, ppid
 	s.exe = e.Filename
 	s.args = RedactArgs(e.Argv)
@@ -382,6 +385,11 @@ func (r *Recorder) exec(e event.Exec) {
 	s.cwd = e.Cwd
 	s.uid = e.UID
 	r.classifyExec(s)
+	if r.aggregateExec(p, parent, s, e) {
+		return
+	}
+	s.id, s.seq = r.nextSpanID()
+	r.spans = append(r.spans, s)
 	r.noteToolContext(s, e)
 	r.noteExec(s)
 	p.cur = s
@@ -393,6 +401,7 @@ func (r *Recorder) exit(e event.Exit) {
 		return
 	}
 	p.exited = true
+	r.exited(e, p)
 	if s := p.cur; s != nil && !s.ended {
 		s.end = e.Time
 		s.ended, s.exited = true, true

@@ -136,8 +136,9 @@ func TestConcurrentAdd(t *testing.T) {
 	}
 	wg.Wait()
 	tr := r.Finish(End{Time: at(10)})
-	// root, sh, 2000 true, 50 files by sh, 10 fswatch-only, 1 destination
-	if want := 2 + 2000 + 50 + 10 + 1; len(tr.Spans) != want {
+	// root, sh, the first procSpansPerParent of 2000 true and an
+	// aggregate of the rest, 50 files by sh, 10 fswatch-only, 1 destination
+	if want := 2 + procSpansPerParent + 1 + 50 + 10 + 1; len(tr.Spans) != want {
 		t.Errorf("%d spans, want %d", len(tr.Spans), want)
 	}
 	wantAttrs(t, find(t, tr, "network_call tcp 127.0.0.1:8080"), map[attribute.Key]string{

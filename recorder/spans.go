@@ -60,7 +60,9 @@ type procSpan struct {
 	// Spans charged to this process's budgets, and what went past them
 	// (aggregate.go).
 	nFileSpans, nNetSpans, nDNSSpans int
+	nChildren                        int // process spans directly under this one
 	fileAgg, netAgg, dnsAgg          *aggregate
+	procAgg                          *aggregate // execs past the process budget, under this span
 }
 
 func (s *procSpan) noteWritten(h uint64) {
@@ -277,7 +279,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		for _, ns := range s.netOrder {
 			rest = append(rest, ordered{r.netTelemetry(ns, s.id), ns.seq})
 		}
-		for _, a := range []*aggregate{s.fileAgg, s.netAgg, s.dnsAgg} {
+		for _, a := range []*aggregate{s.procAgg, s.fileAgg, s.netAgg, s.dnsAgg} {
 			if a != nil {
 				rest = append(rest, ordered{r.aggregateTelemetry(a, s.id), a.seq})
 			}

@@ -370,6 +370,7 @@ const (
 	SpanFileAggregate    = "file_aggregate"
 	SpanNetworkAggregate = "network_aggregate"
 	SpanDNSAggregate     = "dns_aggregate"
+	SpanProcessAggregate = "process_aggregate"
 )
 
 // Attributes of aggregate spans and of the root about them.
@@ -388,6 +389,8 @@ const (
 	AggregatedFiles           = attribute.Key("agentwatch.aggregated.files")    // root: distinct paths aggregated
 	AggregatedDestinations    = attribute.Key("agentwatch.aggregated.destinations")
 	AggregatedDNSNames        = attribute.Key("agentwatch.aggregated.dns_names")
+	AggregatedCommands        = attribute.Key("agentwatch.aggregated.commands")        // root: distinct command lines aggregated
+	AggregatedTopExecutables  = attribute.Key("agentwatch.aggregated.top_executables") // "curl (5000)"
 	AggregatedBudgets         = attribute.Key("agentwatch.aggregated.budgets")
 	// The run's file list (the store's "files" artifact): every workspace
 	// path changed or attempted, spanned or aggregated.
