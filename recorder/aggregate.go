@@ -541,7 +541,7 @@ func (r *Recorder) fswatchOnly() {
 // parent. It reports whether it aggregated.
 func (r *Recorder) aggregateExec(p *proc, parent, s *procSpan, e event.Exec) bool {
 	p.agg = nil
-	if s.cls != nil || e.TraceParent != "" || e.ToolCallID != "" || e.PID == r.info.RootPID ||
+	if s.cls != nil || r.ownToolContext(parent, e) || e.PID == r.info.RootPID ||
 		parent.nChildren < procSpansPerParent && r.nProcSpans < procSpansPerRun {
 		parent.nChildren++
 		r.nProcSpans++
@@ -566,6 +566,29 @@ func (r *Recorder) aggregateExec(p *proc, parent, s *procSpan, e event.Exec) boo
 	a.count(name, 1)
 	p.cur, p.attach, p.agg = nil, parent, a
 	return true
+}
+
+// ownToolContext reports whether an exec carries an agent tool-call
+// context of its own (a TRACEPARENT or tool call id its parent does not
+// have): such a process is linked to the agent's tool span and keeps its
+// span. Inheriting the parent's (every process of a run inherits the
+// TRACEPARENT naming agent_run) is not.
+func (r *Recorder) ownToolContext(parent *procSpan, e event.Exec) bool {
+	if e.TraceParent == "" && e.ToolCallID == "" {
+		return false
+	}
+	var pc toolContext
+	if r.agent != nil {
+		pc = r.agent.tools[parent.id]
+	}
+	if e.ToolCallID != "" && e.ToolCallID != pc.toolCallID {
+		return true
+	}
+	if e.TraceParent == pc.traceParent {
+		return false
+	}
+	_, sid, ok := parseTraceParent(e.TraceParent)
+	return ok && sid != r.root.id
 }
 
 // exitedPID is one exited process, remembered for late events.

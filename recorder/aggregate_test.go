@@ -393,15 +393,23 @@ func policyInfo(t *testing.T) RunInfo {
 func TestAggregateProcesses(t *testing.T) {
 	const n = 20_000
 	r := New(runInfo())
+	// Every process inherits the TRACEPARENT naming agent_run: that is no
+	// tool call of its own.
+	inherited := "00-" + r.traceID.String() + "-" + r.root.id.String() + "-01"
+	ex := func(n int, pid, ppid uint32, file string, argv ...string) event.Exec {
+		e := exec(n, pid, ppid, file, ws, argv...)
+		e.TraceParent = inherited
+		return e
+	}
 	r.Add(fork(1, 100, 1))
-	r.Add(exec(1, 100, 1, "/bin/bash", ws, "bash", "loop.sh"))
+	r.Add(ex(1, 100, 1, "/bin/bash", "bash", "loop.sh"))
 	for i := 0; i < n; i++ {
 		pid := uint32(1000 + i)
 		r.Add(fork(2, pid, 100))
 		if i%2 == 0 {
-			r.Add(exec(2, pid, 100, "/usr/bin/curl", ws, "curl", fmt.Sprintf("http://127.0.0.1:8080/%d", i%10)))
+			r.Add(ex(2, pid, 100, "/usr/bin/curl", "curl", fmt.Sprintf("http://127.0.0.1:8080/%d", i%10)))
 		} else {
-			r.Add(exec(2, pid, 100, "/bin/true", ws, "true"))
+			r.Add(ex(2, pid, 100, "/bin/true", "true"))
 		}
 		r.Add(file(3, pid, event.FileCreate, fmt.Sprintf("%s/out/%05d", ws, i)))
 		r.Add(exit(4, pid, i%4/3, 0)) // every fourth fails
@@ -413,6 +421,11 @@ func TestAggregateProcesses(t *testing.T) {
 	r.Add(exec(5, 90001, 100, "/usr/local/go/bin/go", ws, "go", "test", "./..."))
 	r.Add(fork(5, 90002, 100))
 	r.Add(exec(5, 90002, 100, "/usr/bin/git", ws, "git", "commit", "-m", "x"))
+	// A tool call of the agent (its own TRACEPARENT) keeps its span.
+	tool := exec(5, 90003, 100, "/usr/bin/jq", ws, "jq", ".")
+	tool.TraceParent = "00-" + r.traceID.String() + "-00f067aa0ba902b7-01"
+	r.Add(fork(5, 90003, 100))
+	r.Add(tool)
 	tr := r.Finish(End{Time: at(10)})
 
 	aggs := spansOfType(tr, telemetry.SpanProcessAggregate)
@@ -434,8 +447,9 @@ func TestAggregateProcesses(t *testing.T) {
 	})
 	find(t, tr, "test_run go")
 	find(t, tr, "commit git")
-	if got := len(spansOfType(tr, telemetry.SpanBashCommand)); got != procSpansPerParent+1 {
-		t.Errorf("%d bash_command spans, want bash and %d", got, procSpansPerParent)
+	find(t, tr, "bash_command jq")
+	if got := len(spansOfType(tr, telemetry.SpanBashCommand)); got != procSpansPerParent+2 {
+		t.Errorf("%d bash_command spans, want bash, %d and jq", got, procSpansPerParent)
 	}
 	wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{telemetry.AggregatedCommands: "6"})
 	// The aggregated commands' files are bash's: one aggregate under it.
