@@ -109,11 +109,11 @@ func TestAggregateManyFiles(t *testing.T) {
 		t.Errorf("top dirs = %v", got)
 	}
 	wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{
-		telemetry.AggregatedSpans:   "1",
-		telemetry.AggregatedFiles:   fmt.Sprint(m),
-		telemetry.FilesListCount:    fmt.Sprint(n),
-		telemetry.FilesListSHA256:   digest(paths),
-		telemetry.FilesWritten:      "<unset>",
+		telemetry.AggregatedSpans: "1",
+		telemetry.AggregatedFiles: fmt.Sprint(m),
+		telemetry.FilesListCount:  fmt.Sprint(n),
+		telemetry.FilesListSHA256: digest(paths),
+		telemetry.FilesWritten:    "<unset>",
 		telemetry.AggregatedBudgets: fmt.Sprintf(`["file spans: %d per process, %d per run","network spans: %d per process, %d per run","dns spans: %d per process, %d per run","process spans: %d per parent, %d per run"]`,
 			fileSpansPerProc, fileSpansPerRun, netSpansPerProc, netSpansPerRun, dnsSpansPerProc, dnsSpansPerRun, procSpansPerParent, procSpansPerRun),
 	})
