@@ -576,9 +576,7 @@ func (r *Recorder) fswatch(e event.File) {
 			r.fswStart = e.Time
 		}
 		r.fswEnd = maxTime(r.fswEnd, e.Time)
-		if r.inWorkspace(p) {
-			r.notePath(p, op.Op, op.Errno, pathFSW)
-		}
+		r.notePath(p, op.Op, op.Errno, pathFSW) // in the workspace, or what fswatch watches when it is unknown
 		fs := r.fsw[p]
 		if fs == nil {
 			// Within the budget a candidate span; past it the path table

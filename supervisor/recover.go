@@ -189,8 +189,14 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (string
 	}
 	tr := rec.Finish(e)
 	// A run the dead agentwatch had saved after all is left as it is.
-	if _, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason); err != nil {
+	saved, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason)
+	if err != nil {
 		return "", err
+	}
+	if saved {
+		if err := saveFiles(ctx, st, tr.RunID, rec.Files()); err != nil {
+			return "", err
+		}
 	}
 	if err := o.Remove(); err != nil {
 		return "", err
