@@ -10,7 +10,9 @@
 // Memory is bounded per process, per (process, path) and per (process,
 // destination), never per event: repeated operations become counts and
 // capped lists on one span, and writes outside the workspace become a
-// summary on the process span.
+// summary on the process span. Spans themselves are budgeted per process
+// and per run: past the budgets, files, destinations, DNS names and plain
+// commands are aggregate spans (aggregate.go); evidence keeps its span.
 //
 // Decisions a reader of the trace should know:
 //   - openinference.span.kind: AGENT for agent_run, TOOL for process spans
