@@ -31,21 +31,28 @@ import (
 // writing 100,000 *.pem files) are those aggregated too, and then the
 // aggregate itself carries the alert.
 //
+// The budgets are sized so that the worst run, every budget spent with
+// 8 KiB command lines (TestTraceSizeWorstCase), is a trace of under 10 MB
+// of OTLP/JSON.
+//
 // Processes the same way: past procSpansPerParent children of one span or
 // procSpansPerRun process spans in all, a plain command (no class such as
 // test_run or commit, no tool call of the agent) is counted on its
 // parent's process aggregate, and what it does is its parent's activity.
 const (
 	fileSpansPerProc    = 256
-	fileSpansPerRun     = 2048
+	fileSpansPerRun     = 1024
 	netSpansPerProc     = 64
-	netSpansPerRun      = 1024
+	netSpansPerRun      = 512
 	dnsSpansPerProc     = 64
-	dnsSpansPerRun      = 1024
+	dnsSpansPerRun      = 512
 	procSpansPerParent  = 1024
 	procSpansPerRun     = 2048
-	alertingSpansPerRun = 2048
+	alertingSpansPerRun = 1024
 	maxCommandKey       = 256 // bytes of a command line kept as an aggregate's key
+	maxAggregateSpans   = 256 // aggregate spans per run; past it, the root's
+	argvBytesPerRun     = 1 << 20
+	argvBytesPastBudget = 512
 
 	// keptExited is how many exited pids stay known for late events (a
 	// file event delivered after the exit by another CPU); older ones are
@@ -160,11 +167,7 @@ func (r *Recorder) fileBudget(owner *procSpan, alerting bool) bool {
 // aggregateFile counts a file operation past the budget on owner's
 // aggregate. A path that would have been evidence raises its alert there.
 func (r *Recorder) aggregateFile(owner *procSpan, p string, e event.File, alerting bool) {
-	a := owner.fileAgg
-	if a == nil {
-		a = r.newAggregate(telemetry.SpanFileAggregate, e.Time)
-		owner.fileAgg = a
-	}
+	a := r.aggregateOf(owner, fileSlot, telemetry.SpanFileAggregate, e.Time)
 	if a.note(p, e.Time) {
 		a.count(r.shown(path.Dir(p)), 1)
 		r.aggPaths++
@@ -190,10 +193,57 @@ func (r *Recorder) netBudget(owner *procSpan) bool {
 }
 
 func (r *Recorder) netAggregate(owner *procSpan, t time.Time) *aggregate {
-	if owner.netAgg == nil {
-		owner.netAgg = r.newAggregate(telemetry.SpanNetworkAggregate, t)
+	return r.aggregateOf(owner, netSlot, telemetry.SpanNetworkAggregate, t)
+}
+
+func fileSlot(s *procSpan) **aggregate { return &s.fileAgg }
+func netSlot(s *procSpan) **aggregate  { return &s.netAgg }
+func dnsSlot(s *procSpan) **aggregate  { return &s.dnsAgg }
+func procSlot(s *procSpan) **aggregate { return &s.procAgg }
+
+// aggregateOf is owner's aggregate of one kind, made on first use. Past
+// maxAggregateSpans aggregates in the run, a process without one uses the
+// root's: 2048 processes each past every budget must not be 8192
+// aggregate spans.
+func (r *Recorder) aggregateOf(owner *procSpan, slot func(*procSpan) **aggregate, kind string, t time.Time) *aggregate {
+	if a := *slot(owner); a != nil {
+		return a
 	}
-	return owner.netAgg
+	if r.aggSpans >= maxAggregateSpans {
+		owner = r.root
+	}
+	p := slot(owner)
+	if *p == nil {
+		*p = r.newAggregate(kind, t)
+	}
+	return *p
+}
+
+// alertingBudget reports whether one more evidence span (a refused or
+// audited destination or name, a file that alerts) may be made; past it
+// the evidence is aggregated and the aggregate carries the alert.
+func (r *Recorder) alertingBudget() bool { return r.alertingSpans < alertingSpansPerRun }
+
+// aggregateRefusal counts a refused or audited connection past the
+// evidence ceiling, with an alert on the aggregate.
+func (r *Recorder) aggregateRefusal(owner *procSpan, key netKey, e event.NetDecision) {
+	a := r.netAggregate(owner, e.Time)
+	dest := destString(key)
+	if a.note(dest, e.Time) {
+		r.aggDests++
+		a.alerting++
+	}
+	a.count(dest, 1)
+	if e.Check == checkAddress {
+		a.decided++
+	}
+	if e.Verdict == event.Deny {
+		a.denied++
+		r.ps().denied++
+	}
+	r.raise(a.id, e.Time, telemetry.AlertPolicyBypass, telemetry.SeverityHigh, "aggregated",
+		fmt.Sprintf("more than %d refused or audited destinations, names or evidence paths: the rest are aggregated on this span (first: %s, %s)",
+			alertingSpansPerRun, dest, e.Verdict))
 }
 
 func destString(k netKey) string {
@@ -241,11 +291,7 @@ func (r *Recorder) dnsBudget(owner *procSpan) bool {
 // aggregateDNS counts a lookup past the budget (only lookups without a
 // refusing or auditing verdict come here).
 func (r *Recorder) aggregateDNS(owner *procSpan, name string, e event.DNSQuery) {
-	a := owner.dnsAgg
-	if a == nil {
-		a = r.newAggregate(telemetry.SpanDNSAggregate, e.Time)
-		owner.dnsAgg = a
-	}
+	a := r.aggregateOf(owner, dnsSlot, telemetry.SpanDNSAggregate, e.Time)
 	if a.note(name, e.Time) {
 		r.aggNames++
 	}
@@ -257,8 +303,18 @@ func (r *Recorder) aggregateDNS(owner *procSpan, name string, e event.DNSQuery) 
 	if e.RCode != "" && e.RCode != "NOERROR" {
 		a.failures++
 	}
-	if e.Verdict == event.Allow {
+	switch e.Verdict {
+	case event.Allow:
 		a.decided++
+	case event.Deny, event.Audit:
+		a.alerting++
+		if e.Verdict == event.Deny {
+			a.denied++
+			r.ps().denied++
+		}
+		r.raise(a.id, e.Time, telemetry.AlertUnknownDomain, telemetry.SeverityMedium, "aggregated",
+			fmt.Sprintf("more than %d refused or audited lookups, destinations or evidence paths: the rest are aggregated on this span (first: %s, %s)",
+				alertingSpansPerRun, name, e.Verdict))
 	}
 }
 
@@ -303,6 +359,12 @@ func (r *Recorder) aggregateTelemetry(a *aggregate, parent trace.SpanID) telemet
 	}
 	if a.failures > 0 {
 		attrs = append(attrs, telemetry.AggregatedFailures.Int(a.failures))
+	}
+	if a.kind != telemetry.SpanFileAggregate && a.alerting > 0 {
+		attrs = append(attrs, telemetry.AggregatedAlerting.Int(a.alerting))
+	}
+	if a.denied > 0 {
+		attrs = append(attrs, telemetry.AggregatedDenied.Int(a.denied))
 	}
 	sp.Attrs = append(sp.Attrs, attrs...)
 	return sp
@@ -508,11 +570,7 @@ func (r *Recorder) fswatchOnly() {
 			continue
 		}
 		st := r.paths[p]
-		a := r.root.fileAgg
-		if a == nil {
-			a = r.newAggregate(telemetry.SpanFileAggregate, r.fswStart)
-			r.root.fileAgg = a
-		}
+		a := r.aggregateOf(r.root, fileSlot, telemetry.SpanFileAggregate, r.fswStart)
 		a.start, a.end = minTime(a.start, r.fswStart), maxTime(a.end, r.fswEnd)
 		if a.note(p, r.fswStart) {
 			a.count(r.shown(path.Dir(p)), 1)
@@ -545,13 +603,10 @@ func (r *Recorder) aggregateExec(p *proc, parent, s *procSpan, e event.Exec) boo
 		parent.nChildren < procSpansPerParent && r.nProcSpans < procSpansPerRun {
 		parent.nChildren++
 		r.nProcSpans++
+		r.boundArgs(s)
 		return false
 	}
-	a := parent.procAgg
-	if a == nil {
-		a = r.newAggregate(telemetry.SpanProcessAggregate, e.Time)
-		parent.procAgg = a
-	}
+	a := r.aggregateOf(parent, procSlot, telemetry.SpanProcessAggregate, e.Time)
 	line := CommandLine(s.args)
 	if len(line) > maxCommandKey {
 		line = cutUTF8([]byte(line), maxCommandKey) + "..."
@@ -589,6 +644,34 @@ func (r *Recorder) ownToolContext(parent *procSpan, e event.Exec) bool {
 	}
 	_, sid, ok := parseTraceParent(e.TraceParent)
 	return ok && sid != r.root.id
+}
+
+// boundArgs keeps the command lines of the run's process spans within
+// argvBytesPerRun: past it a span keeps the first argvBytesPastBudget
+// bytes of its arguments (after classification, which saw them all) and
+// says so in agentwatch.command.args_truncated. An argv is up to 8 KiB
+// and is on the span twice; 2048 of them would be 32 MiB of trace.
+func (r *Recorder) boundArgs(s *procSpan) {
+	n := 0
+	for _, a := range s.args {
+		n += len(a) + 1
+	}
+	r.argvBytes += n
+	if r.argvBytes <= argvBytesPerRun || n <= argvBytesPastBudget {
+		return
+	}
+	kept, left := []string(nil), argvBytesPastBudget
+	for _, a := range s.args {
+		if len(a) > left {
+			if left > 0 {
+				kept = append(kept, cutUTF8([]byte(a), left))
+			}
+			break
+		}
+		kept = append(kept, a)
+		left -= len(a) + 1
+	}
+	s.args, s.truncated = kept, true
 }
 
 // exitedPID is one exited process, remembered for late events.

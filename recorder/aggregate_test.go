@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // digest is the documented list digest, computed independently: sha256
@@ -459,5 +461,73 @@ func TestAggregateProcesses(t *testing.T) {
 	}
 	if len(r.Files()) != n {
 		t.Errorf("file list has %d paths, want %d", len(r.Files()), n)
+	}
+}
+
+// The worst a run can do to the trace's size, every budget overrun at
+// once: 2,500 processes with 8 KiB command lines, each writing 100
+// workspace files, connecting to 70 destinations, looking up 70 names,
+// refused 3 connections and 3 lookups, writing a secret. The OTLP/JSON
+// trace (what --trace-file holds) stays under 10 MB and the evidence is
+// all there: the refusals and secrets of the first processes as spans,
+// the rest as alerts on aggregates.
+func TestTraceSizeWorstCase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("800,000 events")
+	}
+	info := policyInfo(t)
+	r := New(info)
+	r.Add(fork(1, 100, 1))
+	r.Add(exec(1, 100, 1, "/usr/local/bin/claude", ws, "claude"))
+	long := strings.Repeat("x", 8000)
+	for i := 0; i < 2500; i++ {
+		pid := uint32(1000 + i)
+		r.Add(fork(2, pid, 100))
+		r.Add(exec(2, pid, 100, "/usr/bin/python3", ws, "python3", "-c", fmt.Sprintf("%d%s", i, long)))
+		for j := 0; j < 100; j++ {
+			r.Add(file(3, pid, event.FileCreate, fmt.Sprintf("%s/out/p%04d/f%03d.txt", ws, i, j)))
+		}
+		for j := 0; j < 70; j++ {
+			addr := fmt.Sprintf("127.0.%d.%d:%d", i%250, j, 8000+j)
+			r.Add(netDec(4, pid, event.TCP, addr, "", event.Allow, "loopback", checkAddress))
+			r.Add(conn(4, pid, event.TCP, addr, 0, ""))
+			r.Add(dnsq(4, pid, fmt.Sprintf("h%d-%d.api.github.com", i, j), "A", event.Allow, "*.github.com", "NOERROR", true, "140.82.112.3"))
+		}
+		for j := 0; j < 3; j++ {
+			r.Add(netDec(5, pid, event.TCP, fmt.Sprintf("203.0.%d.%d:443", i%250, j), "", event.Deny, "network.allow", checkAddress))
+			r.Add(dnsq(5, pid, fmt.Sprintf("x%d-%d.exfil.example", i, j), "A", event.Deny, "network.allow", "NXDOMAIN", false))
+		}
+		r.Add(file(6, pid, event.FileCreate, fmt.Sprintf("%s/keys/%04d.pem", ws, i)))
+		r.Add(exit(7, pid, 0, 0))
+	}
+	tr := r.Finish(End{Time: at(10)})
+	b, err := protojson.Marshal(export.Request(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d spans, %.2f MB OTLP/JSON, %d aggregates", len(tr.Spans), float64(len(b))/(1<<20), r.aggSpans)
+	if len(b) > 10<<20 {
+		t.Errorf("trace is %d bytes of OTLP/JSON, want <= 10 MB", len(b))
+	}
+	rules := map[string]int{}
+	for _, a := range alertsOf(tr) {
+		rules[a.rule]++
+		if a.span == telemetry.SpanNetworkAggregate || a.span == telemetry.SpanDNSAggregate || a.span == telemetry.SpanFileAggregate {
+			rules[a.rule+" on aggregate"]++
+		}
+	}
+	for _, want := range []string{telemetry.AlertPolicyBypass + " on aggregate", telemetry.AlertUnknownDomain + " on aggregate", telemetry.AlertSecretAccess + " on aggregate"} {
+		if rules[want] == 0 {
+			t.Errorf("no %s alert: %v", want, rules)
+		}
+	}
+	// Every evidence span up to the ceiling has its alert, beside the ones
+	// on aggregates.
+	onSpans := rules[telemetry.AlertSecretAccess] + rules[telemetry.AlertPolicyBypass] + rules[telemetry.AlertUnknownDomain] - 3
+	if onSpans < alertingSpansPerRun {
+		t.Errorf("%d evidence alerts on spans, want the ceiling %d: %v", onSpans, alertingSpansPerRun, rules)
+	}
+	if n := len(r.Files()); n != 2500*101 {
+		t.Errorf("file list has %d paths, want %d", n, 2500*101)
 	}
 }

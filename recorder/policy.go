@@ -186,7 +186,8 @@ func (r *Recorder) dnsQuery(e event.DNSQuery) {
 	owner := r.activeSpan(e.PID)
 	key := dnsKey{owner, name}
 	ds := ps.dns[key]
-	if ds == nil && (e.Verdict == 0 || e.Verdict == event.Allow) && !r.dnsBudget(owner) {
+	refused := e.Verdict == event.Deny || e.Verdict == event.Audit
+	if ds == nil && (!refused && !r.dnsBudget(owner) || refused && !r.alertingBudget()) {
 		r.aggregateDNS(owner, name, e) // past the budget; a refusal keeps its span
 		for _, a := range e.Answers {
 			if a = a.Unmap(); len(ps.nameOf) < maxNamedAddrs {
@@ -198,6 +199,9 @@ func (r *Recorder) dnsQuery(e event.DNSQuery) {
 	if ds == nil {
 		owner.nDNSSpans++
 		r.nDNSSpans++
+		if refused {
+			r.alertingSpans++
+		}
 		id, seq := r.nextSpanID()
 		ds = &dnsSpan{id: id, seq: seq, parent: owner.id, name: name, transport: e.Transport, start: e.Time, end: e.Time}
 		ps.dns[key] = ds
@@ -266,9 +270,17 @@ func (r *Recorder) netDecision(e event.NetDecision) {
 		ns = r.ps().lastNet[key] // the splice proxy may not know the pid
 	}
 	if ns == nil {
-		if owner := r.activeSpan(e.PID); owner.nets[key] == nil && aggregatedDecision(e) && !r.netBudget(owner) {
-			r.aggregateDecision(owner, key, e)
-			return
+		if owner := r.activeSpan(e.PID); owner.nets[key] == nil {
+			switch {
+			case aggregatedDecision(e) && !r.netBudget(owner):
+				r.aggregateDecision(owner, key, e)
+				return
+			case !aggregatedDecision(e) && !r.alertingBudget():
+				r.aggregateRefusal(owner, key, e)
+				return
+			case !aggregatedDecision(e):
+				r.alertingSpans++
+			}
 		}
 		ns = r.netSpanFor(e.PID, key, e.Time)
 	}

@@ -384,7 +384,8 @@ const (
 	AggregatedTopDirs         = attribute.Key("agentwatch.aggregated.top_dirs")         // "src/gen (1000)"
 	AggregatedTopDestinations = attribute.Key("agentwatch.aggregated.top_destinations") // "tcp 127.0.0.1:80 (12)"
 	AggregatedFailures        = attribute.Key("agentwatch.aggregated.failures")
-	AggregatedAlerting        = attribute.Key("agentwatch.aggregated.alerting") // evidence paths past alertingSpansPerRun
+	AggregatedAlerting        = attribute.Key("agentwatch.aggregated.alerting") // evidence keys past the evidence ceiling
+	AggregatedDenied          = attribute.Key("agentwatch.aggregated.denied")   // refusals among them
 	AggregatedSpans           = attribute.Key("agentwatch.aggregated.spans")    // root: aggregate spans in the trace
 	AggregatedFiles           = attribute.Key("agentwatch.aggregated.files")    // root: distinct paths aggregated
 	AggregatedDestinations    = attribute.Key("agentwatch.aggregated.destinations")
