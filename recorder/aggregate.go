@@ -63,12 +63,14 @@ const (
 	aggFirst   = 20   // paths / destinations / names listed on an aggregate
 	aggTopDirs = 10   // directories (destinations) reported with counts
 	aggMaxDirs = 1024 // distinct directories counted before "(other)"
-	// maxAggKeys bounds the distinct keys one aggregate remembers (for its
-	// distinct count and digest); past it the count is a lower bound and
-	// the digest is marked partial. maxListedPaths bounds the run's file
-	// list the same way. Both far above what fits in the other budgets.
+	// maxAggKeys bounds the distinct keys the run's aggregates remember
+	// together (for their distinct counts and digests); past it counts are
+	// lower bounds and digests are marked partial. maxListedPaths bounds
+	// the run's file list the same way (past it, paths are counted, not
+	// named). Each costs about 100 bytes a key: together some 200 MB at
+	// most, reached only by a run that writes a million distinct files.
 	maxAggKeys     = 1 << 20
-	maxListedPaths = 1 << 21
+	maxListedPaths = 1 << 20
 )
 
 // pathState is one workspace path in the run's file list.
@@ -112,7 +114,8 @@ type aggregate struct {
 	kind       string // telemetry.SpanFileAggregate, …
 	start, end time.Time
 	keys       map[string]struct{} // distinct paths / destinations / names
-	overflow   bool                // keys reached maxAggKeys
+	overflow   bool                // the run's aggregates reached maxAggKeys
+	runKeys    *int                // keys of all the run's aggregates
 	first      []string
 	events     int
 	byOp       map[string]int
@@ -127,7 +130,7 @@ type aggregate struct {
 func (r *Recorder) newAggregate(kind string, t time.Time) *aggregate {
 	id, seq := r.nextSpanID()
 	r.aggSpans++
-	return &aggregate{id: id, seq: seq, kind: kind, start: t, end: t,
+	return &aggregate{id: id, seq: seq, kind: kind, start: t, end: t, runKeys: &r.aggKeys,
 		keys: make(map[string]struct{}), byOp: make(map[string]int), dirs: make(map[string]int)}
 }
 
@@ -138,11 +141,12 @@ func (a *aggregate) note(key string, t time.Time) bool {
 	if _, ok := a.keys[key]; ok {
 		return false
 	}
-	if len(a.keys) >= maxAggKeys {
+	if *a.runKeys >= maxAggKeys {
 		a.overflow = true
 		return false
 	}
 	a.keys[key] = struct{}{}
+	*a.runKeys++
 	if len(a.first) < aggFirst {
 		a.first = append(a.first, key)
 	}

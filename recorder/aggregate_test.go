@@ -531,3 +531,29 @@ func TestTraceSizeWorstCase(t *testing.T) {
 		t.Errorf("file list has %d paths, want %d", n, 2500*101)
 	}
 }
+
+// Past maxAggKeys distinct keys in the run's aggregates, an aggregate
+// stops remembering new ones and says its count and digest are partial;
+// its events still count.
+func TestAggregateKeysBounded(t *testing.T) {
+	r := New(runInfo())
+	r.Add(exec(1, 100, 1, "/bin/sh", ws, "sh"))
+	r.aggKeys = maxAggKeys - 5 // as if the run's other aggregates held the rest
+	const n = fileSpansPerProc + 20
+	for i := 0; i < n; i++ {
+		r.Add(file(2, 100, event.FileCreate, fmt.Sprintf("%s/f%04d", ws, i)))
+	}
+	tr := r.Finish(End{Time: at(3)})
+	aggs := spansOfType(tr, telemetry.SpanFileAggregate)
+	if len(aggs) != 1 {
+		t.Fatalf("%d aggregates", len(aggs))
+	}
+	wantAttrs(t, aggs[0], map[attribute.Key]string{
+		telemetry.AggregatedCount:   "5",
+		telemetry.AggregatedEvents:  "20",
+		telemetry.AggregatedPartial: "true",
+	})
+	if len(r.Files()) != n {
+		t.Errorf("the file list lost paths: %d of %d", len(r.Files()), n)
+	}
+}

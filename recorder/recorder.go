@@ -147,7 +147,7 @@ type Recorder struct {
 
 	// Budgets and what went past them (aggregate.go).
 	nFileSpans, nNetSpans, nDNSSpans, alertingSpans  int
-	nProcSpans, argvBytes                            int
+	nProcSpans, argvBytes, aggKeys                   int
 	exitedPIDs                                       []exitedPID // oldest first, bounded (aggregate.go)
 	aggSpans, aggPaths, aggDests, aggNames, aggProcs int
 	fileList                                         []FileChange
