@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-
 	"path"
 	"sort"
 	"strings"
@@ -31,14 +30,14 @@ import (
 // writing 100,000 *.pem files) are those aggregated too, and then the
 // aggregate itself carries the alert.
 //
-// The budgets are sized so that the worst run, every budget spent with
-// 8 KiB command lines (TestTraceSizeWorstCase), is a trace of under 10 MB
-// of OTLP/JSON.
-//
 // Processes the same way: past procSpansPerParent children of one span or
 // procSpansPerRun process spans in all, a plain command (no class such as
 // test_run or commit, no tool call of the agent) is counted on its
 // parent's process aggregate, and what it does is its parent's activity.
+//
+// The budgets are sized so that the worst run, every budget spent with
+// 8 KiB command lines (TestTraceSizeWorstCase), is a trace of under 10 MB
+// of OTLP/JSON.
 const (
 	fileSpansPerProc    = 256
 	fileSpansPerRun     = 1024
