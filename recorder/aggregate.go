@@ -104,8 +104,6 @@ func (r *Recorder) notePath(p string, op event.FileOp, errno int32, flags uint8)
 	r.paths[p] = st
 }
 
-func (r *Recorder) isCovered(p string) bool { return r.paths[p].flags&pathCovered != 0 }
-
 // aggregate is what one process did past its budget, for one kind.
 type aggregate struct {
 	id         trace.SpanID
@@ -167,14 +165,29 @@ func (r *Recorder) fileBudget(owner *procSpan, alerting bool) bool {
 	return owner.nFileSpans < fileSpansPerProc && r.nFileSpans < fileSpansPerRun
 }
 
+// evidenceRule is the alert a path's own span would have raised: "" for
+// a path that is no evidence.
+func evidenceRule(pi pathInfo) string {
+	switch {
+	case pi.secret:
+		return telemetry.AlertSecretAccess
+	case pi.protected:
+		return telemetry.AlertWorkflowEdit
+	case pi.persist != "":
+		return telemetry.AlertPersistence
+	}
+	return ""
+}
+
 // aggregateFile counts a file operation past the budget on owner's
-// aggregate. A path that would have been evidence raises its alert there.
-func (r *Recorder) aggregateFile(owner *procSpan, p string, e event.File, alerting bool) {
+// aggregate. A path that would have been evidence (rule, its alert) raises
+// that alert there, once per rule.
+func (r *Recorder) aggregateFile(owner *procSpan, p string, e event.File, rule string) {
 	a := r.aggregateOf(owner, fileSlot, telemetry.SpanFileAggregate, e.Time)
 	if a.note(p, e.Time) {
 		a.count(r.shown(path.Dir(p)), 1)
 		r.aggPaths++
-		if alerting {
+		if rule != "" {
 			a.alerting++
 		}
 	}
@@ -183,11 +196,17 @@ func (r *Recorder) aggregateFile(owner *procSpan, p string, e event.File, alerti
 	} else {
 		a.byOp[e.Op.String()]++
 	}
-	if alerting {
-		r.raise(a.id, e.Time, telemetry.AlertSecretAccess, telemetry.SeverityHigh, "aggregated",
-			fmt.Sprintf("more than %d secret, protected or persistence paths: the rest are aggregated on this span (first: %s)",
-				alertingSpansPerRun, r.shown(p)))
+	if rule != "" {
+		r.aggregatedEvidence(a, e.Time, rule, r.shown(p))
 	}
+}
+
+// aggregatedEvidence raises, on an aggregate, the alert of evidence that
+// came past the run's ceiling of evidence spans.
+func (r *Recorder) aggregatedEvidence(a *aggregate, t time.Time, rule, first string) {
+	r.raise(a.id, t, rule, telemetry.SeverityHigh, "aggregated",
+		fmt.Sprintf("past the run's %d evidence spans, further %s evidence is aggregated on this span (first: %s)",
+			alertingSpansPerRun, rule, first))
 }
 
 // netBudget reports whether owner may have one more span per destination.
@@ -244,9 +263,7 @@ func (r *Recorder) aggregateRefusal(owner *procSpan, key netKey, e event.NetDeci
 		a.denied++
 		r.ps().denied++
 	}
-	r.raise(a.id, e.Time, telemetry.AlertPolicyBypass, telemetry.SeverityHigh, "aggregated",
-		fmt.Sprintf("more than %d refused or audited destinations, names or evidence paths: the rest are aggregated on this span (first: %s, %s)",
-			alertingSpansPerRun, dest, e.Verdict))
+	r.aggregatedEvidence(a, e.Time, telemetry.AlertPolicyBypass, dest+" "+e.Verdict.String())
 }
 
 func destString(k netKey) string {
@@ -315,9 +332,7 @@ func (r *Recorder) aggregateDNS(owner *procSpan, name string, e event.DNSQuery) 
 			a.denied++
 			r.ps().denied++
 		}
-		r.raise(a.id, e.Time, telemetry.AlertUnknownDomain, telemetry.SeverityMedium, "aggregated",
-			fmt.Sprintf("more than %d refused or audited lookups, destinations or evidence paths: the rest are aggregated on this span (first: %s, %s)",
-				alertingSpansPerRun, name, e.Verdict))
+		r.aggregatedEvidence(a, e.Time, telemetry.AlertUnknownDomain, name+" "+e.Verdict.String())
 	}
 }
 
@@ -578,11 +593,9 @@ func (r *Recorder) fswatchOnly() {
 		if a.note(p, r.fswStart) {
 			a.count(r.shown(path.Dir(p)), 1)
 			r.aggPaths++
-			if secret || protected {
+			if rule := evidenceRule(pathInfo{secret: secret, protected: protected}); rule != "" {
 				a.alerting++
-				r.raise(a.id, r.fswStart, telemetry.AlertSecretAccess, telemetry.SeverityHigh, "aggregated",
-					fmt.Sprintf("more than %d secret, protected or persistence paths: the rest are aggregated on this span (first: %s)",
-						alertingSpansPerRun, r.shown(p)))
+				r.aggregatedEvidence(a, r.fswStart, rule, r.shown(p))
 			}
 		}
 		for _, op := range opPrecedence {

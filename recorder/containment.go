@@ -99,8 +99,7 @@ func (r *Recorder) unixConnect(e event.Connect) {
 		if !inside {
 			a := r.netAggregate(owner, e.Time)
 			a.alerting++
-			r.raise(a.id, e.Time, telemetry.AlertUnixOutsideRun, telemetry.SeverityMedium, "aggregated",
-				fmt.Sprintf("connections to unix sockets served from outside the run, past the evidence ceiling, are aggregated on this span (first: %s, pid %d)", e.UnixPath, e.PeerPID))
+			r.aggregatedEvidence(a, e.Time, telemetry.AlertUnixOutsideRun, fmt.Sprintf("%s, pid %d", e.UnixPath, e.PeerPID))
 		}
 		return
 	}

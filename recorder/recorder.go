@@ -486,7 +486,7 @@ func (r *Recorder) file(e event.File) {
 			return // only sensitive reads are recorded (metadata capture)
 		}
 		if owner.files[fileKey{path: p, read: true}] == nil && !r.fileBudget(owner, true) {
-			r.aggregateFile(owner, p, e, true)
+			r.aggregateFile(owner, p, e, telemetry.AlertSecretAccess)
 			return
 		}
 		fs := r.fileSpan(owner, fileKey{path: p, read: true}, e, pi)
@@ -510,9 +510,9 @@ func (r *Recorder) file(e event.File) {
 		}
 		return
 	}
-	alerting := pi.secret || pi.protected || pi.persist != ""
-	if owner.files[fileKey{path: p}] == nil && !r.fileBudget(owner, alerting) {
-		r.aggregateFile(owner, p, e, alerting)
+	rule := evidenceRule(pi)
+	if owner.files[fileKey{path: p}] == nil && !r.fileBudget(owner, rule != "") {
+		r.aggregateFile(owner, p, e, rule)
 		if e.Errno == 0 {
 			owner.noteWritten(r.hash(p))
 			r.noteWrite(p, np, e.Time)
