@@ -154,6 +154,7 @@ type Recorder struct {
 	fileListSum                                      string
 	redactPath                                       func(string) string
 	redactedPaths                                    map[string]string // listed paths whose redaction differs
+	pathOf                                           map[uint64]string // hash → listed path, during Finish
 
 	gaps    []string
 	gapSeen map[string]bool

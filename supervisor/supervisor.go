@@ -97,7 +97,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if o.StoreDir == "" {
 		return 0, errors.New("no store directory given")
 	}
-	limitMemory()
+	defer limitMemory()()
 	stderr := o.Stderr
 	if stderr == nil {
 		stderr = io.Discard
