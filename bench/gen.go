@@ -66,6 +66,8 @@ func gen(args []string) error {
 		return netGen(args[0], args[1], atoi(args[2]))
 	case "llmloop": // llmloop N: N streamed and N JSON model calls to $ANTHROPIC_BASE_URL (llmbench.go)
 		return llmGen(atoi(args[1]))
+	case "busy": // busy DIR SECONDS ADDR: the soak's agent loop (soak.go)
+		return busyGen(args[1], atof(args[2]), args[3])
 	case "rate": // rate DIR PERSEC SECONDS WORKERS: chmod at a fixed rate
 		return rate(args[1], atoi(args[2]), atof(args[3]), atoi(args[4]))
 	}

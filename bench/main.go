@@ -52,7 +52,8 @@ type harness struct {
 func bench() error {
 	aw := flag.String("agentwatch", "bin/agentwatch", "agentwatch binary")
 	reps := flag.Int("reps", 5, "repetitions per overhead measurement (median reported)")
-	only := flag.String("only", "", "run one section: exec, llm (the model-call proxy), startup, files (the file loop with and without fswatch), ceiling")
+	only := flag.String("only", "", "run one section: exec, llm (the model-call proxy), startup, files (the file loop with and without fswatch), ceiling, soak")
+	soakFor := flag.Duration("soak", 10*time.Minute, "how long the soak section's busy agent loop runs (its RSS slope is the figure)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the eBPF sensors need it")
@@ -94,13 +95,15 @@ func bench() error {
 		return h.startup(10)
 	case "ceiling":
 		return h.ceiling()
+	case "soak":
+		return h.soak(*soakFor)
 	case "files":
 		h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
 		h.flags = []string{"--no-fswatch"}
 		h.overhead("file loop, --no-fswatch (eBPF only)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
 		return nil
 	default:
-		return fmt.Errorf("-only %q: want exec, files, startup, llm or ceiling", *only)
+		return fmt.Errorf("-only %q: want exec, files, startup, llm, ceiling or soak", *only)
 	}
 	h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
 	h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
@@ -124,7 +127,10 @@ func bench() error {
 	if err := h.llmProxy(300, *reps); err != nil {
 		return err
 	}
-	return h.ceiling()
+	if err := h.ceiling(); err != nil {
+		return err
+	}
+	return h.soak(*soakFor)
 }
 
 type sample struct {

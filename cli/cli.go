@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -111,6 +112,7 @@ func Main() int {
 	if path := os.Getenv("AGENTWATCH_MEMPROFILE"); path != "" {
 		defer func() {
 			if f, err := os.Create(path); err == nil {
+				runtime.GC() // the profile is as of the last GC: include the end of the run
 				pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()
 			}

@@ -248,6 +248,7 @@ func (a *app) runsCommand() *cobra.Command {
 type showOptions struct {
 	storeDir string
 	json     bool
+	files    bool
 }
 
 func (a *app) showCommand() *cobra.Command {
@@ -266,6 +267,9 @@ func (a *app) showCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if o.files {
+				return showFiles(cmd.Context(), a.env.Stdout, st, id, o.json) // files.go
+			}
 			tr, _, _, err := loadWithReviews(cmd.Context(), st, id) // annotate.go
 			if err != nil {
 				return fmt.Errorf("loading run %s: %w", id, err)
@@ -278,6 +282,7 @@ func (a *app) showCommand() *cobra.Command {
 	}
 	storeFlag(cmd, &o.storeDir)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the run as one JSON document")
+	cmd.Flags().BoolVar(&o.files, "files", false, "list every workspace path the run changed (spanned or aggregated), one per line; with --json one JSON object per line")
 	return cmd
 }
 

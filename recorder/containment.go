@@ -93,7 +93,22 @@ func (r *Recorder) unixConnect(e event.Connect) {
 	owner := r.activeSpan(e.PID)
 	key := netKey{transport: event.Unix, unixPath: e.UnixPath}
 	ns := owner.nets[key]
+	inside := e.PeerPID == 0 || r.procs[e.PeerPID] != nil || e.PeerPID == r.info.RootPID
+	if ns == nil && (inside && !r.netBudget(owner) || !inside && !r.alertingBudget()) {
+		r.aggregateConnect(owner, key, e) // a listener outside the run keeps its span, up to the evidence ceiling
+		if !inside {
+			a := r.netAggregate(owner, e.Time)
+			a.alerting++
+			r.aggregatedEvidence(a, e.Time, telemetry.AlertUnixOutsideRun, fmt.Sprintf("%s, pid %d", e.UnixPath, e.PeerPID))
+		}
+		return
+	}
 	if ns == nil {
+		owner.nNetSpans++
+		r.nNetSpans++
+		if !inside {
+			r.alertingSpans++
+		}
 		id, seq := r.nextSpanID()
 		ns = &netSpan{id: id, seq: seq, key: key, start: e.Time, end: e.Time}
 		if owner.nets == nil {

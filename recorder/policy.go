@@ -186,7 +186,22 @@ func (r *Recorder) dnsQuery(e event.DNSQuery) {
 	owner := r.activeSpan(e.PID)
 	key := dnsKey{owner, name}
 	ds := ps.dns[key]
+	refused := e.Verdict == event.Deny || e.Verdict == event.Audit
+	if ds == nil && (!refused && !r.dnsBudget(owner) || refused && !r.alertingBudget()) {
+		r.aggregateDNS(owner, name, e) // past the budget; a refusal keeps its span
+		for _, a := range e.Answers {
+			if a = a.Unmap(); len(ps.nameOf) < maxNamedAddrs {
+				ps.nameOf[a] = name
+			}
+		}
+		return
+	}
 	if ds == nil {
+		owner.nDNSSpans++
+		r.nDNSSpans++
+		if refused {
+			r.alertingSpans++
+		}
 		id, seq := r.nextSpanID()
 		ds = &dnsSpan{id: id, seq: seq, parent: owner.id, name: name, transport: e.Transport, start: e.Time, end: e.Time}
 		ps.dns[key] = ds
@@ -255,6 +270,18 @@ func (r *Recorder) netDecision(e event.NetDecision) {
 		ns = r.ps().lastNet[key] // the splice proxy may not know the pid
 	}
 	if ns == nil {
+		if owner := r.activeSpan(e.PID); owner.nets[key] == nil {
+			switch {
+			case aggregatedDecision(e) && !r.netBudget(owner):
+				r.aggregateDecision(owner, key, e)
+				return
+			case !aggregatedDecision(e) && !r.alertingBudget():
+				r.aggregateRefusal(owner, key, e)
+				return
+			case !aggregatedDecision(e):
+				r.alertingSpans++
+			}
+		}
 		ns = r.netSpanFor(e.PID, key, e.Time)
 	}
 	r.decide(ns, e)
@@ -266,6 +293,8 @@ func (r *Recorder) netSpanFor(pid uint32, key netKey, t time.Time) *netSpan {
 	owner := r.activeSpan(pid)
 	ns := owner.nets[key]
 	if ns == nil {
+		owner.nNetSpans++
+		r.nNetSpans++
 		id, seq := r.nextSpanID()
 		ns = &netSpan{id: id, seq: seq, key: key, start: t, end: t}
 		if owner.nets == nil {

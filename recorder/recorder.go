@@ -10,7 +10,9 @@
 // Memory is bounded per process, per (process, path) and per (process,
 // destination), never per event: repeated operations become counts and
 // capped lists on one span, and writes outside the workspace become a
-// summary on the process span.
+// summary on the process span. Spans themselves are budgeted per process
+// and per run: past the budgets, files, destinations, DNS names and plain
+// commands are aggregate spans (aggregate.go); evidence keeps its span.
 //
 // Decisions a reader of the trace should know:
 //   - openinference.span.kind: AGENT for agent_run, TOOL for process spans
@@ -134,10 +136,25 @@ type Recorder struct {
 	procs map[uint32]*proc
 	spans []*procSpan // every process span, creation order
 
-	// covered holds workspace paths some non-fswatch sensor saw, so that
-	// fswatch adds only what eBPF missed.
-	covered map[string]struct{}
-	fsw     map[string]*fileSpan // fswatch-only candidates, by path
+	// paths is the run's file list: every workspace path changed or
+	// attempted, with the sensors that saw it, so that fswatch adds only
+	// what eBPF missed (aggregate.go).
+	paths    map[string]pathState
+	unlisted int                  // paths past maxListedPaths
+	fsw      map[string]*fileSpan // fswatch-only candidates, by path, within the budget
+	fswStart time.Time            // first and last fswatch report, for its aggregate
+	fswEnd   time.Time
+
+	// Budgets and what went past them (aggregate.go).
+	nFileSpans, nNetSpans, nDNSSpans, alertingSpans  int
+	nProcSpans, argvBytes, aggKeys                   int
+	exitedPIDs                                       []exitedPID // oldest first, bounded (aggregate.go)
+	aggSpans, aggPaths, aggDests, aggNames, aggProcs int
+	fileList                                         []FileChange
+	fileListSum                                      string
+	redactPath                                       func(string) string
+	redactedPaths                                    map[string]string // listed paths whose redaction differs
+	pathOf                                           map[uint64]string // hash → listed path, during Finish
 
 	gaps    []string
 	gapSeen map[string]bool
@@ -160,6 +177,7 @@ type proc struct {
 	attach *procSpan // nearest exec'd ancestor's span (root when none)
 	ppid   uint32
 	exited bool
+	agg    *aggregate // the process aggregate its exec went to (aggregate.go)
 }
 
 // active is the span that owns this process's activity.
@@ -176,7 +194,7 @@ func New(info RunInfo) *Recorder {
 		info:      info,
 		pol:       info.Policy,
 		procs:     make(map[uint32]*proc),
-		covered:   make(map[string]struct{}),
+		paths:     make(map[string]pathState),
 		fsw:       make(map[string]*fileSpan),
 		gapSeen:   make(map[string]bool),
 		seed:      maphash.MakeSeed(),
@@ -362,7 +380,7 @@ func (r *Recorder) exec(e event.Exec) {
 	if ppid == 0 {
 		ppid = p.ppid
 	}
-	s := r.newProcSpan(parent.id, e.Time)
+	s := &procSpan{parent: parent.id, start: e.Time} // registered below, unless aggregated
 	s.pid, s.ppid = e.PID, ppid
 	s.exe = e.Filename
 	s.args = r.commandArgs(e.Argv, e.Time)
@@ -370,6 +388,11 @@ func (r *Recorder) exec(e event.Exec) {
 	s.cwd = e.Cwd
 	s.uid = e.UID
 	r.classifyExec(s)
+	if r.aggregateExec(p, parent, s, e) {
+		return
+	}
+	s.id, s.seq = r.nextSpanID()
+	r.spans = append(r.spans, s)
 	r.noteToolContext(s, e)
 	r.noteExec(s)
 	p.cur = s
@@ -381,6 +404,7 @@ func (r *Recorder) exit(e event.Exit) {
 		return
 	}
 	p.exited = true
+	r.exited(e, p)
 	if s := p.cur; s != nil && !s.ended {
 		s.end = e.Time
 		s.ended, s.exited = true, true
@@ -446,26 +470,33 @@ func (r *Recorder) file(e event.File) {
 		pi.secret = pi.secret || npi.secret
 		pi.protected = pi.protected || npi.protected
 		pi.gitObject = pi.gitObject && (npi.gitObject || !npi.inWS)
-		if npi.inWS && e.Op != event.FileRead && e.Op != event.FileSymlink {
-			r.covered[np] = struct{}{}
+		if npi.inWS && !npi.gitObject && e.Op != event.FileRead && e.Op != event.FileSymlink {
+			r.notePath(np, event.FileCreate, e.Errno, pathCovered) // the new name appeared
 		}
 		if persist == "" && persistsAt(e.Op, true) {
 			persist = npi.persist
 		}
 	}
 	owner := r.activeSpan(e.PID)
+	if persist != "" {
+		pi.persist = persist // evidence: the span budget does not apply (aggregate.go)
+	}
 
 	if e.Op == event.FileRead {
 		if !pi.secret {
 			return // only sensitive reads are recorded (metadata capture)
+		}
+		if owner.files[fileKey{path: p, read: true}] == nil && !r.fileBudget(owner, true) {
+			r.aggregateFile(owner, p, e, telemetry.AlertSecretAccess)
+			return
 		}
 		fs := r.fileSpan(owner, fileKey{path: p, read: true}, e, pi)
 		fs.add(e, np)
 		r.fileAlerts(fs, e)
 		return
 	}
-	if r.inWorkspace(p) {
-		r.covered[p] = struct{}{}
+	if pi.inWS && !pi.gitObject {
+		r.notePath(p, e.Op, e.Errno, pathCovered)
 	}
 	if !pi.secret && !pi.protected && persist == "" && (!pi.inWS || pi.gitObject) {
 		// Outside the workspace (build caches, /tmp) or git's object
@@ -477,6 +508,15 @@ func (r *Recorder) file(e event.File) {
 				dir = r.ws + "/.git/objects"
 			}
 			owner.noteOutside(r.hash(p), dir)
+		}
+		return
+	}
+	rule := evidenceRule(pi)
+	if owner.files[fileKey{path: p}] == nil && !r.fileBudget(owner, rule != "") {
+		r.aggregateFile(owner, p, e, rule)
+		if e.Errno == 0 {
+			owner.noteWritten(r.hash(p))
+			r.noteWrite(p, np, e.Time)
 		}
 		return
 	}
@@ -503,6 +543,7 @@ func (r *Recorder) fileSpan(owner *procSpan, key fileKey, e event.File, pi pathI
 	if fs := owner.files[key]; fs != nil {
 		return fs
 	}
+	r.countFileSpan(owner, pi.secret || pi.protected || pi.persist != "")
 	id, seq := r.nextSpanID()
 	fs := &fileSpan{
 		id: id, seq: seq, path: key.path, read: key.read,
@@ -529,15 +570,28 @@ func (r *Recorder) fswatch(e event.File) {
 		if r.ws != "" && !r.inWorkspace(p) || hasPathPrefix(p, r.ws+"/.git/objects") {
 			continue // eBPF summarises git's object store; fswatch has no process to summarise on
 		}
-		fs := r.fsw[p]
-		if fs == nil {
-			fs = &fileSpan{path: p, start: e.Time, end: e.Time, inWS: r.inWorkspace(p), source: event.SourceFSWatch.String()}
-			r.fsw[p] = fs
-		}
 		op := e
 		if raw == e.NewPath {
 			op.Op = event.FileCreate // the rename's target appeared
 			op.NewPath = ""
+		}
+		if r.fswStart.IsZero() || e.Time.Before(r.fswStart) {
+			r.fswStart = e.Time
+		}
+		r.fswEnd = maxTime(r.fswEnd, e.Time)
+		r.notePath(p, op.Op, op.Errno, pathFSW) // in the workspace, or what fswatch watches when it is unknown
+		fs := r.fsw[p]
+		if fs == nil {
+			// Within the budget a candidate span; past it the path table
+			// is enough (the aggregate counts its operations), unless
+			// the path is evidence.
+			if len(r.fsw) >= fileSpansPerRun {
+				if pi := r.classifyPath(p); !pi.secret && !pi.protected {
+					continue
+				}
+			}
+			fs = &fileSpan{path: p, start: e.Time, end: e.Time, inWS: r.inWorkspace(p), source: event.SourceFSWatch.String()}
+			r.fsw[p] = fs
 		}
 		fs.add(op, "")
 	}
@@ -555,7 +609,13 @@ func (r *Recorder) connect(e event.Connect) {
 	owner := r.activeSpan(e.PID)
 	key := netKey{transport: e.Transport, addr: addr}
 	ns := owner.nets[key]
+	if ns == nil && !r.netBudget(owner) {
+		r.aggregateConnect(owner, key, e)
+		return
+	}
 	if ns == nil {
+		owner.nNetSpans++
+		r.nNetSpans++
 		id, seq := r.nextSpanID()
 		ns = &netSpan{id: id, seq: seq, key: key, start: e.Time, end: e.Time}
 		if owner.nets == nil {

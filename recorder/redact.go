@@ -149,6 +149,7 @@ func (r *Recorder) RedactAlso(values []string) {
 			r.info.RedactValues = append(r.info.RedactValues, v)
 		}
 	}
+	r.redactPath = nil
 }
 
 // redactValues is the recorder's last step: every string of the trace

@@ -20,17 +20,13 @@ func heap() uint64 {
 }
 
 // Memory grows with distinct processes and paths, not with events: a
-// million writes to one file are one span, 20,000 files are 20,000 spans,
-// and 200,000 build outputs outside the workspace are a summary.
+// million writes to one file are one span, 20,000 files are the budget's
+// spans plus one aggregate, and 200,000 build outputs outside the
+// workspace are a summary.
 func TestScaleBounded(t *testing.T) {
 	r := New(runInfo())
 	r.Add(exec(1, 100, 1, "/usr/bin/python3", ws, "python3", "gen.py"))
 	start := time.Now()
-
-	const distinct = 20000
-	for i := 0; i < distinct; i++ {
-		r.Add(file(2, 100, event.FileCreate, fmt.Sprintf("%s/gen/%03d/f%05d.txt", ws, i%100, i)))
-	}
 
 	before := heap()
 	const repeated = 1_000_000
@@ -40,6 +36,11 @@ func TestScaleBounded(t *testing.T) {
 	}
 	if grew := int64(heap()) - int64(before); grew > 1<<20 {
 		t.Errorf("1M writes to one path grew the heap by %d bytes", grew)
+	}
+
+	const distinct = 20000
+	for i := 0; i < distinct; i++ {
+		r.Add(file(5+i/1000, 100, event.FileCreate, fmt.Sprintf("%s/gen/%03d/f%05d.txt", ws, i%100, i)))
 	}
 
 	const outside = 200000
@@ -63,8 +64,11 @@ func TestScaleBounded(t *testing.T) {
 	t.Logf("%d events in %v (%v/event), %d spans", distinct+repeated+outside+1, elapsed,
 		elapsed/time.Duration(distinct+repeated+outside), len(tr.Spans))
 
-	if want := 2 + distinct + 1; len(tr.Spans) != want {
-		t.Fatalf("%d spans, want %d (root, python3, %d files, big.log)", len(tr.Spans), want, distinct)
+	if want := 2 + fileSpansPerProc + 1; len(tr.Spans) != want {
+		t.Fatalf("%d spans, want %d (root, python3, big.log and %d files, one aggregate)", len(tr.Spans), want, fileSpansPerProc-1)
+	}
+	if n := len(r.Files()); n != distinct+1 {
+		t.Errorf("file list has %d paths, want %d", n, distinct+1)
 	}
 	big := find(t, tr, "file_write big.log")
 	wantAttrs(t, big, map[attribute.Key]string{
@@ -132,8 +136,9 @@ func TestConcurrentAdd(t *testing.T) {
 	}
 	wg.Wait()
 	tr := r.Finish(End{Time: at(10)})
-	// root, sh, 2000 true, 50 files by sh, 10 fswatch-only, 1 destination
-	if want := 2 + 2000 + 50 + 10 + 1; len(tr.Spans) != want {
+	// root, sh, the first procSpansPerParent of 2000 true and an
+	// aggregate of the rest, 50 files by sh, 10 fswatch-only, 1 destination
+	if want := 2 + procSpansPerParent + 1 + 50 + 10 + 1; len(tr.Spans) != want {
 		t.Errorf("%d spans, want %d", len(tr.Spans), want)
 	}
 	wantAttrs(t, find(t, tr, "network_call tcp 127.0.0.1:8080"), map[attribute.Key]string{

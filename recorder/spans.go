@@ -56,6 +56,13 @@ type procSpan struct {
 	written     map[uint64]struct{} // hashes of distinct paths changed successfully
 	outside     map[uint64]struct{} // the subset summarised instead of spanned
 	outsideDirs map[string]int
+
+	// Spans charged to this process's budgets, and what went past them
+	// (aggregate.go).
+	nFileSpans, nNetSpans, nDNSSpans int
+	nChildren                        int // process spans directly under this one
+	fileAgg, netAgg, dnsAgg          *aggregate
+	procAgg                          *aggregate // execs past the process budget, under this span
 }
 
 func (s *procSpan) noteWritten(h uint64) {
@@ -244,21 +251,9 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	r.gitConfigAlerts(end)
 
 	// fswatch-only workspace paths: the whole file evidence when eBPF
-	// is missing, and what it lost otherwise. Sorted for stable ids.
-	var fswPaths []string
-	for p := range r.fsw {
-		if _, ok := r.covered[p]; !ok {
-			fswPaths = append(fswPaths, p)
-		}
-	}
-	sort.Strings(fswPaths)
-	for _, p := range fswPaths {
-		fs := r.fsw[p]
-		fs.id, fs.seq = r.nextSpanID()
-		fs.secret = r.pol.IsSecret(p, r.home)
-		fs.protected = r.pol.IsProtected(p, r.ws, r.home)
-		r.root.fileOrder = append(r.root.fileOrder, fs)
-	}
+	// is missing, and what it lost otherwise.
+	r.fswatchOnly()
+	r.buildFileList()
 
 	t := &telemetry.Trace{RunID: r.info.RunID}
 	t.Resource = []attribute.KeyValue{telemetry.ServiceName.String("agentwatch")}
@@ -284,12 +279,18 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		for _, ns := range s.netOrder {
 			rest = append(rest, ordered{r.netTelemetry(ns, s.id), ns.seq})
 		}
+		for _, a := range []*aggregate{s.procAgg, s.fileAgg, s.netAgg, s.dnsAgg} {
+			if a != nil {
+				rest = append(rest, ordered{r.aggregateTelemetry(a, s.id), a.seq})
+			}
+		}
 	}
 	if r.pstate != nil {
 		for _, ds := range r.pstate.dnsOrder {
 			rest = append(rest, ordered{r.dnsTelemetry(ds), ds.seq})
 		}
 	}
+	r.pathOf = nil // the aggregates' digests are made
 	sort.SliceStable(rest, func(i, j int) bool {
 		a, b := rest[i], rest[j]
 		if !a.span.Start.Equal(b.span.Start) {
@@ -394,6 +395,7 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 	// Always present: an empty list is the evidence that nothing was missing.
 	a = append(a, telemetry.TelemetryGaps.StringSlice(gaps))
 	a = append(a, r.activityAttrs(r.root)...)
+	a = append(a, r.aggregatedAttrs()...)
 	sp.Attrs = append(sp.Attrs, a...)
 
 	switch {

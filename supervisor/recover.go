@@ -87,10 +87,11 @@ type finishedRun struct {
 	Cause string // why the store did not take it, one line
 	Trace []byte // the proto-marshalled export.Request
 	Diff  []byte // the workspace diff artifact; nil when none
+	Files []recorder.FileChange
 }
 
-func encodeFinished(tr *telemetry.Trace, ev *workspace.Evidence, cause error) []byte {
-	fr := finishedRun{Cause: oneLine(cause)}
+func encodeFinished(tr *telemetry.Trace, ev *workspace.Evidence, files []recorder.FileChange, cause error) []byte {
+	fr := finishedRun{Cause: oneLine(cause), Files: files}
 	fr.Trace, _ = proto.Marshal(export.Request(tr))
 	if ev != nil && ev.Absent == "" && ev.DiffSHA256 != "" {
 		fr.Diff = ev.Diff
@@ -147,6 +148,9 @@ func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID
 		if err := st.SaveArtifact(ctx, runID, store.ArtifactDiff, fr.Diff); err != nil {
 			return "", fmt.Errorf("keeping the workspace diff: %w", err)
 		}
+	}
+	if err := saveFiles(ctx, st, runID, fr.Files); err != nil {
+		return "", err
 	}
 	if err := o.Remove(); err != nil {
 		return "", err
@@ -352,8 +356,14 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 	}
 	tr := rec.Finish(e)
 	// A run the dead agentwatch had saved after all is left as it is.
-	if _, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason); err != nil {
+	saved, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason)
+	if err != nil {
 		return Recovered{}, err
+	}
+	if saved {
+		if err := saveFiles(ctx, st, tr.RunID, rec.Files()); err != nil {
+			return Recovered{}, err
+		}
 	}
 	if err := o.Remove(); err != nil {
 		return Recovered{}, err

@@ -102,6 +102,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if o.StoreDir == "" {
 		return 0, errors.New("no store directory given")
 	}
+	defer limitMemory()()
 	stderr := o.Stderr
 	if stderr == nil {
 		stderr = io.Discard
@@ -392,7 +393,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	tr := rec.Finish(end)
 	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
-	saved, err := record(ctx, o, st, traceFile, tr, end.Evidence, stderr)
+	saved, err := record(ctx, o, st, traceFile, tr, end.Evidence, rec.Files(), stderr)
 	if sink.jw != nil {
 		if saved {
 			if rerr := sink.jw.Remove(); rerr != nil {
@@ -402,7 +403,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 			// Kept, with the finished run: the next agentwatch command
 			// saves it from there, evidence included, once the store can
 			// take it (space returned, store repaired).
-			sink.meta(metaFinished, encodeFinished(tr, end.Evidence, err))
+			sink.meta(metaFinished, encodeFinished(tr, end.Evidence, rec.Files(), err))
 			_ = sink.jw.Sync()
 			_ = sink.jw.Close()
 			err = fmt.Errorf("%w (the run is kept in %s; the next agentwatch command saves it)", err, sink.jw.Path())
@@ -455,7 +456,7 @@ func childHome(env []string, t Target) string {
 
 // record hands the trace to the sinks, store first: it is what `export`
 // retries from when the others fail.
-func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, stderr io.Writer) (saved bool, err error) {
+func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, files []recorder.FileChange, stderr io.Writer) (saved bool, err error) {
 	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
 	var errs []error
 	req := export.Request(tr)
@@ -464,6 +465,8 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 	} else {
 		saved = true
 		if err := saveDiff(ctx, st, tr.RunID, ev); err != nil {
+			errs = append(errs, err)
+		} else if err := saveFiles(ctx, st, tr.RunID, files); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -371,3 +371,40 @@ var FailureClasses = []string{
 	FailurePermissionBlock, FailureSecurityFinding, FailureBudgetBreach, FailureTelemetryGap,
 	FailureReviewRejected, FailureInterrupted,
 }
+
+// Aggregation (W2.2): past the per-process and per-run span budgets, file,
+// network and DNS activity of a process is one aggregate span per kind;
+// the root says what was aggregated. docs/telemetry.md, "Bounded".
+const (
+	SpanFileAggregate    = "file_aggregate"
+	SpanNetworkAggregate = "network_aggregate"
+	SpanDNSAggregate     = "dns_aggregate"
+	SpanProcessAggregate = "process_aggregate"
+)
+
+// Attributes of aggregate spans and of the root about them.
+const (
+	AggregatedCount           = attribute.Key("agentwatch.aggregated.count")            // distinct paths / destinations / names
+	AggregatedEvents          = attribute.Key("agentwatch.aggregated.events")           // operations / attempts / lookups folded in
+	AggregatedOperations      = attribute.Key("agentwatch.aggregated.operations")       // "create (100000)", most first
+	AggregatedFirst           = attribute.Key("agentwatch.aggregated.first")            // the first distinct keys, in order seen
+	AggregatedSHA256          = attribute.Key("agentwatch.aggregated.sha256")           // of the sorted full list, NUL-terminated entries
+	AggregatedPartial         = attribute.Key("agentwatch.aggregated.partial")          // the list outgrew its bound: count and digest are partial
+	AggregatedTopDirs         = attribute.Key("agentwatch.aggregated.top_dirs")         // "src/gen (1000)"
+	AggregatedTopDestinations = attribute.Key("agentwatch.aggregated.top_destinations") // "tcp 127.0.0.1:80 (12)"
+	AggregatedFailures        = attribute.Key("agentwatch.aggregated.failures")
+	AggregatedAlerting        = attribute.Key("agentwatch.aggregated.alerting") // evidence keys past the evidence ceiling
+	AggregatedDenied          = attribute.Key("agentwatch.aggregated.denied")   // refusals among them
+	AggregatedSpans           = attribute.Key("agentwatch.aggregated.spans")    // root: aggregate spans in the trace
+	AggregatedFiles           = attribute.Key("agentwatch.aggregated.files")    // root: distinct paths aggregated
+	AggregatedDestinations    = attribute.Key("agentwatch.aggregated.destinations")
+	AggregatedDNSNames        = attribute.Key("agentwatch.aggregated.dns_names")
+	AggregatedCommands        = attribute.Key("agentwatch.aggregated.commands")        // root: distinct command lines aggregated
+	AggregatedTopExecutables  = attribute.Key("agentwatch.aggregated.top_executables") // "curl (5000)"
+	AggregatedBudgets         = attribute.Key("agentwatch.aggregated.budgets")
+	// The run's file list (the store's "files" artifact): every workspace
+	// path changed or attempted, spanned or aggregated.
+	FilesListCount    = attribute.Key("agentwatch.files.list.count")
+	FilesListSHA256   = attribute.Key("agentwatch.files.list.sha256")
+	FilesListUnlisted = attribute.Key("agentwatch.files.list.unlisted") // paths past the list's bound (counted, not named)
+)
