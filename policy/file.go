@@ -478,18 +478,20 @@ func (ps *parser) stringMap(n *yaml.Node, key string, checkKey func(string) erro
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
 		sub := join(key, k.Value)
-		switch {
-		case seen[k.Value]:
+		if seen[k.Value] {
 			ps.note(ps.errf(k, sub, "repeated key"))
 			continue
-		case checkKey(k.Value) != nil:
-			ps.note(ps.errf(k, sub, "%v", checkKey(k.Value)))
+		}
+		seen[k.Value] = true
+		keyErr := checkKey(k.Value)
+		switch {
+		case keyErr != nil:
+			ps.note(ps.errf(k, sub, "%v", keyErr))
 		case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
 			ps.note(ps.errf(v, sub, "want a value, got %s", kindName(v)))
 		default:
 			out[k.Value] = v.Value
 		}
-		seen[k.Value] = true
 	}
 	return out, nil
 }
