@@ -8,7 +8,7 @@ BIN       ?= bin/agentwatch
 BPF2GO_CC ?= clang-19
 export BPF2GO_CC
 
-.PHONY: all build generate test test-short bench demo clean vet
+.PHONY: all build generate test test-short fuzz bench demo clean vet
 
 all: build
 
@@ -24,9 +24,21 @@ vet:
 
 # Every test: pure ones, privileged ones (real eBPF, cgroups, users — they
 # skip only when not root, and fail instead under CI=true), and the end-to-end
-# tests with the real Claude Code CLI.
+# tests with the real Claude Code CLI. Then every fuzz target briefly
+# (TESTFUZZTIME each, ~50 s for all of them on a 2-core machine with a warm
+# build cache): its seeds and committed crashers already ran above; this
+# looks a little further.
+TESTFUZZTIME ?= 2s
 test:
 	$(GO) test -count=1 -timeout 20m ./...
+	FUZZTIME=$(TESTFUZZTIME) GO=$(GO) ./scripts/fuzz.sh
+
+# Every Fuzz* target in the module (found by `go test -list`), FUZZTIME
+# each, one after another. A failing input lands in the package's
+# testdata/fuzz/; commit it with the fix.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
 # Only the tests that need no privileges and no Claude Code.
 test-short:

@@ -41,6 +41,12 @@ func (r *Receiver) httpHandler(s *signalKind) http.Handler {
 			r.badRequests.Add(1)
 			return
 		}
+		select {
+		case r.slots <- struct{}{}:
+			defer func() { <-r.slots }()
+		case <-req.Context().Done():
+			return
+		}
 		body, code, err := r.readBody(req)
 		if err != nil {
 			writeStatus(w, ct, code, err)
@@ -48,6 +54,16 @@ func (r *Receiver) httpHandler(s *signalKind) http.Handler {
 			return
 		}
 		msg := s.newRequest()
+		if ct == contentJSON {
+			err = checkJSONBudget(body, r.cfg.MaxRequestElements)
+		} else {
+			err = checkProtoBudget(body, msg.ProtoReflect().Descriptor(), r.cfg.MaxRequestElements)
+		}
+		if err != nil {
+			writeStatus(w, ct, http.StatusRequestEntityTooLarge, err)
+			r.badRequests.Add(1)
+			return
+		}
 		if ct == contentJSON {
 			err = unmarshalOTLPJSON(body, msg)
 		} else {

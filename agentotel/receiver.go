@@ -62,7 +62,15 @@ type Config struct {
 	// MaxRequestBytes bounds one request after decompression; 0 means
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// MaxRequestElements bounds the messages and values of one request,
+	// checked before it is decoded; 0 means DefaultMaxRequestElements.
+	MaxRequestElements int
 }
+
+// httpDecodeSlots bounds the OTLP/HTTP requests read and decoded at once,
+// so the request bounds above bound the receiver's memory too (an agent
+// can open any number of connections). Exporters wait, they do not fail.
+const httpDecodeSlots = 4
 
 // Stats counts what the receiver saw, for the run's telemetry-gap record.
 type Stats struct {
@@ -84,6 +92,7 @@ type Receiver struct {
 	grpcSrv  *grpc.Server
 	httpSrv  *http.Server
 	serveErr chan error
+	slots    chan struct{} // httpDecodeSlots
 
 	emitMu sync.Mutex // serializes Emit and guards closed
 	closed bool
@@ -99,10 +108,7 @@ type Receiver struct {
 // Start listens on two random loopback ports (gRPC and HTTP) and serves
 // until Close.
 func Start(cfg Config) (*Receiver, error) {
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = DefaultMaxRequestBytes
-	}
-	r := &Receiver{cfg: cfg, serveErr: make(chan error, 2)}
+	r := newReceiver(cfg)
 	var err error
 	if r.grpcLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("listening for OTLP/gRPC: %w", err)
@@ -112,7 +118,8 @@ func Start(cfg Config) (*Receiver, error) {
 		return nil, fmt.Errorf("listening for OTLP/HTTP: %w", err)
 	}
 
-	r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)))
+	r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
+		grpc.ForceServerCodecV2(newBudgetCodec(r.cfg.MaxRequestElements)))
 	coltracepb.RegisterTraceServiceServer(r.grpcSrv, traceService{r: r})
 	collogspb.RegisterLogsServiceServer(r.grpcSrv, logsService{r: r})
 	colmetricspb.RegisterMetricsServiceServer(r.grpcSrv, metricsService{r: r})
@@ -137,6 +144,18 @@ func Start(cfg Config) (*Receiver, error) {
 		r.serveErr <- err
 	}()
 	return r, nil
+}
+
+// newReceiver is a Receiver with cfg's defaults filled in and no
+// listeners: what the handlers need (tests drive them directly).
+func newReceiver(cfg Config) *Receiver {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.MaxRequestElements <= 0 {
+		cfg.MaxRequestElements = DefaultMaxRequestElements
+	}
+	return &Receiver{cfg: cfg, serveErr: make(chan error, 2), slots: make(chan struct{}, httpDecodeSlots)}
 }
 
 // GRPCAddr is the gRPC listener's address (127.0.0.1:port).

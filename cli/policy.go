@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/termtext"
@@ -20,10 +23,20 @@ import (
 // agentwatch failure (125): the child never started.
 const ExitPolicyInvalid = 1
 
-// policyInvalid marks a failed `policy check`.
+// policyInvalid marks a failed `policy check`. Its message is every error
+// of the file, one per line; Execute prefixes the first line with
+// "agentwatch: " and the others get the same prefix here, so each line
+// reads alone (file:line: key: reason). A run prints the one-line form
+// (policy.Errors.Error: the first error and how many more).
 type policyInvalid struct{ err error }
 
-func (e policyInvalid) Error() string { return e.err.Error() }
+func (e policyInvalid) Error() string {
+	var pe *policy.Errors
+	if errors.As(e.err, &pe) {
+		return strings.Join(pe.Lines(), "\nagentwatch: ")
+	}
+	return e.err.Error()
+}
 func (e policyInvalid) Unwrap() error { return e.err }
 
 // resolvePolicy finds and compiles the run's policy: --policy FILE, else
@@ -80,8 +93,9 @@ says what a run may do: the child's environment, the network names and
 addresses it may reach, the files it must not touch, and the alert
 thresholds. Absent parts take the built-in values ("policy default").
 
-Exit codes of "policy check": 0 valid, 1 invalid (one line names the file,
-line, key and reason), 2 usage error, 125 the file could not be read.`,
+Exit codes of "policy check": 0 valid, 1 invalid (every error in the file,
+one line each naming the file, line, key and reason; also a file over
+1 MiB), 2 usage error, 125 the file could not be read.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(&cobra.Command{
@@ -131,18 +145,67 @@ func basePolicy(root string, warn func(string)) (*policy.Policy, error) {
 	// reads a repository another user owns (safe.directory).
 	cmd := exec.Command("git", "-c", "safe.directory=*", "-C", root, "cat-file", "blob", "HEAD:"+policy.FileName)
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_OPTIONAL_LOCKS=0")
-	committed, gitErr := cmd.Output()
-	worktree, wtErr := os.ReadFile(filepath.Join(root, policy.FileName))
+	committed, gitErr := boundedOutput(cmd, policy.MaxFileSize+1)
+	if len(committed) > policy.MaxFileSize {
+		return policy.Parse("HEAD:"+policy.FileName, committed) // refused: too large
+	}
+	worktree, wtErr := readWorktreePolicy(filepath.Join(root, policy.FileName))
+	// A FIFO, symlink or unreadable file in the worktree is there too.
+	present := wtErr == nil || !errors.Is(wtErr, os.ErrNotExist)
 	switch {
 	case gitErr == nil:
-		if wtErr == nil && !bytes.Equal(worktree, committed) && warn != nil {
+		if present && (wtErr != nil || !bytes.Equal(worktree, committed)) && warn != nil {
 			warn(fmt.Sprintf("%s differs from the base commit's: using HEAD:%s (pass --policy to use another)", policy.FileName, policy.FileName))
 		}
 		return policy.Parse("HEAD:"+policy.FileName, committed)
-	case wtErr == nil:
+	case present:
 		if warn != nil {
 			warn(fmt.Sprintf("%s is not in the base commit: using the built-in policy (pass --policy %s to use it)", policy.FileName, policy.FileName))
 		}
 	}
 	return policy.Default(), nil
+}
+
+// boundedOutput is cmd.Output reading at most limit bytes: past it the
+// command is killed and the bytes read so far returned with no error.
+func boundedOutput(cmd *exec.Cmd, limit int64) ([]byte, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	data, readErr := io.ReadAll(io.LimitReader(out, limit))
+	if int64(len(data)) >= limit {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return data, nil
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, err
+	}
+	return data, readErr
+}
+
+// readWorktreePolicy reads the worktree's policy file only to compare it
+// with the committed one. The worktree is the last agent's: the file may
+// be a FIFO that would block the open or the read forever, a symlink, or
+// huge. So: no symlink followed, a non-blocking open, regular files only,
+// and a bounded read (a file over the limit differs from any committed
+// policy, which is at most the limit).
+func readWorktreePolicy(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, policy.MaxFileSize+1))
 }

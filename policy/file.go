@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -44,6 +45,93 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// MaxErrors is how many errors Errors keeps; past it they are counted.
+const MaxErrors = 100
+
+// Errors is every problem Parse found in one file, in file order (a YAML
+// syntax error stops the parse: it is then the only one). Error() is one
+// line, the first error and a count of the others, for callers that print
+// one line (run); `agentwatch policy check` prints List, one per line.
+// errors.As(err, &*Error) finds the first.
+type Errors struct {
+	List []*Error
+	More int // errors found past MaxErrors, not kept
+}
+
+func (e *Errors) Error() string {
+	if len(e.List) == 0 {
+		return "invalid policy"
+	}
+	msg := e.List[0].Error()
+	if n := len(e.List) - 1 + e.More; n > 0 {
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		msg += fmt.Sprintf(" (and %d more error%s; agentwatch policy check lists them)", n, plural)
+	}
+	return msg
+}
+
+// Unwrap returns the errors kept, so errors.As finds the first *Error.
+func (e *Errors) Unwrap() []error {
+	out := make([]error, len(e.List))
+	for i, pe := range e.List {
+		out[i] = pe
+	}
+	return out
+}
+
+// Lines is one line per error kept, and one more counting the rest.
+func (e *Errors) Lines() []string {
+	out := make([]string, 0, len(e.List)+1)
+	for _, pe := range e.List {
+		out = append(out, pe.Error())
+	}
+	if e.More > 0 && len(e.List) > 0 {
+		out = append(out, fmt.Sprintf("%s: %d more errors not shown", e.List[0].File, e.More))
+	}
+	return out
+}
+
+func single(e *Error) error { return &Errors{List: []*Error{e}} }
+
+// MaxFileSize is the largest policy file read: a real policy is a few
+// kilobytes, and a 40 MB one took 6.9 s and 1.77 GB to parse (the YAML
+// node tree is ~40 times the text).
+const MaxFileSize = 1 << 20
+
+func tooLarge(name string, size int64) error {
+	what := "over"
+	if size > 0 {
+		what = strconv.FormatInt(size, 10) + " bytes,"
+	}
+	return single(&Error{File: name, Reason: fmt.Sprintf("policy file is %s over the %d-byte (1 MiB) limit", what, MaxFileSize)})
+}
+
+// ReadFile reads a policy file of at most MaxFileSize bytes. The size is
+// checked before reading, and the read is bounded too, so a FIFO or a
+// file that grows cannot get past the limit. Too large is an *Errors (the
+// file is invalid); any other failure is an I/O error.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy %s: %w", path, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, tooLarge(path, fi.Size())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading policy %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path, 0)
+	}
+	return data, nil
+}
+
 // Lookup finds the run's policy: the file given with --policy, else
 // .agentwatch.yaml at the workspace's git root, else Default(). root may be
 // empty (no git repository): then only --policy or the default apply. A
@@ -63,17 +151,18 @@ func Lookup(flagPath, root string) (*Policy, error) {
 	return Default(), nil
 }
 
-// Load reads and compiles a policy file.
+// Load reads (ReadFile) and compiles a policy file.
 func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading policy %s: %w", path, err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
 
 // Parse compiles the policy in data; name is used in errors and as Source.
-// Every error is an *Error naming the line and the key.
+// A file with problems gives an *Errors listing every one, each an *Error
+// naming the line and the key. data over MaxFileSize is refused unread.
 //
 // Absent parts take these values (documented in spec/policy.md):
 //   - mode: observe. A file that wants blocking says so; a typo'd or
@@ -92,16 +181,20 @@ func Load(path string) (*Policy, error) {
 //   - capture: content metadata, output_bytes 4096.
 //   - alerts: spend_usd 5, retries_without_progress 3, the booleans true.
 func Parse(name string, data []byte) (*Policy, error) {
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(name, int64(len(data)))
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlError(name, err)
+		return nil, single(yamlError(name, err))
 	}
 	ps := &parser{file: name}
 	d := defaults()
 	if len(doc.Content) == 0 {
-		return nil, &Error{File: name, Reason: "empty policy file (want at least version: 1)"}
+		return nil, single(&Error{File: name, Reason: "empty policy file (want at least version: 1)"})
 	}
-	if err := ps.document(doc.Content[0], &d); err != nil {
+	ps.note(ps.document(doc.Content[0], &d))
+	if err := ps.result(); err != nil {
 		return nil, err
 	}
 	p, err := d.compile()
@@ -113,7 +206,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 }
 
 // yamlError turns yaml.v3's "yaml: line 3: ..." into the file:line form.
-func yamlError(name string, err error) error {
+func yamlError(name string, err error) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var line int
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -205,7 +298,39 @@ func defaults() Document {
 }
 
 // parser walks the YAML tree; every error names file, line and key.
-type parser struct{ file string }
+// Containers (mappings, lists) note the errors of their entries and go on
+// to the next, so one pass finds every error; a leaf returns its error to
+// its container.
+type parser struct {
+	file string
+	errs []*Error
+	more int
+}
+
+// note records err (nil: nothing). The parser makes only *Error.
+func (ps *parser) note(err error) {
+	if err == nil {
+		return
+	}
+	var pe *Error
+	if !errors.As(err, &pe) {
+		pe = &Error{File: ps.file, Reason: err.Error()}
+	}
+	if len(ps.errs) >= MaxErrors {
+		ps.more++
+		return
+	}
+	ps.errs = append(ps.errs, pe)
+}
+
+// result is the errors noted, in line order, or nil.
+func (ps *parser) result() error {
+	if len(ps.errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(ps.errs, func(a, b *Error) int { return a.Line - b.Line })
+	return &Errors{List: ps.errs, More: ps.more}
+}
 
 func (ps *parser) errf(n *yaml.Node, key, format string, args ...any) error {
 	return &Error{File: ps.file, Line: n.Line, Key: key, Reason: fmt.Sprintf(format, args...)}
@@ -228,16 +353,16 @@ func (ps *parser) mapping(n *yaml.Node, key string, fields field) error {
 		k, v := n.Content[i], n.Content[i+1]
 		sub := join(key, k.Value)
 		if seen[k.Value] {
-			return ps.errf(k, sub, "repeated key")
+			ps.note(ps.errf(k, sub, "repeated key"))
+			continue
 		}
 		seen[k.Value] = true
 		f, ok := fields[k.Value]
 		if !ok {
-			return ps.errf(k, sub, "unknown key (want one of %s)", strings.Join(sortedKeys(fields), ", "))
+			ps.note(ps.errf(k, sub, "unknown key (want one of %s)", strings.Join(sortedKeys(fields), ", ")))
+			continue
 		}
-		if err := f(sub, resolve(v)); err != nil {
-			return err
-		}
+		ps.note(f(sub, resolve(v)))
 	}
 	return nil
 }
@@ -316,9 +441,7 @@ func (ps *parser) list(n *yaml.Node, key string, item func(key string, v *yaml.N
 		return ps.errf(n, key, "want a list, got %s", kindName(n))
 	}
 	for i, v := range n.Content {
-		if err := item(fmt.Sprintf("%s[%d]", key, i), resolve(v)); err != nil {
-			return err
-		}
+		ps.note(item(fmt.Sprintf("%s[%d]", key, i), resolve(v)))
 	}
 	return nil
 }
@@ -351,19 +474,24 @@ func (ps *parser) stringMap(n *yaml.Node, key string, checkKey func(string) erro
 	if n.Kind != yaml.MappingNode {
 		return nil, ps.errf(n, key, "want a mapping, got %s", kindName(n))
 	}
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
 		sub := join(key, k.Value)
-		if _, dup := out[k.Value]; dup {
-			return nil, ps.errf(k, sub, "repeated key")
+		if seen[k.Value] {
+			ps.note(ps.errf(k, sub, "repeated key"))
+			continue
 		}
-		if err := checkKey(k.Value); err != nil {
-			return nil, ps.errf(k, sub, "%v", err)
+		seen[k.Value] = true
+		keyErr := checkKey(k.Value)
+		switch {
+		case keyErr != nil:
+			ps.note(ps.errf(k, sub, "%v", keyErr))
+		case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
+			ps.note(ps.errf(v, sub, "want a value, got %s", kindName(v)))
+		default:
+			out[k.Value] = v.Value
 		}
-		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			return nil, ps.errf(v, sub, "want a value, got %s", kindName(v))
-		}
-		out[k.Value] = v.Value
 	}
 	return out, nil
 }
@@ -411,10 +539,10 @@ func (ps *parser) document(n *yaml.Node, d *Document) error {
 			d.Network.Allow, d.Network.AllowCIDRs = []string{}, []string{}
 			return ps.mapping(v, k, field{
 				"allow": func(k string, v *yaml.Node) (err error) {
+					// "*" is refused here, though the absent section's
+					// default is exactly that: a file that lists names
+					// means to restrict them (see ErrAllowsTooMuch).
 					d.Network.Allow, err = ps.strings(v, k, func(s string) error {
-						if s == AnyName {
-							return nil
-						}
 						_, err := ParseHostRule(s)
 						return err
 					})
@@ -422,9 +550,12 @@ func (ps *parser) document(n *yaml.Node, d *Document) error {
 				},
 				"allow_cidrs": func(k string, v *yaml.Node) (err error) {
 					d.Network.AllowCIDRs, err = ps.strings(v, k, func(s string) error {
-						_, err := parseCIDR(s)
+						_, err := parseAllowCIDR(s)
 						return err
 					})
+					if err == nil {
+						err = ps.coverage(v, k, d.Network.AllowCIDRs)
+					}
 					return err
 				},
 				"allow_loopback": func(k string, v *yaml.Node) (err error) {
@@ -435,7 +566,9 @@ func (ps *parser) document(n *yaml.Node, d *Document) error {
 					d.Network.InspectPorts = []int{}
 					return ps.list(v, k, func(k string, v *yaml.Node) error {
 						port, err := ps.integer(v, k, 1, 65535)
-						d.Network.InspectPorts = append(d.Network.InspectPorts, port)
+						if err == nil {
+							d.Network.InspectPorts = append(d.Network.InspectPorts, port)
+						}
 						return err
 					})
 				},
@@ -529,9 +662,7 @@ func (ps *parser) document(n *yaml.Node, d *Document) error {
 			return err
 		},
 	})
-	if err != nil {
-		return err
-	}
+	ps.note(err)
 	if !sawVersion {
 		return ps.errf(n, "version", "missing (write version: 1)")
 	}
@@ -564,6 +695,20 @@ func ParseUpstream(s string) (string, error) {
 		return netip.AddrPortFrom(a.Unmap(), 53).String(), nil
 	}
 	return "", fmt.Errorf("bad upstream %q (want system, or an IP address with an optional :port)", s)
+}
+
+// coverage refuses allow_cidrs that together cover a whole address family.
+func (ps *parser) coverage(n *yaml.Node, key string, cidrs []string) error {
+	var pfx []netip.Prefix
+	for _, s := range cidrs {
+		if p, err := parseCIDR(s); err == nil {
+			pfx = append(pfx, p)
+		}
+	}
+	if fam := coversFamily(pfx); fam != "" {
+		return ps.errf(n, key, "together the entries cover every %s address: %v", fam, ErrAllowsTooMuch)
+	}
+	return nil
 }
 
 // parseCIDR accepts a prefix or a single address (a /32 or /128).
@@ -722,13 +867,39 @@ func (d Document) canonical() Document {
 func (p *Policy) Marshal() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# source: %s\n# policy version: %s\n", p.Source, p.Version)
+	d := p.document()
+	var n yaml.Node
+	if err := n.Encode(d); err != nil {
+		panic(fmt.Sprintf("policy: encoding a compiled policy: %v", err)) // plain strings, ints and maps
+	}
+	// No restriction cannot be written as a network section ("*" and /0
+	// are refused: ErrAllowsTooMuch); it is the absent section.
+	if d.Network.unrestricted() {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "network" {
+				n.Content = slices.Delete(n.Content, i, i+2)
+				if i < len(n.Content) {
+					n.Content[i].HeadComment = "network: absent, so every name and address is allowed"
+				}
+				break
+			}
+		}
+	}
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(p.document()); err != nil {
-		panic(fmt.Sprintf("policy: encoding a compiled policy: %v", err)) // plain strings, ints and maps
+	if err := enc.Encode(&n); err != nil {
+		panic(fmt.Sprintf("policy: encoding a compiled policy: %v", err))
 	}
 	_ = enc.Close()
 	return b.Bytes()
+}
+
+// unrestricted reports whether n is the absent section's network: every
+// name and address, the other keys at their defaults.
+func (n NetworkDoc) unrestricted() bool {
+	def := defaults().canonical().Network
+	return slices.Equal(n.Allow, def.Allow) && slices.Equal(n.AllowCIDRs, def.AllowCIDRs) &&
+		n.AllowLoopback == def.AllowLoopback && slices.Equal(n.InspectPorts, def.InspectPorts) && n.DNS == def.DNS
 }
 
 // document is the canonical document p was compiled from; a Policy built

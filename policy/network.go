@@ -4,9 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
+
+// ErrAllowsTooMuch is the one reason given wherever an allowlist entry
+// would allow every destination ("*", "*.*", "**", "*.com", "0.0.0.0/0",
+// "::/0", or CIDRs that together cover a whole address family): an
+// allowlist that allows everything is a typo or a misunderstanding, and
+// no restriction is written by leaving the network section out.
+var ErrAllowsTooMuch = errors.New("allows too much: list the names (or *.example.com) and addresses the run needs; leave out the network section for no restriction")
 
 // ParseHostRule checks and compiles one network.allow entry: "name",
 // "*.suffix", optionally followed by ":port". Names are lower-cased and a
@@ -25,6 +33,11 @@ func ParseHostRule(pattern string) (HostRule, error) {
 	name := host
 	if strings.HasPrefix(host, "*.") {
 		name = host[2:]
+	}
+	// Every name, or every name under a top-level domain: "*", "**",
+	// "*.*", "*.com", "*.*.*".
+	if strings.Contains(host, "*") && !strings.Contains(strings.Trim(name, "*."), ".") {
+		return r, fmt.Errorf("bad pattern %q: %w", pattern, ErrAllowsTooMuch)
 	}
 	if err := checkDNSName(name); err != nil {
 		return r, fmt.Errorf("bad pattern %q: %w", pattern, err)
@@ -46,7 +59,7 @@ func checkDNSName(name string) error {
 	}
 	labels := strings.Split(name, ".")
 	if len(labels) < 2 {
-		return errors.New("want a domain with at least two labels (a bare TLD or * would allow too much)")
+		return errors.New("want a domain with at least two labels")
 	}
 	for _, l := range labels {
 		if l == "" || len(l) > 63 {
@@ -72,6 +85,59 @@ func checkDNSName(name string) error {
 		return errors.New("an IP address is not a name: list it in network.allow_cidrs")
 	}
 	return nil
+}
+
+// parseAllowCIDR is parseCIDR for network.allow_cidrs: a /0 is refused.
+func parseAllowCIDR(s string) (netip.Prefix, error) {
+	p, err := parseCIDR(s)
+	if err == nil && p.Bits() == 0 {
+		return p, fmt.Errorf("bad CIDR %q: %w", s, ErrAllowsTooMuch)
+	}
+	return p, err
+}
+
+// coversFamily reports which address family ("IPv4", "IPv6") the prefixes
+// cover whole, together ("0.0.0.0/1" and "128.0.0.0/1"), or "".
+func coversFamily(prefixes []netip.Prefix) string {
+	for _, fam := range []struct {
+		name string
+		zero netip.Addr
+	}{{"IPv4", netip.IPv4Unspecified()}, {"IPv6", netip.IPv6Unspecified()}} {
+		var ps []netip.Prefix
+		for _, p := range prefixes {
+			if p.Addr().BitLen() == fam.zero.BitLen() {
+				ps = append(ps, p.Masked())
+			}
+		}
+		// Sorted by first address, the prefixes cover the family when each
+		// starts at or before the address after the furthest end so far,
+		// and the furthest end reaches the last address.
+		slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+		next := fam.zero // the first address not yet covered
+		for _, p := range ps {
+			if p.Addr().Compare(next) > 0 {
+				break
+			}
+			last := lastAddr(p)
+			if !last.Next().IsValid() { // the family's last address
+				return fam.name
+			}
+			if last.Next().Compare(next) > 0 {
+				next = last.Next()
+			}
+		}
+	}
+	return ""
+}
+
+// lastAddr is the last address of a masked prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // Matches reports whether the rule allows name on port. name is compared
