@@ -280,9 +280,14 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 	if err := json.Unmarshal(o.Info.Header, &h); err != nil {
 		return Recovered{}, fmt.Errorf("reading the run header: %w", err)
 	}
+	// A policy this agentwatch no longer accepts (written by an older
+	// one, e.g. allow: ["*"]) must not cost the run: it is judged against
+	// the built-in policy instead, and says so.
+	var policyGap string
 	pol, err := policy.Parse(h.PolicySource, h.Policy)
 	if err != nil {
-		return Recovered{}, err
+		pol = policy.Default()
+		policyGap = "recovery: the run's policy does not parse now (" + oneLine(err) + "); its alerts are judged against the built-in policy"
 	}
 	// First the metas: what to undo, the command's pid, the start info.
 	var cgroups, pins, placeholders []string
@@ -351,6 +356,9 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 			o.Info.PID, time.Now().UTC().Format(time.RFC3339))
 	}
 	e.Gaps = append([]string{"recovery: " + reason, "evidence: not taken (the run did not end under agentwatch)"}, gaps...)
+	if policyGap != "" {
+		e.Gaps = append(e.Gaps, policyGap)
+	}
 	if stats.TruncatedTail || stats.Corrupt {
 		e.Gaps = append(e.Gaps, fmt.Sprintf("journal: %d bytes at its end could not be read", stats.SkippedBytes))
 	}
