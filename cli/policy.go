@@ -24,18 +24,20 @@ import (
 const ExitPolicyInvalid = 1
 
 // policyInvalid marks a failed `policy check`. Its message is every error
-// of the file, one per line; Execute prefixes the first line with
-// "agentwatch: " and the others get the same prefix here, so each line
-// reads alone (file:line: key: reason). A run prints the one-line form
+// of the file, one per line (Lines); Execute escapes each and prefixes it
+// with "agentwatch: ", so each line reads alone (file:line: key: reason). A run prints the one-line form
 // (policy.Errors.Error: the first error and how many more).
 type policyInvalid struct{ err error }
 
-func (e policyInvalid) Error() string {
+func (e policyInvalid) Error() string { return strings.Join(e.Lines(), "\n") }
+
+// Lines is what Execute prints, each line escaped and prefixed alone.
+func (e policyInvalid) Lines() []string {
 	var pe *policy.Errors
 	if errors.As(e.err, &pe) {
-		return strings.Join(pe.Lines(), "\nagentwatch: ")
+		return pe.Lines()
 	}
-	return e.err.Error()
+	return []string{e.err.Error()}
 }
 func (e policyInvalid) Unwrap() error { return e.err }
 
