@@ -51,16 +51,30 @@ fi
 
 mod=$("$GO" list -m)
 failed=()
+flaked=()
 start=$SECONDS
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
 	dir=.${pkg#"$mod"} # ./llm; . for the module's root package
 	echo "fuzz: $pkg $name for $FUZZTIME"
-	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "$dir"; then
-		failed+=("$pkg $name")
+	corpus="$dir/testdata/fuzz/$name"
+	before=$(ls "$corpus" 2>/dev/null | sort || true)
+	out=$(mktemp)
+	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "$dir" 2>&1 | tee "$out"; then
+		after=$(ls "$corpus" 2>/dev/null | sort || true)
+		# Go's fuzz coordinator can report "context deadline exceeded" at
+		# the -fuzztime boundary with no failing input (golang/go#75804,
+		# fixed in Go 1.27): a failure only when an input was written.
+		if [ "$before" = "$after" ] && grep -q 'context deadline exceeded' "$out"; then
+			echo "fuzz: $pkg $name: stopped by the Go fuzzer's deadline race (golang/go#75804), no failing input: not a failure"
+			flaked+=("$pkg $name")
+		else
+			failed+=("$pkg $name")
+		fi
 	fi
+	rm -f "$out"
 done
-echo "fuzz: ${#targets[@]} targets in $((SECONDS - start))s"
+echo "fuzz: ${#targets[@]} targets in $((SECONDS - start))s (${#flaked[@]} stopped by the deadline race)"
 if [ ${#failed[@]} -gt 0 ]; then
 	printf 'fuzz: FAILED %s\n' "${failed[@]}" >&2
 	exit 1
