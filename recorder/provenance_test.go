@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/telemetry"
@@ -135,5 +136,20 @@ func TestAgentClaimsNotInAuditTrail(t *testing.T) {
 	}
 	if len(doc.Run.Audit.Reviews) != 0 || len(doc.Run.Audit.PullRequests) != 0 {
 		t.Errorf("show --json audit lists the agent's claims: %s", js.String())
+	}
+}
+
+// The supervisor's own cost reaches the root through End.SelfCost, read
+// near the end of Finish: the supervisor never edits the finished trace.
+func TestSelfCostThroughEnd(t *testing.T) {
+	r := New(agInfo())
+	calls := 0
+	tr := r.Finish(End{Time: at(10), SelfCost: func() (time.Duration, int64, bool) {
+		calls++
+		return 1500 * time.Millisecond, 80 << 20, true
+	}})
+	root := tr.Root()
+	if calls != 1 || agAttr(root, telemetry.SupervisorCPUSeconds) != "1.5" || agAttr(root, telemetry.SupervisorMaxRSS) != "83886080" {
+		t.Errorf("calls %d, cpu %s, rss %s", calls, agAttr(root, telemetry.SupervisorCPUSeconds), agAttr(root, telemetry.SupervisorMaxRSS))
 	}
 }

@@ -116,6 +116,10 @@ type End struct {
 	// added or changed (the supervisor compares the files before and
 	// after): each is a persistence alert.
 	GitConfig []GitConfigChange
+	// SelfCost reports the supervisor's own CPU time and peak RSS in
+	// bytes (agentwatch.supervisor.*); called near the end of Finish, so
+	// Finish's work counts. nil leaves them out.
+	SelfCost func() (cpu time.Duration, maxRSS int64, ok bool)
 }
 
 // Recorder accumulates events. Add is safe for concurrent use by several

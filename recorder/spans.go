@@ -303,16 +303,42 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	for _, o := range rest {
 		t.Spans = append(t.Spans, o.span)
 	}
-	r.finishEvidence(t, end)
-	r.finishClasses(t, end)
-	r.finishLLM(t)        // before finishPolicy: its alerts land on the model-call spans
-	r.finishAgent(t, end) // before finishPolicy: its alerts land on agent spans
-	r.finishRules(end)
-	r.finishPolicy(t, end)
-	r.finishFailure(t, end)
-	redactValues(t, r.info.RedactValues)
+	// The phases, in the order they must run: each may add spans or
+	// alerts that the ones after it read.
+	for _, phase := range []struct {
+		name string
+		run  func()
+	}{
+		{"evidence", func() { r.finishEvidence(t, end) }},           // git_diff, secret_scan, the root's workspace attributes
+		{"classes", func() { r.finishClasses(t, end) }},             // test_run, commit, … outcomes on the root
+		{"llm", func() { r.finishLLM(t) }},                          // model-call spans: before policy, whose alerts land on them
+		{"agent", func() { r.finishAgent(t, end) }},                 // the agent's claims: before policy, whose alerts land on them
+		{"rules", func() { r.finishRules(end) }},                    // built-in alert rules
+		{"policy", func() { r.finishPolicy(t, end) }},               // alerts on every span made above
+		{"failure", func() { r.finishFailure(t, end) }},             // the failure class, from everything above
+		{"self cost", func() { selfCost(t, end) }},                  // what observing cost, as late as possible
+		{"redact", func() { redactValues(t, r.info.RedactValues) }}, // last: every string before any sink
+	} {
+		phase.run()
+	}
 	r.result = t
 	return t
+}
+
+// selfCost records on the root what observing the run cost the
+// supervisor (End.SelfCost: CPU time and peak RSS), measured when Finish
+// is nearly done so that its own work counts.
+func selfCost(t *telemetry.Trace, end End) {
+	root := t.Root()
+	if end.SelfCost == nil || root == nil {
+		return
+	}
+	cpu, maxRSS, ok := end.SelfCost()
+	if !ok {
+		return
+	}
+	root.SetAttr(telemetry.SupervisorCPUSeconds.Float64(cpu.Seconds()))
+	root.SetAttr(telemetry.SupervisorMaxRSS.Int64(maxRSS))
 }
 
 func (r *Recorder) span(id, parent trace.SpanID, name, spanType, oiKind string, kind trace.SpanKind, start, end time.Time) telemetry.Span {

@@ -390,8 +390,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	capture.fill(&end) // the relay is done: the pipes by Wait, the PTY by finish
 	end.Time = time.Now()
 
+	end.SelfCost = selfCost
 	tr := rec.Finish(end)
-	selfCost(tr)
 	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
 	saved, err := record(ctx, o, st, traceFile, tr, end.Evidence, rec.Files(), stderr)
 	if sink.jw != nil {
@@ -746,16 +746,13 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// selfCost records what observing the run cost the supervisor (CPU and
-// peak RSS), the overhead figure `make bench` reports. It is set on the
-// finished root because recorder.End has no field for it yet.
-func selfCost(tr *telemetry.Trace) {
-	root := tr.Root()
+// selfCost is what observing the run cost the supervisor so far (CPU and
+// peak RSS), the overhead figure `make bench` reports; the recorder calls
+// it near the end of Finish (End.SelfCost).
+func selfCost() (time.Duration, int64, bool) {
 	var ru syscall.Rusage
-	if root == nil || syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, 0, false
 	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	root.SetAttr(telemetry.SupervisorCPUSeconds.Float64(cpu.Seconds()))
-	root.SetAttr(telemetry.SupervisorMaxRSS.Int64(ru.Maxrss * 1024)) // ru_maxrss is in KiB on Linux
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss * 1024, true // ru_maxrss is in KiB on Linux
 }
