@@ -28,3 +28,11 @@ func TestToolContextFromEnviron(t *testing.T) {
 		}
 	}
 }
+
+func TestContextVarsRejectsNonNames(t *testing.T) {
+	for _, n := range []string{"", "A=B", "A\x00B"} {
+		if _, err := contextVars([]string{"TRACEPARENT", n}); err == nil {
+			t.Errorf("context variable %q accepted", n)
+		}
+	}
+}
