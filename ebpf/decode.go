@@ -251,8 +251,8 @@ func joinPath(dir, path string) string {
 // execEnv is the environment of the image an exec record (which follows)
 // started: its first bytes and, when it is longer than the kernel side
 // copies whole, its last bytes. It aliases the ring buffer's memory and
-// never leaves the sensor: Config.ExecContext picks the tool-call
-// variables out of it at once.
+// never leaves the sensor: the reader picks Config.ContextVars out of
+// it at once.
 type execEnv struct {
 	event.Header
 	head, tail []byte

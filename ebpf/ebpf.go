@@ -54,12 +54,13 @@ type Config struct {
 	// MaxLatency bounds how long a record sits in the ring before it is
 	// read. 0 means DefaultMaxLatency.
 	MaxLatency time.Duration
-	// ExecContext, when set, is given the environment of every exec'd
-	// image (its NUL-separated entries, as of the exec) and returns the
-	// two values event.Exec carries: TraceParent and ToolCallID. The
-	// entries alias a buffer that is reused afterwards; nothing else of
-	// the environment is kept.
-	ExecContext func(env [][]byte) (traceParent, toolCallID string)
+	// ContextVars names the environment variables read from every exec'd
+	// image's environment (as of the exec), and the only ones: their
+	// values ride on that exec's event.Exec. TRACEPARENT fills its
+	// TraceParent, any other name its ToolCallID (an agent's tool-call id,
+	// such as CODEX_TOOL_CALL_ID). A value longer than 256 bytes counts as
+	// absent. Nothing else of the environment is kept. Nil: none read.
+	ContextVars []string
 }
 
 // Sensor is a loaded, attached set of programs.
@@ -69,10 +70,13 @@ type Sensor struct {
 	rd         *ringbuf.Reader
 	emit       func(event.Event)
 	bootOffset int64
-	// execContext and contexts pair an environment record with the exec
-	// record that follows it (see env_rec); only the reader touches them.
-	execContext func([][]byte) (string, string)
+	// contextVars and contexts pair an environment record with the exec
+	// record that follows it (see env_rec); only the reader touches
+	// contexts and envRecords (how many environment records it handled,
+	// for tests, read after Close).
+	contextVars []contextVar
 	contexts    map[uint32][2]string
+	envRecords  int
 	latency     time.Duration
 
 	closing   atomic.Bool
@@ -102,9 +106,13 @@ func Start(cfg Config) (*Sensor, error) {
 	if ring < os.Getpagesize() || ring&(ring-1) != 0 {
 		return nil, fmt.Errorf("starting eBPF sensor: ring size %d is not a power of two of at least a page", ring)
 	}
+	vars, err := contextVars(cfg.ContextVars)
+	if err != nil {
+		return nil, err
+	}
 	s := &Sensor{
 		emit:        cfg.Emit,
-		execContext: cfg.ExecContext,
+		contextVars: vars,
 		contexts:    map[uint32][2]string{},
 		latency:     cfg.MaxLatency,
 		done:        make(chan struct{}),
@@ -115,7 +123,6 @@ func Start(cfg Config) (*Sensor, error) {
 	if err := load(&s.objs, uint64(cfg.CgroupID), uint32(cfg.CgroupLevel), ring); err != nil {
 		return nil, err
 	}
-	var err error
 	if s.bootOffset, err = measureBootOffset(); err != nil {
 		s.objs.Close()
 		return nil, err
@@ -251,10 +258,11 @@ func (s *Sensor) dispatch(b []byte) {
 const maxPendingContexts = 4096
 
 func (s *Sensor) noteEnv(e execEnv) {
-	if s.execContext == nil {
+	s.envRecords++
+	if s.contextVars == nil {
 		return
 	}
-	tp, id := s.execContext(e.entries())
+	tp, id := execContext(s.contextVars, e.entries())
 	if tp == "" && id == "" {
 		delete(s.contexts, e.PID)
 		return

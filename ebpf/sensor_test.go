@@ -2,7 +2,6 @@ package ebpf
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -855,28 +853,16 @@ func TestSensorDeliversWithoutClose(t *testing.T) {
 }
 
 // TestSensorExecContext: the environment of each exec'd image reaches
-// Config.ExecContext at exec time — a process that exits at once included,
-// its variable found at the end of an environment far longer than what the
-// kernel side copies whole — and its result rides on that exec's event.
+// the sensor's Config.ContextVars lookup at exec time — a process that
+// exits at once included, its variable found at the end of an environment
+// far longer than what the kernel side copies whole — and its result rides
+// on that exec's event.
 func TestSensorExecContext(t *testing.T) {
 	privtest.Require(t)
 	cg := newCgroup(t)
 	col := &collector{}
-	var seen atomic.Int32
 	s, err := Start(Config{CgroupID: cg.id, CgroupLevel: cg.level, Emit: col.emit,
-		ExecContext: func(env [][]byte) (string, string) {
-			seen.Add(1)
-			var tp, id string
-			for _, kv := range env {
-				if v, ok := bytes.CutPrefix(kv, []byte("TRACEPARENT=")); ok {
-					tp = string(v)
-				}
-				if v, ok := bytes.CutPrefix(kv, []byte("CODEX_TOOL_CALL_ID=")); ok {
-					id = string(v)
-				}
-			}
-			return tp, id
-		}})
+		ContextVars: []string{"TRACEPARENT", "CODEX_TOOL_CALL_ID"}})
 	if err != nil {
 		t.Fatalf("%+v", err)
 	}
@@ -918,7 +904,7 @@ func TestSensorExecContext(t *testing.T) {
 	if found != 3 {
 		t.Errorf("%d of 3 exec events", found)
 	}
-	if seen.Load() < 3 {
-		t.Errorf("ExecContext called %d times, want one per exec", seen.Load())
+	if s.envRecords < 3 {
+		t.Errorf("%d environment records, want one per exec", s.envRecords)
 	}
 }

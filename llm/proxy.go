@@ -93,8 +93,10 @@ type Config struct {
 	// after Close returns.
 	Emit    func(event.Event)
 	Capture Capture
-	// PIDOf resolves the client's pid from its address (the socket's peer
-	// as seen by the proxy); nil or 0 means unknown.
+	// PIDOf, when set, replaces the proxy's own lookup of the client's
+	// pid (sock_diag, then the fd tables of the run's processes: see
+	// WatchCgroup) and is given the client's address (the socket's peer
+	// as seen by the proxy); 0 means unknown.
 	PIDOf func(remote netip.AddrPort) uint32
 	// Transport reaches the upstreams. Nil means a clone of
 	// http.DefaultTransport with DisableCompression set; a caller-provided
@@ -117,6 +119,7 @@ type Config struct {
 type Proxy struct {
 	cfg       Config
 	listeners map[string]*listener
+	pids      *socketPIDs
 
 	mu       sync.Mutex
 	closed   bool
@@ -169,7 +172,7 @@ func Start(cfg Config) (*Proxy, error) {
 			ups[p] = u
 		}
 	}
-	p := &Proxy{cfg: cfg, listeners: map[string]*listener{}}
+	p := &Proxy{cfg: cfg, listeners: map[string]*listener{}, pids: &socketPIDs{cache: map[netip.AddrPort]socketOwner{}}}
 	for prov, raw := range ups {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -205,7 +208,24 @@ func Start(cfg Config) (*Proxy, error) {
 		p.listeners[prov] = l
 		go l.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
 	}
+	var addrs []netip.AddrPort
+	for _, prov := range []string{Anthropic, OpenAI} {
+		if l, ok := p.listeners[prov]; ok {
+			if ap, err := netip.ParseAddrPort(l.ln.Addr().String()); err == nil {
+				addrs = append(addrs, ap)
+			}
+		}
+	}
+	p.pids.listeners.Store(&addrs)
 	return p, nil
+}
+
+// WatchCgroup narrows the client pid lookup to the processes of the
+// cgroup v2 directory dir and its descendants (the run's cgroup, once it
+// exists); until then, and without one, every process in /proc is
+// searched.
+func (p *Proxy) WatchCgroup(dir string) {
+	p.pids.cgroupDir.Store(&dir)
 }
 
 type connPIDKey struct{}
@@ -222,7 +242,10 @@ func (p *Proxy) pidOf(r *http.Request) uint32 {
 		if err != nil {
 			return 0
 		}
-		return p.cfg.PIDOf(ap)
+		if p.cfg.PIDOf != nil {
+			return p.cfg.PIDOf(ap)
+		}
+		return p.pids.pidOf(ap)
 	}
 	cp, ok := r.Context().Value(connPIDKey{}).(*connPID)
 	if !ok {
@@ -335,9 +358,7 @@ func (p *Proxy) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 		capture.Full = false
 	}
 	x.m = meter{call: c, capture: capture, max: p.cfg.MaxMeteredBody}
-	if p.cfg.PIDOf != nil {
-		c.PID = p.pidOf(r)
-	}
+	c.PID = p.pidOf(r)
 
 	// Always emit, even when the relay aborts (a truncated upstream body
 	// makes ReverseProxy panic with http.ErrAbortHandler so the client sees

@@ -11,12 +11,12 @@ package supervisor
 // Also here: the exec's tool-call context. The agent tells the commands
 // it runs which tool call they belong to through their environment
 // (Claude Code: TRACEPARENT naming its tool span; Codex:
-// CODEX_TOOL_CALL_ID). The supervisor's event sink reads those two
-// variables, and only those, from /proc/PID/environ when the exec event
-// arrives, so the recorder can link the process span to the agent's span.
+// CODEX_TOOL_CALL_ID). The eBPF sensor reads those two variables
+// (contextVars), and only those, from the environment the kernel side
+// copies at exec, so the recorder can link the process span to the
+// agent's span.
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -114,40 +114,12 @@ func (a *agentTelemetry) close(end *recorder.End) {
 	}
 }
 
-// Variables of the tool-call context, the only ones ever read from a
-// process's environment.
-const (
-	envTraceParent = "TRACEPARENT"
-	envToolCallID  = "CODEX_TOOL_CALL_ID"
-)
+// contextVars are the variables of the tool-call context, the only ones
+// the eBPF sensor reads from an exec'd image's environment.
+var contextVars = []string{"TRACEPARENT", "CODEX_TOOL_CALL_ID"}
 
 // execContextLatency is how long a record may wait in the eBPF ring before
 // the sink sees it. Short, so that an exec is on the record before events
 // from the other sources (model proxy, network decisions, agent telemetry)
 // that name its process arrive; an idle poll every 2 ms costs a few µs.
 const execContextLatency = 2 * time.Millisecond
-
-// execContext is the eBPF sensor's Config.ExecContext: the tool-call
-// context out of an exec'd image's environment, copied by the kernel side
-// at exec time (so even a process that lives a millisecond has it, and the
-// child's memory is never read from /proc).
-func execContext(env [][]byte) (traceParent, toolCallID string) {
-	for _, kv := range env {
-		switch {
-		case bytes.HasPrefix(kv, []byte(envTraceParent+"=")):
-			traceParent = boundedValue(kv[len(envTraceParent)+1:])
-		case bytes.HasPrefix(kv, []byte(envToolCallID+"=")):
-			toolCallID = boundedValue(kv[len(envToolCallID)+1:])
-		}
-	}
-	return traceParent, toolCallID
-}
-
-// boundedValue keeps an id-sized value: a traceparent is 55 bytes, a tool
-// call id a few dozen; anything long is not what these variables carry.
-func boundedValue(v []byte) string {
-	if len(v) > 256 {
-		return ""
-	}
-	return strings.ToValidUTF8(string(v), "")
-}

@@ -16,25 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-func TestToolContextFromEnviron(t *testing.T) {
-	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	for _, tc := range []struct {
-		name, environ, tp, id string
-	}{
-		{"claude bash tool", "PATH=/bin\x00TRACEPARENT=" + tp + "\x00HOME=/h\x00", tp, ""},
-		{"codex", "CODEX_TOOL_CALL_ID=call_8f2\x00AWS_SECRET_ACCESS_KEY=x", "", "call_8f2"},
-		{"last without NUL", "A=1\x00TRACEPARENT=" + tp, tp, ""},
-		{"names are exact", "XTRACEPARENT=1\x00TRACEPARENTS=2\x00MY_CODEX_TOOL_CALL_ID=3", "", ""},
-		{"oversized value ignored", "TRACEPARENT=" + strings.Repeat("a", 300), "", ""},
-		{"empty", "", "", ""},
-	} {
-		gotTP, gotID := execContext(bytes.Split([]byte(tc.environ), []byte{0}))
-		if gotTP != tc.tp || gotID != tc.id {
-			t.Errorf("%s: got (%q, %q), want (%q, %q)", tc.name, gotTP, gotID, tc.tp, tc.id)
-		}
-	}
-}
-
 // TestAgentTelemetryEnv: the receiver's variables reach the child whatever
 // the allowlist dropped, replace the user's own OTEL settings, carry the
 // run's root span as TRACEPARENT, and are reported as set, not dropped.

@@ -656,7 +656,7 @@ func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossChec
 		defer netDone.Wait()
 		// Read every 2 ms, not the sensor's 20 ms default (agenttel.go);
 		// the tool-call context of each exec comes with its record.
-		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add, MaxLatency: execContextLatency, ExecContext: execContext})
+		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add, MaxLatency: execContextLatency, ContextVars: contextVars})
 		if bpfErr == nil && s.ebpf == nil {
 			bpfErr = errors.New("sensor did not start")
 		}

@@ -1,4 +1,4 @@
-package supervisor
+package llm
 
 import (
 	"encoding/binary"
