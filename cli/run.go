@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
-	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -96,7 +96,7 @@ func (a *app) runCommand() *cobra.Command {
 			if o.pricesFile != "" {
 				// Before anything starts, like the policy: a bad price
 				// file is the user's to fix, not a run without costs.
-				if so.Prices, err = llm.LoadPrices(o.pricesFile); err != nil {
+				if so.Prices, err = prices.Load(o.pricesFile); err != nil {
 					return fmt.Errorf("loading prices: %w", err)
 				}
 			}
