@@ -137,9 +137,9 @@ func TestSDKLogExporter(t *testing.T) {
 	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(sdklog.NewBatchProcessor(exp)))
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var rec otellog.Record
-	rec.SetEventName(EventAPIRequest)
+	rec.SetEventName(event.ClaudeAPIRequest)
 	rec.SetTimestamp(at)
-	rec.SetBody(attribute.StringValue(EventAPIRequest))
+	rec.SetBody(attribute.StringValue(event.ClaudeAPIRequest))
 	// Claude Code sends counts as strings; a double cost; an int duration.
 	rec.AddAttributes(
 		attribute.String("model", "claude-sonnet-4-5"),
@@ -157,7 +157,7 @@ func TestSDKLogExporter(t *testing.T) {
 	}
 	r.Close()
 
-	var recs []LogRecord
+	var recs []event.AgentLogRecord
 	for _, p := range col.payloads(SignalLogs) {
 		var req collogspb.ExportLogsServiceRequest
 		if err := proto.Unmarshal(p, &req); err != nil {
@@ -169,7 +169,7 @@ func TestSDKLogExporter(t *testing.T) {
 		t.Fatalf("%d records, want 1", len(recs))
 	}
 	got := recs[0]
-	if got.Name != EventAPIRequest || got.Model != "claude-sonnet-4-5" || got.InputTokens != 1234 ||
+	if got.Name != event.ClaudeAPIRequest || got.Model != "claude-sonnet-4-5" || got.InputTokens != 1234 ||
 		got.OutputTokens != 56 || got.CacheReadTokens != 100 || got.CacheCreationTokens != 50 ||
 		!got.CostKnown || got.CostUSD != 0.0123 || got.Duration != 1500*time.Millisecond ||
 		got.SessionID != "sess-1" || !got.Time.Equal(at) {

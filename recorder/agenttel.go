@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
-	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -62,7 +61,7 @@ var agentContentKeys = map[string]bool{
 type agentState struct {
 	traces     [][]byte
 	traceBytes int
-	logs       []agentotel.LogRecord
+	logs       []event.AgentLogRecord
 	dataPoints int64
 	lost       int // payloads that could not be decoded or were over a bound
 	tools      map[trace.SpanID]toolContext
@@ -111,27 +110,22 @@ func (r *Recorder) noteToolContext(s *procSpan, e event.Exec) {
 func (r *Recorder) agentTelemetry(e event.AgentTelemetry) {
 	as := r.as()
 	switch e.Signal {
-	case agentotel.SignalTraces:
+	case event.SignalTraces:
 		if as.traceBytes+len(e.Payload) > maxAgentTraceBytes {
 			as.lost++
 			return
 		}
 		as.traceBytes += len(e.Payload)
 		as.traces = append(as.traces, e.Payload)
-	case agentotel.SignalLogs:
-		var req collogspb.ExportLogsServiceRequest
-		if err := proto.Unmarshal(e.Payload, &req); err != nil {
-			as.lost++
-			return
-		}
-		for _, rec := range agentotel.LogsToEvents(&req) {
+	case event.SignalLogs:
+		for _, rec := range e.Logs {
 			if len(as.logs) >= maxAgentLogEvents {
 				as.lost++
 				return
 			}
 			as.logs = append(as.logs, rec)
 		}
-	case agentotel.SignalMetrics:
+	case event.SignalMetrics:
 		var req colmetricspb.ExportMetricsServiceRequest
 		if err := proto.Unmarshal(e.Payload, &req); err != nil {
 			as.lost++
@@ -486,7 +480,7 @@ func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string)
 
 // agentLogs attaches the agent's log records as span events and returns
 // the LLM spans made from api_request records no proxy call matched.
-func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs []agentotel.LogRecord, redact func(string) string) []telemetry.Span {
+func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs []event.AgentLogRecord, redact func(string) string) []telemetry.Span {
 	calls := r.proxyCalls()
 	used := make([]bool, len(calls))
 	var llm []telemetry.Span
@@ -498,7 +492,7 @@ func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs
 			}
 		}
 		t.Spans[i].Events = append(t.Spans[i].Events, logEvent(rec, redact, r.info.Capture.Active(rec.Time)))
-		if rec.Name != agentotel.EventAPIRequest {
+		if rec.Name != event.ClaudeAPIRequest {
 			continue
 		}
 		if matchCall(rec, calls, used) {
@@ -510,8 +504,8 @@ func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs
 }
 
 // matchCall finds the proxy call rec describes: the unused match whose
-// end is nearest rec's time (agentotel.LogRecord.Matches).
-func matchCall(rec agentotel.LogRecord, calls []event.LLMCall, used []bool) bool {
+// end is nearest rec's time (event.AgentLogRecord.Matches).
+func matchCall(rec event.AgentLogRecord, calls []event.LLMCall, used []bool) bool {
 	best := -1
 	for j, c := range calls {
 		if used[j] || !rec.Matches(c) {
@@ -528,7 +522,7 @@ func matchCall(rec agentotel.LogRecord, calls []event.LLMCall, used []bool) bool
 	return true
 }
 
-func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool) telemetry.SpanEvent {
+func logEvent(rec event.AgentLogRecord, redact func(string) string, content bool) telemetry.SpanEvent {
 	var a []attribute.KeyValue
 	str := func(k, v string) {
 		if v != "" {
@@ -558,7 +552,7 @@ func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool)
 	str("request_id", rec.RequestID)
 	str("tool_name", rec.ToolName)
 	str("tool_use_id", rec.ToolUseID)
-	if rec.Name == agentotel.EventToolResult {
+	if rec.Name == event.ClaudeToolResult {
 		a = append(a, attribute.Bool("success", rec.Success))
 	}
 	str("decision", rec.Decision)
@@ -580,7 +574,7 @@ func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool)
 // ANTHROPIC_BASE_URL, or the call went around the proxy another way).
 // Claude Code reports input tokens without the cached ones; the span
 // carries the convention's inclusive count.
-func (r *Recorder) apiRequestSpan(rec agentotel.LogRecord, parent trace.SpanID) telemetry.Span {
+func (r *Recorder) apiRequestSpan(rec event.AgentLogRecord, parent trace.SpanID) telemetry.Span {
 	id, _ := r.nextSpanID()
 	sp := r.span(id, parent, "chat "+rec.Model, telemetry.SpanLLMCall, telemetry.OILLM, trace.SpanKindClient, rec.Start(), rec.Time)
 	in, out := rec.InclusiveInputTokens(), rec.OutputTokens
