@@ -21,6 +21,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
 	"github.com/agentwatch/agentwatch/privtest"
+	"github.com/agentwatch/agentwatch/recorder"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 )
@@ -244,7 +245,7 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	if len(traces) == 0 {
 		t.Fatalf("no spans arrived with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1")
 	}
-	merged, err := MergeTraces(traces...)
+	merged, err := recorder.MergeTraces(traces...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	if foreign > 0 {
 		t.Errorf("%d spans are not in the run's trace: TRACEPARENT was not honoured", foreign)
 	}
-	spans, orphans := Reparent(merged, runTrace, runRoot)
+	spans, orphans := recorder.Reparent(merged, runTrace, runRoot)
 	if len(orphans) > 0 {
 		t.Errorf("orphans %v: a parent span never arrived", orphans)
 	}

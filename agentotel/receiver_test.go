@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/recorder"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -100,11 +101,11 @@ func TestSDKTraceExporters(t *testing.T) {
 			if len(payloads) != 2 {
 				t.Fatalf("%d traces payloads, want 2 (one per span with a syncer)", len(payloads))
 			}
-			merged, err := MergeTraces(payloads...)
+			merged, err := recorder.MergeTraces(payloads...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			spans, orphans := Reparent(merged, runTraceID, runRootID)
+			spans, orphans := recorder.Reparent(merged, runTraceID, runRootID)
 			if len(spans) != 2 || len(orphans) != 0 {
 				t.Fatalf("got %d spans, orphans %v; want 2 and none", len(spans), orphans)
 			}
@@ -307,8 +308,8 @@ func TestPartialSuccess(t *testing.T) {
 		}
 	})
 	for _, p := range col.payloads(SignalTraces) {
-		merged, _ := MergeTraces(p)
-		spans, _ := Reparent(merged, runTraceID, runRootID)
+		merged, _ := recorder.MergeTraces(p)
+		spans, _ := recorder.Reparent(merged, runTraceID, runRootID)
 		if len(spans) != 1 || spans[0].Name != "good" {
 			t.Errorf("emitted spans %v, want only the good one", spans)
 		}

@@ -9,15 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentwatch/agentwatch/agentotel"
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
-	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -126,12 +123,12 @@ func (r *Recorder) agentTelemetry(e event.AgentTelemetry) {
 			as.logs = append(as.logs, rec)
 		}
 	case event.SignalMetrics:
-		var req colmetricspb.ExportMetricsServiceRequest
-		if err := proto.Unmarshal(e.Payload, &req); err != nil {
+		n, err := countDataPoints(e.Payload)
+		if err != nil {
 			as.lost++
 			return
 		}
-		as.dataPoints += agentotel.CountDataPoints(&req)
+		as.dataPoints += n
 	}
 }
 
@@ -246,19 +243,19 @@ func (r *Recorder) agentSpans(as *agentState, redact func(string) string) (out [
 	if len(as.traces) == 0 {
 		return nil, nil, moved
 	}
-	merged, err := agentotel.MergeTraces(as.traces...)
+	merged, err := MergeTraces(as.traces...)
 	if err != nil {
 		// One bad payload must not lose the others: decode one by one.
 		merged = nil
 		var ok [][]byte
 		for _, p := range as.traces {
-			if _, err := agentotel.MergeTraces(p); err == nil {
+			if _, err := MergeTraces(p); err == nil {
 				ok = append(ok, p)
 			} else {
 				as.lost++
 			}
 		}
-		if merged, err = agentotel.MergeTraces(ok...); err != nil {
+		if merged, err = MergeTraces(ok...); err != nil {
 			return nil, nil, moved
 		}
 	}
@@ -283,7 +280,7 @@ func (r *Recorder) agentSpans(as *agentState, redact func(string) string) (out [
 			}
 		}
 	}
-	spans, orph := agentotel.Reparent(merged, r.traceID, r.root.id)
+	spans, orph := Reparent(merged, r.traceID, r.root.id)
 	if len(spans) > maxAgentSpans {
 		as.lost += len(spans) - maxAgentSpans
 		spans = spans[:maxAgentSpans]
@@ -468,14 +465,14 @@ func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string)
 			} else {
 				allInt = false
 			}
-			strs = append(strs, redact(agentotel.ValueString(e)))
+			strs = append(strs, redact(valueString(e)))
 		}
 		if allInt {
 			return k.Int64Slice(ints)
 		}
 		return k.StringSlice(strs)
 	}
-	return k.String(redact(agentotel.ValueString(v)))
+	return k.String(redact(valueString(v)))
 }
 
 // agentLogs attaches the agent's log records as span events and returns
