@@ -21,6 +21,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
 	"github.com/agentwatch/agentwatch/privtest"
+	"github.com/agentwatch/agentwatch/recorder"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 )
@@ -176,7 +177,7 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 		t.Fatalf("note.txt = %q, %v: the agent did not do its task; stderr:\n%s", b, err, stderr.String())
 	}
 
-	var logs []LogRecord
+	var logs []event.AgentLogRecord
 	for _, p := range col.payloads(SignalLogs) {
 		var req collogspb.ExportLogsServiceRequest
 		if err := proto.Unmarshal(p, &req); err != nil {
@@ -187,26 +188,26 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	if len(logs) == 0 {
 		t.Fatalf("no log records arrived (stats %+v)", r.Stats())
 	}
-	var apiReqs []LogRecord
+	var apiReqs []event.AgentLogRecord
 	for _, l := range logs {
 		t.Logf("log %s model=%s in=%d out=%d cr=%d cc=%d cost=%v dur=%v tool=%s ok=%v session=%s prompt=%s trace=%s span=%s attrs=%v content-keys=%d",
 			l.Name, l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheCreationTokens, l.CostUSD, l.Duration,
 			l.ToolName, l.Success, l.SessionID, l.PromptID, l.TraceID, l.SpanID, l.Attrs, len(l.Content))
-		if l.Name == EventAPIRequest {
+		if l.Name == event.ClaudeAPIRequest {
 			apiReqs = append(apiReqs, l)
 		}
 	}
 	for _, want := range []fakemodel.Usage{claudeTurn1, claudeTurn2} {
 		if !hasUsage(apiReqs, want) {
-			t.Errorf("no %s event with the usage the model sent %+v", EventAPIRequest, want)
+			t.Errorf("no %s event with the usage the model sent %+v", event.ClaudeAPIRequest, want)
 		}
 	}
 	for _, l := range apiReqs {
 		if l.Model == "" || l.SessionID == "" || l.Time.IsZero() || !l.CostKnown {
-			t.Errorf("%s lacks model, session, time or cost: %+v", EventAPIRequest, l)
+			t.Errorf("%s lacks model, session, time or cost: %+v", event.ClaudeAPIRequest, l)
 		}
 		if l.Time.Before(start.Add(-time.Second)) || l.Time.After(start.Add(took+time.Second)) {
-			t.Errorf("%s time %v outside the run [%v, +%v]", EventAPIRequest, l.Time, start, took)
+			t.Errorf("%s time %v outside the run [%v, +%v]", event.ClaudeAPIRequest, l.Time, start, took)
 		}
 	}
 	// Each event matches the proxy's form of exactly one scripted turn
@@ -225,11 +226,11 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 			}
 		}
 		if n != 1 {
-			t.Errorf("%s event %+v matches %d scripted calls, want 1", EventAPIRequest, l, n)
+			t.Errorf("%s event %+v matches %d scripted calls, want 1", event.ClaudeAPIRequest, l, n)
 		}
 	}
-	if !hasEvent(logs, EventToolResult, "Bash") {
-		t.Errorf("no %s event for the Bash tool", EventToolResult)
+	if !hasEvent(logs, event.ClaudeToolResult, "Bash") {
+		t.Errorf("no %s event for the Bash tool", event.ClaudeToolResult)
 	}
 	for _, l := range logs {
 		if len(l.Content) > 0 {
@@ -244,7 +245,7 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	if len(traces) == 0 {
 		t.Fatalf("no spans arrived with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1")
 	}
-	merged, err := MergeTraces(traces...)
+	merged, err := recorder.MergeTraces(traces...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestClaudeCodeExportsToReceiver(t *testing.T) {
 	if foreign > 0 {
 		t.Errorf("%d spans are not in the run's trace: TRACEPARENT was not honoured", foreign)
 	}
-	spans, orphans := Reparent(merged, runTrace, runRoot)
+	spans, orphans := recorder.Reparent(merged, runTrace, runRoot)
 	if len(orphans) > 0 {
 		t.Errorf("orphans %v: a parent span never arrived", orphans)
 	}
@@ -315,7 +316,7 @@ func runWithTimeout(cmd *exec.Cmd, d time.Duration) error {
 	}
 }
 
-func hasUsage(recs []LogRecord, u fakemodel.Usage) bool {
+func hasUsage(recs []event.AgentLogRecord, u fakemodel.Usage) bool {
 	for _, l := range recs {
 		if l.InputTokens == int64(u.InputTokens) && l.OutputTokens == int64(u.OutputTokens) &&
 			l.CacheReadTokens == int64(u.CacheReadInputTokens) && l.CacheCreationTokens == int64(u.CacheCreationInputTokens) {
@@ -325,7 +326,7 @@ func hasUsage(recs []LogRecord, u fakemodel.Usage) bool {
 	return false
 }
 
-func hasEvent(recs []LogRecord, name, tool string) bool {
+func hasEvent(recs []event.AgentLogRecord, name, tool string) bool {
 	for _, l := range recs {
 		if l.Name == name && l.ToolName == tool {
 			return true

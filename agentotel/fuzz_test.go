@@ -67,7 +67,7 @@ func sdkPayloads(tb testing.TB) map[int][][]byte {
 	}
 	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(sdklog.NewSimpleProcessor(lexp)))
 	var rec otellog.Record
-	rec.SetEventName(EventAPIRequest)
+	rec.SetEventName(event.ClaudeAPIRequest)
 	rec.SetTimestamp(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	rec.SetBody(attribute.StringValue("claude_code.api_request"))
 	rec.AddAttributes(attribute.String("model", "claude-sonnet-4-5"), attribute.String("input_tokens", "1234"),

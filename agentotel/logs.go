@@ -14,19 +14,6 @@ import (
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 )
 
-// Claude Code's event names (its OTLP log records), from its monitoring
-// documentation and what the pinned CLI sends.
-const (
-	EventUserPrompt   = "claude_code.user_prompt"
-	EventAPIRequest   = "claude_code.api_request"
-	EventAPIError     = "claude_code.api_error"
-	EventToolResult   = "claude_code.tool_result"
-	EventToolDecision = "claude_code.tool_decision"
-	// EventAssistantResponse ends a prompt's turn: response_length, and
-	// the response text only with content logging on.
-	EventAssistantResponse = "claude_code.assistant_response"
-)
-
 // redactedByAgent is the value Claude Code puts in a content attribute
 // when content logging is off: metadata, not content.
 const redactedByAgent = "<REDACTED>"
@@ -34,7 +21,7 @@ const redactedByAgent = "<REDACTED>"
 // contentAttributes are attributes that carry what the user or the model
 // wrote, not metadata. Claude Code sends them only when asked
 // (OTEL_LOG_USER_PROMPTS, OTEL_LOG_TOOL_DETAILS), which Env never does,
-// but a user's own settings may; they go to LogRecord.Content so the
+// but a user's own settings may; they go to AgentLogRecord.Content so the
 // recorder keeps them only in full capture, after redaction.
 var contentAttributes = map[string]bool{
 	"prompt":          true,
@@ -46,97 +33,11 @@ var contentAttributes = map[string]bool{
 	"body":            true,
 }
 
-// LogRecord is one log record the agent exported, in the typed form the
-// recorder needs. Fields that do not apply to the event are zero.
-type LogRecord struct {
-	Name      string    // event name: claude_code.api_request, ...; else the body when it is a string
-	Time      time.Time // when the event happened (for api_request: when the response finished)
-	SessionID string    // session.id
-	PromptID  string    // prompt.id: groups the events of one user prompt
-	TraceID   string    // hex, when the record carries span context
-	SpanID    string
-
-	// api_request / api_error
-	Model               string
-	InputTokens         int64 // as Claude Code reports it: NOT including cached tokens
-	OutputTokens        int64
-	CacheReadTokens     int64
-	CacheCreationTokens int64
-	CostUSD             float64
-	CostKnown           bool
-	Duration            time.Duration // duration_ms: the API call, or the tool run
-	StatusCode          int           // api_error
-	Error               string        // api_error / failed tool_result message
-	Attempt             int           // api_error
-	TimeToFirstToken    time.Duration // ttft_ms, streams
-	RequestID           string        // request_id: the API's request-id response header
-
-	// tool_result / tool_decision
-	ToolName  string
-	ToolUseID string // tool_use_id: the model's tool call id (event.ToolCall.ID)
-	Success   bool
-	Decision  string // accept / reject
-	Source    string // what decided: config, user_permanent, ...
-
-	// user_prompt
-	PromptLength int
-
-	// Attrs holds every other metadata attribute, stringified; Content
-	// holds the content-bearing ones (prompt text, tool parameters) when
-	// the agent sent them at all.
-	Attrs   map[string]string
-	Content map[string]string
-}
-
-// InclusiveInputTokens is the GenAI convention's gen_ai.usage.input_tokens
-// (cached tokens included), which is what an event.LLMCall carries.
-func (l LogRecord) InclusiveInputTokens() int64 {
-	return l.InputTokens + l.CacheReadTokens + l.CacheCreationTokens
-}
-
-// Start is when the API call (or tool run) began, from Time and Duration.
-func (l LogRecord) Start() time.Time { return l.Time.Add(-l.Duration) }
-
-// MatchWindow is how far apart a claude_code.api_request event and the
-// proxy's record of the same call may be in time. Both clocks are this
-// machine's; the slack covers Claude Code taking the timestamp after
-// parsing the stream, and retries of one logical request.
-const MatchWindow = 10 * time.Second
-
-// Matches reports whether an api_request event describes the same model
-// call the proxy recorded, so the recorder makes an LLM span from the event
-// only when no proxy call matches it (never double counting). The rule:
-//
-//   - the model is the call's request or response model;
-//   - the usage agrees exactly: output tokens, cache read and cache
-//     creation tokens, and input tokens once the proxy's inclusive count
-//     has the cached ones taken out (Claude Code reports Anthropic's raw
-//     input_tokens);
-//   - the event's time is within MatchWindow of the call's end.
-//
-// A call without usage (an error, a cut stream) matches nothing. When
-// several calls match one event, the recorder takes the one whose end is
-// nearest the event's time, and uses each call at most once.
-func (l LogRecord) Matches(c event.LLMCall) bool {
-	if l.Name != EventAPIRequest || !c.UsageKnown {
-		return false
-	}
-	if l.Model != c.RequestModel && l.Model != c.ResponseModel {
-		return false
-	}
-	if l.OutputTokens != c.OutputTokens || l.CacheReadTokens != c.CacheReadTokens ||
-		l.CacheCreationTokens != c.CacheCreationTokens || l.InclusiveInputTokens() != c.InputTokens {
-		return false
-	}
-	d := l.Time.Sub(c.End)
-	return d.Abs() <= MatchWindow
-}
-
-// LogsToEvents flattens an export request into LogRecords, one per log
-// record, in order. Every record is returned (the recorder attaches them
+// LogsToEvents flattens an export request into event.AgentLogRecords, one
+// per log record, in order. Every record is returned (the recorder attaches them
 // as span events); the typed fields are filled for Claude Code's events.
-func LogsToEvents(req *collogspb.ExportLogsServiceRequest) []LogRecord {
-	var out []LogRecord
+func LogsToEvents(req *collogspb.ExportLogsServiceRequest) []event.AgentLogRecord {
+	var out []event.AgentLogRecord
 	for _, rl := range req.GetResourceLogs() {
 		for _, sl := range rl.GetScopeLogs() {
 			for _, lr := range sl.GetLogRecords() {
@@ -147,8 +48,8 @@ func LogsToEvents(req *collogspb.ExportLogsServiceRequest) []LogRecord {
 	return out
 }
 
-func toLogRecord(lr *logspb.LogRecord) LogRecord {
-	rec := LogRecord{Name: lr.GetEventName()}
+func toLogRecord(lr *logspb.LogRecord) event.AgentLogRecord {
+	rec := event.AgentLogRecord{Name: lr.GetEventName()}
 	attrs := map[string]string{}
 	for _, kv := range lr.GetAttributes() {
 		attrs[kv.GetKey()] = ValueString(kv.GetValue())

@@ -37,7 +37,7 @@ func TestLogsToEvents(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		in    *logspb.LogRecord
-		check func(t *testing.T, r LogRecord)
+		check func(t *testing.T, r event.AgentLogRecord)
 	}{
 		{
 			// As the pinned Claude Code CLI sends it: body is the full
@@ -55,8 +55,8 @@ func TestLogsToEvents(t *testing.T) {
 					str("ttft_ms", "45"), str("request_id", "req_1"), str("speed", "normal"),
 				},
 			},
-			check: func(t *testing.T, r LogRecord) {
-				if r.Name != EventAPIRequest || !r.Time.Equal(eventTime) || r.SessionID != "s1" || r.PromptID != "p1" ||
+			check: func(t *testing.T, r event.AgentLogRecord) {
+				if r.Name != event.ClaudeAPIRequest || !r.Time.Equal(eventTime) || r.SessionID != "s1" || r.PromptID != "p1" ||
 					r.Model != "claude-opus-5-5" || r.InputTokens != 1234 || r.OutputTokens != 56 ||
 					r.CacheReadTokens != 100 || r.CacheCreationTokens != 50 || r.InclusiveInputTokens() != 1384 ||
 					!r.CostKnown || r.CostUSD != 0.006326 || r.Duration != 202*time.Millisecond ||
@@ -70,14 +70,14 @@ func TestLogsToEvents(t *testing.T) {
 		{
 			name: "typed values and EventName field",
 			in: &logspb.LogRecord{
-				EventName: EventToolResult, TimeUnixNano: uint64(eventTime.UnixNano()),
+				EventName: event.ClaudeToolResult, TimeUnixNano: uint64(eventTime.UnixNano()),
 				Attributes: []*commonpb.KeyValue{
 					str("tool_name", "Bash"), boolean("success", true), i64("duration_ms", 426),
 					str("tool_use_id", "toolu_1"), f64("cost_usd", 0.5), i64("tool_result_size_bytes", 0),
 				},
 			},
-			check: func(t *testing.T, r LogRecord) {
-				if r.Name != EventToolResult || !r.Time.Equal(eventTime) || r.ToolName != "Bash" || !r.Success ||
+			check: func(t *testing.T, r event.AgentLogRecord) {
+				if r.Name != event.ClaudeToolResult || !r.Time.Equal(eventTime) || r.ToolName != "Bash" || !r.Success ||
 					r.Duration != 426*time.Millisecond || r.ToolUseID != "toolu_1" || r.CostUSD != 0.5 ||
 					r.Attrs["tool_result_size_bytes"] != "0" {
 					t.Errorf("%+v", r)
@@ -93,8 +93,8 @@ func TestLogsToEvents(t *testing.T) {
 					str("prompt_length", "26"),
 				},
 			},
-			check: func(t *testing.T, r LogRecord) {
-				if r.Name != EventUserPrompt || r.PromptLength != 26 || r.Attrs["prompt"] != "<REDACTED>" ||
+			check: func(t *testing.T, r event.AgentLogRecord) {
+				if r.Name != event.ClaudeUserPrompt || r.PromptLength != 26 || r.Attrs["prompt"] != "<REDACTED>" ||
 					r.Content["prompt_text"] != "fix the test, key sk-ant-123" || r.Attrs["prompt_text"] != "" {
 					t.Errorf("%+v", r)
 				}
@@ -106,8 +106,8 @@ func TestLogsToEvents(t *testing.T) {
 				Body: body("claude_code.api_error"), ObservedTimeUnixNano: uint64(eventTime.UnixNano()),
 				Attributes: []*commonpb.KeyValue{str("model", "m"), str("error", "overloaded"), str("status_code", "529"), str("attempt", "2")},
 			},
-			check: func(t *testing.T, r LogRecord) {
-				if r.Name != EventAPIError || r.StatusCode != 529 || r.Error != "overloaded" || r.Attempt != 2 ||
+			check: func(t *testing.T, r event.AgentLogRecord) {
+				if r.Name != event.ClaudeAPIError || r.StatusCode != 529 || r.Error != "overloaded" || r.Attempt != 2 ||
 					!r.Time.Equal(eventTime) || r.CostKnown {
 					t.Errorf("%+v", r)
 				}
@@ -119,7 +119,7 @@ func TestLogsToEvents(t *testing.T) {
 				Body:       body("GET /health 200"),
 				Attributes: []*commonpb.KeyValue{str("input_tokens", "lots"), str("duration_ms", "-5"), str("cost_usd", "NaN")},
 			},
-			check: func(t *testing.T, r LogRecord) {
+			check: func(t *testing.T, r event.AgentLogRecord) {
 				if r.Name != "GET /health 200" || r.InputTokens != 0 || r.Duration != 0 || r.CostKnown || !r.Time.IsZero() {
 					t.Errorf("%+v", r)
 				}
@@ -132,42 +132,6 @@ func TestLogsToEvents(t *testing.T) {
 				t.Fatalf("%d records", len(recs))
 			}
 			tc.check(t, recs[0])
-		})
-	}
-}
-
-func TestMatches(t *testing.T) {
-	rec := LogRecord{
-		Name: EventAPIRequest, Time: eventTime, Model: "claude-opus-5-5",
-		InputTokens: 1234, OutputTokens: 56, CacheReadTokens: 100, CacheCreationTokens: 50,
-	}
-	// What the proxy records for the same call: inclusive input tokens.
-	call := event.LLMCall{
-		End: eventTime.Add(-30 * time.Millisecond), RequestModel: "claude-opus-5-5", ResponseModel: "claude-opus-5-5-20261101",
-		InputTokens: 1384, OutputTokens: 56, CacheReadTokens: 100, CacheCreationTokens: 50, UsageKnown: true,
-	}
-	for _, tc := range []struct {
-		name string
-		mod  func(r *LogRecord, c *event.LLMCall)
-		want bool
-	}{
-		{"same call", func(*LogRecord, *event.LLMCall) {}, true},
-		{"response model named", func(r *LogRecord, _ *event.LLMCall) { r.Model = "claude-opus-5-5-20261101" }, true},
-		{"other model", func(r *LogRecord, _ *event.LLMCall) { r.Model = "claude-haiku-4-5" }, false},
-		{"raw input equals inclusive (double count risk)", func(_ *LogRecord, c *event.LLMCall) { c.InputTokens = 1234 }, false},
-		{"output differs", func(_ *LogRecord, c *event.LLMCall) { c.OutputTokens = 57 }, false},
-		{"cache read differs", func(_ *LogRecord, c *event.LLMCall) { c.CacheReadTokens = 0; c.InputTokens = 1284 }, false},
-		{"just inside the window", func(_ *LogRecord, c *event.LLMCall) { c.End = eventTime.Add(MatchWindow) }, true},
-		{"outside the window", func(_ *LogRecord, c *event.LLMCall) { c.End = eventTime.Add(-MatchWindow - time.Millisecond) }, false},
-		{"call without usage", func(_ *LogRecord, c *event.LLMCall) { c.UsageKnown = false }, false},
-		{"not an api_request", func(r *LogRecord, _ *event.LLMCall) { r.Name = EventAPIError }, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r, c := rec, call
-			tc.mod(&r, &c)
-			if got := r.Matches(c); got != tc.want {
-				t.Errorf("Matches = %v, want %v", got, tc.want)
-			}
 		})
 	}
 }

@@ -1,9 +1,10 @@
 // Package agentotel owns the run's receiver for the agent's own telemetry:
 // an OTLP endpoint (gRPC and HTTP, protobuf and JSON, gzip) on loopback
 // that the supervised agent exports to, the environment that points an
-// instrumented agent at it and into the run's trace, and pure helpers that
-// the recorder uses to fold what arrived into the run (Reparent for spans,
-// LogsToEvents for Claude Code's claude_code.* log events).
+// instrumented agent at it and into the run's trace, and the decoding of
+// the agent's log records into event.AgentLogRecord (LogsToEvents, for
+// Claude Code's claude_code.* log events). Re-parenting the agent's spans
+// into the run's trace is the recorder's job, not this package's.
 //
 // It is a sensor: it turns each export request into an
 // event.AgentTelemetry and never builds the run's spans, decides policy,
@@ -37,9 +38,9 @@ import (
 
 // Signal names, as in event.AgentTelemetry.Signal.
 const (
-	SignalTraces  = "traces"
-	SignalLogs    = "logs"
-	SignalMetrics = "metrics"
+	SignalTraces  = event.SignalTraces
+	SignalLogs    = event.SignalLogs
+	SignalMetrics = event.SignalMetrics
 )
 
 // DefaultMaxRequestBytes bounds one export request after decompression.
@@ -234,7 +235,8 @@ var errClosed = errors.New("receiver closing")
 
 // accept emits one decoded request. The payload is re-marshalled from the
 // (possibly trimmed) message so the recorder always reads protobuf,
-// whatever the wire encoding was.
+// whatever the wire encoding was; log records are also handed over
+// decoded (event.AgentLogRecord), which is what the recorder reads.
 func (r *Receiver) accept(s *signalKind, msg proto.Message) error {
 	payload, err := proto.Marshal(msg)
 	if err != nil {
@@ -248,11 +250,15 @@ func (r *Receiver) accept(s *signalKind, msg proto.Message) error {
 	}
 	r.requests[s.index].Add(1)
 	if r.cfg.Emit != nil {
-		r.cfg.Emit(event.AgentTelemetry{
+		e := event.AgentTelemetry{
 			Header:  event.Header{Time: time.Now()},
 			Signal:  s.name,
 			Payload: payload,
-		})
+		}
+		if logs, ok := msg.(*collogspb.ExportLogsServiceRequest); ok {
+			e.Logs = LogsToEvents(logs)
+		}
+		r.cfg.Emit(e)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/recorder"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -100,11 +101,11 @@ func TestSDKTraceExporters(t *testing.T) {
 			if len(payloads) != 2 {
 				t.Fatalf("%d traces payloads, want 2 (one per span with a syncer)", len(payloads))
 			}
-			merged, err := MergeTraces(payloads...)
+			merged, err := recorder.MergeTraces(payloads...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			spans, orphans := Reparent(merged, runTraceID, runRootID)
+			spans, orphans := recorder.Reparent(merged, runTraceID, runRootID)
 			if len(spans) != 2 || len(orphans) != 0 {
 				t.Fatalf("got %d spans, orphans %v; want 2 and none", len(spans), orphans)
 			}
@@ -137,9 +138,9 @@ func TestSDKLogExporter(t *testing.T) {
 	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(sdklog.NewBatchProcessor(exp)))
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var rec otellog.Record
-	rec.SetEventName(EventAPIRequest)
+	rec.SetEventName(event.ClaudeAPIRequest)
 	rec.SetTimestamp(at)
-	rec.SetBody(attribute.StringValue(EventAPIRequest))
+	rec.SetBody(attribute.StringValue(event.ClaudeAPIRequest))
 	// Claude Code sends counts as strings; a double cost; an int duration.
 	rec.AddAttributes(
 		attribute.String("model", "claude-sonnet-4-5"),
@@ -157,7 +158,7 @@ func TestSDKLogExporter(t *testing.T) {
 	}
 	r.Close()
 
-	var recs []LogRecord
+	var recs []event.AgentLogRecord
 	for _, p := range col.payloads(SignalLogs) {
 		var req collogspb.ExportLogsServiceRequest
 		if err := proto.Unmarshal(p, &req); err != nil {
@@ -169,7 +170,7 @@ func TestSDKLogExporter(t *testing.T) {
 		t.Fatalf("%d records, want 1", len(recs))
 	}
 	got := recs[0]
-	if got.Name != EventAPIRequest || got.Model != "claude-sonnet-4-5" || got.InputTokens != 1234 ||
+	if got.Name != event.ClaudeAPIRequest || got.Model != "claude-sonnet-4-5" || got.InputTokens != 1234 ||
 		got.OutputTokens != 56 || got.CacheReadTokens != 100 || got.CacheCreationTokens != 50 ||
 		!got.CostKnown || got.CostUSD != 0.0123 || got.Duration != 1500*time.Millisecond ||
 		got.SessionID != "sess-1" || !got.Time.Equal(at) {
@@ -307,8 +308,8 @@ func TestPartialSuccess(t *testing.T) {
 		}
 	})
 	for _, p := range col.payloads(SignalTraces) {
-		merged, _ := MergeTraces(p)
-		spans, _ := Reparent(merged, runTraceID, runRootID)
+		merged, _ := recorder.MergeTraces(p)
+		spans, _ := recorder.Reparent(merged, runTraceID, runRootID)
 		if len(spans) != 1 || spans[0].Name != "good" {
 			t.Errorf("emitted spans %v, want only the good one", spans)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
-	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -96,7 +96,7 @@ func (a *app) runCommand() *cobra.Command {
 			if o.pricesFile != "" {
 				// Before anything starts, like the policy: a bad price
 				// file is the user's to fix, not a run without costs.
-				if so.Prices, err = llm.LoadPrices(o.pricesFile); err != nil {
+				if so.Prices, err = prices.Load(o.pricesFile); err != nil {
 					return fmt.Errorf("loading prices: %w", err)
 				}
 			}
@@ -125,7 +125,7 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
 	f.StringVar(&o.policyFile, "policy", "", "policy `FILE`; default: .agentwatch.yaml at the workspace's git root, else the built-in (see `agentwatch policy`)")
 	f.DurationVar(&o.captureFull, "capture-full", 0, "record prompts, responses, tool arguments and command output (redacted) for `DURATION` (e.g. 30m); default: metadata only")
-	f.StringVar(&o.pricesFile, "prices", "", "model price `FILE` (JSON, the shape of llm/prices.json) merged over the built-in table for agentwatch.cost.usd")
+	f.StringVar(&o.pricesFile, "prices", "", "model price `FILE` (JSON, the shape of prices/prices.json) merged over the built-in table for agentwatch.cost.usd")
 	f.BoolVar(&o.noFSWatch, "no-fswatch", false, "skip the inotify cross-check of workspace changes while the eBPF sensor runs (it still runs when eBPF cannot); saves its cost on file-heavy workloads")
 	f.StringVar(&o.mode, "mode", "", "observe (record and alert) or enforce (also block); overrides the policy's mode. Enforce refuses to run where it cannot enforce")
 	return cmd

@@ -163,13 +163,13 @@ func TestClaudeTelemetryJoinsRun(t *testing.T) {
 	var apiEvents int
 	for _, x := range extras {
 		for _, e := range x.events {
-			if e == agentotel.EventAPIRequest {
+			if e == event.ClaudeAPIRequest {
 				apiEvents++
 			}
 		}
 	}
 	if apiEvents < 2 {
-		t.Errorf("%d %s events in the trace, want one per model call (2)", apiEvents, agentotel.EventAPIRequest)
+		t.Errorf("%d %s events in the trace, want one per model call (2)", apiEvents, event.ClaudeAPIRequest)
 	}
 	for _, s := range tr.filter(func(s *span) bool { return s.str(telemetry.SpanType) == telemetry.SpanLLMCall }) {
 		if s.str(telemetry.SpanSource) == telemetry.SourceAgentTelemetry && s.str(telemetry.GenAIRequestModel) != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
 	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -23,7 +24,7 @@ import (
 // response text anywhere in the given files (trace file, store).
 func checkLLM(t *testing.T, tr *traceTree, srv *fakemodel.Server, pricesFile string, files ...string) {
 	t.Helper()
-	prices, err := llm.LoadPrices(pricesFile)
+	prices, err := prices.Load(pricesFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -355,8 +355,11 @@ type ToolCall struct {
 // them without this package depending on OTLP types.
 type AgentTelemetry struct {
 	Header
-	Signal string // traces | logs | metrics
+	Signal string // SignalTraces | SignalLogs | SignalMetrics
 	// Payload is a marshalled ExportTraceServiceRequest /
 	// ExportLogsServiceRequest / ExportMetricsServiceRequest.
 	Payload []byte
+	// Logs are the log records of a SignalLogs request, decoded by the
+	// receiver (the recorder reads these, not the logs Payload).
+	Logs []AgentLogRecord
 }

@@ -63,6 +63,15 @@ func fill(t testing.TB, v reflect.Value, seed int) {
 			fill(t, s.Index(i), seed*7+i+1)
 		}
 		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMapWithSize(v.Type(), 2)
+		for i := 0; i < 2; i++ {
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			fill(t, k, seed*7+i+1)
+			fill(t, e, seed*11+i+1)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
 			if !v.Type().Field(i).IsExported() {

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/agentwatch/agentwatch/prices"
 )
 
 // TestOpenAI: Chat Completions and Responses, JSON and SSE, through the
@@ -64,7 +66,7 @@ func TestOpenAI(t *testing.T) {
 			if strings.Contains(fmt.Sprintf("%#v", c), "NEVER-RECORD") {
 				t.Error("the API key reached the event")
 			}
-			if usd, ok := Cost(c); ok != tc.usage || (ok && usd <= 0) {
+			if usd, ok := prices.Cost(c); ok != tc.usage || (ok && usd <= 0) {
 				t.Errorf("Cost = %v, %v", usd, ok)
 			}
 		})

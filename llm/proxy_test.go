@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
+	"github.com/agentwatch/agentwatch/prices"
 )
 
 // calls collects what a proxy emits.
@@ -223,7 +224,7 @@ func TestAnthropicMessages(t *testing.T) {
 			if strings.Contains(fmt.Sprintf("%#v", c), "NEVER-RECORD") {
 				t.Error("the API key reached the event")
 			}
-			if usd, ok := Cost(c); !ok || usd <= 0 {
+			if usd, ok := prices.Cost(c); !ok || usd <= 0 {
 				t.Errorf("Cost = %v, %v; want a price for claude-sonnet-4-5", usd, ok)
 			}
 		})

@@ -9,16 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentwatch/agentwatch/agentotel"
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
-	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
-	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -62,7 +58,7 @@ var agentContentKeys = map[string]bool{
 type agentState struct {
 	traces     [][]byte
 	traceBytes int
-	logs       []agentotel.LogRecord
+	logs       []event.AgentLogRecord
 	dataPoints int64
 	lost       int // payloads that could not be decoded or were over a bound
 	tools      map[trace.SpanID]toolContext
@@ -111,33 +107,28 @@ func (r *Recorder) noteToolContext(s *procSpan, e event.Exec) {
 func (r *Recorder) agentTelemetry(e event.AgentTelemetry) {
 	as := r.as()
 	switch e.Signal {
-	case agentotel.SignalTraces:
+	case event.SignalTraces:
 		if as.traceBytes+len(e.Payload) > maxAgentTraceBytes {
 			as.lost++
 			return
 		}
 		as.traceBytes += len(e.Payload)
 		as.traces = append(as.traces, e.Payload)
-	case agentotel.SignalLogs:
-		var req collogspb.ExportLogsServiceRequest
-		if err := proto.Unmarshal(e.Payload, &req); err != nil {
-			as.lost++
-			return
-		}
-		for _, rec := range agentotel.LogsToEvents(&req) {
+	case event.SignalLogs:
+		for _, rec := range e.Logs {
 			if len(as.logs) >= maxAgentLogEvents {
 				as.lost++
 				return
 			}
 			as.logs = append(as.logs, rec)
 		}
-	case agentotel.SignalMetrics:
-		var req colmetricspb.ExportMetricsServiceRequest
-		if err := proto.Unmarshal(e.Payload, &req); err != nil {
+	case event.SignalMetrics:
+		n, err := countDataPoints(e.Payload)
+		if err != nil {
 			as.lost++
 			return
 		}
-		as.dataPoints += agentotel.CountDataPoints(&req)
+		as.dataPoints += n
 	}
 }
 
@@ -252,19 +243,19 @@ func (r *Recorder) agentSpans(as *agentState, redact func(string) string) (out [
 	if len(as.traces) == 0 {
 		return nil, nil, moved
 	}
-	merged, err := agentotel.MergeTraces(as.traces...)
+	merged, err := MergeTraces(as.traces...)
 	if err != nil {
 		// One bad payload must not lose the others: decode one by one.
 		merged = nil
 		var ok [][]byte
 		for _, p := range as.traces {
-			if _, err := agentotel.MergeTraces(p); err == nil {
+			if _, err := MergeTraces(p); err == nil {
 				ok = append(ok, p)
 			} else {
 				as.lost++
 			}
 		}
-		if merged, err = agentotel.MergeTraces(ok...); err != nil {
+		if merged, err = MergeTraces(ok...); err != nil {
 			return nil, nil, moved
 		}
 	}
@@ -289,7 +280,7 @@ func (r *Recorder) agentSpans(as *agentState, redact func(string) string) (out [
 			}
 		}
 	}
-	spans, orph := agentotel.Reparent(merged, r.traceID, r.root.id)
+	spans, orph := Reparent(merged, r.traceID, r.root.id)
 	if len(spans) > maxAgentSpans {
 		as.lost += len(spans) - maxAgentSpans
 		spans = spans[:maxAgentSpans]
@@ -474,19 +465,19 @@ func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string)
 			} else {
 				allInt = false
 			}
-			strs = append(strs, redact(agentotel.ValueString(e)))
+			strs = append(strs, redact(valueString(e)))
 		}
 		if allInt {
 			return k.Int64Slice(ints)
 		}
 		return k.StringSlice(strs)
 	}
-	return k.String(redact(agentotel.ValueString(v)))
+	return k.String(redact(valueString(v)))
 }
 
 // agentLogs attaches the agent's log records as span events and returns
 // the LLM spans made from api_request records no proxy call matched.
-func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs []agentotel.LogRecord, redact func(string) string) []telemetry.Span {
+func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs []event.AgentLogRecord, redact func(string) string) []telemetry.Span {
 	calls := r.proxyCalls()
 	used := make([]bool, len(calls))
 	var llm []telemetry.Span
@@ -498,7 +489,7 @@ func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs
 			}
 		}
 		t.Spans[i].Events = append(t.Spans[i].Events, logEvent(rec, redact, r.info.Capture.Active(rec.Time)))
-		if rec.Name != agentotel.EventAPIRequest {
+		if rec.Name != event.ClaudeAPIRequest {
 			continue
 		}
 		if matchCall(rec, calls, used) {
@@ -510,8 +501,8 @@ func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs
 }
 
 // matchCall finds the proxy call rec describes: the unused match whose
-// end is nearest rec's time (agentotel.LogRecord.Matches).
-func matchCall(rec agentotel.LogRecord, calls []event.LLMCall, used []bool) bool {
+// end is nearest rec's time (event.AgentLogRecord.Matches).
+func matchCall(rec event.AgentLogRecord, calls []event.LLMCall, used []bool) bool {
 	best := -1
 	for j, c := range calls {
 		if used[j] || !rec.Matches(c) {
@@ -528,7 +519,7 @@ func matchCall(rec agentotel.LogRecord, calls []event.LLMCall, used []bool) bool
 	return true
 }
 
-func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool) telemetry.SpanEvent {
+func logEvent(rec event.AgentLogRecord, redact func(string) string, content bool) telemetry.SpanEvent {
 	var a []attribute.KeyValue
 	str := func(k, v string) {
 		if v != "" {
@@ -558,7 +549,7 @@ func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool)
 	str("request_id", rec.RequestID)
 	str("tool_name", rec.ToolName)
 	str("tool_use_id", rec.ToolUseID)
-	if rec.Name == agentotel.EventToolResult {
+	if rec.Name == event.ClaudeToolResult {
 		a = append(a, attribute.Bool("success", rec.Success))
 	}
 	str("decision", rec.Decision)
@@ -580,7 +571,7 @@ func logEvent(rec agentotel.LogRecord, redact func(string) string, content bool)
 // ANTHROPIC_BASE_URL, or the call went around the proxy another way).
 // Claude Code reports input tokens without the cached ones; the span
 // carries the convention's inclusive count.
-func (r *Recorder) apiRequestSpan(rec agentotel.LogRecord, parent trace.SpanID) telemetry.Span {
+func (r *Recorder) apiRequestSpan(rec event.AgentLogRecord, parent trace.SpanID) telemetry.Span {
 	id, _ := r.nextSpanID()
 	sp := r.span(id, parent, "chat "+rec.Model, telemetry.SpanLLMCall, telemetry.OILLM, trace.SpanKindClient, rec.Start(), rec.Time)
 	in, out := rec.InclusiveInputTokens(), rec.OutputTokens

@@ -54,13 +54,14 @@ func tracesEvent(n int, spans ...*tracepb.Span) event.AgentTelemetry {
 		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}},
 	}}}
 	b, _ := proto.Marshal(req)
-	return event.AgentTelemetry{Header: hdr(n, 0), Signal: agentotel.SignalTraces, Payload: b}
+	return event.AgentTelemetry{Header: hdr(n, 0), Signal: event.SignalTraces, Payload: b}
 }
 
 func logsEvent(n int, recs ...*logspb.LogRecord) event.AgentTelemetry {
 	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{ScopeLogs: []*logspb.ScopeLogs{{LogRecords: recs}}}}}
 	b, _ := proto.Marshal(req)
-	return event.AgentTelemetry{Header: hdr(n, 0), Signal: agentotel.SignalLogs, Payload: b}
+	// As the receiver emits them: the request, and its records decoded.
+	return event.AgentTelemetry{Header: hdr(n, 0), Signal: event.SignalLogs, Payload: b, Logs: agentotel.LogsToEvents(req)}
 }
 
 // apiRequest is a claude_code.api_request record as the pinned CLI sends it
@@ -68,7 +69,7 @@ func logsEvent(n int, recs ...*logspb.LogRecord) event.AgentTelemetry {
 func apiRequest(n int, model string, in, out, cacheRead int64, span trace.SpanID) *logspb.LogRecord {
 	lr := &logspb.LogRecord{
 		TimeUnixNano: uint64(at(n).UnixNano()),
-		Body:         &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: agentotel.EventAPIRequest}},
+		Body:         &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: event.ClaudeAPIRequest}},
 		Attributes: []*commonpb.KeyValue{
 			kvStr("event.name", "api_request"), kvStr("session.id", "sess-1"), kvStr("model", model),
 			kvStr("input_tokens", itoa(in)), kvStr("output_tokens", itoa(out)),
@@ -255,7 +256,7 @@ func TestAgentLogs(t *testing.T) {
 			}
 			toolResult := &logspb.LogRecord{
 				TimeUnixNano: uint64(at(4).UnixNano()), SpanId: tool[:], TraceId: agTrace[:],
-				Body: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: agentotel.EventToolResult}},
+				Body: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: event.ClaudeToolResult}},
 				Attributes: []*commonpb.KeyValue{kvStr("tool_name", "Bash"), kvStr("success", "true"),
 					kvStr("tool_parameters", `{"command":"echo `+planted[0]+`"}`)},
 			}
@@ -264,7 +265,7 @@ func TestAgentLogs(t *testing.T) {
 				{Name: "claude_code.token.usage", Data: &metricspb.Metric_Sum{Sum: &metricspb.Sum{DataPoints: []*metricspb.NumberDataPoint{{}, {}, {}}}}},
 			}}}}}}
 			mb, _ := proto.Marshal(mreq)
-			rec.Add(event.AgentTelemetry{Header: hdr(11, 0), Signal: agentotel.SignalMetrics, Payload: mb})
+			rec.Add(event.AgentTelemetry{Header: hdr(11, 0), Signal: event.SignalMetrics, Payload: mb})
 			tr := rec.Finish(End{Time: at(20)})
 
 			var chats []*telemetry.Span
@@ -297,11 +298,11 @@ func TestAgentLogs(t *testing.T) {
 			root0 := &tr.Spans[0]
 			var onRoot, onTool bool
 			for _, e := range root0.Events {
-				onRoot = onRoot || e.Name == agentotel.EventAPIRequest
+				onRoot = onRoot || e.Name == event.ClaudeAPIRequest
 			}
 			ts := agSpanByID(tr, tool)
 			for _, e := range ts.Events {
-				if e.Name == agentotel.EventToolResult {
+				if e.Name == event.ClaudeToolResult {
 					onTool = true
 					for _, a := range e.Attrs {
 						if a.Key == "tool_parameters" {

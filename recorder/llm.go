@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
-	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -66,7 +66,7 @@ type llmState struct {
 	in, out  int64
 	unpriced int
 	spent    bool // runaway_spend raised
-	prices   *llm.PriceTable
+	prices   *prices.Table
 }
 
 // llmSpan is one model call, placed when its event arrived.
@@ -85,7 +85,7 @@ func (r *Recorder) ls() *llmState {
 	if r.llm == nil {
 		r.llm = &llmState{repeats: make(map[string]int), prices: r.info.Prices}
 		if r.llm.prices == nil {
-			r.llm.prices = llm.BuiltinPrices()
+			r.llm.prices = prices.Builtin()
 		}
 	}
 	return r.llm

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/agentwatch/agentwatch/event"
-	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -186,7 +186,7 @@ func TestLLMSpans(t *testing.T) {
 		telemetry.GenAIUsageOutputTokens: "559",
 		telemetry.GenAIConversationID:    "sess-42",
 		telemetry.LLMProxyEndpoints:      `["127.0.0.1:4001","127.0.0.1:4002"]`,
-		telemetry.CostPriceTable:         llm.BuiltinPrices().Version,
+		telemetry.CostPriceTable:         prices.Builtin().Version,
 		telemetry.GenAIRequestModel:      "<unset>", // Langfuse: the root is not a generation
 	})
 	if v, _ := root.Attr(telemetry.CostUSD); !near(v.AsFloat64(), wantCost[0]+wantCost[1]+wantCost[2]) {

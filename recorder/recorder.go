@@ -45,8 +45,8 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
-	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/secretscan"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
@@ -82,7 +82,7 @@ type RunInfo struct {
 	Resolvers []netip.Addr
 	// Prices turns model-call usage into agentwatch.cost.usd (llm.go);
 	// nil: the built-in table.
-	Prices *llm.PriceTable
+	Prices *prices.Table
 	// LLMProxy are the run's model proxy listeners (host:port), recorded
 	// on the root so a reader can tell the agent's loopback connections to
 	// them from others.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
-	"github.com/agentwatch/agentwatch/llm"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
@@ -144,7 +144,7 @@ exit 0`
 						t.Errorf("%s #%d: %s = %q, want %q", s.Name, i, k, got, v)
 					}
 				}
-				wantCost, ok := llm.Cost(event.LLMCall{Provider: "anthropic", RequestModel: "claude-sonnet-4-5", UsageKnown: true,
+				wantCost, ok := prices.Cost(event.LLMCall{Provider: "anthropic", RequestModel: "claude-sonnet-4-5", UsageKnown: true,
 					InputTokens: in, OutputTokens: int64(u.OutputTokens),
 					CacheReadTokens: int64(u.CacheReadInputTokens), CacheCreationTokens: int64(u.CacheCreationInputTokens)})
 				if v, set := s.Attr(telemetry.CostUSD); !ok || !set || v.AsFloat64() != wantCost {

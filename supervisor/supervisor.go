@@ -31,9 +31,9 @@ import (
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/fswatch"
 	"github.com/agentwatch/agentwatch/journal"
-	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/prices"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/store"
@@ -69,7 +69,7 @@ type Options struct {
 	// reviewer (a worktree .agentwatch.yaml ignored for the base
 	// commit's); recorded on the run as "policy: …" gaps.
 	PolicyNotes []string
-	Prices      *llm.PriceTable // --prices: model prices; nil: the built-in table
+	Prices      *prices.Table // --prices: model prices; nil: the built-in table
 
 	// CaptureFull turns on full content capture for this long (the
 	// --capture-full expiry); 0: metadata only (capture.go).

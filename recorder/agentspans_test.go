@@ -1,4 +1,4 @@
-package agentotel
+package recorder
 
 import (
 	"encoding/hex"
@@ -15,6 +15,12 @@ import (
 // sid makes a span id from one distinguishing byte.
 func sid(b byte) []byte { return []byte{0x5a, 0, 0, 0, 0, 0, 0, b} }
 
+// The run's trace and root span, as the agent's TRACEPARENT names them.
+var (
+	runTraceID = trace.TraceID{0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0}
+	runRootID  = trace.SpanID{0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8}
+)
+
 var foreignTrace = trace.TraceID{0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff}
 
 func span(name string, tid trace.TraceID, id, parent []byte) *tracepb.Span {
@@ -23,8 +29,8 @@ func span(name string, tid trace.TraceID, id, parent []byte) *tracepb.Span {
 
 // requests splits spans over several exports, as the SDKs do (a child is
 // exported before its parent, which ends later).
-func request(batches ...[]*tracepb.Span) *coltracepb.ExportTraceServiceRequest {
-	req := &coltracepb.ExportTraceServiceRequest{}
+func request(batches ...[]*tracepb.Span) *tracepb.TracesData {
+	req := &tracepb.TracesData{}
 	for _, b := range batches {
 		req.ResourceSpans = append(req.ResourceSpans, &tracepb.ResourceSpans{ScopeSpans: []*tracepb.ScopeSpans{{Spans: b}}})
 	}
@@ -39,7 +45,7 @@ func TestReparent(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		req  *coltracepb.ExportTraceServiceRequest
+		req  *tracepb.TracesData
 		want want
 	}{
 		{
@@ -158,8 +164,10 @@ func TestReparentLinks(t *testing.T) {
 }
 
 func TestMergeTraces(t *testing.T) {
-	a, _ := proto.Marshal(request([]*tracepb.Span{span("a", runTraceID, sid(1), nil)}))
-	b, _ := proto.Marshal(request([]*tracepb.Span{span("b", runTraceID, sid(2), nil)}))
+	// The payloads are what the receiver emits: ExportTraceServiceRequests,
+	// read back as the wire-identical TracesData.
+	a, _ := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: request([]*tracepb.Span{span("a", runTraceID, sid(1), nil)}).ResourceSpans})
+	b, _ := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: request([]*tracepb.Span{span("b", runTraceID, sid(2), nil)}).ResourceSpans})
 	m, err := MergeTraces(a, b)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package llm
+package prices
 
 import (
 	"math"
@@ -9,15 +9,15 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 )
 
-func TestBuiltinPrices(t *testing.T) {
-	tab := BuiltinPrices()
+func TestBuiltin(t *testing.T) {
+	tab := Builtin()
 	if tab.Version == "" || tab.AsOf == "" || tab.Note == "" {
 		t.Fatalf("table lacks version/as_of/note: %q %q", tab.Version, tab.AsOf)
 	}
 	for _, m := range []struct{ provider, model string }{
-		{Anthropic, "claude-opus-4-5"}, {Anthropic, "claude-sonnet-4-5"}, {Anthropic, "claude-haiku-4-5"},
-		{Anthropic, "claude-opus-4-1"}, {Anthropic, "claude-3-5-haiku"}, {Anthropic, "claude-3-7-sonnet"},
-		{OpenAI, "gpt-4o"}, {OpenAI, "gpt-4.1"}, {OpenAI, "o3"}, {OpenAI, "o4-mini"}, {OpenAI, "gpt-5"}, {OpenAI, "gpt-5-mini"},
+		{anthropic, "claude-opus-4-5"}, {anthropic, "claude-sonnet-4-5"}, {anthropic, "claude-haiku-4-5"},
+		{anthropic, "claude-opus-4-1"}, {anthropic, "claude-3-5-haiku"}, {anthropic, "claude-3-7-sonnet"},
+		{openai, "gpt-4o"}, {openai, "gpt-4.1"}, {openai, "o3"}, {openai, "o4-mini"}, {openai, "gpt-5"}, {openai, "gpt-5-mini"},
 	} {
 		if _, ok := tab.Lookup(m.provider, m.model); !ok {
 			t.Errorf("no price for %s/%s", m.provider, m.model)
@@ -53,16 +53,16 @@ func TestCost(t *testing.T) {
 		ok   bool
 	}{
 		// sonnet 4.5: 3 in, 15 out, 0.30 read, 3.75 write per MTok.
-		{"anthropic with cache", event.LLMCall{Provider: Anthropic, ResponseModel: "claude-sonnet-4-5-20250929", UsageKnown: true,
+		{"anthropic with cache", event.LLMCall{Provider: anthropic, ResponseModel: "claude-sonnet-4-5-20250929", UsageKnown: true,
 			InputTokens: 1000 + 20000 + 4000, CacheReadTokens: 20000, CacheCreationTokens: 4000, OutputTokens: 500},
 			(1000*3 + 20000*0.3 + 4000*3.75 + 500*15) / 1e6, true},
 		// gpt-4.1: 2 in, 0.5 cached, 8 out; reasoning billed as output.
-		{"openai with cache and reasoning", event.LLMCall{Provider: OpenAI, RequestModel: "gpt-4.1", ResponseModel: "gpt-4.1-2025-04-14", UsageKnown: true,
+		{"openai with cache and reasoning", event.LLMCall{Provider: openai, RequestModel: "gpt-4.1", ResponseModel: "gpt-4.1-2025-04-14", UsageKnown: true,
 			InputTokens: 1234, CacheReadTokens: 1000, OutputTokens: 210, ReasoningTokens: 64},
 			(234*2 + 1000*0.5 + 210*8) / 1e6, true},
-		{"unknown model", event.LLMCall{Provider: OpenAI, ResponseModel: "gpt-99", UsageKnown: true, InputTokens: 10}, 0, false},
-		{"model of another provider", event.LLMCall{Provider: OpenAI, ResponseModel: "claude-haiku-4-5", UsageKnown: true, InputTokens: 10}, 0, false},
-		{"no usage", event.LLMCall{Provider: Anthropic, ResponseModel: "claude-haiku-4-5"}, 0, false},
+		{"unknown model", event.LLMCall{Provider: openai, ResponseModel: "gpt-99", UsageKnown: true, InputTokens: 10}, 0, false},
+		{"model of another provider", event.LLMCall{Provider: openai, ResponseModel: "claude-haiku-4-5", UsageKnown: true, InputTokens: 10}, 0, false},
+		{"no usage", event.LLMCall{Provider: anthropic, ResponseModel: "claude-haiku-4-5"}, 0, false},
 	} {
 		usd, ok := Cost(tc.call)
 		if ok != tc.ok || math.Abs(usd-tc.usd) > 1e-12 {
@@ -71,28 +71,28 @@ func TestCost(t *testing.T) {
 	}
 }
 
-func TestLoadPrices(t *testing.T) {
+func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "prices.json")
 	os.WriteFile(file, []byte(`{"version":"acme-2026-11","as_of":"2026-11-01","providers":{
 		"anthropic":{"claude-haiku-4-5":{"input":0.5,"output":2}},
 		"openai":{"gpt-99":{"input":1,"output":2,"cache_read":0.1}}}}`), 0o644)
-	tab, err := LoadPrices(file)
+	tab, err := Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tab.Version != BuiltinPrices().Version+"+acme-2026-11" {
+	if tab.Version != Builtin().Version+"+acme-2026-11" {
 		t.Errorf("version %q", tab.Version)
 	}
-	haiku, _ := tab.Lookup(Anthropic, "claude-haiku-4-5-20251001")
+	haiku, _ := tab.Lookup(anthropic, "claude-haiku-4-5-20251001")
 	if haiku.Input != 0.5 || haiku.CacheRead != nil {
 		t.Errorf("override not applied whole: %+v", haiku)
 	}
-	if _, ok := tab.Lookup(Anthropic, "claude-opus-4-5"); !ok {
+	if _, ok := tab.Lookup(anthropic, "claude-opus-4-5"); !ok {
 		t.Error("built-in entries lost by the merge")
 	}
 	// A price without cache_write charges cache writes at the input price.
-	usd, ok := tab.Cost(event.LLMCall{Provider: OpenAI, ResponseModel: "gpt-99", UsageKnown: true, InputTokens: 300, CacheReadTokens: 100, CacheCreationTokens: 100, OutputTokens: 10})
+	usd, ok := tab.Cost(event.LLMCall{Provider: openai, ResponseModel: "gpt-99", UsageKnown: true, InputTokens: 300, CacheReadTokens: 100, CacheCreationTokens: 100, OutputTokens: 10})
 	if !ok || math.Abs(usd-(100*1+100*0.1+100*1+10*2)/1e6) > 1e-12 {
 		t.Errorf("Cost = %v, %v", usd, ok)
 	}
@@ -104,11 +104,18 @@ func TestLoadPrices(t *testing.T) {
 		"not JSON at all": `version: x`,
 	} {
 		os.WriteFile(file, []byte(bad), 0o644)
-		if _, err := LoadPrices(file); err == nil {
-			t.Errorf("%s: LoadPrices accepted %s", name, bad)
+		if _, err := Load(file); err == nil {
+			t.Errorf("%s: Load accepted %s", name, bad)
 		}
 	}
-	if _, err := LoadPrices(filepath.Join(dir, "missing.json")); err == nil {
-		t.Error("LoadPrices accepted a missing file")
+	if _, err := Load(filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("Load accepted a missing file")
 	}
 }
+
+// The providers' names as event.LLMCall.Provider carries them (llm.Anthropic,
+// llm.OpenAI; this package does not import the proxy).
+const (
+	anthropic = "anthropic"
+	openai    = "openai"
+)

@@ -1,13 +1,21 @@
-package agentotel
+package recorder
+
+// The agent's spans placed in the run's trace: decoding the payloads of
+// event.AgentTelemetry (traces and metrics) and re-parenting the spans
+// under agent_run. Pure functions of the payloads; the receiver that
+// produced them (agentotel) is a sensor the recorder does not import.
 
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
@@ -35,12 +43,12 @@ import (
 //
 // The request is not modified; the returned spans are copies, in arrival
 // order.
-func Reparent(req *coltracepb.ExportTraceServiceRequest, traceID trace.TraceID, rootSpanID trace.SpanID) (spans []*tracepb.Span, orphans []string) {
+func Reparent(req *tracepb.TracesData, traceID trace.TraceID, rootSpanID trace.SpanID) (spans []*tracepb.Span, orphans []string) {
 	known := map[trace.SpanID]bool{rootSpanID: true}
 	for _, rs := range req.GetResourceSpans() {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
-				if !validTraceID(sp.GetTraceId()) || !validSpanID(sp.GetSpanId()) {
+				if !validAgentTraceID(sp.GetTraceId()) || !validAgentSpanID(sp.GetSpanId()) {
 					continue
 				}
 				// A repeat, or a span claiming the root's own id.
@@ -61,7 +69,7 @@ func Reparent(req *coltracepb.ExportTraceServiceRequest, traceID trace.TraceID, 
 			sp.TraceId = traceID[:]
 		}
 		switch parent := sp.GetParentSpanId(); {
-		case len(parent) == 0 || allZero(parent):
+		case len(parent) == 0 || allZeroID(parent):
 			sp.ParentSpanId = rootSpanID[:]
 		case len(parent) != 8 || !known[trace.SpanID(parent)]:
 			sp.ParentSpanId = rootSpanID[:]
@@ -100,15 +108,82 @@ func Reparent(req *coltracepb.ExportTraceServiceRequest, traceID trace.TraceID, 
 }
 
 // MergeTraces decodes the payloads of AgentTelemetry events of the traces
-// signal into one request, for Reparent.
-func MergeTraces(payloads ...[]byte) (*coltracepb.ExportTraceServiceRequest, error) {
-	out := &coltracepb.ExportTraceServiceRequest{}
+// signal into one request, for Reparent. A payload is a marshalled
+// ExportTraceServiceRequest; it is read as a TracesData, which has the
+// same wire form (field 1, repeated ResourceSpans) and lives outside the
+// OTLP collector packages, so the recorder does not link gRPC.
+func MergeTraces(payloads ...[]byte) (*tracepb.TracesData, error) {
+	out := &tracepb.TracesData{}
 	for i, p := range payloads {
-		var req coltracepb.ExportTraceServiceRequest
+		var req tracepb.TracesData
 		if err := proto.Unmarshal(p, &req); err != nil {
 			return nil, fmt.Errorf("decoding traces payload %d: %w", i, err)
 		}
 		out.ResourceSpans = append(out.ResourceSpans, req.ResourceSpans...)
 	}
 	return out, nil
+}
+
+// countDataPoints counts the data points of every metric kind in a
+// metrics payload (a marshalled ExportMetricsServiceRequest, read as the
+// wire-identical MetricsData), for agentwatch.agent.metrics.
+func countDataPoints(payload []byte) (int64, error) {
+	var req metricspb.MetricsData
+	if err := proto.Unmarshal(payload, &req); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, rm := range req.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				n += int64(len(m.GetGauge().GetDataPoints()) + len(m.GetSum().GetDataPoints()) +
+					len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) +
+					len(m.GetSummary().GetDataPoints()))
+			}
+		}
+	}
+	return n, nil
+}
+
+func validAgentTraceID(b []byte) bool { return len(b) == 16 && !allZeroID(b) }
+func validAgentSpanID(b []byte) bool  { return len(b) == 8 && !allZeroID(b) }
+
+func allZeroID(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// valueString flattens an OTLP value (arrays, kvlists and bytes included)
+// to text, for attributes the recorder cannot keep typed (the same
+// flattening agentotel applies to the attributes of log records).
+func valueString(v *commonpb.AnyValue) string {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return strconv.FormatInt(x.IntValue, 10)
+	case *commonpb.AnyValue_DoubleValue:
+		return strconv.FormatFloat(x.DoubleValue, 'f', -1, 64)
+	case *commonpb.AnyValue_BoolValue:
+		return strconv.FormatBool(x.BoolValue)
+	case *commonpb.AnyValue_BytesValue:
+		return hex.EncodeToString(x.BytesValue)
+	case *commonpb.AnyValue_ArrayValue:
+		parts := make([]string, 0, len(x.ArrayValue.GetValues()))
+		for _, e := range x.ArrayValue.GetValues() {
+			parts = append(parts, valueString(e))
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case *commonpb.AnyValue_KvlistValue:
+		parts := make([]string, 0, len(x.KvlistValue.GetValues()))
+		for _, kv := range x.KvlistValue.GetValues() {
+			parts = append(parts, kv.GetKey()+"="+valueString(kv.GetValue()))
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	return ""
 }

@@ -1,4 +1,8 @@
-package llm
+// Package prices owns the model price table (prices.json, embedded, and a
+// user's --prices file merged over it) and turns a model call's usage into
+// USD. It is pure data and arithmetic: the recorder prices calls with it;
+// it observes nothing, makes no spans and imports no sensor.
+package prices
 
 import (
 	_ "embed"
@@ -29,8 +33,8 @@ type Price struct {
 	Reasoning  *float64 `json:"reasoning,omitempty"`
 }
 
-// PriceTable maps provider → normalised model name → price.
-type PriceTable struct {
+// Table maps provider → normalised model name → price.
+type Table struct {
 	Version   string                      `json:"version"`
 	AsOf      string                      `json:"as_of"`
 	Currency  string                      `json:"currency,omitempty"`
@@ -39,17 +43,17 @@ type PriceTable struct {
 	Providers map[string]map[string]Price `json:"providers"`
 }
 
-// BuiltinPrices returns a fresh copy of the embedded table.
-func BuiltinPrices() *PriceTable {
+// Builtin returns a fresh copy of the embedded table.
+func Builtin() *Table {
 	t, err := parsePrices(builtinPrices)
 	if err != nil {
-		panic("llm: embedded prices.json is invalid: " + err.Error()) // caught by TestBuiltinPrices
+		panic("prices: embedded prices.json is invalid: " + err.Error()) // caught by TestBuiltin
 	}
 	return t
 }
 
-func parsePrices(b []byte) (*PriceTable, error) {
-	var t PriceTable
+func parsePrices(b []byte) (*Table, error) {
+	var t Table
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields() // a misspelt "cache_reads" must not silently price at input
 	if err := dec.Decode(&t); err != nil {
@@ -71,12 +75,12 @@ func parsePrices(b []byte) (*PriceTable, error) {
 	return &t, nil
 }
 
-// LoadPrices reads a user price file (the same JSON shape as the built-in
+// Load reads a user price file (the same JSON shape as the built-in
 // prices.json) and returns the built-in table with the file merged over it:
 // a model in the file replaces the built-in entry for that model whole (no
 // field-by-field mixing of two price lists); other models stay. The
 // version becomes "<built-in>+<file version>".
-func LoadPrices(path string) (*PriceTable, error) {
+func Load(path string) (*Table, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading price file: %w", err)
@@ -85,7 +89,7 @@ func LoadPrices(path string) (*PriceTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	t := BuiltinPrices()
+	t := Builtin()
 	for prov, models := range user.Providers {
 		if t.Providers[prov] == nil {
 			t.Providers[prov] = map[string]Price{}
@@ -130,7 +134,7 @@ func NormalizeModel(model string) string {
 }
 
 // Lookup finds the price of a model of a provider, after NormalizeModel.
-func (t *PriceTable) Lookup(provider, model string) (Price, bool) {
+func (t *Table) Lookup(provider, model string) (Price, bool) {
 	if t == nil || model == "" {
 		return Price{}, false
 	}
@@ -143,7 +147,7 @@ func (t *PriceTable) Lookup(provider, model string) (Price, bool) {
 // rest of the output at Output. ok is false when the call carried no usage
 // or its model has no price: the caller must report missing cost data,
 // never a zero.
-func (t *PriceTable) Cost(call event.LLMCall) (usd float64, ok bool) {
+func (t *Table) Cost(call event.LLMCall) (usd float64, ok bool) {
 	if !call.UsageKnown {
 		return 0, false
 	}
@@ -182,4 +186,4 @@ func Cost(call event.LLMCall) (usd float64, ok bool) {
 	return builtinTable.Cost(call)
 }
 
-var builtinTable = BuiltinPrices()
+var builtinTable = Builtin()
