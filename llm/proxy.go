@@ -2,7 +2,7 @@
 // child's ANTHROPIC_BASE_URL / OPENAI_BASE_URL point at it, it forwards
 // every request to the upstream the user had configured and reports each
 // one as an event.LLMCall (model, tokens, latency, status, digests). It
-// also owns the price table (prices.json) that turns usage into cost.
+// leaves pricing to the recorder (package prices turns usage into cost).
 //
 // What the client receives is what the upstream sent, byte for byte:
 // headers (hop-by-hop ones aside), status, bodies and streams, compressed

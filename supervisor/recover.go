@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentwatch/agentwatch/agentotel"
+	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/journal"
 	"github.com/agentwatch/agentwatch/netwatch"
@@ -42,6 +44,7 @@ import (
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -338,7 +341,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 	})
 	if _, err := o.Replay(func(r journal.Record) error {
 		if r.Event != nil {
-			rec.Add(r.Event)
+			rec.Add(withAgentLogs(r.Event))
 			if t := r.Event.When(); t.After(last) {
 				last = t
 			}
@@ -377,6 +380,21 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 		return Recovered{}, err
 	}
 	return Recovered{RunID: tr.RunID}, nil
+}
+
+// withAgentLogs decodes the log records of an agent-telemetry event
+// journaled by an agentwatch that sent only the payload (the recorder
+// reads AgentTelemetry.Logs).
+func withAgentLogs(ev event.Event) event.Event {
+	at, ok := ev.(event.AgentTelemetry)
+	if !ok || at.Signal != event.SignalLogs || len(at.Logs) > 0 || len(at.Payload) == 0 {
+		return ev
+	}
+	var req collogspb.ExportLogsServiceRequest
+	if proto.Unmarshal(at.Payload, &req) == nil {
+		at.Logs = agentotel.LogsToEvents(&req)
+	}
+	return at
 }
 
 // undoRun kills what is left in a dead run's cgroup and removes it,

@@ -11,6 +11,9 @@ import (
 	"github.com/agentwatch/agentwatch/journal"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // A journal whose policy this agentwatch no longer accepts (an older one
@@ -49,5 +52,19 @@ func TestRecoverWithAPolicyThatNoLongerParses(t *testing.T) {
 	g, _ := tr.Root().Attr(telemetry.TelemetryGaps)
 	if !strings.Contains(g.Emit(), "policy does not parse now") {
 		t.Errorf("gaps %s: want the policy fallback named", g.Emit())
+	}
+}
+
+// A journal written before AgentTelemetry carried decoded log records:
+// recovery decodes them from the payload, so the agent's log events are
+// not lost across the upgrade.
+func TestRecoverDecodesOldAgentLogs(t *testing.T) {
+	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{ScopeLogs: []*logspb.ScopeLogs{{
+		LogRecords: []*logspb.LogRecord{{TimeUnixNano: uint64(time.Now().UnixNano()), EventName: event.ClaudeAPIRequest}},
+	}}}}}
+	b, _ := proto.Marshal(req)
+	got := withAgentLogs(event.AgentTelemetry{Signal: event.SignalLogs, Payload: b}).(event.AgentTelemetry)
+	if len(got.Logs) != 1 {
+		t.Fatalf("%d log records decoded from an old journal's payload, want 1", len(got.Logs))
 	}
 }
