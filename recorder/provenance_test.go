@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
@@ -151,5 +152,15 @@ func TestSelfCostThroughEnd(t *testing.T) {
 	root := tr.Root()
 	if calls != 1 || agAttr(root, telemetry.SupervisorCPUSeconds) != "1.5" || agAttr(root, telemetry.SupervisorMaxRSS) != "83886080" {
 		t.Errorf("calls %d, cpu %s, rss %s", calls, agAttr(root, telemetry.SupervisorCPUSeconds), agAttr(root, telemetry.SupervisorMaxRSS))
+	}
+}
+
+// Add takes values; anything else is a gap, never silently dropped.
+func TestAddPointerIsAGap(t *testing.T) {
+	r := New(agInfo())
+	r.Add(&event.Gap{Sensor: "x"})
+	g, _ := r.Finish(End{Time: at(5)}).Root().Attr(telemetry.TelemetryGaps)
+	if !strings.Contains(g.Emit(), "unhandled type *event.Gap") {
+		t.Errorf("gaps %s", g.Emit())
 	}
 }

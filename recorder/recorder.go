@@ -37,6 +37,7 @@ package recorder
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"net/netip"
 	"path"
@@ -265,60 +266,35 @@ func (r *Recorder) Add(ev event.Event) {
 	switch e := ev.(type) {
 	case event.Fork:
 		r.fork(e)
-	case *event.Fork:
-		r.fork(*e)
 	case event.Exec:
 		r.exec(e)
-	case *event.Exec:
-		r.exec(*e)
 	case event.Exit:
 		r.exit(e)
-	case *event.Exit:
-		r.exit(*e)
 	case event.File:
 		r.file(e)
-	case *event.File:
-		r.file(*e)
 	case event.Connect:
 		r.connect(e)
-	case *event.Connect:
-		r.connect(*e)
 	case event.Dropped:
-		r.dropped += e.Count
-	case *event.Dropped:
 		r.dropped += e.Count
 	case event.Gap:
 		r.addGap(gapString(e))
-	case *event.Gap:
-		r.addGap(gapString(*e))
 	case event.DNSQuery:
 		r.dnsQuery(e)
-	case *event.DNSQuery:
-		r.dnsQuery(*e)
 	case event.NetDecision:
 		r.netDecision(e)
-	case *event.NetDecision:
-		r.netDecision(*e)
 	case event.EnvFiltered:
 		r.envFiltered(e)
-	case *event.EnvFiltered:
-		r.envFiltered(*e)
 	case event.ProtectedPath:
 		r.protectedPath(e)
-	case *event.ProtectedPath:
-		r.protectedPath(*e)
 	case event.LLMCall:
 		r.llmCall(e)
-	case *event.LLMCall:
-		r.llmCall(*e)
 	case event.IOURing:
 		r.ioURing(e)
-	case *event.IOURing:
-		r.ioURing(*e)
 	case event.AgentTelemetry:
 		r.agentTelemetry(e)
-	case *event.AgentTelemetry:
-		r.agentTelemetry(*e)
+	default:
+		// Sensors send values (a pointer is a bug): never silently.
+		r.addGap(fmt.Sprintf("recorder: event of unhandled type %T", ev))
 	}
 }
 
