@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -409,7 +410,7 @@ func readTrace(path string) (*telemetry.Trace, error) {
 	if len(reqs) == 0 {
 		return nil, fmt.Errorf("%s: no trace", path)
 	}
-	return export.FromRequest(reqs[len(reqs)-1])
+	return otlp.FromRequest(reqs[len(reqs)-1])
 }
 
 func spansOf(tr *telemetry.Trace, name string) []*telemetry.Span {

@@ -12,6 +12,7 @@ import (
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
@@ -132,7 +133,7 @@ func (a *app) annotate(ctx context.Context, o annotateOptions) error {
 		return nil
 	}
 	sp := recorder.ReviewSpan(root, reviewOf(an))
-	upErr := export.Upload(ctx, cfg, export.Request(&telemetry.Trace{RunID: run.ID, Resource: tr.Resource, Spans: []telemetry.Span{sp}}))
+	upErr := export.Upload(ctx, cfg, otlp.Request(&telemetry.Trace{RunID: run.ID, Resource: tr.Resource, Spans: []telemetry.Span{sp}}))
 	if err := st.MarkAnnotationExported(ctx, run.ID, an.Seq, upErr); err != nil {
 		return err
 	}

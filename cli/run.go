@@ -14,6 +14,7 @@ import (
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
 )
@@ -314,7 +315,7 @@ func (a *app) exportCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("loading run %s: %w", args[0], err)
 			}
-			upErr := export.Upload(cmd.Context(), cfg, export.Request(tr))
+			upErr := export.Upload(cmd.Context(), cfg, otlp.Request(tr))
 			if err := st.MarkExported(cmd.Context(), run.ID, upErr); err != nil {
 				return fmt.Errorf("recording the export of run %s: %w", run.ID, err)
 			}

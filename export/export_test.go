@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -137,15 +138,15 @@ func normalize(tr *telemetry.Trace) *telemetry.Trace {
 
 func TestRoundTrip(t *testing.T) {
 	want := sampleTrace()
-	req := export.Request(want)
+	req := otlp.Request(want)
 
 	rs := req.GetResourceSpans()
 	if len(rs) != 1 || len(rs[0].GetScopeSpans()) != 1 {
 		t.Fatalf("want one ResourceSpans with one ScopeSpans, got %v", req)
 	}
 	scope := rs[0].GetScopeSpans()[0]
-	if scope.GetScope().GetName() != export.ScopeName || scope.GetScope().GetVersion() != "0.1.0-test" {
-		t.Errorf("scope = %v, want name %s version 0.1.0-test", scope.GetScope(), export.ScopeName)
+	if scope.GetScope().GetName() != otlp.ScopeName || scope.GetScope().GetVersion() != "0.1.0-test" {
+		t.Errorf("scope = %v, want name %s version 0.1.0-test", scope.GetScope(), otlp.ScopeName)
 	}
 	if scope.GetSchemaUrl() != telemetry.SemconvSchemaURL {
 		t.Errorf("schema url = %q, want %q", scope.GetSchemaUrl(), telemetry.SemconvSchemaURL)
@@ -160,22 +161,22 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("network_call kind = %d, want 3 (CLIENT)", got)
 	}
 
-	got, err := export.FromRequest(req)
+	got, err := otlp.FromRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(normalize(got), normalize(sampleTrace())) {
 		t.Errorf("FromRequest(Request(tr)) differs from tr\n got: %+v\nwant: %+v", got, want)
 	}
-	if again := export.Request(got); !proto.Equal(again, req) {
+	if again := otlp.Request(got); !proto.Equal(again, req) {
 		t.Errorf("Request(FromRequest(r)) != r")
 	}
 }
 
 func TestFromRequestRejectsBadIDs(t *testing.T) {
-	req := export.Request(sampleTrace())
+	req := otlp.Request(sampleTrace())
 	req.ResourceSpans[0].ScopeSpans[0].Spans[1].SpanId = []byte{1, 2, 3}
-	if _, err := export.FromRequest(req); err == nil || !strings.Contains(err.Error(), "span id has 3 bytes") {
+	if _, err := otlp.FromRequest(req); err == nil || !strings.Contains(err.Error(), "span id has 3 bytes") {
 		t.Errorf("FromRequest with a 3-byte span id: err = %v, want a span id error", err)
 	}
 }
@@ -188,14 +189,14 @@ func TestTraceFile(t *testing.T) {
 	}
 	tr := sampleTrace()
 	for range 2 {
-		if err := w.Write(export.Request(tr)); err != nil {
+		if err := w.Write(otlp.Request(tr)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(export.Request(tr)); err == nil {
+	if err := w.Write(otlp.Request(tr)); err == nil {
 		t.Error("Write after Close succeeded")
 	}
 
@@ -256,7 +257,7 @@ func TestTraceFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reqs) != 2 || !proto.Equal(reqs[1], export.Request(tr)) {
+	if len(reqs) != 2 || !proto.Equal(reqs[1], otlp.Request(tr)) {
 		t.Errorf("ReadFile returned %d requests, or they differ from what was written", len(reqs))
 	}
 }
@@ -272,7 +273,7 @@ func TestTraceFileJQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(export.Request(sampleTrace())); err != nil {
+	if err := w.Write(otlp.Request(sampleTrace())); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
@@ -312,7 +313,7 @@ func TestOpenFileFailsAtOnce(t *testing.T) {
 
 func TestReadFileBadLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.json")
-	good, err := export.MarshalJSON(export.Request(sampleTrace()))
+	good, err := otlp.MarshalJSON(otlp.Request(sampleTrace()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestInvalidUTF8Survives(t *testing.T) {
 	tr := sampleTrace()
 	tr.Spans[1].Attrs = append(tr.Spans[1].Attrs, telemetry.FilePath.String("/ws/caf\xe9.txt"),
 		telemetry.ProcessCommandArgs.StringSlice([]string{"touch", "caf\xe9.txt"}))
-	b, err := proto.Marshal(export.Request(tr))
+	b, err := proto.Marshal(otlp.Request(tr))
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -93,7 +94,7 @@ func countIDs(ids map[string]int, req *coltracepb.ExportTraceServiceRequest) {
 			ids["request without its resource"]++
 		}
 		for _, ss := range rs.GetScopeSpans() {
-			if ss.GetScope().GetName() != export.ScopeName {
+			if ss.GetScope().GetName() != otlp.ScopeName {
 				ids["request without its scope"]++
 			}
 			for _, sp := range ss.GetSpans() {
@@ -194,7 +195,7 @@ func checkExactlyOnce(t *testing.T, tr *telemetry.Trace, ids map[string]int) {
 func TestBigRunToDefaultCollector(t *testing.T) {
 	clearOTLPEnv(t)
 	tr := bigTrace(50000)
-	req := export.Request(tr)
+	req := otlp.Request(tr)
 	size := proto.Size(req)
 	if size < 3*export.DefaultMaxRequestBytes {
 		t.Fatalf("test run is only %d bytes; it must need several requests", size)
@@ -303,7 +304,7 @@ func TestCollectorRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			endpoint, addr := tc.start(t)
 			start := time.Now()
-			err := export.Upload(context.Background(), export.Config{Endpoint: endpoint}, export.Request(tr))
+			err := export.Upload(context.Background(), export.Config{Endpoint: endpoint}, otlp.Request(tr))
 			if err == nil {
 				t.Fatal("Upload succeeded")
 			}
@@ -331,7 +332,7 @@ func TestCollectorRefusesSomeRequests(t *testing.T) {
 	}}
 	addr := startGRPC(t, s)
 	tr := bigTrace(3000)
-	err := export.Upload(context.Background(), export.Config{Endpoint: "grpc://" + addr, MaxRequestBytes: 256 << 10}, export.Request(tr))
+	err := export.Upload(context.Background(), export.Config{Endpoint: "grpc://" + addr, MaxRequestBytes: 256 << 10}, otlp.Request(tr))
 	var ue *export.UploadError
 	if !errors.As(err, &ue) {
 		t.Fatalf("Upload: %v, want an *UploadError", err)
@@ -354,7 +355,7 @@ func TestCollectorRefusesSomeRequests(t *testing.T) {
 	// Retrying the whole run (agentwatch export) is what fills the gap;
 	// the spans already delivered come again with the same ids.
 	s.fail = nil
-	if err := export.Upload(context.Background(), export.Config{Endpoint: "grpc://" + addr, MaxRequestBytes: 256 << 10}, export.Request(tr)); err != nil {
+	if err := export.Upload(context.Background(), export.Config{Endpoint: "grpc://" + addr, MaxRequestBytes: 256 << 10}, otlp.Request(tr)); err != nil {
 		t.Fatal(err)
 	}
 	for _, sp := range tr.Spans {
@@ -404,7 +405,7 @@ func TestCollectorHangs(t *testing.T) {
 	for _, endpoint := range []string{"grpc://" + addr, "http://" + addr} {
 		t.Run(endpoint, func(t *testing.T) {
 			start := time.Now()
-			err := export.Upload(context.Background(), export.Config{Endpoint: endpoint, Timeout: bound}, export.Request(bigTrace(30000)))
+			err := export.Upload(context.Background(), export.Config{Endpoint: endpoint, Timeout: bound}, otlp.Request(bigTrace(30000)))
 			took := time.Since(start)
 			var ue *export.UploadError
 			if !errors.As(err, &ue) || ue.Cause != "timed out" {
@@ -424,7 +425,7 @@ func TestCollectorHangs(t *testing.T) {
 	// OTEL_EXPORTER_OTLP_TIMEOUT bounds each request within it.
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
 	start := time.Now()
-	err := export.Upload(context.Background(), export.Config{Endpoint: "http://" + addr, Timeout: time.Minute}, export.Request(sampleTrace()))
+	err := export.Upload(context.Background(), export.Config{Endpoint: "http://" + addr, Timeout: time.Minute}, otlp.Request(sampleTrace()))
 	if took := time.Since(start); err == nil || took > 5*time.Second {
 		t.Errorf("with a 300 ms request timeout: %v after %v", err, took)
 	}
@@ -457,7 +458,7 @@ func TestFlagSchemeDecidesTLS(t *testing.T) {
 				addr = startHTTP(t, c)
 				got = func() int { return len(c.ids) }
 			}
-			err := export.Upload(context.Background(), export.Config{Endpoint: tc.scheme + addr, Timeout: 3 * time.Second}, export.Request(sampleTrace()))
+			err := export.Upload(context.Background(), export.Config{Endpoint: tc.scheme + addr, Timeout: 3 * time.Second}, otlp.Request(sampleTrace()))
 			if err == nil || got() != 0 {
 				t.Fatalf("sent in plaintext to a %s endpoint (err %v, %d spans arrived)", tc.scheme, err, got())
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -49,14 +50,14 @@ func TestTraceFileFullDiskLeavesNoPartialLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(export.Request(sampleTrace())); err != nil {
+	if err := w.Write(otlp.Request(sampleTrace())); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(path)
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("trace file mode %v, want 0600", fi.Mode().Perm())
 	}
-	err = w.Write(export.Request(paddedTrace(400 << 10))) // more than the file system
+	err = w.Write(otlp.Request(paddedTrace(400 << 10))) // more than the file system
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("writing past a full disk: %v, want ENOSPC", err)
 	}
@@ -72,7 +73,7 @@ func TestTraceFileFullDiskLeavesNoPartialLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w2.Write(export.Request(sampleTrace())); err != nil {
+	if err := w2.Write(otlp.Request(sampleTrace())); err != nil {
 		t.Fatal(err)
 	}
 	w2.Close()
@@ -87,7 +88,7 @@ func TestTraceFileFullDiskLeavesNoPartialLine(t *testing.T) {
 func TestTraceFilePartialLineFromACrashIsCut(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trace.jsonl")
 	w, _ := export.OpenFile(path)
-	w.Write(export.Request(sampleTrace()))
+	w.Write(otlp.Request(sampleTrace()))
 	w.Close()
 	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString(`{"resourceSpans":[{"resource":{"attr`) // the crash
@@ -99,7 +100,7 @@ func TestTraceFilePartialLineFromACrashIsCut(t *testing.T) {
 	if w2.Repaired != int64(len(`{"resourceSpans":[{"resource":{"attr`)) {
 		t.Errorf("Repaired = %d", w2.Repaired)
 	}
-	w2.Write(export.Request(sampleTrace()))
+	w2.Write(otlp.Request(sampleTrace()))
 	w2.Close()
 	if reqs, err := export.ReadFile(path); err != nil || len(reqs) != 2 {
 		t.Fatalf("read back %d requests: %v", len(reqs), err)

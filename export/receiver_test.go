@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -86,7 +87,7 @@ func TestUploadToCollector(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-agentwatch-test=h3")
 
 			tr := sampleTrace()
-			req := export.Request(tr)
+			req := otlp.Request(tr)
 			cfg := export.Config{Endpoint: tc.endpoint(addr)}
 			if !cfg.Enabled() {
 				t.Fatal("Config with an endpoint reports not enabled")
@@ -118,7 +119,7 @@ func TestUploadToCollector(t *testing.T) {
 			if !proto.Equal(&received, req) {
 				t.Errorf("received request differs from the one sent:\n got %v\nwant %v", &received, req)
 			}
-			got, err := export.FromRequest(&received)
+			got, err := otlp.FromRequest(&received)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +155,7 @@ func TestUploadFromEnvironment(t *testing.T) {
 	if !cfg.Enabled() {
 		t.Fatal("OTEL_EXPORTER_OTLP_ENDPOINT set but Config not enabled")
 	}
-	if err := export.Upload(context.Background(), cfg, export.Request(sampleTrace())); err != nil {
+	if err := export.Upload(context.Background(), cfg, otlp.Request(sampleTrace())); err != nil {
 		t.Fatalf("Upload: %v", err)
 	}
 	if got := sink.SpanCount(); got != 5 {
@@ -168,7 +169,7 @@ func TestUploadUnreachable(t *testing.T) {
 	for _, endpoint := range []string{"grpc://" + addr, addr, "http://" + addr} {
 		t.Run(endpoint, func(t *testing.T) {
 			start := time.Now()
-			err := export.Upload(context.Background(), export.Config{Endpoint: endpoint}, export.Request(sampleTrace()))
+			err := export.Upload(context.Background(), export.Config{Endpoint: endpoint}, otlp.Request(sampleTrace()))
 			took := time.Since(start)
 			if err == nil {
 				t.Fatal("Upload to a closed port succeeded")
@@ -195,7 +196,7 @@ func TestUploadBadConfig(t *testing.T) {
 		{export.Config{Endpoint: "grpc://localhost:4317", Protocol: "http/protobuf"}, "conflicts with protocol"},
 		{export.Config{Endpoint: "localhost:4317", Protocol: "thrift"}, `"thrift": unknown OTLP protocol`},
 	} {
-		err := export.Upload(context.Background(), tc.cfg, export.Request(sampleTrace()))
+		err := export.Upload(context.Background(), tc.cfg, otlp.Request(sampleTrace()))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "exporting to ") {
 			t.Errorf("Upload(%+v) error = %v, want one containing %q", tc.cfg, err, tc.want)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 )
 
 // writeCert writes a self-signed certificate and its key as PEM files.
@@ -135,7 +136,7 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error is not one secret-free line: %q", msg)
 			}
 			// Upload refuses the same way, before any connection.
-			uerr := export.Upload(context.Background(), tc.cfg, export.Request(sampleTrace()))
+			uerr := export.Upload(context.Background(), tc.cfg, otlp.Request(sampleTrace()))
 			if uerr == nil || !strings.HasSuffix(uerr.Error(), msg) {
 				t.Errorf("Upload: %v, want it to end in %q", uerr, msg)
 			}

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/agentwatch/agentwatch/event"
-	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -501,7 +501,7 @@ func TestTraceSizeWorstCase(t *testing.T) {
 		r.Add(exit(7, pid, 0, 0))
 	}
 	tr := r.Finish(End{Time: at(10)})
-	b, err := protojson.Marshal(export.Request(tr))
+	b, err := protojson.Marshal(otlp.Request(tr))
 	if err != nil {
 		t.Fatal(err)
 	}

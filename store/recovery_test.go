@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/store"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 )
 
 func TestRunStatus(t *testing.T) {
@@ -24,11 +24,11 @@ func TestRunStatus(t *testing.T) {
 	}
 	// A journal of a run the supervisor did save is stale: recovering it
 	// must not replace the complete run.
-	if saved, err := s.SaveRecovered(ctx, done, export.Request(done), "stale"); err != nil || saved {
+	if saved, err := s.SaveRecovered(ctx, done, otlp.Request(done), "stale"); err != nil || saved {
 		t.Errorf("SaveRecovered over a saved run: saved %v, %v", saved, err)
 	}
 	lost := runTrace("20260301-130000-bbbbbb", base.Add(time.Hour), 137)
-	if saved, err := s.SaveRecovered(ctx, lost, export.Request(lost), "supervisor killed — recovered from journal"); err != nil || !saved {
+	if saved, err := s.SaveRecovered(ctx, lost, otlp.Request(lost), "supervisor killed — recovered from journal"); err != nil || !saved {
 		t.Fatalf("SaveRecovered: %v %v", saved, err)
 	}
 	runs, err := s.List(ctx, 0)

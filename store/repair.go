@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -205,7 +205,7 @@ func Repair(ctx context.Context, dir string) (RepairReport, error) {
 	}
 	defer dst.Close()
 	for _, sv := range keep {
-		tr, err := export.FromRequest(sv.req)
+		tr, err := otlp.FromRequest(sv.req)
 		if err != nil {
 			rep.Lost++
 			continue

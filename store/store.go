@@ -6,7 +6,7 @@
 // One file, runs.db, in WAL mode so that `agentwatch runs` can read while
 // a run is being saved, with a busy timeout so that two agentwatch processes
 // saving at once wait for each other instead of failing. The trace itself is
-// kept as the proto-marshalled OTLP ExportTraceServiceRequest (export.Request),
+// kept as the proto-marshalled OTLP ExportTraceServiceRequest (otlp.Request),
 // the same bytes `agentwatch export` sends later; the summary columns exist
 // so that listing runs never decodes a trace.
 package store
@@ -22,8 +22,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
@@ -334,7 +334,7 @@ func Summarize(tr *telemetry.Trace) (Run, error) {
 // transaction. Saving a run id again replaces it and clears its export
 // state: the trace that was exported is no longer the one stored.
 func (s *Store) Save(ctx context.Context, tr *telemetry.Trace) error {
-	return s.SaveRequest(ctx, tr, export.Request(tr))
+	return s.SaveRequest(ctx, tr, otlp.Request(tr))
 }
 
 // SaveRequest is Save for a caller that already converted tr to OTLP (the
@@ -468,7 +468,7 @@ func (s *Store) Load(ctx context.Context, id string) (*telemetry.Trace, Run, err
 	if err := proto.Unmarshal(blob, &req); err != nil {
 		return nil, Run{}, fmt.Errorf("decoding run %s: %w", r.ID, err)
 	}
-	tr, err := export.FromRequest(&req)
+	tr, err := otlp.FromRequest(&req)
 	if err != nil {
 		return nil, Run{}, fmt.Errorf("decoding run %s: %w", r.ID, err)
 	}

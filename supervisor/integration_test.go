@@ -14,6 +14,7 @@ import (
 	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -133,7 +134,7 @@ exit 4
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("trace file: %d requests, %v", len(reqs), err)
 	}
-	fromFile, err := export.FromRequest(reqs[0])
+	fromFile, err := otlp.FromRequest(reqs[0])
 	if err != nil {
 		t.Fatal(err)
 	}

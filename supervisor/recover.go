@@ -34,7 +34,6 @@ import (
 
 	"github.com/agentwatch/agentwatch/agentotel"
 	"github.com/agentwatch/agentwatch/event"
-	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/journal"
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
@@ -42,6 +41,7 @@ import (
 	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
@@ -88,14 +88,14 @@ const (
 // finishedRun is a run that ended under agentwatch but was not saved.
 type finishedRun struct {
 	Cause string // why the store did not take it, one line
-	Trace []byte // the proto-marshalled export.Request
+	Trace []byte // the proto-marshalled otlp.Request
 	Diff  []byte // the workspace diff artifact; nil when none
 	Files []recorder.FileChange
 }
 
 func encodeFinished(tr *telemetry.Trace, ev *workspace.Evidence, files []recorder.FileChange, cause error) []byte {
 	fr := finishedRun{Cause: oneLine(cause), Files: files}
-	fr.Trace, _ = proto.Marshal(export.Request(tr))
+	fr.Trace, _ = proto.Marshal(otlp.Request(tr))
 	if ev != nil && ev.Absent == "" && ev.DiffSHA256 != "" {
 		fr.Diff = ev.Diff
 	}
@@ -125,7 +125,7 @@ func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID
 	if err := proto.Unmarshal(fr.Trace, &req); err != nil {
 		return "", fmt.Errorf("decoding the finished run: %w", err)
 	}
-	tr, err := export.FromRequest(&req)
+	tr, err := otlp.FromRequest(&req)
 	if err != nil {
 		return "", fmt.Errorf("decoding the finished run: %w", err)
 	}
@@ -140,7 +140,7 @@ func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID
 			gaps = v.AsStringSlice()
 		}
 		root.SetAttr(telemetry.TelemetryGaps.StringSlice(append(gaps, "store: "+reason)))
-		reqLate := export.Request(tr)
+		reqLate := otlp.Request(tr)
 		req.Reset()
 		proto.Merge(&req, reqLate)
 	}
@@ -367,7 +367,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 	}
 	tr := rec.Finish(e)
 	// A run the dead agentwatch had saved after all is left as it is.
-	saved, err := st.SaveRecovered(ctx, tr, export.Request(tr), reason)
+	saved, err := st.SaveRecovered(ctx, tr, otlp.Request(tr), reason)
 	if err != nil {
 		return Recovered{}, err
 	}

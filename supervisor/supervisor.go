@@ -38,6 +38,7 @@ import (
 	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/agentwatch/agentwatch/workspace"
 	"go.opentelemetry.io/otel/trace"
@@ -459,7 +460,7 @@ func childHome(env []string, t Target) string {
 func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWriter, tr *telemetry.Trace, ev *workspace.Evidence, files []recorder.FileChange, stderr io.Writer) (saved bool, err error) {
 	ctx = context.WithoutCancel(ctx) // an interrupted run is still recorded
 	var errs []error
-	req := export.Request(tr)
+	req := otlp.Request(tr)
 	if err := st.SaveRequest(ctx, tr, req); err != nil {
 		errs = append(errs, err) // already "saving run <id>: …"
 	} else {

@@ -1,13 +1,14 @@
-// Package export converts a run's trace to OTLP and sends it: the OTLP/JSON
-// trace file (one ExportTraceServiceRequest per line, the collector file
-// exporter's format) and OTLP over gRPC or HTTP to any collector. It never
-// redacts or filters: it sends what the recorder built.
+// Package otlp is the one codec between the run record (telemetry.Trace)
+// and OTLP: the protobuf ExportTraceServiceRequest the store keeps and
+// export sends (Request, FromRequest), and its OTLP/JSON encoding, the
+// trace file's lines (MarshalJSON, UnmarshalJSON). It never redacts or
+// filters, and imports no network or exporter package.
 //
-// It deliberately does not use the OTel SDK span pipeline: our spans carry
-// kernel timestamps and ids chosen by the recorder, and a run kept in the
-// store is re-sent later, so we build OTLP protobuf ourselves and hand it to
-// the SDK's exporter clients (otlptracegrpc / otlptracehttp).
-package export
+// agentwatch deliberately does not use the OTel SDK span pipeline: the
+// spans carry kernel timestamps and ids chosen by the recorder, and a run
+// kept in the store is re-sent later, so OTLP protobuf is built here and
+// handed to the SDK's exporter clients by package export.
+package otlp
 
 import (
 	"errors"
