@@ -113,92 +113,6 @@ func packageAgentName(runner string, in innerArgv, depth int) string {
 	return agentName(append([]string{packageBase(in.argv[0])}, in.argv[1:]...), depth+1)
 }
 
-// skipOptions drops leading options. short lists single-letter options that
-// take a value (separate, "-u dev", or attached, "-udev"); long lists long
-// options that take a value ("--user dev" or "--user=dev").
-func skipOptions(args []string, short string, long []string) []string {
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			return args[1:]
-		case strings.HasPrefix(a, "--"):
-			name, _, hasValue := strings.Cut(a, "=")
-			args = args[1:]
-			if !hasValue && contains(long, name) && len(args) > 0 {
-				args = args[1:]
-			}
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			args = args[1:]
-			switch {
-			case short == "":
-			case strings.IndexByte(short, a[1]) >= 0:
-				// "-u dev" has its value next; "-udev", "-oL" carry it.
-				if len(a) == 2 && len(args) > 0 {
-					args = args[1:]
-				}
-			case strings.IndexByte(short, a[len(a)-1]) >= 0 && len(args) > 0:
-				args = args[1:] // a cluster ending in a value option: -Hu dev
-			}
-		default:
-			return args
-		}
-	}
-	return args
-}
-
-func skipAssignments(args []string) []string {
-	for len(args) > 0 && isAssignment(args[0]) {
-		args = args[1:]
-	}
-	return args
-}
-
-func isAssignment(s string) bool {
-	name, _, ok := strings.Cut(s, "=")
-	if !ok || name == "" {
-		return false
-	}
-	for i, c := range name {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// skipEnv handles env's options, including -S "split string".
-func skipEnv(args []string) []string {
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			return skipAssignments(args[1:])
-		case a == "-S" || a == "--split-string":
-			if len(args) < 2 {
-				return nil
-			}
-			return skipEnv(append(shellWords(args[1]), args[2:]...))
-		case strings.HasPrefix(a, "--split-string="):
-			return skipEnv(append(shellWords(strings.TrimPrefix(a, "--split-string=")), args[1:]...))
-		case strings.HasPrefix(a, "-S"):
-			return skipEnv(append(shellWords(a[2:]), args[1:]...))
-		case a == "-u" || a == "-C" || a == "--unset" || a == "--chdir":
-			if len(args) < 2 {
-				return nil
-			}
-			args = args[2:]
-		case strings.HasPrefix(a, "-"):
-			args = args[1:]
-		case isAssignment(a):
-			args = args[1:]
-		default:
-			return args
-		}
-	}
-	return args
-}
-
 // stripVersion removes "@1.2.3" / "==1.2" from a package spec, keeping a
 // leading scope "@".
 func stripVersion(spec string) string {
@@ -296,91 +210,6 @@ func isVersion(s string) bool {
 		}
 	}
 	return strings.Contains(s, ".")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// shellWords splits one simple command like a POSIX shell would, for the
-// cases that matter here: quotes and backslashes; no expansion.
-func shellWords(s string) []string {
-	cmds := splitShell(s)
-	var words []string
-	for _, c := range cmds {
-		words = append(words, c...)
-	}
-	return words
-}
-
-// simpleCommands splits a shell script into simple commands at ; & | && ||
-// newlines and parentheses.
-func simpleCommands(s string) [][]string {
-	return splitShell(s)
-}
-
-func splitShell(s string) [][]string {
-	var (
-		cmds  [][]string
-		cur   []string
-		word  strings.Builder
-		inW   bool
-		quote byte
-	)
-	flushWord := func() {
-		if inW {
-			cur = append(cur, word.String())
-			word.Reset()
-			inW = false
-		}
-	}
-	flushCmd := func() {
-		flushWord()
-		if len(cur) > 0 {
-			cmds = append(cmds, cur)
-			cur = nil
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '\'':
-			if c == '\'' {
-				quote = 0
-			} else {
-				word.WriteByte(c)
-			}
-		case quote == '"':
-			if c == '"' {
-				quote = 0
-			} else if c == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
-				i++
-				word.WriteByte(s[i])
-			} else {
-				word.WriteByte(c)
-			}
-		case c == '\'' || c == '"':
-			quote, inW = c, true
-		case c == '\\' && i+1 < len(s):
-			i++
-			word.WriteByte(s[i])
-			inW = true
-		case c == ' ' || c == '\t':
-			flushWord()
-		case c == ';' || c == '&' || c == '|' || c == '\n' || c == '(' || c == ')':
-			flushCmd()
-		default:
-			word.WriteByte(c)
-			inW = true
-		}
-	}
-	flushCmd()
-	return cmds
 }
 
 // promptSpec says where an agent's command line carries a prompt: content,
@@ -525,14 +354,6 @@ func promptWords(argv []string, depth int, mark func(int)) {
 			return
 		}
 	}
-}
-
-func isShell(base string) bool {
-	switch base {
-	case "sh", "bash", "zsh", "dash", "ksh", "ash", "fish":
-		return true
-	}
-	return false
 }
 
 func isDuration(s string) bool {
