@@ -342,13 +342,16 @@ func promptWords(argv []string, depth int, mark func(int)) {
 			// sh /path/to/claude -p "…": how the kernel runs a script
 			// with a #! line; the script names the agent.
 		case isWrapper:
-			if len(inner) == 0 {
+			switch {
+			case len(inner) == 0:
 				i = len(argv) - 1 // it wraps nothing
-			} else if in := inner[0]; in.kind == runsCommand && in.offset >= 0 {
-				i += in.offset - 1 // on to the wrapped command (sudo -u dev claude)
+			case inner[0].offset >= 0:
+				// On to the wrapped command (sudo -u dev claude), the
+				// package (npx -y @openai/codex), the script (node -r
+				// hook.js …/cli.js) or the module (python3 -m aider).
+				i += inner[0].offset - 1
 			}
-			// Else on to the next word: npx -y @openai/codex …,
-			// node …/cli.js, python3 -m aider.
+			// Else (env -S "…", npx -c "…") on to the next word.
 		case i > 0 && (a == "dlx" || a == "exec" || a == "x" || a == "run" || a == "tool"):
 		default:
 			return
