@@ -48,9 +48,7 @@ type innerArgv struct {
 
 // argvWrapper unwraps the arguments of one wrapper (argv[1:]). Offsets
 // it returns are relative to args; unwrapArgv makes them relative to argv.
-// inline reports code given on the command line (node -e, python -c):
-// nothing to name.
-type argvWrapper func(args []string) (inner []innerArgv, inline bool)
+type argvWrapper func(args []string) []innerArgv
 
 // unwrapArgv returns what argv runs when argv[0] is a wrapper; ok is false
 // when it is not one. A wrapper that runs nothing (`env`, `node -e …`)
@@ -63,7 +61,7 @@ func unwrapArgv(argv []string) (inner []innerArgv, ok bool) {
 	if w == nil {
 		return nil, false
 	}
-	inner, _ = w(argv[1:])
+	inner = w(argv[1:])
 	return shift(inner, 1), true
 }
 
@@ -157,17 +155,17 @@ func runPackage(args []string) []innerArgv {
 
 // scriptArgs skips a runtime's options up to the script path. short and
 // long are the options that take a value ("-r x", "--require x"; attached
-// "-rx", "--require=x" take none); an inline option (node -e) reports code
-// given on the command line.
-func scriptArgs(args []string, short string, long, inline []string) (rest []string, isInline bool) {
+// "-rx", "--require=x" take none); after an inline option (node -e: code
+// given on the command line) there is no script.
+func scriptArgs(args []string, short string, long, inline []string) []string {
 	for len(args) > 0 {
 		a := args[0]
 		name, _, attached := strings.Cut(a, "=")
 		switch {
 		case contains(inline, name):
-			return nil, true
+			return nil
 		case a == "--":
-			return args[1:], false
+			return args[1:]
 		case strings.HasPrefix(a, "--"):
 			if !attached && contains(long, a) {
 				args = args[min(2, len(args)):]
@@ -181,34 +179,34 @@ func scriptArgs(args []string, short string, long, inline []string) (rest []stri
 				args = args[1:]
 			}
 		default:
-			return args, false
+			return args
 		}
 	}
-	return nil, false
+	return nil
 }
 
 // script is the script a runtime runs, as an inner command line of args.
-func script(args []string, short string, long, inline []string) ([]innerArgv, bool) {
-	rest, isInline := scriptArgs(args, short, long, inline)
-	return suffix(runsScript, args, rest), isInline
+func script(args []string, short string, long, inline []string) []innerArgv {
+	rest := scriptArgs(args, short, long, inline)
+	return suffix(runsScript, args, rest)
 }
 
 // subcommand runs what follows one of subs (poetry run X, uv tool run X),
 // options skipped by valueOpts.
 func subcommand(kind argvKind, valueOpts string, subs ...string) argvWrapper {
-	return func(args []string) ([]innerArgv, bool) {
+	return func(args []string) []innerArgv {
 		rest := firstPositional(args, valueOpts)
 		for _, s := range subs {
 			words := strings.Fields(s)
 			if len(rest) >= len(words) && strings.Join(rest[:len(words)], " ") == s {
 				rest = rest[len(words):]
 				if kind == runsPackage {
-					return shift(runPackage(rest), len(args)-len(rest)), false
+					return shift(runPackage(rest), len(args)-len(rest))
 				}
-				return suffix(kind, args, firstPositional(rest, valueOpts)), false
+				return suffix(kind, args, firstPositional(rest, valueOpts))
 			}
 		}
-		return nil, false
+		return nil
 	}
 }
 
@@ -253,10 +251,10 @@ func shellScript(args []string) (idx int, rest []string) {
 
 // shell is what a shell runs: the simple commands of its -c script
 // (shell keywords dropped), or the script file it runs.
-func shell(args []string) ([]innerArgv, bool) {
+func shell(args []string) []innerArgv {
 	idx, rest := shellScript(args)
 	if idx < 0 {
-		return suffix(runsScript, args, rest), false
+		return suffix(runsScript, args, rest)
 	}
 	var inner []innerArgv
 	for _, cmd := range simpleCommands(args[idx]) {
@@ -267,7 +265,7 @@ func shell(args []string) ([]innerArgv, bool) {
 			inner = append(inner, innerArgv{kind: runsShell, argv: cmd, offset: idx})
 		}
 	}
-	return inner, false
+	return inner
 }
 
 // argvWrappers is the one table of commands that run another command,
@@ -276,25 +274,25 @@ var argvWrappers map[string]argvWrapper
 
 func init() {
 	prefix := func(skip func([]string) []string) argvWrapper {
-		return func(args []string) ([]innerArgv, bool) { return suffix(runsCommand, args, skip(args)), false }
+		return func(args []string) []innerArgv { return suffix(runsCommand, args, skip(args)) }
 	}
 	opts := func(short string, long ...string) argvWrapper {
 		return prefix(func(a []string) []string { return skipOptions(a, short, long) })
 	}
 	sudo := prefix(func(a []string) []string { return skipAssignments(skipOptions(a, sudoShort, sudoLong)) })
-	runner := func(args []string) ([]innerArgv, bool) { return runPackage(args), false }
+	runner := func(args []string) []innerArgv { return runPackage(args) }
 	// managerRunner: pnpm dlx, yarn exec, npm x … run a package; bin,
 	// when set, takes any other word for a bin of the project.
 	managerRunner := func(tool string, subs string, bin bool) argvWrapper {
-		return func(args []string) ([]innerArgv, bool) {
+		return func(args []string) []innerArgv {
 			rest := firstPositional(args, valueOptions[tool])
 			if len(rest) > 0 && contains(strings.Fields(subs), rest[0]) {
-				return shift(runPackage(rest[1:]), len(args)-len(rest)+1), false
+				return shift(runPackage(rest[1:]), len(args)-len(rest)+1)
 			}
 			if bin {
-				return suffix(runsBin, args, rest), false
+				return suffix(runsBin, args, rest)
 			}
-			return nil, false
+			return nil
 		}
 	}
 	nodeShort, nodeLong := "rC", []string{"--require", "--import", "--loader", "--experimental-loader", "--env-file", "--conditions", "--title", "--inspect-port"}
@@ -346,16 +344,16 @@ func init() {
 		"bundle": subcommand(runsCommand, "", "exec"),
 		"mise":   subcommand(runsCommand, "", "exec"),
 		"asdf":   subcommand(runsCommand, "", "exec"),
-		"direnv": func(args []string) ([]innerArgv, bool) {
+		"direnv": func(args []string) []innerArgv {
 			rest := firstPositional(args, "")
 			if len(rest) >= 2 && rest[0] == "exec" {
-				return suffix(runsCommand, args, rest[2:]), false // direnv exec DIR cmd
+				return suffix(runsCommand, args, rest[2:]) // direnv exec DIR cmd
 			}
-			return nil, false
+			return nil
 		},
 
 		// Runtimes: the process is the tool whose script it runs.
-		"bun": func(args []string) ([]innerArgv, bool) {
+		"bun": func(args []string) []innerArgv {
 			rest := firstPositional(args, valueOptions["bun"])
 			if len(rest) > 0 && (rest[0] == "x" || rest[0] == "dlx" || rest[0] == "exec") {
 				return managerRunner("bun", rest[0], false)(args)
@@ -363,46 +361,46 @@ func init() {
 			if len(rest) > 0 && rest[0] == "run" {
 				rest = firstPositional(rest[1:], valueOptions["bun"])
 			}
-			return suffix(runsScript, args, rest), false
+			return suffix(runsScript, args, rest)
 		},
-		"node": func(args []string) ([]innerArgv, bool) {
+		"node": func(args []string) []innerArgv {
 			return script(args, nodeShort, nodeLong, jsInline)
 		},
-		"deno": func(args []string) ([]innerArgv, bool) {
+		"deno": func(args []string) []innerArgv {
 			rest := firstPositional(args, "")
 			if len(rest) > 0 && rest[0] == "run" {
 				rest = firstPositional(rest[1:], "--config -c --import-map --env-file")
 			}
-			return suffix(runsScript, args, rest), false
+			return suffix(runsScript, args, rest)
 		},
-		"tsx": func(args []string) ([]innerArgv, bool) {
+		"tsx": func(args []string) []innerArgv {
 			return script(args, nodeShort, append(nodeLong, "--tsconfig"), jsInline)
 		},
-		"ts-node": func(args []string) ([]innerArgv, bool) {
+		"ts-node": func(args []string) []innerArgv {
 			return script(args, nodeShort, append(nodeLong, "--project"), jsInline)
 		},
-		"python": func(args []string) ([]innerArgv, bool) {
+		"python": func(args []string) []innerArgv {
 			all := args
 			for len(args) > 0 {
 				a := args[0]
 				switch {
 				case a == "-m" && len(args) > 1:
-					return suffix(runsModule, all, args[1:]), false
+					return suffix(runsModule, all, args[1:])
 				case a == "-c":
-					return nil, true // inline code: no tool to name
+					return nil // inline code: no tool to name
 				case a == "-W" || a == "-X":
 					args = args[min(2, len(args)):]
 				case strings.HasPrefix(a, "-"):
 					args = args[1:]
 				default:
-					return suffix(runsScript, all, args), false
+					return suffix(runsScript, all, args)
 				}
 			}
-			return nil, false
+			return nil
 		},
-		"ruby": func(args []string) ([]innerArgv, bool) { return script(args, "ICrE", nil, nil) },
-		"php":  func(args []string) ([]innerArgv, bool) { return script(args, "dcf", nil, nil) },
-		"perl": func(args []string) ([]innerArgv, bool) { return script(args, "", nil, nil) },
+		"ruby": func(args []string) []innerArgv { return script(args, "ICrE", nil, nil) },
+		"php":  func(args []string) []innerArgv { return script(args, "dcf", nil, nil) },
+		"perl": func(args []string) []innerArgv { return script(args, "", nil, nil) },
 	}
 }
 
@@ -419,13 +417,13 @@ func isShell(base string) bool { return contains(shells, base) }
 
 // multi tries wrappers in turn; the first that runs something wins.
 func multi(ws ...argvWrapper) argvWrapper {
-	return func(args []string) ([]innerArgv, bool) {
+	return func(args []string) []innerArgv {
 		for _, w := range ws {
-			if inner, inline := w(args); len(inner) > 0 || inline {
-				return inner, inline
+			if inner := w(args); len(inner) > 0 {
+				return inner
 			}
 		}
-		return nil, false
+		return nil
 	}
 }
 
