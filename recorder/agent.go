@@ -57,209 +57,60 @@ func agentName(argv []string, depth int) string {
 	if a, ok := knownAgents[base]; ok {
 		return a
 	}
-	rest := argv[1:]
-	switch base {
-	case "env":
-		return agentNameOr(base, skipEnv(rest), depth)
-	case "sudo", "doas":
-		return agentNameOr(base, skipAssignments(skipOptions(rest, "ugCDhprtUTR", []string{"--user", "--group", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user", "--command-timeout", "--chroot"})), depth)
-	case "nice":
-		return agentNameOr(base, skipOptions(rest, "n", []string{"--adjustment"}), depth)
-	case "ionice":
-		return agentNameOr(base, skipOptions(rest, "cnp", []string{"--class", "--classdata", "--pid"}), depth)
-	case "nohup", "setsid", "time", "command", "exec", "builtin":
-		return agentNameOr(base, skipOptions(rest, "", nil), depth)
-	case "stdbuf":
-		return agentNameOr(base, skipOptions(rest, "ioe", []string{"--input", "--output", "--error"}), depth)
-	case "timeout":
-		args := skipOptions(rest, "sk", []string{"--signal", "--kill-after"})
-		if len(args) > 0 {
-			args = args[1:] // the duration
-		}
-		return agentNameOr(base, args, depth)
-	case "npx", "bunx":
-		return packageRunner(base, rest, depth)
-	case "pnpm", "yarn", "npm", "bun":
-		if len(rest) > 0 && (rest[0] == "dlx" || rest[0] == "exec" || rest[0] == "x") {
-			return packageRunner(base, rest[1:], depth)
-		}
-		if base == "bun" {
-			return scriptRunner(base, rest)
+	inner, ok := unwrapArgv(argv)
+	if !ok {
+		if isVersion(base) {
+			// Native installers keep versioned binaries, e.g.
+			// ~/.local/share/claude/versions/2.0.31: name by the directory.
+			segs := strings.Split(path.Dir(argv[0]), "/")
+			for i := len(segs) - 1; i >= 0; i-- {
+				if a, ok := knownAgents[segs[i]]; ok {
+					return a
+				}
+			}
 		}
 		return base
-	case "uvx", "pipx", "uv":
-		args := rest
-		if base == "uv" && len(args) > 1 && args[0] == "tool" && args[1] == "run" {
-			args = args[2:]
-		} else if base != "uvx" && len(args) > 0 && args[0] == "run" {
-			args = args[1:]
-		} else if base != "uvx" {
-			return base
+	}
+	if len(inner) == 0 {
+		return base // a wrapper that wraps nothing: env, node -e, npm ci
+	}
+	switch in := inner[0]; in.kind {
+	case runsCommand:
+		return agentName(in.argv, depth+1)
+	case runsPackage:
+		return packageAgentName(base, in, depth)
+	case runsScript:
+		return scriptAgent(in.argv[0])
+	case runsModule:
+		mod := strings.SplitN(in.argv[0], ".", 2)[0]
+		if a := packageAgent(mod); a != "" {
+			return a
 		}
-		return packageRunner(base, args, depth)
-	case "node", "nodejs", "deno", "tsx", "ts-node":
-		return scriptRunner(base, rest)
-	case "sh", "bash", "zsh", "dash", "ksh", "ash", "fish":
-		return shellAgent(base, rest, depth)
+		return mod
+	case runsShell:
+		return shellAgent(base, inner, depth)
 	}
-	if strings.HasPrefix(base, "python") {
-		return pythonAgent(base, rest)
-	}
-	if isVersion(base) {
-		// Native installers keep versioned binaries, e.g.
-		// ~/.local/share/claude/versions/2.0.31: name by the directory.
-		segs := strings.Split(path.Dir(argv[0]), "/")
-		for i := len(segs) - 1; i >= 0; i-- {
-			if a, ok := knownAgents[segs[i]]; ok {
-				return a
-			}
-		}
-	}
-	return base
+	return base // runsBin: yarn's own command or a bin, who knows
 }
 
-// agentNameOr recurses into a wrapped command, or names the wrapper itself
-// when it wraps nothing.
-func agentNameOr(wrapper string, rest []string, depth int) string {
-	if len(rest) == 0 {
-		return wrapper
-	}
-	return agentName(rest, depth+1)
-}
-
-// skipOptions drops leading options. short lists single-letter options that
-// take a value (separate, "-u dev", or attached, "-udev"); long lists long
-// options that take a value ("--user dev" or "--user=dev").
-func skipOptions(args []string, short string, long []string) []string {
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			return args[1:]
-		case strings.HasPrefix(a, "--"):
-			name, _, hasValue := strings.Cut(a, "=")
-			args = args[1:]
-			if !hasValue && contains(long, name) && len(args) > 0 {
-				args = args[1:]
-			}
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			args = args[1:]
-			switch {
-			case short == "":
-			case strings.IndexByte(short, a[1]) >= 0:
-				// "-u dev" has its value next; "-udev", "-oL" carry it.
-				if len(a) == 2 && len(args) > 0 {
-					args = args[1:]
-				}
-			case strings.IndexByte(short, a[len(a)-1]) >= 0 && len(args) > 0:
-				args = args[1:] // a cluster ending in a value option: -Hu dev
-			}
-		default:
-			return args
-		}
-	}
-	return args
-}
-
-func skipAssignments(args []string) []string {
-	for len(args) > 0 && isAssignment(args[0]) {
-		args = args[1:]
-	}
-	return args
-}
-
-func isAssignment(s string) bool {
-	name, _, ok := strings.Cut(s, "=")
-	if !ok || name == "" {
-		return false
-	}
-	for i, c := range name {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// skipEnv handles env's options, including -S "split string".
-func skipEnv(args []string) []string {
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			return skipAssignments(args[1:])
-		case a == "-S" || a == "--split-string":
-			if len(args) < 2 {
-				return nil
-			}
-			return skipEnv(append(shellWords(args[1]), args[2:]...))
-		case strings.HasPrefix(a, "--split-string="):
-			return skipEnv(append(shellWords(strings.TrimPrefix(a, "--split-string=")), args[1:]...))
-		case strings.HasPrefix(a, "-S"):
-			return skipEnv(append(shellWords(a[2:]), args[1:]...))
-		case a == "-u" || a == "-C" || a == "--unset" || a == "--chdir":
-			if len(args) < 2 {
-				return nil
-			}
-			args = args[2:]
-		case strings.HasPrefix(a, "-"):
-			args = args[1:]
-		case isAssignment(a):
-			args = args[1:]
-		default:
-			return args
-		}
-	}
-	return args
-}
-
-// packageRunner handles npx-style runners: the first non-option argument
-// (or --package) names a package whose bin is run.
-func packageRunner(runner string, args []string, depth int) string {
-	var pkg string
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			args = args[1:]
-		case a == "-p" || a == "--package":
-			if len(args) > 1 && pkg == "" {
-				pkg = args[1]
-			}
-			args = args[2:]
-			continue
-		case strings.HasPrefix(a, "--package="):
-			if pkg == "" {
-				pkg = strings.TrimPrefix(a, "--package=")
-			}
-			args = args[1:]
-			continue
-		case a == "-c" || a == "--call":
-			if len(args) > 1 {
-				return agentName(shellWords(args[1]), depth+1)
-			}
-			return runner
-		case strings.HasPrefix(a, "-"):
-			args = args[1:]
-			continue
-		}
-		break
-	}
-	if pkg != "" {
-		if a := packageAgent(pkg); a != "" {
+// packageAgentName names what an npx-style runner runs: the package
+// (--package's or the first word) when it is an agent's, else the bin.
+func packageAgentName(runner string, in innerArgv, depth int) string {
+	if in.pkg != "" {
+		if a := packageAgent(in.pkg); a != "" {
 			return a
 		}
 	}
-	if len(args) == 0 {
-		if pkg != "" {
-			return packageBase(pkg)
+	if len(in.argv) == 0 {
+		if in.pkg != "" {
+			return packageBase(in.pkg)
 		}
 		return runner
 	}
-	if a := packageAgent(args[0]); a != "" {
+	if a := packageAgent(in.argv[0]); a != "" {
 		return a
 	}
-	return agentName(append([]string{packageBase(args[0])}, args[1:]...), depth+1)
+	return agentName(append([]string{packageBase(in.argv[0])}, in.argv[1:]...), depth+1)
 }
 
 // stripVersion removes "@1.2.3" / "==1.2" from a package spec, keeping a
@@ -290,37 +141,6 @@ func packageBase(spec string) string {
 	return path.Base(stripVersion(spec))
 }
 
-// scriptRunner handles node/bun/deno: runtime options, then a script path
-// that usually lives in the agent's package.
-func scriptRunner(runtime string, args []string) string {
-	if runtime == "deno" && len(args) > 0 && args[0] == "run" {
-		args = args[1:]
-	}
-	if runtime == "bun" && len(args) > 0 && args[0] == "run" {
-		args = args[1:]
-	}
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			args = args[1:]
-		case a == "-e" || a == "--eval" || a == "-p" || a == "--print":
-			return runtime // inline code: no script to name the agent by
-		case a == "-r" || a == "--require" || a == "--import" || a == "--loader" || a == "--experimental-loader" || a == "--env-file" || a == "--config" || a == "-c":
-			args = args[min(2, len(args)):]
-			continue
-		case strings.HasPrefix(a, "-"):
-			args = args[1:]
-			continue
-		}
-		break
-	}
-	if len(args) == 0 {
-		return runtime
-	}
-	return scriptAgent(args[0])
-}
-
 // scriptAgent names the agent from a script path:
 // /usr/lib/node_modules/@anthropic-ai/claude-code/cli.js → claude.
 func scriptAgent(p string) string {
@@ -348,71 +168,14 @@ func scriptAgent(p string) string {
 	return base
 }
 
-func pythonAgent(python string, args []string) string {
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "-m" && len(args) > 1:
-			mod := strings.SplitN(args[1], ".", 2)[0]
-			if a := packageAgent(mod); a != "" {
-				return a
-			}
-			return mod
-		case a == "-c":
-			return python
-		case strings.HasPrefix(a, "-"):
-			args = args[1:]
-			continue
-		}
-		return scriptAgent(a)
-	}
-	return python
-}
-
-// shellAgent looks into sh -c "…": the first simple command that is a known
-// agent, else the first command.
-func shellAgent(shell string, args []string, depth int) string {
-	script := ""
-	found := false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-o" || a == "+o" || a == "-O" || a == "+O":
-			i++ // bash -o pipefail -c "…"
-			continue
-		case a == "--":
-		case strings.HasPrefix(a, "--"):
-			continue // --login, --norc
-		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
-			if !strings.Contains(a[1:], "c") {
-				continue
-			}
-			// The command string is the first non-option argument after
-			// the options (bash -c -e 'cmd' works too).
-			for j := i + 1; j < len(args); j++ {
-				if !strings.HasPrefix(args[j], "-") && !strings.HasPrefix(args[j], "+") {
-					script, found = args[j], true
-					break
-				}
-			}
-		}
-		break
-	}
-	if !found {
-		// A script file (bash run-agent.sh) or an interactive shell.
-		rest := skipOptions(args, "o", nil)
-		if len(rest) == 0 {
-			return shell
-		}
-		return scriptAgent(rest[0])
-	}
-	// A known agent anywhere in the script names the run; otherwise a
-	// one-command script is named by that command, and a real script
-	// (several commands) by the shell — its first command (a mkdir, a cd)
-	// says nothing about what ran.
+// shellAgent names a sh -c "…" run: a known agent anywhere in the script
+// names it; otherwise a one-command script is named by that command, and a
+// real script (several commands) by the shell — its first command (a
+// mkdir, a cd) says nothing about what ran.
+func shellAgent(shell string, cmds []innerArgv, depth int) string {
 	var names []string
-	for _, cmd := range simpleCommands(script) {
-		cmd = skipAssignments(cmd)
+	for _, in := range cmds {
+		cmd := skipAssignments(in.argv)
 		if len(cmd) == 0 {
 			continue
 		}
@@ -447,91 +210,6 @@ func isVersion(s string) bool {
 		}
 	}
 	return strings.Contains(s, ".")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// shellWords splits one simple command like a POSIX shell would, for the
-// cases that matter here: quotes and backslashes; no expansion.
-func shellWords(s string) []string {
-	cmds := splitShell(s)
-	var words []string
-	for _, c := range cmds {
-		words = append(words, c...)
-	}
-	return words
-}
-
-// simpleCommands splits a shell script into simple commands at ; & | && ||
-// newlines and parentheses.
-func simpleCommands(s string) [][]string {
-	return splitShell(s)
-}
-
-func splitShell(s string) [][]string {
-	var (
-		cmds  [][]string
-		cur   []string
-		word  strings.Builder
-		inW   bool
-		quote byte
-	)
-	flushWord := func() {
-		if inW {
-			cur = append(cur, word.String())
-			word.Reset()
-			inW = false
-		}
-	}
-	flushCmd := func() {
-		flushWord()
-		if len(cur) > 0 {
-			cmds = append(cmds, cur)
-			cur = nil
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '\'':
-			if c == '\'' {
-				quote = 0
-			} else {
-				word.WriteByte(c)
-			}
-		case quote == '"':
-			if c == '"' {
-				quote = 0
-			} else if c == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
-				i++
-				word.WriteByte(s[i])
-			} else {
-				word.WriteByte(c)
-			}
-		case c == '\'' || c == '"':
-			quote, inW = c, true
-		case c == '\\' && i+1 < len(s):
-			i++
-			word.WriteByte(s[i])
-			inW = true
-		case c == ' ' || c == '\t':
-			flushWord()
-		case c == ';' || c == '&' || c == '|' || c == '\n' || c == '(' || c == ')':
-			flushCmd()
-		default:
-			word.WriteByte(c)
-			inW = true
-		}
-	}
-	flushCmd()
-	return cmds
 }
 
 // promptSpec says where an agent's command line carries a prompt: content,
@@ -606,15 +284,6 @@ var promptSpecs = map[string]promptSpec{
 	"copilot": {prompt: []string{"-p", "--prompt"}, values: []string{"--model", "--add-dir", "--log-dir", "--log-level", "--resume", "--allow-tool", "--deny-tool"}},
 }
 
-// promptWrappers run the command that follows their options (agentName sees
-// through the same ones).
-var promptWrappers = map[string]bool{
-	"env": true, "sudo": true, "doas": true, "nice": true, "ionice": true, "nohup": true, "setsid": true,
-	"time": true, "command": true, "exec": true, "builtin": true, "stdbuf": true, "timeout": true,
-	"npx": true, "bunx": true, "pnpm": true, "yarn": true, "npm": true, "bun": true, "uvx": true,
-	"pipx": true, "uv": true, "node": true, "nodejs": true, "deno": true, "tsx": true, "ts-node": true,
-}
-
 // PromptMarker is what metadata mode keeps of a prompt: its length in
 // characters and the first 16 hex digits of its sha256 (of the text as
 // the trace would hold it, credentials already redacted), so two runs
@@ -664,58 +333,30 @@ func promptWords(argv []string, depth int, mark func(int)) {
 				return
 			}
 		}
+		inner, isWrapper := unwrapArgv(argv[i:])
 		switch {
-		case promptWrappers[base] || strings.HasPrefix(base, "python"):
-			if rest, ok := wrapped(base, argv[i+1:]); ok {
-				i = len(argv) - len(rest) - 1 // on to the wrapped command
-			}
 		case isShell(base):
-			if shellPrompts(argv, i, depth) {
+			if shellPrompts(argv, i, inner, depth) {
 				return
 			}
 			// sh /path/to/claude -p "…": how the kernel runs a script
 			// with a #! line; the script names the agent.
+		case isWrapper:
+			switch {
+			case len(inner) == 0:
+				i = len(argv) - 1 // it wraps nothing
+			case inner[0].offset >= 0:
+				// On to the wrapped command (sudo -u dev claude), the
+				// package (npx -y @openai/codex), the script (node -r
+				// hook.js …/cli.js) or the module (python3 -m aider).
+				i += inner[0].offset - 1
+			}
+			// Else (env -S "…", npx -c "…") on to the next word.
 		case i > 0 && (a == "dlx" || a == "exec" || a == "x" || a == "run" || a == "tool"):
 		default:
 			return
 		}
 	}
-}
-
-// wrapped is what a wrapper with value options runs (sudo -u dev claude,
-// timeout -s KILL 60 claude), as agentName sees it; ok is false when it
-// is not a suffix of args (env -S "…" splits a string).
-func wrapped(wrapper string, args []string) (rest []string, ok bool) {
-	switch wrapper {
-	case "env":
-		rest = skipEnv(args)
-	case "sudo", "doas":
-		rest = skipAssignments(skipOptions(args, "ugCDhprtUTR", []string{"--user", "--group", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user", "--command-timeout", "--chroot"}))
-	case "nice":
-		rest = skipOptions(args, "n", []string{"--adjustment"})
-	case "ionice":
-		rest = skipOptions(args, "cnp", []string{"--class", "--classdata", "--pid"})
-	case "stdbuf":
-		rest = skipOptions(args, "ioe", []string{"--input", "--output", "--error"})
-	case "timeout":
-		if rest = skipOptions(args, "sk", []string{"--signal", "--kill-after"}); len(rest) > 0 {
-			rest = rest[1:] // the duration
-		}
-	default:
-		return nil, false
-	}
-	if len(rest) > 0 && (len(rest) > len(args) || &rest[len(rest)-1] != &args[len(args)-1]) {
-		return nil, false
-	}
-	return rest, true
-}
-
-func isShell(base string) bool {
-	switch base {
-	case "sh", "bash", "zsh", "dash", "ksh", "ash", "fish":
-		return true
-	}
-	return false
 }
 
 func isDuration(s string) bool {
@@ -735,34 +376,18 @@ func isDuration(s string) bool {
 // verbatim; a script where it does not (escapes inside the prompt) is
 // replaced whole by its length and digest.
 //
-// It reports whether argv has a -c script at all.
-func shellPrompts(argv []string, sh, depth int) bool {
-	idx := -1
-	for j := sh + 1; j < len(argv); j++ {
-		a := argv[j]
-		if a == "-o" || a == "+o" || a == "-O" || a == "+O" {
-			j++
-			continue
-		}
-		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a[1:], "c") {
-			for k := j + 1; k < len(argv); k++ {
-				if !strings.HasPrefix(argv[k], "-") && !strings.HasPrefix(argv[k], "+") {
-					idx = k
-					break
-				}
-			}
-			break
-		}
-		if !strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "+") {
-			break
-		}
+// It reports whether argv has a -c script at all; cmds are its simple
+// commands, as unwrapArgv gives them.
+func shellPrompts(argv []string, sh int, cmds []innerArgv, depth int) bool {
+	if len(cmds) == 0 || cmds[0].kind != runsShell {
+		idx, _ := shellScript(argv[sh+1:])
+		return idx >= 0 // an empty script, or a script file (sh ./run-claude.sh)
 	}
-	if idx < 0 {
-		return false
-	}
+	idx := sh + cmds[0].offset
 	script := argv[idx]
 	var prompts []string
-	for _, cmd := range simpleCommands(script) {
+	for _, in := range cmds {
+		cmd := skipAssignments(in.argv)
 		words := slices.Clone(cmd)
 		promptWords(words, depth+1, func(i int) { prompts = append(prompts, cmd[i]) })
 	}

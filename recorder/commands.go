@@ -322,14 +322,12 @@ func classifyArgv(argv []string, depth int) *commandClass {
 	if c := matchRules(tool, args); c != nil {
 		return c
 	}
-	w := wrappers[tool]
-	if w == nil {
-		return nil
-	}
-	inner, same := w(args)
+	inner, _ := unwrapArgv(argv)
 	var found *commandClass
-	for _, cmd := range inner {
-		c := classifyArgv(cmd, depth+1)
+	same := false // the wrapper process is itself the tool (an interpreter running its script)
+	for _, in := range inner {
+		same = in.kind == runsScript || in.kind == runsModule
+		c := classifyArgv(classifiedArgv(in), depth+1)
 		if c == nil {
 			continue
 		}
@@ -556,181 +554,6 @@ func firstPositional(args []string, valueOpts string) []string {
 	return nil
 }
 
-// A wrapper returns the command lines it runs, and whether the wrapper
-// process is itself the tool (an interpreter running the tool's script)
-// rather than a process that starts it.
-type wrapper func(args []string) (inner [][]string, same bool)
-
-func one(argv []string) [][]string {
-	if len(argv) == 0 {
-		return nil
-	}
-	return [][]string{argv}
-}
-
-// wrappers is the table of commands that run another command. Rules are
-// tried first, so `npm test` is a rule and `npm exec jest` a wrapper.
-var wrappers map[string]wrapper
-
-func init() {
-	prefix := func(skip func([]string) []string) wrapper {
-		return func(args []string) ([][]string, bool) { return one(skip(args)), false }
-	}
-	opts := func(short string, long ...string) wrapper {
-		return prefix(func(a []string) []string { return skipOptions(a, short, long) })
-	}
-	// sub runs what follows one of the subcommands (poetry run X).
-	sub := func(valueOpts string, subs ...string) wrapper {
-		return func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, valueOpts)
-			for _, s := range subs {
-				words := strings.Fields(s)
-				if len(rest) >= len(words) && strings.Join(rest[:len(words)], " ") == s {
-					return one(firstPositional(rest[len(words):], valueOpts)), false
-				}
-			}
-			return nil, false
-		}
-	}
-	runner := func(args []string) ([][]string, bool) { return one(packageRunnerArgv(args)), false }
-	shell := func(args []string) ([][]string, bool) { return shellCommands(args) }
-	wrappers = map[string]wrapper{
-		"env": prefix(skipEnv),
-		"sudo": prefix(func(a []string) []string {
-			return skipAssignments(skipOptions(a, "ugCDhprtUTR", []string{"--user", "--group", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user", "--command-timeout", "--chroot"}))
-		}),
-		"doas":      opts("uC"),
-		"nice":      opts("n", "--adjustment"),
-		"ionice":    opts("cnp", "--class", "--classdata", "--pid"),
-		"nohup":     opts(""),
-		"setsid":    opts(""),
-		"time":      opts("fo", "--format", "--output"),
-		"command":   opts(""),
-		"exec":      opts("a"),
-		"builtin":   opts(""),
-		"stdbuf":    opts("ioe", "--input", "--output", "--error"),
-		"chronic":   opts(""),
-		"unbuffer":  opts(""),
-		"xvfb-run":  opts("nsfewp", "--server-num", "--server-args", "--auth-file", "--error-file", "--xauth-protocol"),
-		"cross-env": prefix(skipAssignments),
-		"timeout": prefix(func(a []string) []string {
-			a = skipOptions(a, "sk", []string{"--signal", "--kill-after"})
-			if len(a) > 0 {
-				a = a[1:] // the duration
-			}
-			return a
-		}),
-		"dotenv": prefix(func(a []string) []string {
-			for i, w := range a {
-				if w == "--" {
-					return a[i+1:]
-				}
-			}
-			return nil
-		}),
-
-		"sh": shell, "bash": shell, "zsh": shell, "dash": shell, "ksh": shell, "ash": shell, "fish": shell,
-
-		"npx": runner, "bunx": runner, "uvx": runner,
-		"npm": func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, valueOptions["npm"])
-			if len(rest) > 0 && (rest[0] == "exec" || rest[0] == "x") {
-				return one(packageRunnerArgv(rest[1:])), false
-			}
-			return nil, false
-		},
-		"pipx":   sub("", "run"),
-		"uv":     sub(valueOptions["uv"], "run", "tool run"),
-		"poetry": sub(valueOptions["poetry"], "run"),
-		"pipenv": sub("", "run"),
-		"pdm":    sub("", "run"),
-		"hatch":  sub("", "run"),
-		"rye":    sub("", "run"),
-		"bundle": sub("", "exec"),
-		"direnv": func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, "")
-			if len(rest) >= 2 && rest[0] == "exec" {
-				return one(rest[2:]), false // direnv exec DIR cmd
-			}
-			return nil, false
-		},
-		"mise": sub("", "exec"), "asdf": sub("", "exec"),
-		// `yarn jest`, `pnpm vitest run`: anything that is not one of
-		// their own commands (matched by the rules first) runs a bin.
-		"yarn": func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, valueOptions["yarn"])
-			if len(rest) > 0 && (rest[0] == "dlx" || rest[0] == "exec" || rest[0] == "run") {
-				return one(packageRunnerArgv(rest[1:])), false
-			}
-			return one(rest), false
-		},
-		"pnpm": func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, valueOptions["pnpm"])
-			if len(rest) > 0 && (rest[0] == "dlx" || rest[0] == "exec" || rest[0] == "run") {
-				return one(packageRunnerArgv(rest[1:])), false
-			}
-			return one(rest), false
-		},
-		"bun": func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, valueOptions["bun"])
-			if len(rest) > 0 && rest[0] == "x" {
-				return one(packageRunnerArgv(rest[1:])), false
-			}
-			if len(rest) > 0 && rest[0] == "run" {
-				rest = rest[1:]
-			}
-			return scriptArgv(rest), true
-		},
-
-		// Interpreters: the process is the tool whose script it runs.
-		"node": func(args []string) ([][]string, bool) {
-			return scriptArgv(skipOptions(args, "rC", []string{"--require", "--import", "--loader", "--experimental-loader", "--env-file", "--conditions", "--title", "--inspect-port"})), true
-		},
-		"deno": func(args []string) ([][]string, bool) {
-			rest := firstPositional(args, "")
-			if len(rest) > 0 && rest[0] == "run" {
-				rest = firstPositional(rest[1:], "--config -c --import-map --env-file")
-			}
-			return scriptArgv(rest), true
-		},
-		"tsx": func(args []string) ([][]string, bool) { return scriptArgv(skipOptions(args, "", nil)), true },
-		"python": func(args []string) ([][]string, bool) {
-			for len(args) > 0 {
-				a := args[0]
-				switch {
-				case a == "-m" && len(args) > 1:
-					return one(append([]string{args[1]}, args[2:]...)), true
-				case a == "-c":
-					return nil, true // inline code: no tool to name
-				case a == "-W" || a == "-X":
-					args = args[min(2, len(args)):]
-				case strings.HasPrefix(a, "-"):
-					args = args[1:]
-				default:
-					return scriptArgv(args), true
-				}
-			}
-			return nil, true
-		},
-		"ruby": func(args []string) ([][]string, bool) {
-			return scriptArgv(skipOptions(args, "ICrE", nil)), true
-		},
-		"php": func(args []string) ([][]string, bool) {
-			return scriptArgv(skipOptions(args, "dcf", nil)), true
-		},
-		"perl": func(args []string) ([][]string, bool) { return scriptArgv(skipOptions(args, "", nil)), true },
-	}
-}
-
-// scriptArgv names the tool a script path belongs to and keeps its
-// arguments: [/usr/local/bin/pytest -q] → [pytest -q].
-func scriptArgv(args []string) [][]string {
-	if len(args) == 0 {
-		return nil
-	}
-	return one(append([]string{scriptTool(args[0])}, args[1:]...))
-}
-
 // scriptTool is the tool a script path runs:
 // …/node_modules/jest/bin/jest.js → jest, …/node_modules/.bin/vitest →
 // vitest, /usr/lib/node_modules/npm/bin/npx-cli.js → npx, vendor/bin/phpunit
@@ -765,87 +588,24 @@ func trimExt(base string) string {
 	return base
 }
 
-// packageRunnerArgv is the command an npx-style runner runs: its options
-// skipped, the package spec (or --package's bin) as the tool.
-func packageRunnerArgv(args []string) []string {
-	for len(args) > 0 {
-		a := args[0]
-		switch {
-		case a == "--":
-			args = args[1:]
-			continue
-		case a == "-c" || a == "--call":
-			if len(args) > 1 {
-				return shellWords(args[1])
-			}
-			return nil
-		case a == "-p" || a == "--package" || a == "--from" || a == "--with" || a == "--python" || a == "--spec":
-			args = args[min(2, len(args)):]
-			continue
-		case strings.HasPrefix(a, "-"):
-			args = args[1:]
-			continue
-		}
-		break
-	}
-	if len(args) == 0 {
+// classifiedArgv is the command line an inner command of a wrapper is
+// classified as: a package spec or a script path named as its tool
+// ([/usr/local/bin/pytest -q] → [pytest -q], [@playwright/test@1 test] →
+// [playwright test]).
+func classifiedArgv(in innerArgv) []string {
+	if len(in.argv) == 0 {
 		return nil
 	}
-	spec := stripVersion(args[0])
-	tool := path.Base(spec)
-	if t, ok := scopedTools[spec]; ok {
-		tool = t
+	switch in.kind {
+	case runsPackage:
+		spec := stripVersion(in.argv[0])
+		tool := path.Base(spec)
+		if t, ok := scopedTools[spec]; ok {
+			tool = t
+		}
+		return append([]string{tool}, in.argv[1:]...)
+	case runsScript:
+		return append([]string{scriptTool(in.argv[0])}, in.argv[1:]...)
 	}
-	return append([]string{tool}, args[1:]...)
-}
-
-// shellKeywords start a simple command without being the command
-// (`if go test ./...; then`, `for …; do pytest; done`).
-var shellKeywords = map[string]bool{
-	"if": true, "then": true, "else": true, "elif": true, "while": true, "until": true,
-	"do": true, "!": true, "{": true, "time": true, "exec": true, "command": true, "builtin": true,
-}
-
-// shellCommands are the simple commands of `sh -c SCRIPT`, or the script
-// file a shell runs (`sh ./gradlew test`: the shell is the tool).
-func shellCommands(args []string) ([][]string, bool) {
-	script, found := "", false
-	rest := args
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "-o" || a == "+o" || a == "-O" || a == "+O" {
-			i++
-			continue
-		}
-		if a == "--" || !strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "+") {
-			rest = args[i:]
-			if a == "--" {
-				rest = args[i+1:]
-			}
-			break
-		}
-		if !strings.HasPrefix(a, "--") && strings.Contains(a[1:], "c") {
-			for j := i + 1; j < len(args); j++ {
-				if !strings.HasPrefix(args[j], "-") && !strings.HasPrefix(args[j], "+") {
-					script, found = args[j], true
-					break
-				}
-			}
-			break
-		}
-		rest = nil
-	}
-	if !found {
-		return scriptArgv(rest), true
-	}
-	var cmds [][]string
-	for _, cmd := range simpleCommands(script) {
-		for len(cmd) > 0 && shellKeywords[cmd[0]] {
-			cmd = cmd[1:]
-		}
-		if len(cmd) > 0 {
-			cmds = append(cmds, cmd)
-		}
-	}
-	return cmds, false
+	return in.argv
 }
