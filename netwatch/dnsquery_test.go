@@ -313,6 +313,9 @@ func boolInt(b bool) int {
 // rawUpstream records the exact bytes that reach it and answers every
 // query with one A record; lie makes it first send an answer to another
 // question under the same id (a spoofed or confused response).
+// It is not privtest's resolver on purpose: these tests are about the
+// bytes on the wire (what the proxy rebuilds, a spoofed answer), not
+// about names and records.
 type rawUpstream struct {
 	addr string
 	lie  bool
