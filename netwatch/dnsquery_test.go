@@ -325,16 +325,24 @@ type rawUpstream struct {
 
 func startRawUpstream(t *testing.T, lie bool) *rawUpstream {
 	u := &rawUpstream{lie: lie}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var pc net.PacketConn
+	var ln net.Listener
+	// The random UDP port's TCP twin can be taken: try another (as
+	// privtest.ServeDNS does).
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 10 {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { pc.Close() })
-	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { pc.Close(); ln.Close() })
 	u.addr = pc.LocalAddr().String()
 	go func() {
 		buf := make([]byte, 65535)
