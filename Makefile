@@ -40,7 +40,8 @@ FUZZTIME ?= 30s
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
-# Only the tests that need no privileges and no Claude Code.
+# Only the tests that need no privileges and no Claude Code (privtest.Require
+# skips every privileged test under -short, whatever CI says).
 test-short:
 	$(GO) test -short -count=1 ./...
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,8 +26,8 @@ import (
 )
 
 // The helpers below are the few bits of e2e/harness_test.go this test
-// needs (a test user, the pinned CLI, a clean environment), copied rather
-// than imported: e2e is a test-only package.
+// needs (the pinned CLI, a clean environment), copied rather than
+// imported: e2e is a test-only package. The test user is privtest's.
 
 const claudeUser = "agentwatch-e2e"
 
@@ -43,26 +42,10 @@ func ensureUser(t *testing.T) account {
 	if testing.Short() {
 		t.Skip("runs the real Claude Code CLI: skipped with -short")
 	}
-	u, err := user.Lookup(claudeUser)
-	if errors.As(err, new(user.UnknownUserError)) {
-		if out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", claudeUser).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v: %s", claudeUser, err, out)
-		}
-		u, err = user.Lookup(claudeUser)
-	}
-	if err != nil {
-		t.Fatalf("looking up %s: %v", claudeUser, err)
-	}
+	u := privtest.User(t, claudeUser, "")
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	a := account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
-	if err := os.MkdirAll(a.Home, 0o755); err != nil {
-		t.Fatalf("creating home: %v", err)
-	}
-	if err := os.Chown(a.Home, int(a.UID), int(a.GID)); err != nil {
-		t.Fatalf("chown home: %v", err)
-	}
-	return a
+	return account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
 }
 
 // ensureClaude installs the pinned CLI (scripts/install-claude.sh is

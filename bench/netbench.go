@@ -9,12 +9,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/agentwatch/agentwatch/privtest"
 )
 
 // benchDNSAddr is the bench's own authoritative server. Port 53, because
@@ -25,11 +26,16 @@ const benchDNSAddr = "127.0.0.153:53"
 // network prints the DNS and connect ratios. n calls per sample.
 func (h *harness) network(n, reps int) error {
 	fmt.Printf("== network enforcement: %d DNS lookups, %d TCP connects (per call)\n", n, n)
-	stopDNS, err := serveBenchDNS(benchDNSAddr)
+	dns, err := privtest.ServeDNS(privtest.DNSConfig{
+		Listen:        benchDNSAddr,
+		Zone:          map[string]netip.Addr{"bench.test.": netip.MustParseAddr("127.0.0.1")},
+		Authoritative: true,
+		TTL:           300,
+	})
 	if err != nil {
 		return fmt.Errorf("starting the bench DNS server on %s: %w", benchDNSAddr, err)
 	}
-	defer stopDNS()
+	defer dns.Close()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -127,41 +133,4 @@ func netGen(mode, target string, n int) error {
 		}
 	}
 	return report(manifest{Elapsed: time.Since(start).Seconds()})
-}
-
-// serveBenchDNS answers every A question with 127.0.0.1 (TTL 300).
-func serveBenchDNS(addr string) (stop func(), err error) {
-	pc, err := net.ListenPacket("udp4", addr)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
-			b.StartQuestions()
-			b.Question(q)
-			b.StartAnswers()
-			if q.Type == dnsmessage.TypeA {
-				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 300}, dnsmessage.AResource{A: [4]byte{127, 0, 0, 1}})
-			}
-			if out, err := b.Finish(); err == nil {
-				pc.WriteTo(out, from)
-			}
-		}
-	}()
-	return func() { pc.Close() }, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -73,35 +72,17 @@ type account struct {
 }
 
 // ensureUser creates the test user when missing and checks its home is
-// usable, since claude writes its config (~/.claude*) there.
+// usable (privtest.User), since claude writes its config (~/.claude*) there.
 func ensureUser(t *testing.T) account {
 	t.Helper()
 	// make test-short promises no Claude Code and no users.
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	u, err := user.Lookup(testUser)
-	if errors.As(err, new(user.UnknownUserError)) {
-		out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", testUser).CombinedOutput()
-		if err != nil {
-			t.Fatalf("useradd %s: %v: %s", testUser, err, out)
-		}
-		u, err = user.Lookup(testUser)
-	}
-	if err != nil {
-		t.Fatalf("looking up %s: %v", testUser, err)
-	}
+	u := privtest.User(t, testUser, "")
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	a := account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
-	// useradd -m may have been skipped by whoever made the user.
-	if err := os.MkdirAll(a.Home, 0o755); err != nil {
-		t.Fatalf("creating home %s: %v", a.Home, err)
-	}
-	if err := os.Chown(a.Home, int(a.UID), int(a.GID)); err != nil {
-		t.Fatalf("chown home %s: %v", a.Home, err)
-	}
-	return a
+	return account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
 }
 
 // networkFailure matches npm's messages for an unreachable registry.

@@ -27,7 +27,7 @@ type attack struct {
 
 func TestHostileAgent(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	// A process of the agent's user outside any run: its /proc/PID/root
 	// and cwd lead to the real files, around every read-only bind.
 	outside := exec.Command("sleep", "600")

@@ -36,7 +36,7 @@ q("allowed.test", b"EXFILTRATED-BYTES")
 
 func TestDNSOnlyThroughTheProxy(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	up := privtest.StartDNS(t, map[string][4]byte{"allowed.test.": {127, 0, 0, 2}, "evil.test.": {127, 0, 0, 66}})
 	for _, mode := range []string{"enforce", "observe"} {
 		t.Run(mode, func(t *testing.T) {

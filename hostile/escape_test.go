@@ -78,7 +78,7 @@ urllib.request.urlopen(req, timeout=5).read()
 // strings in termtext's notation.
 func TestRunTextReachesTheTerminalEscaped(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	w := newWorkspace(t, u)
 	up := privtest.StartDNS(t, map[string][4]byte{"allowed.test.": {127, 0, 0, 2}})
 	pol := filepath.Join(t.TempDir(), "p.yaml")

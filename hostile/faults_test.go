@@ -106,7 +106,7 @@ func hasSpan(tr *telemetry.Trace, name, attrSub string) bool {
 // saves it once space returns — with its evidence.
 func TestAgentFillsTheDisk(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	mnt := mountSmall(t, "24m")
 	w := newWorkspace(t, u)
 	// The workspace moves onto the small file system.
@@ -175,7 +175,7 @@ func TestAgentFillsTheDisk(t *testing.T) {
 // the damage aside and the run is saved.
 func TestCorruptStore(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	w := newWorkspace(t, u)
 	storeDir := t.TempDir()
 	const runs = 12

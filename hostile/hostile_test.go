@@ -34,24 +34,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// agent is the unprivileged user the attacks run as. Its home is not
-// /home/NAME, so nothing may guess it.
-const agent = "agentwatch-hostile"
-
-func agentUser(t *testing.T) *user.User {
-	t.Helper()
-	u, err := user.Lookup(agent)
-	if err != nil {
-		home := "/srv/" + agent + "-home"
-		if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/bash", agent).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v: %s", agent, err, out)
-		}
-		if u, err = user.Lookup(agent); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return u
-}
+// agent is the unprivileged user the attacks run as (privtest.User). Its
+// home is not /home/NAME, so nothing may guess it.
+const (
+	agent     = "agentwatch-hostile"
+	agentHome = "/srv/" + agent + "-home"
+)
 
 // ws is one attack's workspace: a git repository owned by the agent, with
 // a workflow, in a directory the agent owns (so it could rename it).

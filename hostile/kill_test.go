@@ -24,7 +24,7 @@ import (
 // interrupted with what was observed.
 func TestSupervisorKilled(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	w := newWorkspace(t, u)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -43,7 +43,7 @@ print("posted", urllib.request.urlopen(req).status)
 // `show --json`, no test outcome on the root.
 func TestForgedEvidence(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	w := newWorkspace(t, u)
 	w.write("forge.py", forgedOTLP)
 	w.chown()

@@ -48,7 +48,7 @@ func randAlnum(t *testing.T, n int) string {
 // secrets must be, intact.
 func TestNoSecretInAnySink(t *testing.T) {
 	privtest.Require(t)
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	// Enforce drops the variables; observe passes them on (the child has
 	// them) and still redacts what enforce would drop.
 	for _, mode := range []string{"enforce", "observe"} {

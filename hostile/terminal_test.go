@@ -38,7 +38,7 @@ func TestTIOCSTI(t *testing.T) {
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Fatal("script(1) is needed (util-linux)")
 	}
-	u := agentUser(t)
+	u := privtest.User(t, agent, agentHome)
 	w := newWorkspace(t, u)
 	for _, tc := range []struct{ name, redirect string }{
 		{"pipe mode (stdin not a terminal)", "</dev/null"},

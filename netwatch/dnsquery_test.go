@@ -313,6 +313,9 @@ func boolInt(b bool) int {
 // rawUpstream records the exact bytes that reach it and answers every
 // query with one A record; lie makes it first send an answer to another
 // question under the same id (a spoofed or confused response).
+// It is not privtest's resolver on purpose: these tests are about the
+// bytes on the wire (what the proxy rebuilds, a spoofed answer), not
+// about names and records.
 type rawUpstream struct {
 	addr string
 	lie  bool
@@ -322,16 +325,24 @@ type rawUpstream struct {
 
 func startRawUpstream(t *testing.T, lie bool) *rawUpstream {
 	u := &rawUpstream{lie: lie}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var pc net.PacketConn
+	var ln net.Listener
+	// The random UDP port's TCP twin can be taken: try another (as
+	// privtest.ServeDNS does).
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 10 {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { pc.Close() })
-	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { pc.Close(); ln.Close() })
 	u.addr = pc.LocalAddr().String()
 	go func() {
 		buf := make([]byte, 65535)

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
 	"github.com/agentwatch/agentwatch/ebpf"
@@ -94,109 +93,55 @@ func child(args []string) int {
 	return 0
 }
 
-// upstream is a tiny authoritative DNS server that counts what reaches it.
+// upstream is a tiny authoritative DNS server (privtest's) that counts
+// what reaches it.
 type upstream struct {
+	*privtest.DNS
 	addr string
-	mu   sync.Mutex
-	seen map[string]int // "name TYPE"
+
+	mu     sync.Mutex
+	forgot map[string]int // "name TYPE": questions asked before forget
 }
 
-var zone = map[string]string{
-	"allowed.test":  "127.0.0.2",
-	"other.test":    "127.0.0.3",
-	"sub.wild.test": "127.0.0.4",
-	"six.test":      "::1",
+// Every name has a TXT record (what an exfiltration channel reads); only
+// the zone's names have addresses, the others are NXDOMAIN.
+var zone = map[string]netip.Addr{
+	"allowed.test.":  netip.MustParseAddr("127.0.0.2"),
+	"other.test.":    netip.MustParseAddr("127.0.0.3"),
+	"sub.wild.test.": netip.MustParseAddr("127.0.0.4"),
+	"six.test.":      netip.MustParseAddr("::1"),
 }
 
 func startUpstream(t *testing.T) *upstream { return startUpstreamAt(t, "127.0.0.1:0") }
 
 // startUpstreamAt starts the upstream on listen (UDP and TCP, same port).
 func startUpstreamAt(t *testing.T, listen string) *upstream {
-	u := &upstream{seen: map[string]int{}}
-	pc, err := net.ListenPacket("udp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	u.addr = pc.LocalAddr().String()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if resp := u.answer(buf[:n]); resp != nil {
-				pc.WriteTo(resp, from)
-			}
-		}
-	}()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				msg, err := readTCPMessage(c)
-				if err == nil {
-					writeTCPMessage(c, u.answer(msg))
-				}
-			}()
-		}
-	}()
-	return u
+	d := privtest.StartDNSWith(t, privtest.DNSConfig{
+		Listen: listen, TCP: true, Zone: zone, TXT: "exfil-ok", NXDomain: true, Authoritative: true, TTL: 5,
+	})
+	return &upstream{DNS: d, addr: d.Addr, forgot: map[string]int{}}
 }
 
-func (u *upstream) answer(msg []byte) []byte {
-	var p dnsmessage.Parser
-	h, err := p.Start(msg)
-	if err != nil {
-		return nil
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil
-	}
-	name := normalize(q.Name.String())
-	u.mu.Lock()
-	u.seen[name+" "+qtypeName(q.Type)]++
-	u.mu.Unlock()
-	// Every name has a TXT record (what an exfiltration channel reads);
-	// only the zone's names have addresses.
-	ip, known := zone[name]
-	rcode := dnsmessage.RCodeSuccess
-	if !known && q.Type != dnsmessage.TypeTXT {
-		rcode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RCode: rcode})
-	b.StartQuestions()
-	b.Question(q)
-	b.StartAnswers()
-	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 5}
-	switch {
-	case q.Type == dnsmessage.TypeTXT:
-		b.TXTResource(rh, dnsmessage.TXTResource{TXT: []string{"exfil-ok"}})
-	case !known:
-	case q.Type == dnsmessage.TypeA && netip.MustParseAddr(ip).Is4():
-		b.AResource(rh, dnsmessage.AResource{A: netip.MustParseAddr(ip).As4()})
-	case q.Type == dnsmessage.TypeAAAA && netip.MustParseAddr(ip).Is6():
-		b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: netip.MustParseAddr(ip).As16()})
-	}
-	out, _ := b.Finish()
-	return out
-}
-
+// count is how many name (no trailing dot) qtype ("A", "TXT") questions
+// reached the upstream since the last forget.
 func (u *upstream) count(name, qtype string) int {
+	n := 0
+	for _, q := range u.Questions() {
+		if normalize(q.Name) == name && qtypeName(q.Type) == qtype {
+			n++
+		}
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.seen[name+" "+qtype]
+	return n - u.forgot[name+" "+qtype]
+}
+
+// forget makes count start again from zero for name and qtype.
+func (u *upstream) forget(name, qtype string) {
+	n := u.count(name, qtype)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.forgot[name+" "+qtype] += n
 }
 
 // testCgroup makes a cgroup v2 directory for the test's children.
@@ -481,9 +426,7 @@ network:
 				if mode == policy.Observe && n == 0 {
 					t.Errorf("upstream saw no %s query in observe mode", q)
 				}
-				up.mu.Lock()
-				delete(up.seen, name+" "+qt)
-				up.mu.Unlock()
+				up.forget(name, qt)
 			}
 		})
 	}

@@ -230,22 +230,9 @@ func realDir(t *testing.T, d string) string {
 }
 
 // childUser is the unprivileged account the privileged tests run the child
-// as (the e2e tests' account; created like they do when missing), so
-// ~/.aws/credentials and ~/.bashrc are a real user's.
-func childUser(t *testing.T) *user.User {
-	t.Helper()
-	const name = "agentwatch-e2e"
-	u, err := user.Lookup(name)
-	if err != nil {
-		if out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", name).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v: %s", name, err, out)
-		}
-		if u, err = user.Lookup(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return u
-}
+// as (the e2e tests' account), so ~/.aws/credentials and ~/.bashrc are a
+// real user's.
+const childUser = "agentwatch-e2e"
 
 // inHome creates rel (content "x") in u's home, owned by u, unless it
 // exists, and removes what it created when the test ends.
@@ -309,7 +296,7 @@ var recordedLine = regexp.MustCompile(`agentwatch: run (\S+) recorded`)
 // the child got from the kernel, and what the stored trace says about it.
 func TestProtectAndSecrets(t *testing.T) {
 	privtest.Require(t)
-	u := childUser(t)
+	u := privtest.User(t, childUser, "")
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	creds := inHome(t, u, ".aws/credentials")

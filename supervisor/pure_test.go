@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentwatch/agentwatch/privtest"
 )
 
 func TestParseMountinfo(t *testing.T) {
@@ -129,9 +131,7 @@ func TestResolveTargetUnprivileged(t *testing.T) {
 func TestResolveTargetAsRoot(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	rootOwned := t.TempDir() // created by the test's uid; used only when root
-	if os.Geteuid() != 0 {
-		t.Skip("the root branch reads ownership of a root-owned directory")
-	}
+	privtest.Require(t)      // the root branch reads ownership of a root-owned directory
 	nobodyOwned := t.TempDir()
 	if err := os.Chown(nobodyOwned, 65534, 65534); err != nil {
 		t.Fatal(err)
