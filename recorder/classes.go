@@ -191,6 +191,10 @@ func (r *Recorder) finishClasses(t *telemetry.Trace, end End) {
 func (r *Recorder) SecretWrites() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.secretWrites()
+}
+
+func (r *Recorder) secretWrites() []string {
 	seen := make(map[string]bool)
 	var out []string
 	note := func(p string) {

@@ -102,8 +102,12 @@ type End struct {
 	After    *workspace.Snapshot
 	Evidence *workspace.Evidence // the git_diff span and the root's workspace attributes; nil: none taken
 	// SecretScan is the scan of the diff's added lines and of SecretWrites
-	// (the secret_scan span); nil: no scan.
+	// (the secret_scan span); nil: Finish runs it (ScanSecrets) when
+	// ReadFile is set, else no scan.
 	SecretScan *secretscan.Result
+	// ReadFile reads a file the run wrote, for the secret scan; injected
+	// so the recorder itself does no I/O.
+	ReadFile func(path string) ([]byte, error)
 	// FileSize reports a path's size after the run (file.size on
 	// file_write); nil leaves sizes out. Injected so the recorder itself
 	// does no I/O.

@@ -144,6 +144,10 @@ func (r *Recorder) redactor() *redact.Redactor {
 func (r *Recorder) RedactAlso(values []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.redactAlso(values)
+}
+
+func (r *Recorder) redactAlso(values []string) {
 	for _, v := range values {
 		if len(v) >= redact.MinValue {
 			r.info.RedactValues = append(r.info.RedactValues, v)

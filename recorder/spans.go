@@ -247,6 +247,11 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	}
 	r.root.end = end.Time
 	r.fileSize = end.FileSize
+	if end.SecretScan == nil && end.ReadFile != nil {
+		// First: what it finds is redacted everywhere, and the diff it
+		// redacts is the one git_diff describes.
+		end.SecretScan = r.scanSecrets(end.Evidence, end.ReadFile)
+	}
 	r.resolveClasses(end)
 	r.gitConfigAlerts(end)
 

@@ -1,57 +1,17 @@
 package supervisor
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
 
-	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/redact"
-	"github.com/agentwatch/agentwatch/secretscan"
-	"github.com/agentwatch/agentwatch/workspace"
 	"golang.org/x/sys/unix"
 )
 
-// scanSecrets is the end-of-run secret scan (the secret_scan span): the
-// added lines of the final diff, and the files matching files.secrets
-// that the run wrote and the diff does not hold (an ignored .env,
-// ~/.aws/credentials). It runs after the sensors stopped, so nothing of
-// the run changes the files under it.
-func scanSecrets(rec *recorder.Recorder, ev *workspace.Evidence) *secretscan.Result {
-	var diff []byte
-	root := ""
-	if ev != nil && ev.Absent == "" {
-		diff, root = ev.Diff, ev.Root
-	}
-	written := rec.SecretWrites()
-	res := secretscan.ScanRun(diff, root, written, readSecretFile)
-	// What the scan found is redacted wherever else it appears (an
-	// argument, a path), not only where its context gave it away.
-	found := secretscan.Values(diff)
-	for _, p := range written {
-		if data, err := readSecretFile(p); err == nil && len(data) <= 4<<20 {
-			found = append(found, secretscan.Values(data)...)
-		}
-	}
-	rec.RedactAlso(found)
-	if len(diff) > 0 {
-		// What the scan found, and the dropped values the child wrote
-		// into a file, must not survive in the stored diff either: the
-		// diff kept (and hashed on the git_diff span) is the one the
-		// run's redactor made, the same redactor the trace goes through.
-		if red := rec.Redactor().Bytes(diff); !bytes.Equal(red, diff) {
-			sum := sha256.Sum256(red)
-			ev.Diff, ev.DiffSHA256 = red, hex.EncodeToString(sum[:])
-		}
-	}
-	return &res
-}
-
-// readSecretFile reads a file the agent wrote, as root, without following
+// readSecretFile is End.ReadFile, for the recorder's secret scan: it
+// reads a file the agent wrote, as root, without following
 // a symlink the agent may have planted there (to make us read
 // /etc/shadow) and without blocking on a FIFO; only regular files, at
 // most a little over ScanRun's bound.

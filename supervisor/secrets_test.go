@@ -64,7 +64,7 @@ func TestScanSecrets(t *testing.T) {
 	rec.Add(event.Exec{Header: event.Header{Time: start, PID: 10}, Filename: "/bin/sh", Argv: []string{"sh"}, Cwd: dir})
 	rec.Add(event.File{Header: event.Header{Time: start, PID: 10}, Source: event.SourceEBPF, Op: event.FileCreate, Path: env})
 	for _, ev := range []*workspace.Evidence{nil, {Absent: workspace.AbsentNotGit}} {
-		res := scanSecrets(rec, ev)
+		res := rec.ScanSecrets(ev, readSecretFile)
 		if res.Total != 1 || len(res.Findings) != 1 || res.Findings[0].Location() != env+":1 (gitlab-token)" {
 			t.Errorf("evidence %+v: %+v", ev, res)
 		}
@@ -81,7 +81,7 @@ func TestScanSecretsRedactsStoredDiff(t *testing.T) {
 	diff := []byte("diff --git a/config.py b/config.py\n--- a/config.py\n+++ b/config.py\n@@ -0,0 +1,2 @@\n+TOKEN = \"" + tok + "\"\n+DEBUG = True\n")
 	ev := &workspace.Evidence{Root: t.TempDir(), Diff: diff, DiffSHA256: "original"}
 	rec := recorder.New(recorder.RunInfo{RunID: "r", Start: time.Now(), Policy: policy.Default()})
-	res := scanSecrets(rec, ev)
+	res := rec.ScanSecrets(ev, readSecretFile)
 	if res.Total != 1 {
 		t.Fatalf("findings %+v, want the planted token", res)
 	}
@@ -120,7 +120,7 @@ func TestDroppedValuesInDiffAndPublic(t *testing.T) {
 	}
 	diff := []byte("diff --git a/notes b/notes\n--- a/notes\n+++ b/notes\n@@ -0,0 +1,2 @@\n+db " + pw + "\n+repo acme/widgets on " + branch + "\n")
 	ev := &workspace.Evidence{Root: t.TempDir(), Diff: diff, DiffSHA256: "original"}
-	scanSecrets(recorder.New(info), ev)
+	recorder.New(info).ScanSecrets(ev, readSecretFile)
 	if strings.Contains(string(ev.Diff), pw) || !strings.Contains(string(ev.Diff), "+db [REDACTED]\n+repo acme/widgets on "+branch+"\n") {
 		t.Errorf("kept diff:\n%s", ev.Diff)
 	}
@@ -141,7 +141,7 @@ func TestScanFindingsRedactedEverywhere(t *testing.T) {
 	rec.Add(event.Exec{Header: event.Header{Time: start, PID: 10}, Filename: "/usr/bin/curl", Argv: []string{"curl", "-d", secret, "https://x.test"}, Cwd: dir})
 	rec.Add(event.File{Header: event.Header{Time: start, PID: 10}, Source: event.SourceEBPF, Op: event.FileCreate, Path: dir + "/out-" + secret + ".json"})
 	ev := &workspace.Evidence{Root: dir, Diff: diff, DiffSHA256: "original"}
-	if res := scanSecrets(rec, ev); res.Total != 1 {
+	if res := rec.ScanSecrets(ev, readSecretFile); res.Total != 1 {
 		t.Fatalf("findings %+v, want the planted secret", res)
 	}
 	tr := rec.Finish(recorder.End{Time: start.Add(time.Second), Evidence: ev})

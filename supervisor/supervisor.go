@@ -384,7 +384,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	llmp.stop(&end) // the calls still streaming end with their processes
 	// What the agent flushed at exit is in once its processes are gone.
 	agentTel.close(&end)
-	end.SecretScan = scanSecrets(rec, end.Evidence)
+	end.ReadFile = readSecretFile // Finish scans the diff and the secret files the run wrote
 	if tm != nil {
 		tm.finish()
 	}
