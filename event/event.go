@@ -337,17 +337,20 @@ type LLMCall struct {
 	SessionID          string // the agent's session id when it sends one (x-claude-code-session-id)
 	TraceParent        string // an inbound traceparent header, when the agent propagates one
 
-	// Content, only in full-capture mode, already redacted by the proxy's
-	// caller-provided redactor; empty otherwise.
-	Prompt   string
-	Response string
+	// Content, only in full-capture mode, bounded but NOT redacted: the
+	// recorder redacts each text, then cuts it to ContentLimit bytes (the
+	// sensor keeps a margin past it so that a secret straddling the limit
+	// is still whole for the redactor). Empty otherwise.
+	Prompt       string
+	Response     string
+	ContentLimit int
 }
 
 // ToolCall is a tool invocation the model asked for.
 type ToolCall struct {
 	ID        string
 	Name      string
-	Arguments string // only in full-capture mode, redacted
+	Arguments string // only in full-capture mode, bounded, not redacted (see LLMCall.Prompt)
 }
 
 // AgentTelemetry: spans and logs the agent exported itself (OTLP) to the

@@ -85,7 +85,7 @@ func encodeBody(enc int, b []byte) (wire []byte, header string) {
 // feeds it whole) and returns the call.
 func meterBody(api string, stream bool, enc int, body []byte, split []byte) *event.LLMCall {
 	c := &event.LLMCall{API: api}
-	m := meter{call: c, max: 1 << 16, capture: Capture{Full: true, Limit: 64, Redact: func(s string) string { return s }}}
+	m := meter{call: c, max: 1 << 16, capture: Capture{Full: true, Limit: 64}}
 	ct := "application/json"
 	if stream {
 		ct = "text/event-stream"
@@ -134,8 +134,8 @@ func FuzzMeter(f *testing.F) {
 		a, e := apis[int(api)%len(apis)], int(enc)%encCount
 		whole := meterBody(a, stream, e, body, nil)
 		cut := meterBody(a, stream, e, body, split)
-		if len(cut.Response) > 64 {
-			t.Fatalf("captured response %d bytes over the 64-byte limit", len(cut.Response))
+		if len(cut.Response) > 64+ContentMargin {
+			t.Fatalf("captured response %d bytes over the 64-byte limit and its margin", len(cut.Response))
 		}
 		if !reflect.DeepEqual(whole, cut) {
 			t.Fatalf("metered differently when read in pieces:\nwhole %+v\npieces %+v", whole, cut)
@@ -204,10 +204,10 @@ func FuzzMeterRequest(f *testing.F) {
 	apis := []string{apiMessages, apiChatCompletions, apiResponses, apiCountTokens}
 	f.Fuzz(func(t *testing.T, api uint8, body []byte) {
 		c := &event.LLMCall{API: apis[int(api)%len(apis)]}
-		m := meter{call: c, max: 1 << 16, capture: Capture{Full: true, Limit: 64, Redact: func(s string) string { return s }}}
+		m := meter{call: c, max: 1 << 16, capture: Capture{Full: true, Limit: 64}}
 		m.request(body, true)
-		if len(c.Prompt) > 64 {
-			t.Fatalf("captured prompt %d bytes over the limit", len(c.Prompt))
+		if len(c.Prompt) > 64+ContentMargin {
+			t.Fatalf("captured prompt %d bytes over the limit and its margin", len(c.Prompt))
 		}
 		n := len(c.RequestModel)
 		for _, s := range c.ToolsOffered {

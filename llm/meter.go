@@ -207,26 +207,25 @@ func (m *meter) request(body []byte, complete bool) {
 			}
 		}
 		b, _ := json.Marshal(prompt)
-		c.Prompt = m.redact(string(b))
+		c.Prompt = m.bound(string(b))
 	}
 }
 
-// redactMargin is how much text is kept past the capture limit before
-// redaction, so that a secret straddling the limit is still whole when the
-// redactor sees it (a PEM private key is a few KiB); the cut happens after.
-const redactMargin = 16 << 10
+// ContentMargin is how much text is kept past the capture limit, so that
+// a secret straddling the limit is still whole when the recorder's
+// redactor sees it (a PEM private key is a few KiB); the recorder cuts to
+// the limit after redacting (event.LLMCall.ContentLimit).
+const ContentMargin = 16 << 10
 
-func (m *meter) redact(s string) string {
-	if len(s) > m.capture.Limit+redactMargin {
-		s = s[:m.capture.Limit+redactMargin]
-	}
-	s = m.capture.Redact(s)
-	if len(s) > m.capture.Limit {
-		cut := m.capture.Limit
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut-- // never split a character
+// bound keeps at most Limit+ContentMargin bytes of a captured text, never
+// splitting a character. The proxy bounds content; it never redacts.
+func (m *meter) bound(s string) string {
+	m.call.ContentLimit = m.capture.Limit
+	if n := m.capture.Limit + ContentMargin; len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
 		}
-		s = s[:cut]
+		s = s[:n]
 	}
 	return s
 }
@@ -303,12 +302,12 @@ func (m *meter) finish(eof bool) {
 		m.json(body)
 	}
 	if m.capture.Full && m.text.Len() > 0 {
-		c.Response = m.redact(m.text.String())
+		c.Response = m.bound(m.text.String())
 	}
 	if m.capture.Full {
 		for i, b := range m.argsByTool {
 			if i < len(c.ToolCalls) {
-				c.ToolCalls[i].Arguments = m.redact(b.String())
+				c.ToolCalls[i].Arguments = m.bound(b.String())
 			}
 		}
 	}
@@ -498,13 +497,13 @@ func (m *meter) addArgs(tool int, s string) {
 		b = &strings.Builder{}
 		m.argsByTool[tool] = b
 	}
-	if b.Len() < m.capture.Limit+redactMargin {
+	if b.Len() < m.capture.Limit+ContentMargin {
 		b.WriteString(s)
 	}
 }
 
 func (m *meter) addText(s string) {
-	if m.capture.Full && m.text.Len() < m.capture.Limit+redactMargin {
+	if m.capture.Full && m.text.Len() < m.capture.Limit+ContentMargin {
 		m.text.WriteString(s)
 	}
 }

@@ -17,7 +17,7 @@ func TestOpenAI(t *testing.T) {
 	fake := startOpenAIFake(t)
 	p, calls := startProxy(t, Config{
 		Upstreams: map[string]string{OpenAI: fake.URL + "/v1"},
-		Capture:   Capture{Full: true, Redact: func(s string) string { return s }},
+		Capture:   Capture{Full: true},
 	})
 	hdr := map[string]string{"Authorization": "Bearer sk-proj-NEVER-RECORD-THIS-KEY", "Content-Type": "application/json"}
 	chatMsgs := `"messages":[{"role":"developer","content":"You run tests."},{"role":"user","content":"run them"}],` +

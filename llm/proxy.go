@@ -69,11 +69,12 @@ const DefaultCloseTimeout = 10 * time.Second
 // Capture says what content the proxy may keep.
 type Capture struct {
 	// Full adds prompts, response text and tool-call arguments to the
-	// events, each passed through Redact (required when Full is set).
-	Full   bool
-	Redact func(string) string
-	// Limit truncates each captured text to this many bytes, after
-	// redaction so that a cut never leaves half a secret (0: 1 MiB).
+	// events, bounded, never redacted: the recorder redacts them, then
+	// cuts each to Limit (event.LLMCall.ContentLimit), so that a cut never
+	// leaves half a secret.
+	Full bool
+	// Limit is the captured size of each text after redaction (0: 1 MiB);
+	// the proxy keeps ContentMargin more for the redactor.
 	Limit int
 	// Until ends full capture: a request received after it is metered
 	// without content (the --capture-full expiry of a long run). Zero:
@@ -137,9 +138,6 @@ type listener struct {
 // Start listens on 127.0.0.1, one free port per provider, and serves until
 // Close.
 func Start(cfg Config) (*Proxy, error) {
-	if cfg.Capture.Full && cfg.Capture.Redact == nil {
-		return nil, errors.New("starting llm proxy: full capture needs a redactor")
-	}
 	if cfg.Capture.Limit <= 0 {
 		cfg.Capture.Limit = 1 << 20
 	}

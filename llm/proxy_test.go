@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/fakemodel"
@@ -292,19 +293,19 @@ func TestStreamNotBuffered(t *testing.T) {
 	}
 }
 
-// TestFullCapture: content appears only in full mode, and only through the
-// redactor.
+// TestFullCapture: content appears only in full mode, bounded and not
+// redacted — the sensor never redacts (the recorder does, recorder
+// TestCapturedTextRedactedThenCut) — and never the API key.
 func TestFullCapture(t *testing.T) {
 	behind := startFake(t)
-	redact := func(s string) string { return strings.ReplaceAll(s, "flaky", "[REDACTED]") }
 	p, calls := startProxy(t, Config{
 		Upstreams: map[string]string{Anthropic: behind.URL()},
-		Capture:   Capture{Full: true, Redact: redact},
+		Capture:   Capture{Full: true},
 	})
 	do(t, "POST", p.URL(Anthropic)+"/v1/messages", claudeRequest(true), claudeHeaders)
 	c := calls.next(t)
-	if !strings.Contains(c.Prompt, "fix the [REDACTED] test") || strings.Contains(c.Prompt, "flaky") {
-		t.Errorf("Prompt not captured through the redactor: %q", c.Prompt)
+	if !strings.Contains(c.Prompt, "fix the flaky test") || c.ContentLimit != 1<<20 {
+		t.Errorf("Prompt not captured as sent (limit %d): %q", c.ContentLimit, c.Prompt)
 	}
 	if len(c.ToolCalls) != 1 || !strings.Contains(c.ToolCalls[0].Arguments, `"command":"go test ./..."`) {
 		t.Errorf("tool arguments not captured: %+v", c.ToolCalls)
@@ -312,16 +313,12 @@ func TestFullCapture(t *testing.T) {
 	if strings.Contains(fmt.Sprintf("%#v", c), "NEVER-RECORD") {
 		t.Error("the API key reached the event in full capture")
 	}
-	if _, err := Start(Config{Capture: Capture{Full: true}}); err == nil {
-		t.Error("Start accepted full capture without a redactor")
-	}
 }
 
 // TestFullCaptureExpires: a request received after Capture.Until is
 // metered without content (a long run outlives --capture-full).
 func TestFullCaptureExpires(t *testing.T) {
 	behind := startFake(t)
-	redact := func(s string) string { return s }
 	for _, tc := range []struct {
 		name    string
 		until   time.Time
@@ -333,7 +330,7 @@ func TestFullCaptureExpires(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, calls := startProxy(t, Config{
 				Upstreams: map[string]string{Anthropic: behind.URL()},
-				Capture:   Capture{Full: true, Redact: redact, Until: tc.until},
+				Capture:   Capture{Full: true, Until: tc.until},
 			})
 			do(t, "POST", p.URL(Anthropic)+"/v1/messages", claudeRequest(true), claudeHeaders)
 			c := calls.next(t)
@@ -355,27 +352,23 @@ func newServer(t testing.TB, h http.HandlerFunc) string {
 	return srv.URL
 }
 
-// TestCaptureLimitAfterRedaction: a secret straddling the capture limit is
-// redacted whole before the cut, so no half of it survives.
-func TestCaptureLimitAfterRedaction(t *testing.T) {
-	const secret = "sk-ant-api03-PLANTED-SECRET-0123456789abcdef"
+// TestCaptureBoundedWithMargin: the proxy keeps Limit + ContentMargin
+// bytes of each text, so that a secret straddling the limit is whole when
+// the recorder redacts (then cuts to ContentLimit); never split a
+// character.
+func TestCaptureBoundedWithMargin(t *testing.T) {
+	long := strings.Repeat("é", ContentMargin) // 2 bytes each: past the margin
 	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"msg_s","model":"claude-haiku-4-5","content":[{"type":"text","text":"token: %s é"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`, secret)
+		fmt.Fprintf(w, `{"id":"msg_s","model":"claude-haiku-4-5","content":[{"type":"text","text":"token: %s"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`, long)
 	})
-	redact := func(s string) string { return strings.ReplaceAll(s, secret, "[KEY]") }
 	p, calls := startProxy(t, Config{
 		Upstreams: map[string]string{Anthropic: up},
-		Capture:   Capture{Full: true, Redact: redact, Limit: 20},
+		Capture:   Capture{Full: true, Limit: 20},
 	})
-	do(t, "POST", p.URL(Anthropic)+"/v1/messages", `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"my key is `+secret+`"}]}`, nil)
+	do(t, "POST", p.URL(Anthropic)+"/v1/messages", `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"hi"}]}`, nil)
 	c := calls.next(t)
-	for name, s := range map[string]string{"Prompt": c.Prompt, "Response": c.Response} {
-		if len(s) > 20 || strings.Contains(s, "PLANTED") || strings.Contains(s, "sk-ant") {
-			t.Errorf("%s = %q: over the limit or a piece of the secret survived", name, s)
-		}
-	}
-	if c.Response != "token: [KEY] é" {
-		t.Errorf("Response = %q", c.Response)
+	if c.ContentLimit != 20 || len(c.Response) > 20+ContentMargin || len(c.Response) < ContentMargin || !utf8.ValidString(c.Response) || !strings.HasPrefix(c.Response, "token: é") {
+		t.Errorf("Response: %d bytes (limit %d, valid %v): want at most limit+margin, whole characters", len(c.Response), c.ContentLimit, utf8.ValidString(c.Response))
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/prices"
@@ -251,7 +252,7 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 		args := make([]string, len(c.ToolCalls)) // full capture only: parallel to names
 		captured := false
 		for i, tc := range c.ToolCalls {
-			names[i], ids[i], args[i] = tc.Name, tc.ID, tc.Arguments
+			names[i], ids[i], args[i] = tc.Name, tc.ID, r.capturedText(tc.Arguments, c.ContentLimit)
 			captured = captured || tc.Arguments != ""
 		}
 		a = append(a, telemetry.LLMToolCallNames.StringSlice(names), telemetry.LLMToolCallIDs.StringSlice(ids))
@@ -262,10 +263,10 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	if s.repeat > 0 {
 		a = append(a, telemetry.LLMRepeat.Int(s.repeat))
 	}
-	// Content exists only in full capture, already redacted by the
-	// proxy's redactor; the recorder's value redaction runs over it too.
-	a = appendNonEmpty(a, telemetry.LLMPrompt, c.Prompt)
-	a = appendNonEmpty(a, telemetry.LLMResponse, c.Response)
+	// Content exists only in full capture, bounded by the proxy, which
+	// never redacts: redacted here, then cut to its limit.
+	a = appendNonEmpty(a, telemetry.LLMPrompt, r.capturedText(c.Prompt, c.ContentLimit))
+	a = appendNonEmpty(a, telemetry.LLMResponse, r.capturedText(c.Response, c.ContentLimit))
 	if c.ErrorType != "" {
 		a = append(a, telemetry.ErrorType.String(c.ErrorType))
 		sp.Status, sp.StatusMessage = codes.Error, c.ErrorType
@@ -311,4 +312,23 @@ func (r *Recorder) finishLLM(t *telemetry.Trace) {
 	if v := st.prices.Version; v != "" {
 		root.SetAttr(telemetry.CostPriceTable.String(strings.TrimSpace(v)))
 	}
+}
+
+// capturedText is a text the model-call sensor captured (full capture):
+// through the content redactor first, then cut to limit bytes (0: no cut)
+// without splitting a character — the cut after the redaction, so no half
+// of a secret survives it.
+func (r *Recorder) capturedText(s string, limit int) string {
+	if s == "" {
+		return s
+	}
+	s = r.redactor().Content(s)
+	if limit > 0 && len(s) > limit {
+		cut := limit
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
@@ -350,4 +351,45 @@ func TestLLMNoCalls(t *testing.T) {
 	wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{
 		telemetry.LLMCalls: "0", telemetry.CostUSD: "<unset>", telemetry.GenAIUsageInputTokens: "<unset>",
 	})
+}
+
+// TestCapturedTextRedactedThenCut: the model-call sensor hands over
+// captured text bounded but not redacted; the recorder redacts each text
+// (dropped values, token shapes) and only then cuts it to ContentLimit,
+// so no half of a secret straddling the limit survives.
+func TestCapturedTextRedactedThenCut(t *testing.T) {
+	const secret = "sk-ant-api03-PLANTED-SECRET-0123456789abcdef"
+	const dropped = "value-of-DROPPED-var-1234"
+	info := runInfo()
+	info.RedactValues = []string{dropped}
+	info.Capture = Capture{Full: true, Until: at(1000)}
+	r := New(info)
+	r.Add(fork(1, 100, 1))
+	r.Add(exec(2, 100, 1, "/usr/local/bin/claude", ws, "claude"))
+	r.Add(event.LLMCall{
+		Header: hdr(10, 100), Start: at(10), End: at(20), Provider: "anthropic", API: "messages", Status: 200,
+		RequestModel: "claude-haiku-4-5", ContentLimit: 20,
+		Prompt:    "my key is " + secret,
+		Response:  "token: " + secret + " é",
+		ToolCalls: []event.ToolCall{{ID: "t1", Name: "Bash", Arguments: `{"command":"echo ` + dropped + `"}`}},
+	})
+	tr := r.Finish(End{Time: at(30)})
+	var chat *telemetry.Span
+	for i := range tr.Spans {
+		if agAttr(&tr.Spans[i], telemetry.SpanType) == telemetry.SpanLLMCall {
+			chat = &tr.Spans[i]
+		}
+	}
+	if chat == nil {
+		t.Fatal("no llm_call span")
+	}
+	for _, k := range []attribute.Key{telemetry.LLMPrompt, telemetry.LLMResponse, telemetry.LLMToolCallArgs} {
+		v := agAttr(chat, k)
+		if v == "" || len(v) > 20 && k != telemetry.LLMToolCallArgs || strings.Contains(v, "PLANTED") || strings.Contains(v, "sk-ant") || strings.Contains(v, dropped) || !utf8.ValidString(v) {
+			t.Errorf("%s = %q: over the limit, not whole characters, or a piece of a secret survived", k, v)
+		}
+	}
+	if got := agAttr(chat, telemetry.LLMResponse); !strings.HasPrefix(got, "token: [REDACTED") {
+		t.Errorf("response %q: want the secret redacted before the cut", got)
+	}
 }

@@ -98,9 +98,6 @@ func TestPlanCapture(t *testing.T) {
 			if !c.rec.Until.Equal(now.Add(tc.flag)) || !c.llm().Until.Equal(c.rec.Until) {
 				t.Errorf("%s: until %v / %v", tc.name, c.rec.Until, c.llm().Until)
 			}
-			if got := c.llm().Redact("echo dropped-value-123 sk-ant-api03-abcdefghijklmnop"); strings.Contains(got, "dropped-value-123") || strings.Contains(got, "sk-ant-api03") {
-				t.Errorf("%s: the proxy's redactor kept a secret: %q", tc.name, got)
-			}
 		}
 	}
 }

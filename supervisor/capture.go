@@ -28,10 +28,8 @@ const outputMargin = 4096
 
 // capturePlan is the run's content tier, decided before the child starts.
 type capturePlan struct {
-	rec    recorder.Capture
-	redact func(string) string
-	values *runRedactor   // the values redact uses (setValues)
-	out    *outputCapture // nil in metadata mode
+	rec recorder.Capture
+	out *outputCapture // nil in metadata mode
 }
 
 // planCapture decides the tier and prints the notice (or, when the policy
@@ -41,7 +39,7 @@ func planCapture(pol *policy.Policy, full time.Duration, now time.Time, redactVa
 	if outBytes <= 0 {
 		outBytes = recorder.DefaultOutputBytes
 	}
-	c := capturePlan{rec: recorder.Capture{OutputBytes: outBytes}, values: newRunRedactor(redactValues)}
+	c := capturePlan{rec: recorder.Capture{OutputBytes: outBytes}}
 	if full <= 0 {
 		if pol.Capture.Content == "full" {
 			fmt.Fprintf(stderr, "agentwatch: the policy asks for full content capture; it takes --capture-full DURATION (an expiry) on the command line: recording metadata only\n")
@@ -50,7 +48,6 @@ func planCapture(pol *policy.Policy, full time.Duration, now time.Time, redactVa
 	}
 	c.rec.Full = true
 	c.rec.Until = now.Add(full)
-	c.redact = c.values.content
 	c.out = &outputCapture{limit: outBytes + outputMargin, until: c.rec.Until}
 	fmt.Fprintf(stderr, "agentwatch: FULL content capture until %s: prompts, responses, tool arguments and command output are recorded (redacted)\n",
 		c.rec.Until.Local().Format(time.RFC3339))
@@ -62,7 +59,7 @@ func (c capturePlan) llm() llm.Capture {
 	if !c.rec.Full {
 		return llm.Capture{}
 	}
-	return llm.Capture{Full: true, Redact: c.redact, Until: c.rec.Until}
+	return llm.Capture{Full: true, Until: c.rec.Until} // the recorder redacts what it captures
 }
 
 // tee returns w plus the output copy (full capture), or w unchanged.

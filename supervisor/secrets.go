@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 
-	"github.com/agentwatch/agentwatch/redact"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,22 +29,3 @@ func readSecretFile(p string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(f, 4<<20+1))
 }
-
-// runRedactor is the content redactor the model proxy holds from before
-// the child starts. The values it redacts are decided once the start
-// snapshot says what is public (publicMetadata); until then it redacts
-// the wider set decided without it.
-type runRedactor struct {
-	p atomic.Pointer[redact.Redactor]
-}
-
-func newRunRedactor(values []string) *runRedactor {
-	r := &runRedactor{}
-	r.p.Store(redact.New(values))
-	return r
-}
-
-func (r *runRedactor) content(s string) string { return r.p.Load().Content(s) }
-
-// setValues replaces the values, before the child starts.
-func (c capturePlan) setValues(values []string) { c.values.p.Store(redact.New(values)) }

@@ -273,7 +273,6 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.Resolvers = systemResolvers()
 	info.Before = sensors.before
 	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, dir))
-	capture.setValues(info.RedactValues)
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
 	if journalGap != "" {
