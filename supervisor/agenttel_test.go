@@ -87,7 +87,7 @@ func TestPlanCapture(t *testing.T) {
 		{"policy and flag", fullPolicy, time.Hour, true, "FULL content capture until "},
 	} {
 		var stderr bytes.Buffer
-		c := planCapture(tc.pol, tc.flag, now, []string{"dropped-value-123"}, &stderr)
+		c := planCapture(tc.pol, tc.flag, now, &stderr)
 		if c.rec.Full != tc.full || c.llm().Full != tc.full || (c.out != nil) != tc.full {
 			t.Errorf("%s: full %v llm %v out %v, want %v", tc.name, c.rec.Full, c.llm().Full, c.out != nil, tc.full)
 		}

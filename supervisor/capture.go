@@ -34,7 +34,7 @@ type capturePlan struct {
 
 // planCapture decides the tier and prints the notice (or, when the policy
 // asks for full capture without the flag, why it stays metadata).
-func planCapture(pol *policy.Policy, full time.Duration, now time.Time, redactValues []string, stderr io.Writer) capturePlan {
+func planCapture(pol *policy.Policy, full time.Duration, now time.Time, stderr io.Writer) capturePlan {
 	outBytes := pol.Capture.OutputBytes
 	if outBytes <= 0 {
 		outBytes = recorder.DefaultOutputBytes

@@ -144,7 +144,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// anyway (redact.Secrets); until the start snapshot says so, the
 	// wider set without it (the journal's, the proxy's until launch).
 	redactValues := redact.Secrets(dropped, nil)
-	capture := planCapture(pol, o.CaptureFull, time.Now(), redactValues, stderr)
+	capture := planCapture(pol, o.CaptureFull, time.Now(), stderr)
 
 	// git runs while the store opens, and the kernel's BTF is decoded for
 	// the eBPF loads that come next (their largest CPU cost). Released once
