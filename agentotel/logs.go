@@ -2,6 +2,7 @@ package agentotel
 
 import (
 	"encoding/hex"
+	"github.com/agentwatch/agentwatch/telemetry/otlpvalue"
 	"math"
 	"strconv"
 	"strings"
@@ -74,10 +75,10 @@ func toLogRecord(lr *logspb.LogRecord) event.AgentLogRecord {
 	case lr.GetObservedTimeUnixNano() != 0:
 		rec.Time = time.Unix(0, int64(lr.GetObservedTimeUnixNano()))
 	}
-	if len(lr.GetTraceId()) == 16 && !allZero(lr.GetTraceId()) {
+	if otlpvalue.ValidTraceID(lr.GetTraceId()) {
 		rec.TraceID = hex.EncodeToString(lr.GetTraceId())
 	}
-	if len(lr.GetSpanId()) == 8 && !allZero(lr.GetSpanId()) {
+	if otlpvalue.ValidSpanID(lr.GetSpanId()) {
 		rec.SpanID = hex.EncodeToString(lr.GetSpanId())
 	}
 
@@ -145,32 +146,5 @@ func parseInt(s string) int64 {
 	return 0
 }
 
-// ValueString flattens an OTLP value (arrays, kvlists and bytes included)
-// to text; the recorder uses it for attributes it cannot keep typed.
-func ValueString(v *commonpb.AnyValue) string {
-	switch x := v.GetValue().(type) {
-	case *commonpb.AnyValue_StringValue:
-		return x.StringValue
-	case *commonpb.AnyValue_IntValue:
-		return strconv.FormatInt(x.IntValue, 10)
-	case *commonpb.AnyValue_DoubleValue:
-		return strconv.FormatFloat(x.DoubleValue, 'f', -1, 64)
-	case *commonpb.AnyValue_BoolValue:
-		return strconv.FormatBool(x.BoolValue)
-	case *commonpb.AnyValue_BytesValue:
-		return hex.EncodeToString(x.BytesValue)
-	case *commonpb.AnyValue_ArrayValue:
-		parts := make([]string, 0, len(x.ArrayValue.GetValues()))
-		for _, e := range x.ArrayValue.GetValues() {
-			parts = append(parts, ValueString(e))
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	case *commonpb.AnyValue_KvlistValue:
-		parts := make([]string, 0, len(x.KvlistValue.GetValues()))
-		for _, kv := range x.KvlistValue.GetValues() {
-			parts = append(parts, kv.GetKey()+"="+ValueString(kv.GetValue()))
-		}
-		return "{" + strings.Join(parts, ",") + "}"
-	}
-	return ""
-}
+// ValueString flattens an OTLP value to text (otlpvalue.String).
+func ValueString(v *commonpb.AnyValue) string { return otlpvalue.String(v) }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agentwatch/agentwatch/telemetry/otlpvalue"
 	"net"
 	"net/http"
 	"strconv"
@@ -304,7 +305,7 @@ func (r *Receiver) checkTraces(req *coltracepb.ExportTraceServiceRequest) proto.
 		for _, ss := range rs.GetScopeSpans() {
 			spans := ss.Spans[:0]
 			for _, sp := range ss.GetSpans() {
-				if validTraceID(sp.GetTraceId()) && validSpanID(sp.GetSpanId()) &&
+				if otlpvalue.ValidTraceID(sp.GetTraceId()) && otlpvalue.ValidSpanID(sp.GetSpanId()) &&
 					(len(sp.GetParentSpanId()) == 0 || len(sp.GetParentSpanId()) == 8) {
 					spans = append(spans, sp)
 					kept++
@@ -347,29 +348,7 @@ func (r *Receiver) checkMetrics(req *colmetricspb.ExportMetricsServiceRequest) p
 // CountDataPoints counts the data points of every metric kind in req (the
 // receiver's stats and the recorder's agentwatch.agent.metrics).
 func CountDataPoints(req *colmetricspb.ExportMetricsServiceRequest) int64 {
-	var n int64
-	for _, rm := range req.GetResourceMetrics() {
-		for _, sm := range rm.GetScopeMetrics() {
-			for _, m := range sm.GetMetrics() {
-				n += int64(len(m.GetGauge().GetDataPoints()) + len(m.GetSum().GetDataPoints()) +
-					len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) +
-					len(m.GetSummary().GetDataPoints()))
-			}
-		}
-	}
-	return n
-}
-
-func validTraceID(b []byte) bool { return len(b) == 16 && !allZero(b) }
-func validSpanID(b []byte) bool  { return len(b) == 8 && !allZero(b) }
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	return otlpvalue.DataPoints(req.GetResourceMetrics())
 }
 
 // handle is the transport-independent part of one export.

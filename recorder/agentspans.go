@@ -8,13 +8,11 @@ package recorder
 import (
 	"encoding/hex"
 	"fmt"
-	"strconv"
-	"strings"
+	"github.com/agentwatch/agentwatch/telemetry/otlpvalue"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -48,7 +46,7 @@ func Reparent(req *tracepb.TracesData, traceID trace.TraceID, rootSpanID trace.S
 	for _, rs := range req.GetResourceSpans() {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
-				if !validAgentTraceID(sp.GetTraceId()) || !validAgentSpanID(sp.GetSpanId()) {
+				if !otlpvalue.ValidTraceID(sp.GetTraceId()) || !otlpvalue.ValidSpanID(sp.GetSpanId()) {
 					continue
 				}
 				// A repeat, or a span claiming the root's own id.
@@ -69,7 +67,7 @@ func Reparent(req *tracepb.TracesData, traceID trace.TraceID, rootSpanID trace.S
 			sp.TraceId = traceID[:]
 		}
 		switch parent := sp.GetParentSpanId(); {
-		case len(parent) == 0 || allZeroID(parent):
+		case len(parent) == 0 || len(parent) == 8 && !otlpvalue.ValidSpanID(parent):
 			sp.ParentSpanId = rootSpanID[:]
 		case len(parent) != 8 || !known[trace.SpanID(parent)]:
 			sp.ParentSpanId = rootSpanID[:]
@@ -132,58 +130,5 @@ func countDataPoints(payload []byte) (int64, error) {
 	if err := proto.Unmarshal(payload, &req); err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, rm := range req.GetResourceMetrics() {
-		for _, sm := range rm.GetScopeMetrics() {
-			for _, m := range sm.GetMetrics() {
-				n += int64(len(m.GetGauge().GetDataPoints()) + len(m.GetSum().GetDataPoints()) +
-					len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) +
-					len(m.GetSummary().GetDataPoints()))
-			}
-		}
-	}
-	return n, nil
-}
-
-func validAgentTraceID(b []byte) bool { return len(b) == 16 && !allZeroID(b) }
-func validAgentSpanID(b []byte) bool  { return len(b) == 8 && !allZeroID(b) }
-
-func allZeroID(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// valueString flattens an OTLP value (arrays, kvlists and bytes included)
-// to text, for attributes the recorder cannot keep typed (the same
-// flattening agentotel applies to the attributes of log records).
-func valueString(v *commonpb.AnyValue) string {
-	switch x := v.GetValue().(type) {
-	case *commonpb.AnyValue_StringValue:
-		return x.StringValue
-	case *commonpb.AnyValue_IntValue:
-		return strconv.FormatInt(x.IntValue, 10)
-	case *commonpb.AnyValue_DoubleValue:
-		return strconv.FormatFloat(x.DoubleValue, 'f', -1, 64)
-	case *commonpb.AnyValue_BoolValue:
-		return strconv.FormatBool(x.BoolValue)
-	case *commonpb.AnyValue_BytesValue:
-		return hex.EncodeToString(x.BytesValue)
-	case *commonpb.AnyValue_ArrayValue:
-		parts := make([]string, 0, len(x.ArrayValue.GetValues()))
-		for _, e := range x.ArrayValue.GetValues() {
-			parts = append(parts, valueString(e))
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	case *commonpb.AnyValue_KvlistValue:
-		parts := make([]string, 0, len(x.KvlistValue.GetValues()))
-		for _, kv := range x.KvlistValue.GetValues() {
-			parts = append(parts, kv.GetKey()+"="+valueString(kv.GetValue()))
-		}
-		return "{" + strings.Join(parts, ",") + "}"
-	}
-	return ""
+	return otlpvalue.DataPoints(req.GetResourceMetrics()), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/agentwatch/agentwatch/telemetry/otlpvalue"
 	"sort"
 	"strings"
 	"time"
@@ -465,14 +466,14 @@ func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string)
 			} else {
 				allInt = false
 			}
-			strs = append(strs, redact(valueString(e)))
+			strs = append(strs, redact(otlpvalue.String(e)))
 		}
 		if allInt {
 			return k.Int64Slice(ints)
 		}
 		return k.StringSlice(strs)
 	}
-	return k.String(redact(valueString(v)))
+	return k.String(redact(otlpvalue.String(v)))
 }
 
 // agentLogs attaches the agent's log records as span events and returns
