@@ -8,6 +8,7 @@
 package event
 
 import (
+	"strings"
 	"net/netip"
 	"time"
 )
@@ -233,6 +234,23 @@ type Gap struct {
 	Header
 	Sensor string // e.g. "ebpf", "cgroup", "fswatch"
 	Reason string
+}
+
+// String is the gap as the record shows it: "sensor: reason".
+func (g Gap) String() string {
+	if g.Reason == "" {
+		return g.Sensor
+	}
+	return g.Sensor + ": " + g.Reason
+}
+
+// ParseGap reads a gap written as its String ("sensor: reason"), as an
+// older journal holds them.
+func ParseGap(s string) Gap {
+	if sensor, reason, ok := strings.Cut(s, ": "); ok {
+		return Gap{Sensor: sensor, Reason: reason}
+	}
+	return Gap{Sensor: s}
 }
 
 // Verdict is an enforcer's decision.

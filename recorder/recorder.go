@@ -70,7 +70,7 @@ type RunInfo struct {
 	Policy         *policy.Policy      // nil: policy.Default()
 	Before         *workspace.Snapshot // nil when no evidence could be taken
 	Sensors        []string            // sensors that ran, e.g. ["ebpf", "fswatch"]
-	Gaps           []string            // capabilities missing from the start, "sensor: reason"
+	Gaps           []event.Gap         // capabilities missing from the start
 	CI             map[string]string   // e.g. cicd.pipeline.run.id when in CI
 	Attributes     map[string]string   // extra root attributes (team, org); the policy's attributes are added under them
 	ServiceVersion string
@@ -95,10 +95,10 @@ type RunInfo struct {
 // End is what the supervisor knows when the run is over.
 type End struct {
 	Time     time.Time
-	ExitCode int      // the child's exit status; 128+signal when killed
-	Signal   int      // signal that killed the child, 0 otherwise
-	Dropped  uint64   // events lost that no event.Dropped reported; added to those that did
-	Gaps     []string // capabilities lost during the run
+	ExitCode int         // the child's exit status; 128+signal when killed
+	Signal   int         // signal that killed the child, 0 otherwise
+	Dropped  uint64      // events lost that no event.Dropped reported; added to those that did
+	Gaps     []event.Gap // capabilities lost during the run
 	After    *workspace.Snapshot
 	Evidence *workspace.Evidence // the git_diff span and the root's workspace attributes; nil: none taken
 	// SecretScan is the scan of the diff's added lines and of SecretWrites
@@ -230,7 +230,7 @@ func New(info RunInfo) *Recorder {
 	r.root = r.newProcSpan(trace.SpanID{}, info.Start)
 	r.root.isRoot = true
 	for _, g := range info.Gaps {
-		r.addGap(g)
+		r.addGap(g.String())
 	}
 	return r
 }
@@ -302,12 +302,7 @@ func (r *Recorder) Add(ev event.Event) {
 	}
 }
 
-func gapString(g event.Gap) string {
-	if g.Reason == "" {
-		return g.Sensor
-	}
-	return g.Sensor + ": " + g.Reason
-}
+func gapString(g event.Gap) string { return g.String() }
 
 func (r *Recorder) addGap(g string) {
 	if g == "" || r.gapSeen[g] {

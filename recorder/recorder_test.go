@@ -78,7 +78,7 @@ func runInfo() RunInfo {
 		Before: &workspace.Snapshot{Root: ws, IsGit: true, RemoteURL: "https://github.com/acme/app.git",
 			Branch: "main", Head: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", Dirty: false},
 		Sensors:        []string{"ebpf", "fswatch"},
-		Gaps:           []string{"cgroup: hybrid hierarchy"},
+		Gaps:           []event.Gap{{Sensor: "cgroup", Reason: "hybrid hierarchy"}},
 		CI:             map[string]string{"cicd.pipeline.run.id": "9876"},
 		Attributes:     map[string]string{"team": "platform"},
 		ServiceVersion: "0.1.0",
@@ -181,7 +181,7 @@ func fixtureEnd() End {
 		Time:     at(100),
 		ExitCode: 1,
 		Dropped:  2,
-		Gaps:     []string{"ebpf: ring buffer resized"},
+		Gaps:     []event.Gap{{Sensor: "ebpf", Reason: "ring buffer resized"}},
 		After:    &workspace.Snapshot{Root: ws, IsGit: true, Branch: "main", Head: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Dirty: true},
 	}
 }
@@ -647,7 +647,7 @@ func TestDeterministicIDs(t *testing.T) {
 func TestFSWatchOnly(t *testing.T) {
 	info := runInfo()
 	info.Sensors = []string{"fswatch"}
-	info.Gaps = []string{"ebpf: not root"}
+	info.Gaps = []event.Gap{{Sensor: "ebpf", Reason: "not root"}}
 	info.Before = nil
 	tr := record(info, []event.Event{
 		event.File{Header: hdr(5, 0), Source: event.SourceFSWatch, Op: event.FileCreate, Path: ws + "/b.go"},

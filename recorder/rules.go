@@ -189,7 +189,11 @@ func (r *Recorder) finishRules(end End) {
 	}
 
 	var missing []string
-	for _, g := range append(append([]string(nil), r.gaps...), end.Gaps...) {
+	all := append([]string(nil), r.gaps...)
+	for _, g := range end.Gaps {
+		all = append(all, g.String())
+	}
+	for _, g := range all {
 		if g != "" && g != gapNoHome && !contains(missing, g) {
 			missing = append(missing, g)
 		}

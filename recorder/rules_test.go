@@ -235,7 +235,10 @@ func TestWholeRunRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			info := runInfo()
-			info.Gaps = tt.gaps
+			info.Gaps = nil
+			for _, g := range tt.gaps {
+				info.Gaps = append(info.Gaps, event.ParseGap(g))
+			}
 			mode := tt.mode
 			if mode == "" {
 				mode = "observe"

@@ -415,7 +415,7 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 	}
 
 	for _, g := range end.Gaps {
-		r.addGap(g)
+		r.addGap(g.String())
 	}
 	dropped := r.dropped + end.Dropped
 	gaps := append([]string(nil), r.gaps...)

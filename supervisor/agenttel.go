@@ -17,7 +17,6 @@ package supervisor
 // agent's span.
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -34,13 +33,14 @@ import (
 // start: recorded as a gap) makes every method a no-op.
 type agentTelemetry struct {
 	r   *agentotel.Receiver
-	gap string
+	gap *event.Gap // why there is no receiver
 }
 
 func startAgentTelemetry(emit func(event.Event)) *agentTelemetry {
 	r, err := agentotel.Start(agentotel.Config{Emit: emit})
 	if err != nil {
-		return &agentTelemetry{gap: "agent telemetry: " + oneLine(err)}
+		g := gap("agent telemetry", err)
+		return &agentTelemetry{gap: &g}
 	}
 	return &agentTelemetry{r: r}
 }
@@ -73,18 +73,18 @@ func (a *agentTelemetry) childEnv(env []string, ev event.EnvFiltered, traceID tr
 }
 
 // allow keeps the receiver reachable with allow_loopback: false.
-func (a *agentTelemetry) allow(n *netwatch.Netwatch) []string {
+func (a *agentTelemetry) allow(n *netwatch.Netwatch) []event.Gap {
 	if a.r == nil || n == nil {
 		return nil
 	}
-	var gaps []string
+	var gaps []event.Gap
 	for _, addr := range []string{a.r.HTTPAddr(), a.r.GRPCAddr()} {
 		ap, err := netip.ParseAddrPort(addr)
 		if err == nil {
 			err = n.AllowEndpoint(ap)
 		}
 		if err != nil {
-			gaps = append(gaps, "agent telemetry: allowing "+addr+" through netwatch: "+oneLine(err))
+			gaps = append(gaps, gapText("agent telemetry", "allowing "+addr+" through netwatch: "+oneLine(err)))
 		}
 	}
 	return gaps
@@ -104,13 +104,13 @@ func (a *agentTelemetry) close(end *recorder.End) {
 		return
 	}
 	if err != nil {
-		end.Gaps = append(end.Gaps, "agent telemetry: "+oneLine(err))
+		end.Gaps = append(end.Gaps, gap("agent telemetry", err))
 	}
 	if n := st.BadRequests + st.AfterClose; n > 0 {
-		end.Gaps = append(end.Gaps, fmt.Sprintf("agent telemetry: %d export requests refused (malformed, too large, or after the run)", n))
+		end.Gaps = append(end.Gaps, gapf("agent telemetry", "%d export requests refused (malformed, too large, or after the run)", n))
 	}
 	if st.RejectedSpans > 0 {
-		end.Gaps = append(end.Gaps, fmt.Sprintf("agent telemetry: %d spans with invalid ids dropped", st.RejectedSpans))
+		end.Gaps = append(end.Gaps, gapf("agent telemetry", "%d spans with invalid ids dropped", st.RejectedSpans))
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 // run's root span as TRACEPARENT, and are reported as set, not dropped.
 func TestAgentTelemetryEnv(t *testing.T) {
 	a := startAgentTelemetry(nil)
-	if a.gap != "" {
+	if a.gap != nil {
 		t.Fatal(a.gap)
 	}
 	defer a.close(nil)

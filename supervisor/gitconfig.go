@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/agentwatch/agentwatch/event"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +75,7 @@ func gitDirOf(ws string) string {
 
 // check compares the files now with the start; in enforce mode a file
 // with a new code-executing entry is restored.
-func (w *gitConfigWatch) check(enforce bool) (changes []recorder.GitConfigChange, gaps []string) {
+func (w *gitConfigWatch) check(enforce bool) (changes []recorder.GitConfigChange, gaps []event.Gap) {
 	for _, f := range w.files {
 		after, err := os.ReadFile(f)
 		if err != nil || bytes.Equal(after, w.before[f]) {
@@ -94,7 +95,7 @@ func (w *gitConfigWatch) check(enforce bool) (changes []recorder.GitConfigChange
 				restored = os.Remove(f) == nil
 			} else if err := os.WriteFile(f, w.before[f], 0); err != nil {
 				restored = false
-				gaps = append(gaps, "persistence: restoring "+f+": "+oneLine(err))
+				gaps = append(gaps, gapText("persistence", "restoring "+f+": "+oneLine(err)))
 			}
 			for i := range found {
 				found[i].Restored = restored

@@ -151,7 +151,7 @@ func startRunLLM(o Options, callerEnv []string, s *sink, env *[]string, ef *even
 // watch points pid resolution at the run's cgroup and keeps the proxy
 // reachable through netwatch (allow_loopback: false included). It
 // returns the gap to record when netwatch refuses.
-func (lp *llmProxy) watch(s *sensors) []string {
+func (lp *llmProxy) watch(s *sensors) []event.Gap {
 	if lp == nil {
 		return nil
 	}
@@ -161,10 +161,10 @@ func (lp *llmProxy) watch(s *sensors) []string {
 	if s.net == nil {
 		return nil
 	}
-	var gaps []string
+	var gaps []event.Gap
 	for _, ap := range lp.endpoints {
 		if err := s.net.AllowEndpoint(ap); err != nil {
-			gaps = append(gaps, "llm: allowing the proxy "+ap.String()+": "+oneLine(err))
+			gaps = append(gaps, gapText("llm", "allowing the proxy "+ap.String()+": "+oneLine(err)))
 		}
 	}
 	return gaps
@@ -177,6 +177,6 @@ func (lp *llmProxy) stop(end *recorder.End) {
 		return
 	}
 	if err := lp.close(); err != nil {
-		end.Gaps = append(end.Gaps, "llm: "+oneLine(err))
+		end.Gaps = append(end.Gaps, gap("llm", err))
 	}
 }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"github.com/agentwatch/agentwatch/event"
 	"net/netip"
 	"path/filepath"
 
@@ -20,7 +21,7 @@ import (
 // On failure it returns the gap to record and an error; the caller refuses
 // to start the child in enforce mode (a policy that cannot be enforced must
 // not silently become observe) and records the gap otherwise.
-func startNetwork(pol *policy.Policy, s *sensors, sink *sink) (gap string, err error) {
+func startNetwork(pol *policy.Policy, s *sensors, sink *sink) (_ event.Gap, err error) {
 	if s.cgroup == nil {
 		err = errors.New("no run cgroup to attach to")
 	} else {
@@ -39,9 +40,9 @@ func startNetwork(pol *policy.Policy, s *sensors, sink *sink) (gap string, err e
 		}
 	}
 	if err != nil {
-		return "netwatch: " + oneLine(err), fmt.Errorf("starting network enforcement: %w", err)
+		return gap("netwatch", err), fmt.Errorf("starting network enforcement: %w", err)
 	}
-	return "", nil
+	return event.Gap{}, nil
 }
 
 // stopNetwork detaches the hooks (the decisions still queued reach the
@@ -52,7 +53,7 @@ func (s *sensors) stopNetwork(end *recorder.End) {
 	}
 	dropped := s.net.Dropped()
 	if err := s.net.Close(); err != nil {
-		end.Gaps = append(end.Gaps, "netwatch: "+oneLine(err))
+		end.Gaps = append(end.Gaps, gap("netwatch", err))
 	}
 	end.Dropped += dropped
 }

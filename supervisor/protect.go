@@ -51,7 +51,7 @@ type protectPlan struct {
 	// the path it covers, so the deeper one must come last).
 	binds  []bindMount
 	events []event.ProtectedPath
-	gaps   []string
+	gaps   []event.Gap
 	// placeholders are protected paths that did not exist at start
 	// (enforce mode): the first missing component of each is created
 	// empty, root-owned and read-only-bound, so nothing can be created
@@ -120,7 +120,7 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 		}
 		found, truncated := expandPattern(g, base, segs, ws, home)
 		if truncated {
-			plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s: stopped scanning after %d entries", g, maxScanEntries))
+			plan.gaps = append(plan.gaps, gapf("files.protect", "%s: stopped scanning after %d entries", g, maxScanEntries))
 		}
 		if len(found) == 0 {
 			lit := filepath.Join(append([]string{base}, literalPrefix(segs)...)...)
@@ -136,7 +136,7 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 				} else if !ok && own[g.String()] {
 					// (A built-in persistence path that cannot be held is
 					// still alerted on by the persistence rule: no gap.)
-					plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s does not exist and cannot be held (its directory %s is the anchor or outside it): creating it is recorded, not refused", g, filepath.Dir(lit)))
+					plan.gaps = append(plan.gaps, gapf("files.protect", "%s does not exist and cannot be held (its directory %s is the anchor or outside it): creating it is recorded, not refused", g, filepath.Dir(lit)))
 				}
 			}
 			plan.events = append(plan.events, ev)
@@ -147,16 +147,16 @@ func planProtect(pol *policy.Policy, ws, home string, enforce bool, now time.Tim
 			real, inside, err := resolveWithin(p, base)
 			switch {
 			case err != nil:
-				plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s: %v", p, err))
+				plan.gaps = append(plan.gaps, gapf("files.protect", "%s: %v", p, err))
 			case !inside:
-				plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s resolves to %s, outside %s: not made read-only", p, real, base))
+				plan.gaps = append(plan.gaps, gapf("files.protect", "%s resolves to %s, outside %s: not made read-only", p, real, base))
 			default:
 				if real != p {
-					plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s is reached through a symlink: %s is read-only, the link itself is not", p, real))
+					plan.gaps = append(plan.gaps, gapf("files.protect", "%s is reached through a symlink: %s is read-only, the link itself is not", p, real))
 				}
 				if fi, err := os.Stat(real); err == nil && fi.Mode().IsRegular() {
 					if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-						plan.gaps = append(plan.gaps, fmt.Sprintf("files.protect: %s has %d hard links: writes through the others are not refused", p, st.Nlink))
+						plan.gaps = append(plan.gaps, gapf("files.protect", "%s has %d hard links: writes through the others are not refused", p, st.Nlink))
 					}
 				}
 				if enforce {
@@ -276,11 +276,11 @@ func (p *protectPlan) materialize() error {
 // cleanup removes the placeholders once nothing of the run is left. A
 // placeholder that is no longer empty (a process outside the run wrote
 // into it as root) is left and reported.
-func (p *protectPlan) cleanup() []string {
-	var gaps []string
+func (p *protectPlan) cleanup() []event.Gap {
+	var gaps []event.Gap
 	for i := len(p.created) - 1; i >= 0; i-- {
 		if err := os.Remove(p.created[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			gaps = append(gaps, fmt.Sprintf("files.protect: removing the placeholder %s: %v", p.created[i], err))
+			gaps = append(gaps, gapf("files.protect", "removing the placeholder %s: %v", p.created[i], err))
 		}
 	}
 	p.created = nil
@@ -320,7 +320,7 @@ func renamable(dir string) bool {
 // expandSecrets returns the existing files that files.secrets names, for
 // the eBPF sensor's read watch. Patterns sharing a walk root (every "**/x"
 // pattern starts at the workspace root) share one bounded walk.
-func expandSecrets(pol *policy.Policy, ws, home string) (files []string, gaps []string) {
+func expandSecrets(pol *policy.Policy, ws, home string) (files []string, gaps []event.Gap) {
 	type walk struct {
 		root  string
 		globs []policy.Glob
@@ -369,7 +369,7 @@ func expandSecrets(pol *policy.Policy, ws, home string) (files []string, gaps []
 			return false
 		})
 		if truncated {
-			gaps = append(gaps, fmt.Sprintf("files.secrets: stopped scanning %s after %d entries", w.root, maxScanEntries))
+			gaps = append(gaps, gapf("files.secrets", "stopped scanning %s after %d entries", w.root, maxScanEntries))
 		}
 	}
 	return files, gaps

@@ -217,7 +217,23 @@ func ListUnsaved(storeDir string) ([]Unsaved, error) {
 
 type runStartInfo struct {
 	Sensors []string
-	Gaps    []string
+	Gaps    []string // event.Gap.String: the journal's format since before gaps were typed
+}
+
+func newRunStartInfo(sensors []string, gaps []event.Gap) runStartInfo {
+	s := runStartInfo{Sensors: sensors}
+	for _, g := range gaps {
+		s.Gaps = append(s.Gaps, g.String())
+	}
+	return s
+}
+
+func (s runStartInfo) gaps() []event.Gap {
+	var out []event.Gap
+	for _, g := range s.Gaps {
+		out = append(out, event.ParseGap(g))
+	}
+	return out
 }
 
 type runEndInfo struct {
@@ -290,7 +306,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 	pol, err := policy.Parse(h.PolicySource, h.Policy)
 	if err != nil {
 		pol = policy.Default()
-		policyGap = "recovery: the run's policy does not parse now (" + oneLine(err) + "); its alerts are judged against the built-in policy"
+		policyGap = "the run's policy does not parse now (" + oneLine(err) + "); its alerts are judged against the built-in policy"
 	}
 	// First the metas: what to undo, the command's pid, the start info.
 	var cgroups, pins, placeholders []string
@@ -337,7 +353,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 		RunID: h.RunID, TraceID: traceID, Argv: h.Argv, Start: h.Start, RootPID: rootPID,
 		UID: h.UID, User: h.User, Home: h.Home, Workspace: h.Workspace, TaskID: h.TaskID, TaskURL: h.TaskURL,
 		CI: h.CI, ServiceVersion: h.Version, Policy: pol, RedactValues: h.RedactValues,
-		Sensors: start.Sensors, Gaps: start.Gaps,
+		Sensors: start.Sensors, Gaps: start.gaps(),
 	})
 	if _, err := o.Replay(func(r journal.Record) error {
 		if r.Event != nil {
@@ -358,12 +374,12 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 		reason = fmt.Sprintf("run not saved when it ended: agentwatch (pid %d) died while saving it; recovered from its journal at %s",
 			o.Info.PID, time.Now().UTC().Format(time.RFC3339))
 	}
-	e.Gaps = append([]string{"recovery: " + reason, "evidence: not taken (the run did not end under agentwatch)"}, gaps...)
+	e.Gaps = append([]event.Gap{gapText("recovery", reason), gapText("evidence", "not taken (the run did not end under agentwatch)")}, gaps...)
 	if policyGap != "" {
-		e.Gaps = append(e.Gaps, policyGap)
+		e.Gaps = append(e.Gaps, gapText("recovery", policyGap))
 	}
 	if stats.TruncatedTail || stats.Corrupt {
-		e.Gaps = append(e.Gaps, fmt.Sprintf("journal: %d bytes at its end could not be read", stats.SkippedBytes))
+		e.Gaps = append(e.Gaps, gapf("journal", "%d bytes at its end could not be read", stats.SkippedBytes))
 	}
 	tr := rec.Finish(e)
 	// A run the dead agentwatch had saved after all is left as it is.
@@ -400,28 +416,28 @@ func withAgentLogs(ev event.Event) event.Event {
 // undoRun kills what is left in a dead run's cgroup and removes it,
 // detaches its pinned network hooks and removes its placeholders. What it
 // could not undo is returned as gaps.
-func undoRun(cgroups, pins, placeholders []string) []string {
-	var gaps []string
+func undoRun(cgroups, pins, placeholders []string) []event.Gap {
+	var gaps []event.Gap
 	for _, p := range cgroups {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		c := &Cgroup{Path: p}
 		if err := c.Kill(cgroupKillTimeout); err != nil {
-			gaps = append(gaps, "recovery: "+oneLine(err))
+			gaps = append(gaps, gap("recovery", err))
 		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			gaps = append(gaps, "recovery: removing cgroup: "+oneLine(err))
+			gaps = append(gaps, gapText("recovery", "removing cgroup: "+oneLine(err)))
 		}
 	}
 	for _, p := range pins {
 		if err := unpinNetwork(p); err != nil {
-			gaps = append(gaps, "recovery: "+oneLine(err))
+			gaps = append(gaps, gap("recovery", err))
 		}
 	}
 	for i := len(placeholders) - 1; i >= 0; i-- {
 		if err := removePlaceholder(placeholders[i]); err != nil {
-			gaps = append(gaps, "recovery: "+oneLine(err))
+			gaps = append(gaps, gap("recovery", err))
 		}
 	}
 	return gaps

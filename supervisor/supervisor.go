@@ -219,9 +219,10 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	sink := &sink{}
 	// The journal: what a crash, a full disk or a corrupt store would
 	// otherwise lose (recover.go). Without it the run still runs.
-	var journalGap string
+	var journalGap *event.Gap
 	if jw, err := journal.Create(JournalDir(o.StoreDir), runID, newRunHeader(info, pol)); err != nil {
-		journalGap = "journal: " + oneLine(err) + " (a crash of agentwatch would lose this run)"
+		g := gapText("journal", oneLine(err)+" (a crash of agentwatch would lose this run)")
+		journalGap = &g
 	} else {
 		sink.jw = jw
 		launched := false
@@ -240,7 +241,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	llmp := startRunLLM(o, callerEnv, sink, &env, &envFiltered, &info, capture.llm())
 	defer llmp.close() // early returns; the normal path closes it before Finish
 	sink.add(envFiltered)
-	secrets := func() ([]string, []string) { return expandSecrets(pol, info.Workspace, target.Home) }
+	secrets := func() ([]string, []event.Gap) { return expandSecrets(pol, info.Workspace, target.Home) }
 	// Protected paths: what exists now is what the child finds. The
 	// placeholders of absent ones are made before the file sensors start,
 	// so they are not mistaken for the run's changes (git does not see
@@ -259,7 +260,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if err := protect.materialize(); err != nil {
 		return 0, err
 	}
-	sensors := startSensors(runID, info.Workspace, beforeSnap, !o.NoFSWatch, sink, secrets, func(s *sensors) (string, error) { return startNetwork(pol, s, sink) })
+	sensors := startSensors(runID, info.Workspace, beforeSnap, !o.NoFSWatch, sink, secrets, func(s *sensors) (event.Gap, error) { return startNetwork(pol, s, sink) })
 	snapTaken = true
 	ebpf.ReleaseKernelTypes()
 	if gap, err := sensors.netGap, sensors.netErr; err != nil {
@@ -275,22 +276,22 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, dir))
 	info.Sensors = sensors.running
 	info.Gaps = sensors.gaps
-	if journalGap != "" {
-		info.Gaps = append(info.Gaps, journalGap)
+	if journalGap != nil {
+		info.Gaps = append(info.Gaps, *journalGap)
 	}
 	info.Gaps = append(info.Gaps, protect.gaps...)
 	if sensors.cgroup != nil {
 		sink.meta(metaCgroup, []byte(sensors.cgroup.Path))
 	}
 	for _, n := range o.PolicyNotes {
-		info.Gaps = append(info.Gaps, "policy: "+n)
+		info.Gaps = append(info.Gaps, gapText("policy", ""+n))
 	}
 	info.Gaps = append(info.Gaps, llmp.watch(sensors)...)
 	info.Gaps = append(info.Gaps, agentTel.allow(sensors.net)...)
-	if agentTel.gap != "" {
-		info.Gaps = append(info.Gaps, agentTel.gap)
+	if agentTel.gap != nil {
+		info.Gaps = append(info.Gaps, *agentTel.gap)
 	}
-	startInfo, _ := json.Marshal(runStartInfo{Sensors: info.Sensors, Gaps: info.Gaps})
+	startInfo, _ := json.Marshal(newRunStartInfo(info.Sensors, info.Gaps))
 	sink.meta(metaInfo, startInfo)
 
 	gitConfig := watchGitConfig(info.Workspace, info.Home)
@@ -365,7 +366,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if sink.jw != nil {
 		_ = sink.jw.Sync() // the exit status is kept before the slow end of the run
 		if err := sink.jw.Err(); err != nil {
-			end.Gaps = append(end.Gaps, "journal: "+oneLine(err)+" (a crash of agentwatch now would lose part of this run)")
+			end.Gaps = append(end.Gaps, gapText("journal", ""+oneLine(err)+" (a crash of agentwatch now would lose part of this run)"))
 		}
 	}
 
@@ -377,7 +378,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	// Nothing of the run is left to hold a placeholder, and the file
 	// sensors are stopped: removing them is not the run's change.
 	end.Gaps = append(end.Gaps, protect.cleanup()...)
-	var gcGaps []string
+	var gcGaps []event.Gap
 	end.GitConfig, gcGaps = gitConfig.check(pol.Mode == policy.Enforce)
 	end.Gaps = append(end.Gaps, gcGaps...)
 	llmp.stop(&end) // the calls still streaming end with their processes
@@ -609,11 +610,11 @@ type sensors struct {
 	ebpf      *ebpf.Sensor
 	fswatch   *fswatch.Watcher
 	net       *netwatch.Netwatch // network enforcement; see network.go
-	netGap    string             // why net is nil
+	netGap    event.Gap          // why net is nil
 	netErr    error
 	before    *workspace.Snapshot
 	running   []string
-	gaps      []string
+	gaps      []event.Gap
 }
 
 // startSensors sets up the cgroup, eBPF, fswatch and the workspace
@@ -626,11 +627,12 @@ type sensors struct {
 // startNet (netwatch: another set of BPF programs) loads beside the eBPF
 // sensor as soon as the cgroup exists; its error is left in netGap/netErr
 // for the caller, who decides whether the run may go on without it.
-func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossCheck bool, sink *sink, secrets func() (files, gaps []string), startNet func(*sensors) (string, error)) *sensors {
+func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossCheck bool, sink *sink, secrets func() (files []string, gaps []event.Gap), startNet func(*sensors) (event.Gap, error)) *sensors {
 	s := &sensors{workspace: ws}
 	var wg sync.WaitGroup
 	var cgErr, bpfErr, fsErr, watchErr error
-	var secretFiles, secretGaps []string
+	var secretFiles []string
+	var secretGaps []event.Gap
 	expanded := make(chan struct{})
 	go func() {
 		defer close(expanded)
@@ -669,14 +671,14 @@ func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossChec
 	<-expanded
 	s.gaps = append(s.gaps, secretGaps...)
 	if watchErr != nil {
-		s.gaps = append(s.gaps, "files.secrets: "+oneLine(watchErr))
+		s.gaps = append(s.gaps, gap("files.secrets", watchErr))
 	}
 	if cgErr != nil {
-		s.gaps = append(s.gaps, "cgroup: "+oneLine(cgErr))
+		s.gaps = append(s.gaps, gap("cgroup", cgErr))
 	}
 	if bpfErr != nil {
 		s.ebpf = nil
-		s.gaps = append(s.gaps, "ebpf: "+oneLine(bpfErr))
+		s.gaps = append(s.gaps, gap("ebpf", bpfErr))
 	} else {
 		s.running = append(s.running, "ebpf")
 	}
@@ -690,7 +692,7 @@ func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossChec
 	case !crossCheck:
 		// Turned off by --no-fswatch: not a gap, eBPF sees the changes.
 	case fsErr != nil:
-		s.gaps = append(s.gaps, "fswatch: "+oneLine(fsErr))
+		s.gaps = append(s.gaps, gap("fswatch", fsErr))
 	default:
 		s.running = append(s.running, "fswatch")
 	}
@@ -706,7 +708,7 @@ func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossChec
 func (s *sensors) stop(end *recorder.End) {
 	if s.cgroup != nil {
 		if err := s.cgroup.Kill(cgroupKillTimeout); err != nil {
-			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
+			end.Gaps = append(end.Gaps, gap("cgroup", err))
 		}
 	}
 	s.stopNetwork(end) // before the cgroup is removed: its hooks are attached there
@@ -730,14 +732,14 @@ func (s *sensors) stop(end *recorder.End) {
 	})
 	wg.Wait()
 	if bpfErr != nil {
-		end.Gaps = append(end.Gaps, "ebpf: "+oneLine(bpfErr))
+		end.Gaps = append(end.Gaps, gap("ebpf", bpfErr))
 	}
 	if fsErr != nil {
-		end.Gaps = append(end.Gaps, "fswatch: "+oneLine(fsErr))
+		end.Gaps = append(end.Gaps, gap("fswatch", fsErr))
 	}
 	if s.cgroup != nil {
 		if err := s.cgroup.Remove(); err != nil {
-			end.Gaps = append(end.Gaps, "cgroup: "+oneLine(err))
+			end.Gaps = append(end.Gaps, gap("cgroup", err))
 		}
 	}
 }
@@ -756,3 +758,14 @@ func selfCost() (time.Duration, int64, bool) {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss * 1024, true // ru_maxrss is in KiB on Linux
 }
+
+// gap is a capability the run lost: the sensor (or part) and why, one line.
+func gap(sensor string, err error) event.Gap { return event.Gap{Sensor: sensor, Reason: oneLine(err)} }
+
+// gapf is gap with a formatted reason.
+func gapf(sensor, format string, args ...any) event.Gap {
+	return event.Gap{Sensor: sensor, Reason: fmt.Sprintf(format, args...)}
+}
+
+// gapText is gap with a reason already written.
+func gapText(sensor, reason string) event.Gap { return event.Gap{Sensor: sensor, Reason: reason} }
