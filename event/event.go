@@ -8,8 +8,8 @@
 package event
 
 import (
-	"strings"
 	"net/netip"
+	"strings"
 	"time"
 )
 
