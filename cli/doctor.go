@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/agentwatch/agentwatch/ebpf"
 	"github.com/agentwatch/agentwatch/supervisor"
 	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
@@ -123,7 +122,7 @@ func doctorChecks() (checks []check, ebpfOK, cgroupOK, fswatchOK bool) {
 			fix: "not required (raw tracepoints need no tracefs); for bpftool/perf: sudo mount -t tracefs tracefs /sys/kernel/tracing"},
 	)
 
-	bpfErr := ebpf.Check()
+	bpfErr, netErr := supervisor.CheckSensors()
 	bc := check{name: "eBPF programs", ok: bpfErr == nil, needed: true, detail: "load through the verifier"}
 	if bpfErr != nil {
 		bc.detail = strings.Join(strings.Fields(bpfErr.Error()), " ")
@@ -134,7 +133,6 @@ func doctorChecks() (checks []check, ebpfOK, cgroupOK, fswatchOK bool) {
 
 	// Enforce mode needs the cgroup sock_addr programs too; without them
 	// `run --mode enforce` refuses to start rather than silently observe.
-	netErr := ebpf.CheckNet()
 	nc := check{name: "enforcement", ok: netErr == nil && cgroupOK, needed: false,
 		detail: "cgroup connect/sendmsg hooks load (network policy in enforce mode)"}
 	if netErr != nil {
