@@ -14,6 +14,7 @@ import (
 	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 )
 
 // aw runs the agentwatch binary (this test binary) with args in dir.
@@ -232,5 +233,52 @@ func TestCorruptStore(t *testing.T) {
 	intact := strings.Count(out, "/bin/echo intact-")
 	if intact == 0 || intact >= runs || len(list) != intact+1 {
 		t.Errorf("listed %d intact runs of %d on the damaged store; %d runs after repair, want %d", intact, runs, len(list), intact+1)
+	}
+}
+
+// TestAgentFillsTheTraceFileDisk: --trace-file is on the file system the
+// agent fills. The command's status passes through, the file holds only
+// whole lines (here: none), the run is in the store and says the trace
+// file failed, and the next run appends a readable line.
+func TestAgentFillsTheTraceFileDisk(t *testing.T) {
+	privtest.Require(t)
+	u := privtest.User(t, agent, agentHome)
+	mnt := mountSmall(t, "8m")
+	w := newWorkspace(t, u)
+	parent := filepath.Join(mnt, "work")
+	if out, err := exec.Command("cp", "-a", w.root, parent).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	w.root, w.dir = parent, filepath.Join(parent, "repo")
+	w.chown()
+	traceFile := filepath.Join(mnt, "trace.jsonl")
+	storeDir := t.TempDir()
+	result := filepath.Join(t.TempDir(), "result.json")
+	script := "dd if=/dev/zero of=../fill bs=1M >/dev/null 2>&1; echo done; exit 3"
+	code, _, stderr := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--trace-file", traceFile, "--result-file", result, "--", "/bin/bash", "-c", script)
+	if code != 3 || !strings.Contains(stderr, "writing trace file "+traceFile) {
+		t.Fatalf("exit %d, want the command's 3 and the trace file's failure named:\n%s", code, stderr)
+	}
+	res := readResult(t, result)
+	if !res.Saved {
+		t.Fatalf("the run is not in the store: %+v", res)
+	}
+	if b, _ := os.ReadFile(traceFile); len(b) > 0 && b[len(b)-1] != '\n' {
+		t.Fatalf("the trace file ends in a partial line (%d bytes)", len(b))
+	}
+	tr, _ := loadRun(t, storeDir, res.RunID)
+	if g, _ := tr.Root().Attr(telemetry.TelemetryGaps); !strings.Contains(g.Emit(), "trace file: writing trace file") {
+		t.Errorf("the stored run does not say the trace file failed: gaps %s", g.Emit())
+	}
+	os.Remove(filepath.Join(mnt, "work", "fill"))
+	if code, _, errs := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--trace-file", traceFile, "--", "/bin/true"); code != 0 {
+		t.Fatalf("next run: exit %d\n%s", code, errs)
+	}
+	b, _ := os.ReadFile(traceFile)
+	if n := strings.Count(string(b), "\n"); n < 1 || b[len(b)-1] != '\n' {
+		t.Fatalf("after the next run the trace file holds %d lines, last byte %q", n, b[len(b)-1:])
+	}
+	if _, err := otlp.UnmarshalJSON(b[:len(b)-1][strings.LastIndex(string(b[:len(b)-1]), "\n")+1:]); err != nil {
+		t.Errorf("the next run's line does not read: %v", err)
 	}
 }

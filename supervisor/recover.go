@@ -134,12 +134,8 @@ func saveFinished(ctx context.Context, st *store.Store, o *journal.Orphan, runID
 		fr.Cause, time.Now().UTC().Format(time.RFC3339))
 	// The run says so itself (show's Gaps, the exported trace), not only
 	// the store's row.
-	if root := tr.Root(); root != nil {
-		var gaps []string
-		if v, ok := root.Attr(telemetry.TelemetryGaps); ok {
-			gaps = v.AsStringSlice()
-		}
-		root.SetAttr(telemetry.TelemetryGaps.StringSlice(append(gaps, "store: "+reason)))
+	if tr.Root() != nil {
+		addGap(tr, gapText("store", reason))
 		reqLate := otlp.Request(tr)
 		req.Reset()
 		proto.Merge(&req, reqLate)

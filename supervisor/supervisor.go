@@ -472,10 +472,23 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		}
 	}
 	if tf != nil {
+		var tfErr error
 		if err := tf.Write(req); err != nil {
-			errs = append(errs, fmt.Errorf("writing trace file %s: %w", o.TraceFile, err))
+			tfErr = fmt.Errorf("writing trace file %s: %w", o.TraceFile, err)
 		} else if err := tf.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing trace file %s: %w", o.TraceFile, err))
+			tfErr = fmt.Errorf("closing trace file %s: %w", o.TraceFile, err)
+		}
+		if tfErr != nil {
+			errs = append(errs, tfErr)
+			if saved {
+				// The stored run says so too (its gaps), and so does what
+				// the collector receives.
+				addGap(tr, gap("trace file", tfErr))
+				req = otlp.Request(tr)
+				if err := st.SaveRequest(ctx, tr, req); err != nil {
+					errs = append(errs, err)
+				}
+			}
 		}
 	}
 	if o.OTLP.Enabled() {
@@ -757,6 +770,20 @@ func selfCost() (time.Duration, int64, bool) {
 		return 0, 0, false
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss * 1024, true // ru_maxrss is in KiB on Linux
+}
+
+// addGap adds g to a finished trace's root gaps (a sink that failed after
+// the recorder finished).
+func addGap(tr *telemetry.Trace, g event.Gap) {
+	root := tr.Root()
+	if root == nil {
+		return
+	}
+	var gaps []string
+	if v, ok := root.Attr(telemetry.TelemetryGaps); ok {
+		gaps = v.AsStringSlice()
+	}
+	root.SetAttr(telemetry.TelemetryGaps.StringSlice(append(gaps, g.String())))
 }
 
 // gap is a capability the run lost: the sensor (or part) and why, one line.
