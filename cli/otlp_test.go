@@ -2,9 +2,8 @@ package cli
 
 import (
 	"context"
-	"net"
+	"github.com/agentwatch/agentwatch/privtest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,35 +64,7 @@ func TestOTLPSettingsCheckedFirst(t *testing.T) {
 }
 
 // hangingCollector accepts connections and never answers.
-func hangingCollector(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
+func hangingCollector(t *testing.T) string { return privtest.HangingListener(t) }
 
 // TestExportToHangingCollector: `export` against a collector that never
 // answers gives up within the bound with one line; the run stays in the

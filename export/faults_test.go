@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/agentwatch/agentwatch/privtest"
 	"io"
 	"net"
 	"net/http"
@@ -366,35 +367,7 @@ func TestCollectorRefusesSomeRequests(t *testing.T) {
 }
 
 // hangingCollector accepts connections and never answers.
-func hangingCollector(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
+func hangingCollector(t *testing.T) string { return privtest.HangingListener(t) }
 
 // TestCollectorHangs: the upload gives up at Config.Timeout with one line,
 // and with a big run does not spend the bound once per request.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,22 +17,6 @@ import (
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/telemetry/otlp"
 )
-
-// aw runs the agentwatch binary (this test binary) with args in dir.
-func awRun(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(gitEnv(), asAgentwatch+"=1")
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("running agentwatch %v: %v", args, err)
-		}
-	}
-	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
-}
 
 type resultFile struct {
 	ExitCode int    `json:"exit_code"`
@@ -69,6 +54,20 @@ func mountSmall(t *testing.T, size string) string {
 		os.Remove(dir)
 	})
 	return dir
+}
+
+// workspaceOn is a workspace (newWorkspace) moved onto the file system at
+// mnt, under mnt/work: the agent can fill the disk it shares.
+func workspaceOn(t *testing.T, u *user.User, mnt string) *ws {
+	t.Helper()
+	w := newWorkspace(t, u)
+	parent := filepath.Join(mnt, "work")
+	if out, err := exec.Command("cp", "-a", w.root, parent).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	w.root, w.dir = parent, filepath.Join(parent, "repo")
+	w.chown()
+	return w
 }
 
 func loadRun(t *testing.T, storeDir, id string) (*telemetry.Trace, store.Run) {
@@ -109,21 +108,14 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	privtest.Require(t)
 	u := privtest.User(t, agent, agentHome)
 	mnt := mountSmall(t, "24m")
-	w := newWorkspace(t, u)
-	// The workspace moves onto the small file system.
-	parent := filepath.Join(mnt, "work")
-	if out, err := exec.Command("cp", "-a", w.root, parent).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	w.root, w.dir = parent, filepath.Join(parent, "repo")
-	w.chown()
+	w := workspaceOn(t, u, mnt)
 	storeDir := filepath.Join(mnt, "store")
 	result := filepath.Join(t.TempDir(), "result.json")
 
 	script := "echo change >> README.md; echo new > new.txt; " +
 		"dd if=/dev/zero of=../fill bs=1M >/dev/null 2>&1; " +
 		"/bin/true after-the-disk-filled; mkdir -p after; exit 7"
-	code, _, stderr := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", script)
+	_, stderr, code := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", script)
 	if code != 7 {
 		t.Fatalf("exit %d, want the command's 7\n%s", code, stderr)
 	}
@@ -139,7 +131,7 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	}
 
 	// While the disk is full: runs reads the store and lists the run as unsaved.
-	code, out, errs := awRun(t, "/", "runs", "--store", storeDir)
+	out, errs, code := aw(t, "/", "runs", "--store", storeDir)
 	if code != 0 || !strings.Contains(out, res.RunID) || !strings.Contains(out, "unsaved") || !strings.Contains(out, "full") {
 		t.Fatalf("runs on a full disk: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -148,7 +140,7 @@ func TestAgentFillsTheDisk(t *testing.T) {
 	if err := os.Remove(filepath.Join(mnt, "work", "fill")); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = awRun(t, "/", "runs", "--store", storeDir)
+	out, errs, code = aw(t, "/", "runs", "--store", storeDir)
 	if code != 0 || !strings.Contains(errs, res.RunID+", not saved when it ended, is saved now") {
 		t.Fatalf("runs after space returned: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -181,7 +173,7 @@ func TestCorruptStore(t *testing.T) {
 	storeDir := t.TempDir()
 	const runs = 12
 	for i := 0; i < runs; i++ {
-		if code, _, errs := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--", "/bin/echo",
+		if _, errs, code := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--", "/bin/echo",
 			fmt.Sprintf("intact-%d-%s", i, strings.Repeat("x", 1500))); code != 0 {
 			t.Fatalf("run %d: exit %d\n%s", i, code, errs)
 		}
@@ -205,7 +197,7 @@ func TestCorruptStore(t *testing.T) {
 	f.Close()
 
 	result := filepath.Join(t.TempDir(), "result.json")
-	code, _, stderr := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", "echo work > out.txt; exit 5")
+	_, stderr, code := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--result-file", result, "--", "/bin/bash", "-c", "echo work > out.txt; exit 5")
 	if code != 5 {
 		t.Fatalf("exit %d, want the command's 5\n%s", code, stderr)
 	}
@@ -213,11 +205,11 @@ func TestCorruptStore(t *testing.T) {
 	if res.Saved || !strings.Contains(stderr, "agentwatch store repair") {
 		t.Fatalf("result %+v; stderr does not name the way out:\n%s", res, stderr)
 	}
-	code, out, errs := awRun(t, "/", "runs", "--store", storeDir)
+	out, errs, code := aw(t, "/", "runs", "--store", storeDir)
 	if code != 0 || !strings.Contains(out, "intact-0") || !strings.Contains(out, res.RunID) {
 		t.Fatalf("runs on a damaged store: exit %d\n%s\n%s", code, out, errs)
 	}
-	code, _, errs = awRun(t, "/", "store", "repair", "--store", storeDir)
+	_, errs, code = aw(t, "/", "store", "repair", "--store", storeDir)
 	if code != 0 || !strings.Contains(errs, "repaired") || !strings.Contains(errs, res.RunID+", not saved when it ended, is saved now") {
 		t.Fatalf("store repair: exit %d\n%s", code, errs)
 	}
@@ -244,18 +236,12 @@ func TestAgentFillsTheTraceFileDisk(t *testing.T) {
 	privtest.Require(t)
 	u := privtest.User(t, agent, agentHome)
 	mnt := mountSmall(t, "8m")
-	w := newWorkspace(t, u)
-	parent := filepath.Join(mnt, "work")
-	if out, err := exec.Command("cp", "-a", w.root, parent).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	w.root, w.dir = parent, filepath.Join(parent, "repo")
-	w.chown()
+	w := workspaceOn(t, u, mnt)
 	traceFile := filepath.Join(mnt, "trace.jsonl")
 	storeDir := t.TempDir()
 	result := filepath.Join(t.TempDir(), "result.json")
 	script := "dd if=/dev/zero of=../fill bs=1M >/dev/null 2>&1; echo done; exit 3"
-	code, _, stderr := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--trace-file", traceFile, "--result-file", result, "--", "/bin/bash", "-c", script)
+	_, stderr, code := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--trace-file", traceFile, "--result-file", result, "--", "/bin/bash", "-c", script)
 	if code != 3 || !strings.Contains(stderr, "writing trace file "+traceFile) {
 		t.Fatalf("exit %d, want the command's 3 and the trace file's failure named:\n%s", code, stderr)
 	}
@@ -271,7 +257,7 @@ func TestAgentFillsTheTraceFileDisk(t *testing.T) {
 		t.Errorf("the stored run does not say the trace file failed: gaps %s", g.Emit())
 	}
 	os.Remove(filepath.Join(mnt, "work", "fill"))
-	if code, _, errs := awRun(t, w.dir, "run", "--user", agent, "--store", storeDir, "--trace-file", traceFile, "--", "/bin/true"); code != 0 {
+	if _, errs, code := aw(t, w.dir, "run", "--user", agent, "--store", storeDir, "--trace-file", traceFile, "--", "/bin/true"); code != 0 {
 		t.Fatalf("next run: exit %d\n%s", code, errs)
 	}
 	b, _ := os.ReadFile(traceFile)

@@ -2,10 +2,9 @@ package supervisor_test
 
 import (
 	"context"
-	"net"
+	"github.com/agentwatch/agentwatch/privtest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,34 +15,10 @@ import (
 // costs the run a bounded wait and one line; the child's status stands and
 // the store keeps the run marked not exported.
 func TestCollectorHangsDuringRun(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	addr := privtest.HangingListener(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
 	storeDir := t.TempDir()
-	args := append(append([]string{"run", "--store", storeDir, "--otlp-endpoint", "grpc://" + l.Addr().String()}, asSelf()...), "--", "/bin/sh", "-c", "exit 6")
+	args := append(append([]string{"run", "--store", storeDir, "--otlp-endpoint", "grpc://" + addr}, asSelf()...), "--", "/bin/sh", "-c", "exit 6")
 	start := time.Now()
 	r := runAgentwatch(t, args...)
 	took := time.Since(start)
@@ -51,7 +26,7 @@ func TestCollectorHangsDuringRun(t *testing.T) {
 		t.Fatalf("exit %d, want the child's 6; stderr:\n%s", r.code, r.stderr)
 	}
 	id := runID(t, r.stderr)
-	want := "agentwatch: run " + id + ": exporting to " + l.Addr().String() + ": timed out (kept in the store; retry with `agentwatch export " + id + "`)\n"
+	want := "agentwatch: run " + id + ": exporting to " + addr + ": timed out (kept in the store; retry with `agentwatch export " + id + "`)\n"
 	if !strings.Contains(r.stderr, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 	}
