@@ -635,27 +635,7 @@ func (r *Recorder) unixTelemetry(sp telemetry.Span, ns *netSpan) telemetry.Span 
 
 // topDirs returns the most written directories as "dir (count)", most
 // first, ties by name.
-func topDirs(dirs map[string]int) []string {
-	type dc struct {
-		dir string
-		n   int
-	}
-	all := make([]dc, 0, len(dirs))
-	for d, n := range dirs {
-		all = append(all, dc{d, n})
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].n != all[j].n {
-			return all[i].n > all[j].n
-		}
-		return all[i].dir < all[j].dir
-	})
-	var out []string
-	for i := 0; i < len(all) && i < topOutsideDirs; i++ {
-		out = append(out, fmt.Sprintf("%s (%d)", all[i].dir, all[i].n))
-	}
-	return out
-}
+func topDirs(dirs map[string]int) []string { return counted(dirs, topOutsideDirs) }
 
 // summaryDir is the directory an outside write is counted under: its
 // first few components, so /tmp/go-build1/b001/x.o and …/b002/y.o add up.
