@@ -33,8 +33,17 @@ import (
 // secretscan's table replaces with "[REDACTED:rule]".
 const Marker = "[REDACTED]"
 
-// markerRE is what a redaction leaves: never redacted again.
-var markerRE = regexp.MustCompile(`\[REDACTED(?::[a-z0-9\-]+)?\]`)
+// markerRE is what a redaction leaves: never redacted again. Only the
+// markers a redaction writes count — [REDACTED] and [REDACTED:rule] for a
+// rule of the table — so the agent cannot shield a token by wrapping it
+// in a marker of its own ("[REDACTED:xoxb-…]").
+var markerRE = func() *regexp.Regexp {
+	names := secretscan.RuleNames()
+	for i, n := range names {
+		names[i] = regexp.QuoteMeta(n)
+	}
+	return regexp.MustCompile(`\[REDACTED(?::(?:` + strings.Join(names, "|") + `))?\]`)
+}()
 
 // Redactor redacts strings for one run. The zero value and nil redact
 // shapes and contexts only (no dropped values). It is safe for concurrent

@@ -191,3 +191,17 @@ func TestTrace(t *testing.T) {
 		}
 	}
 }
+
+// The agent cannot shield a token by wrapping it in a marker of its own:
+// only the markers a redaction writes are left alone.
+func TestForgedMarkerShieldsNothing(t *testing.T) {
+	tok := "xoxb-" + "123456789012-abcdefghijklmnop"
+	for _, s := range []string{"[REDACTED:" + tok + "]", "[REDACTED:" + tok + "-x]", "dir-[REDACTED:" + tok + "]/f"} {
+		if got := New(nil).String(s); strings.Contains(got, tok) {
+			t.Errorf("String(%q) = %q: the token survived inside a forged marker", s, got)
+		}
+	}
+	if got := New(nil).String("[REDACTED:slack-token] and [REDACTED]"); got != "[REDACTED:slack-token] and [REDACTED]" {
+		t.Errorf("real markers changed: %q", got)
+	}
+}

@@ -166,6 +166,16 @@ type rule struct {
 	normalize func(string) string
 }
 
+// RuleNames lists the name of every rule of the table (what
+// "[REDACTED:rule]" may name).
+func RuleNames() []string {
+	names := make([]string, len(rules))
+	for i, r := range rules {
+		names[i] = r.name
+	}
+	return names
+}
+
 // rules is the table, tried in order on each line. A later rule does not
 // report a match that overlaps an earlier rule's (a GCP key's PEM block
 // is one finding, not two; sk-ant-… is Anthropic, not OpenAI).
