@@ -159,7 +159,7 @@ func (r *Recorder) finishAgent(t *telemetry.Trace, end End) {
 	if as == nil {
 		as = r.as()
 	}
-	redact := ContentRedactor(r.info.RedactValues)
+	redact := r.redactor().Content
 
 	received, orphans, moved := r.agentSpans(as, redact)
 	t.Spans = append(t.Spans, received...)

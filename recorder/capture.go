@@ -98,7 +98,7 @@ func (r *Recorder) finishCapture(t *telemetry.Trace, end End, byID map[trace.Spa
 	if limit <= 0 {
 		limit = DefaultOutputBytes
 	}
-	redact := ContentRedactor(r.info.RedactValues)
+	redact := r.redactor().Content
 	out, cut := truncateText(redact(strings.ToValidUTF8(string(end.Output), "\uFFFD")), limit)
 	sp := &t.Spans[i]
 	sp.SetAttr(telemetry.CommandOutput.String(out))

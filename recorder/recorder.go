@@ -48,6 +48,7 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/prices"
+	"github.com/agentwatch/agentwatch/redact"
 	"github.com/agentwatch/agentwatch/secretscan"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
@@ -162,6 +163,7 @@ type Recorder struct {
 	fileList                                         []FileChange
 	fileListSum                                      string
 	redactPath                                       func(string) string
+	red                                              *redact.Redactor  // redactor(): built once, again after RedactAlso
 	redactedPaths                                    map[string]string // listed paths whose redaction differs
 	pathOf                                           map[uint64]string // hash → listed path, during Finish
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/redact"
-	"github.com/agentwatch/agentwatch/telemetry"
 )
 
 // Redacted replaces a secret value in command lines.
@@ -134,7 +133,10 @@ func (r *Recorder) Redactor() *redact.Redactor {
 // calls: a list of paths kept beside the trace must be redacted exactly
 // like file.path).
 func (r *Recorder) redactor() *redact.Redactor {
-	return redact.New(r.info.RedactValues)
+	if r.red == nil {
+		r.red = redact.New(r.info.RedactValues)
+	}
+	return r.red
 }
 
 // RedactAlso adds values to redact wherever they appear (the secrets the
@@ -153,14 +155,7 @@ func (r *Recorder) redactAlso(values []string) {
 			r.info.RedactValues = append(r.info.RedactValues, v)
 		}
 	}
-	r.redactPath = nil
-}
-
-// redactValues is the recorder's last step: every string of the trace
-// through the run's redactor (span names, attributes, events, links, the
-// resource), whatever built it.
-func redactValues(t *telemetry.Trace, values []string) {
-	redact.New(values).Trace(t)
+	r.red, r.redactPath = nil, nil // built again with the new values
 }
 
 // commandArgs is argv as a span keeps it: credentials redacted and, unless

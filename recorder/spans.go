@@ -314,15 +314,15 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		name string
 		run  func()
 	}{
-		{"evidence", func() { r.finishEvidence(t, end) }},           // git_diff, secret_scan, the root's workspace attributes
-		{"classes", func() { r.finishClasses(t, end) }},             // test_run, commit, … outcomes on the root
-		{"llm", func() { r.finishLLM(t) }},                          // model-call spans: before policy, whose alerts land on them
-		{"agent", func() { r.finishAgent(t, end) }},                 // the agent's claims: before policy, whose alerts land on them
-		{"rules", func() { r.finishRules(end) }},                    // built-in alert rules
-		{"policy", func() { r.finishPolicy(t, end) }},               // alerts on every span made above
-		{"failure", func() { r.finishFailure(t, end) }},             // the failure class, from everything above
-		{"self cost", func() { selfCost(t, end) }},                  // what observing cost, as late as possible
-		{"redact", func() { redactValues(t, r.info.RedactValues) }}, // last: every string before any sink
+		{"evidence", func() { r.finishEvidence(t, end) }}, // git_diff, secret_scan, the root's workspace attributes
+		{"classes", func() { r.finishClasses(t, end) }},   // test_run, commit, … outcomes on the root
+		{"llm", func() { r.finishLLM(t) }},                // model-call spans: before policy, whose alerts land on them
+		{"agent", func() { r.finishAgent(t, end) }},       // the agent's claims: before policy, whose alerts land on them
+		{"rules", func() { r.finishRules(end) }},          // built-in alert rules
+		{"policy", func() { r.finishPolicy(t, end) }},     // alerts on every span made above
+		{"failure", func() { r.finishFailure(t, end) }},   // the failure class, from everything above
+		{"self cost", func() { selfCost(t, end) }},        // what observing cost, as late as possible
+		{"redact", func() { r.redactor().Trace(t) }},      // last: every string before any sink
 	} {
 		phase.run()
 	}
