@@ -85,12 +85,26 @@ func (w *FileWriter) cutPartialLine() (int64, error) {
 			return 0, err
 		}
 		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			keep := from + int64(i) + 1
-			return size - keep, w.f.Truncate(keep)
+			return w.cutTail(from+int64(i)+1, size)
 		}
 		end = from
 	}
-	return size, w.f.Truncate(0)
+	return w.cutTail(0, size)
+}
+
+// tracePrefix starts every line MarshalJSON writes.
+var tracePrefix = []byte(`{"resourceSpans"`)
+
+// cutTail truncates the file to keep bytes when what follows is the start
+// of a trace line; anything else (the path names a file that is not a
+// trace file) is left alone and refused.
+func (w *FileWriter) cutTail(keep, size int64) (int64, error) {
+	head := make([]byte, len(tracePrefix))
+	n, _ := w.f.ReadAt(head, keep)
+	if !bytes.HasPrefix(tracePrefix, head[:n]) { // head[:n] is the tail's start, at most the prefix's length
+		return 0, fmt.Errorf("%s does not end in a whole line and its last line is not a trace: not appending to it", w.path)
+	}
+	return size - keep, w.f.Truncate(keep)
 }
 
 // lock takes the file's flock (regular files only); the returned function

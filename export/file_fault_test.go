@@ -106,3 +106,19 @@ func TestTraceFilePartialLineFromACrashIsCut(t *testing.T) {
 		t.Fatalf("read back %d requests: %v", len(reqs), err)
 	}
 }
+
+// A file that is not a trace file and does not end in a newline is not cut:
+// OpenFile refuses it, leaving it as it was.
+func TestTraceFileNotATraceIsNotCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	const text = "line one\nno newline at the end"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.OpenFile(path); err == nil || !strings.Contains(err.Error(), "not a trace") {
+		t.Fatalf("OpenFile = %v, want a refusal naming why", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != text {
+		t.Errorf("the file was changed: %q", b)
+	}
+}
