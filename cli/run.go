@@ -187,9 +187,11 @@ func (a *app) openStore(dir string) (*store.Store, error) {
 
 // unsaved lists the runs kept in the store's journal that are not in the
 // store (yet), as rows for `runs`.
-func unsaved(dir string) []store.Run {
+func (a *app) unsaved(dir string) []store.Run {
 	list, err := supervisor.ListUnsaved(dir)
 	if err != nil {
+		// The stored runs are still listed; the journal's trouble is said.
+		fmt.Fprintf(a.env.Stderr, "agentwatch: listing unsaved runs: %s\n", termtext.Escape(strings.Join(strings.Fields(err.Error()), " ")))
 		return nil
 	}
 	var out []store.Run
@@ -238,7 +240,7 @@ func (a *app) runsCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listing runs: %w", err)
 			}
-			return report.Runs(a.env.Stdout, append(unsaved(o.storeDir), runs...))
+			return report.Runs(a.env.Stdout, append(a.unsaved(o.storeDir), runs...))
 		}),
 	}
 	storeFlag(cmd, &o.storeDir)
