@@ -174,14 +174,14 @@ func Execute(ctx context.Context, args []string, env Env) int {
 // error; wrappers that add no text (usageError, policyInvalid) are looked
 // through to find them.
 func errorLines(err error) []string {
-	if l, ok := err.(interface{ Lines() []string }); ok {
-		var lines []string
-		for _, line := range l.Lines() {
-			lines = append(lines, termtext.Escape(line))
-		}
-		return lines
-	}
 	for {
+		if l, ok := err.(interface{ Lines() []string }); ok {
+			var lines []string
+			for _, line := range l.Lines() {
+				lines = append(lines, termtext.Escape(line))
+			}
+			return lines
+		}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			var lines []string
 			for _, e := range j.Unwrap() {

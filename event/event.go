@@ -63,6 +63,14 @@ type Fork struct {
 	PPID   uint32 // the forking process
 }
 
+// Launched: the supervisor started the run's command; PID is its
+// host pid, the root of the process tree. Sensors may report the command's
+// first events before this one arrives (it is sent once the start call
+// returns); the recorder places them all the same.
+type Launched struct {
+	Header
+}
+
 // Exec: a process replaced its image (execve/execveat succeeded).
 type Exec struct {
 	Header

@@ -18,6 +18,7 @@ import (
 // when an exported struct embedding event.Header is not in this list.
 var registered = []event.Event{
 	event.Fork{},
+	event.Launched{},
 	event.Exec{},
 	event.Exit{},
 	event.File{},

@@ -1,8 +1,6 @@
 package recorder
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"github.com/agentwatch/agentwatch/telemetry/otlpvalue"
@@ -73,23 +71,6 @@ func (r *Recorder) as() *agentState {
 		r.agent = &agentState{tools: map[trace.SpanID]toolContext{}}
 	}
 	return r.agent
-}
-
-// RootSpanID is the agent_run span id of a run with this trace id (the
-// recorder derives it, so the supervisor can hand the agent a TRACEPARENT
-// before the recorder exists: it needs the child's pid).
-func RootSpanID(traceID trace.TraceID) trace.SpanID {
-	for seq := uint64(1); ; seq++ {
-		var buf [24]byte
-		copy(buf[:16], traceID[:])
-		binary.BigEndian.PutUint64(buf[16:], seq)
-		sum := sha256.Sum256(buf[:])
-		var id trace.SpanID
-		copy(id[:], sum[:8])
-		if id.IsValid() {
-			return id
-		}
-	}
 }
 
 // RootSpanID is this run's agent_run span id.

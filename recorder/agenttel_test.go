@@ -136,16 +136,6 @@ func agAlerts(s *telemetry.Span, rule string) int {
 	return n
 }
 
-func TestRootSpanIDMatchesRecorder(t *testing.T) {
-	for _, tid := range []trace.TraceID{agTrace, {1}, {0xff, 0xfe}} {
-		info := agInfo()
-		info.TraceID = tid
-		if got, want := RootSpanID(tid), New(info).RootSpanID(); got != want {
-			t.Errorf("RootSpanID(%s) = %s, recorder's root is %s", tid, got, want)
-		}
-	}
-}
-
 // TestAgentSpansReparented: received spans join the run's trace under
 // agent_run or their own parents, keep what the agent said, are marked as
 // the agent's, and a span whose parent never arrived raises

@@ -41,6 +41,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,30 @@ type RunInfo struct {
 	LLMProxy []string
 	// Capture is the content-capture tier (capture.go); zero: metadata.
 	Capture Capture
+}
+
+// Started is what the supervisor learns once the sensors are up, just
+// before the child starts (Recorder.Started); it replaces the same fields
+// of RunInfo.
+type Started struct {
+	Sensors   []string            // sensors that run, e.g. ["ebpf", "fswatch"]
+	Before    *workspace.Snapshot // nil when no evidence could be taken
+	Resolvers []netip.Addr
+	LLMProxy  []string
+	// RedactValues: the dropped values that are secrets, judged now that
+	// the start snapshot says what the run shows anyway (redact.Secrets).
+	RedactValues []string
+}
+
+// Started records what the supervisor learned once the sensors were up.
+// Call it before the child starts: what is redacted from then on depends
+// on it.
+func (r *Recorder) Started(s Started) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.info.Sensors, r.info.Before, r.info.Resolvers, r.info.LLMProxy = s.Sensors, s.Before, s.Resolvers, s.LLMProxy
+	r.info.RedactValues = slices.Clone(s.RedactValues)
+	r.red, r.redactPath = nil, nil // built again with these values
 }
 
 // End is what the supervisor knows when the run is over.
@@ -272,6 +297,8 @@ func (r *Recorder) Add(ev event.Event) {
 	switch e := ev.(type) {
 	case event.Fork:
 		r.fork(e)
+	case event.Launched:
+		r.launched(e)
 	case event.Exec:
 		r.exec(e)
 	case event.Exit:
@@ -322,6 +349,15 @@ func (r *Recorder) activeSpan(pid uint32) *procSpan {
 		return p.active()
 	}
 	return r.root
+}
+
+// launched names the run's command. Its first events may have come
+// first (the sensors read while the start call returns): they are already
+// under the root, since the command's parent is outside the run, and its
+// pid must not be forgotten as an exited one.
+func (r *Recorder) launched(e event.Launched) {
+	r.info.RootPID = e.PID
+	r.exitedPIDs = slices.DeleteFunc(r.exitedPIDs, func(x exitedPID) bool { return x.pid == e.PID })
 }
 
 func (r *Recorder) fork(e event.Fork) {

@@ -17,100 +17,29 @@ package supervisor
 // agent's span.
 
 import (
-	"net/netip"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/agentwatch/agentwatch/agentotel"
 	"github.com/agentwatch/agentwatch/event"
-	"github.com/agentwatch/agentwatch/netwatch"
-	"github.com/agentwatch/agentwatch/recorder"
-	"go.opentelemetry.io/otel/trace"
 )
 
-// agentTelemetry is the run's receiver; a nil receiver (it failed to
-// start: recorded as a gap) makes every method a no-op.
-type agentTelemetry struct {
-	r   *agentotel.Receiver
-	gap *event.Gap // why there is no receiver
-}
-
-func startAgentTelemetry(emit func(event.Event)) *agentTelemetry {
-	r, err := agentotel.Start(agentotel.Config{Emit: emit})
-	if err != nil {
-		g := gap("agent telemetry", err)
-		return &agentTelemetry{gap: &g}
-	}
-	return &agentTelemetry{r: r}
-}
-
-// childEnv adds the receiver's variables to the child's environment,
-// replacing any the user had (for the run, the agent exports here), with a
-// TRACEPARENT naming the run's agent_run span, and reports their names as
-// set by the supervisor.
-func (a *agentTelemetry) childEnv(env []string, ev event.EnvFiltered, traceID trace.TraceID) ([]string, event.EnvFiltered) {
-	if a.r == nil {
-		return env, ev
-	}
-	vars := a.r.Env(agentotel.TraceParent(traceID, recorder.RootSpanID(traceID)))
-	names := make([]string, 0, len(vars))
-	for _, kv := range vars {
-		name, _, _ := strings.Cut(kv, "=")
-		names = append(names, name)
-	}
-	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(names, name)
-	})
-	env = append(env, vars...)
-	// Not dropped, whatever the allowlist said about the user's own.
-	ev.Dropped = slices.DeleteFunc(slices.Clone(ev.Dropped), func(n string) bool { return slices.Contains(names, n) })
-	ev.Set = append(slices.Clone(ev.Set), names...)
-	slices.Sort(ev.Set)
-	ev.Set = slices.Compact(ev.Set)
-	return env, ev
-}
-
-// allow keeps the receiver reachable with allow_loopback: false.
-func (a *agentTelemetry) allow(n *netwatch.Netwatch) []event.Gap {
-	if a.r == nil || n == nil {
-		return nil
-	}
+// closeAgentTelemetry drains the receiver (what the agent flushed at exit
+// reaches the recorder) and records what it had to refuse.
+func closeAgentTelemetry(r *agentotel.Receiver, emit func(event.Event)) {
+	err := r.Close()
+	st := r.Stats()
 	var gaps []event.Gap
-	for _, addr := range []string{a.r.HTTPAddr(), a.r.GRPCAddr()} {
-		ap, err := netip.ParseAddrPort(addr)
-		if err == nil {
-			err = n.AllowEndpoint(ap)
-		}
-		if err != nil {
-			gaps = append(gaps, gapText("agent telemetry", "allowing "+addr+" through netwatch: "+oneLine(err)))
-		}
-	}
-	return gaps
-}
-
-// close drains the receiver (what the agent flushed at exit reaches the
-// recorder) and records what it had to refuse. end may be nil on the
-// early-exit paths. Idempotent.
-func (a *agentTelemetry) close(end *recorder.End) {
-	if a.r == nil {
-		return
-	}
-	err := a.r.Close()
-	st := a.r.Stats()
-	a.r = nil
-	if end == nil {
-		return
-	}
 	if err != nil {
-		end.Gaps = append(end.Gaps, gap("agent telemetry", err))
+		gaps = append(gaps, gap("agent telemetry", err))
 	}
 	if n := st.BadRequests + st.AfterClose; n > 0 {
-		end.Gaps = append(end.Gaps, gapf("agent telemetry", "%d export requests refused (malformed, too large, or after the run)", n))
+		gaps = append(gaps, gapf("agent telemetry", "%d export requests refused (malformed, too large, or after the run)", n))
 	}
 	if st.RejectedSpans > 0 {
-		end.Gaps = append(end.Gaps, gapf("agent telemetry", "%d spans with invalid ids dropped", st.RejectedSpans))
+		gaps = append(gaps, gapf("agent telemetry", "%d spans with invalid ids dropped", st.RejectedSpans))
+	}
+	for _, g := range gaps {
+		emit(gapEvent(g))
 	}
 }
 

@@ -2,9 +2,11 @@ package supervisor
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +22,34 @@ import (
 // the allowlist dropped, replace the user's own OTEL settings, carry the
 // run's root span as TRACEPARENT, and are reported as set, not dropped.
 func TestAgentTelemetryEnv(t *testing.T) {
-	a := startAgentTelemetry(nil)
-	if a.gap != nil {
-		t.Fatal(a.gap)
-	}
-	defer a.close(nil)
 	tid := trace.TraceID{0xab, 1}
+	rec := recorder.New(recorder.RunInfo{RunID: "r", TraceID: tid, Start: time.Now()})
+	var got []event.Event
+	var mu sync.Mutex
+	target := &Target{TraceID: tid, RootSpan: rec.RootSpanID(), Emit: func(ev event.Event) { mu.Lock(); got = append(got, ev); mu.Unlock() }}
+	stop, err := agentTelemetrySensor(context.Background(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 	env := []string{"PATH=/bin", "OTEL_EXPORTER_OTLP_ENDPOINT=https://collector.example", "TRACEPARENT=00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01"}
 	ev := event.EnvFiltered{Dropped: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "SECRET"}, Set: []string{"HOME"}}
-	got, gotEv := a.childEnv(env, ev, tid)
+	childEnv, gotEv := target.childEnv(env, ev)
+	exposed := target.exposedEndpoints()
+	if len(exposed) != 2 {
+		t.Fatalf("exposed %v: want the receiver's HTTP and gRPC endpoints", exposed)
+	}
+	endpoint := "http://" + exposed[0].ap.String()
 
 	want := map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT":  a.r.HTTPEndpoint(),
-		"TRACEPARENT":                  agentotel.TraceParent(tid, recorder.RootSpanID(tid)),
+		"OTEL_EXPORTER_OTLP_ENDPOINT":  endpoint,
+		"TRACEPARENT":                  agentotel.TraceParent(tid, rec.RootSpanID()),
 		"CLAUDE_CODE_ENABLE_TELEMETRY": "1",
 		"PATH":                         "/bin",
 	}
 	for name, v := range want {
 		var vals []string
-		for _, kv := range got {
+		for _, kv := range childEnv {
 			if n, val, _ := strings.Cut(kv, "="); n == name {
 				vals = append(vals, val)
 			}

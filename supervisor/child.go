@@ -20,7 +20,7 @@ type childSpec struct {
 	argv    []string
 	env     []string
 	dir     string
-	target  Target
+	target  Account
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer

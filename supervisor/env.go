@@ -27,7 +27,7 @@ var supervisorEnv = []string{"HOME", "USER", "LOGNAME"}
 // dropped variables whose values the child does not have anyway: which of
 // them are secrets to redact is redact.Secrets' decision (by name, shape
 // and what is public in the run).
-func policyEnv(pol *policy.Policy, env []string, t Target, now time.Time) ([]string, event.EnvFiltered, []redact.Dropped) {
+func policyEnv(pol *policy.Policy, env []string, t Account, now time.Time) ([]string, event.EnvFiltered, []redact.Dropped) {
 	filtered, kept, dropped, set := pol.FilterEnv(env)
 	child := filtered
 	if pol.Mode != policy.Enforce {

@@ -193,7 +193,7 @@ func isTerminal(r io.Reader) (*os.File, bool) {
 
 // openTerminal prepares cmd to run on a new PTY sized like stdin's
 // terminal, its slave owned by the child's user.
-func openTerminal(cmd *exec.Cmd, stdin *os.File, t Target) (*terminal, *os.File, error) {
+func openTerminal(cmd *exec.Cmd, stdin *os.File, t Account) (*terminal, *os.File, error) {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening pty: %w", err)

@@ -21,14 +21,12 @@ package supervisor
 import (
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/llm"
-	"github.com/agentwatch/agentwatch/recorder"
 )
 
 // llmBaseVars are the child's variables naming a provider's base URL, in
@@ -84,29 +82,6 @@ func startLLM(callerEnv []string, emit func(event.Event), capture llm.Capture) (
 	return lp, nil
 }
 
-// childEnv sets the proxy's URLs in the child's environment, replacing
-// what the user had (it became the upstream), and returns the names set.
-func (lp *llmProxy) childEnv(env []string) ([]string, []string) {
-	var set []string
-	for prov, names := range llmBaseVars {
-		for _, n := range names {
-			env = overrideEnv(env, n, lp.proxy.URL(prov))
-			set = append(set, n)
-		}
-	}
-	slices.Sort(set)
-	return env, set
-}
-
-// strings of the listeners, for the root span.
-func (lp *llmProxy) endpointStrings() []string {
-	out := make([]string, len(lp.endpoints))
-	for i, ap := range lp.endpoints {
-		out[i] = ap.String()
-	}
-	return out
-}
-
 // close stops the proxy: in-flight calls get llmCloseTimeout, and their
 // events reach the recorder before it returns. Idempotent.
 func (lp *llmProxy) close() error {
@@ -116,67 +91,4 @@ func (lp *llmProxy) close() error {
 	var err error
 	lp.closeOnce.Do(func() { err = lp.proxy.Close() })
 	return err
-}
-
-// overrideEnv sets name=value in env, replacing every earlier entry of
-// name (a duplicate would leave which one wins to the child's libc).
-func overrideEnv(env []string, name, value string) []string {
-	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		return strings.HasPrefix(kv, name+"=")
-	})
-	return append(out, name+"="+value)
-}
-
-// startRunLLM starts the run's proxy before the child: the child's
-// environment gets its URLs (named in the EnvFiltered event's set list,
-// never their values), the recorder its endpoints and price table. A
-// proxy that cannot start is a gap, not a failed run: the child then
-// talks to its provider directly, unmetered.
-func startRunLLM(o Options, callerEnv []string, s *sink, env *[]string, ef *event.EnvFiltered, info *recorder.RunInfo, capture llm.Capture) *llmProxy {
-	info.Prices = o.Prices
-	lp, err := startLLM(callerEnv, s.add, capture)
-	if err != nil {
-		s.add(event.Gap{Header: event.Header{Time: time.Now()}, Sensor: "llm", Reason: oneLine(err)})
-		return nil
-	}
-	var set []string
-	*env, set = lp.childEnv(*env)
-	ef.Set = append(ef.Set, set...)
-	slices.Sort(ef.Set)
-	ef.Set = slices.Compact(ef.Set)
-	info.LLMProxy = lp.endpointStrings()
-	return lp
-}
-
-// watch points pid resolution at the run's cgroup and keeps the proxy
-// reachable through netwatch (allow_loopback: false included). It
-// returns the gap to record when netwatch refuses.
-func (lp *llmProxy) watch(s *sensors) []event.Gap {
-	if lp == nil {
-		return nil
-	}
-	if s.cgroup != nil {
-		lp.proxy.WatchCgroup(s.cgroup.Path)
-	}
-	if s.net == nil {
-		return nil
-	}
-	var gaps []event.Gap
-	for _, ap := range lp.endpoints {
-		if err := s.net.AllowEndpoint(ap); err != nil {
-			gaps = append(gaps, gapText("llm", "allowing the proxy "+ap.String()+": "+oneLine(err)))
-		}
-	}
-	return gaps
-}
-
-// stop closes the proxy after the run's processes are gone and before
-// the recorder finishes, so every call's event is in the record.
-func (lp *llmProxy) stop(end *recorder.End) {
-	if lp == nil {
-		return
-	}
-	if err := lp.close(); err != nil {
-		end.Gaps = append(end.Gaps, gap("llm", err))
-	}
 }

@@ -28,7 +28,7 @@ func TestPolicyEnv(t *testing.T) {
 	tests := []struct {
 		name        string
 		pol         *policy.Policy
-		target      Target
+		target      Account
 		wantEnv     []string
 		wantKept    []string
 		wantDropped []string
@@ -45,7 +45,7 @@ func TestPolicyEnv(t *testing.T) {
 		{
 			name:        "enforce, switched user: the target's identity",
 			pol:         pol("enforce"),
-			target:      Target{Switch: true, Name: "alice", Home: "/home/alice"},
+			target:      Account{Switch: true, Name: "alice", Home: "/home/alice"},
 			wantEnv:     []string{"PATH=/usr/bin", "LC_ALL=C", "CI=true", "HOME=/home/alice", "USER=alice", "LOGNAME=alice"},
 			wantKept:    []string{"LC_ALL", "PATH"},
 			wantDropped: []string{"AWS_SECRET_ACCESS_KEY", "CI", "DISPLAY", "PWD"},

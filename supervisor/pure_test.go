@@ -2,11 +2,13 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,19 +113,19 @@ func TestLookPath(t *testing.T) {
 func TestResolveTargetUnprivileged(t *testing.T) {
 	noenv := func(string) string { return "" }
 	// Not root: the child stays the current user whatever sudo variables say.
-	got, err := ResolveTarget("", 1234, func(k string) string {
+	got, err := ResolveAccount("", 1234, func(k string) string {
 		if k == "SUDO_UID" {
 			return "0"
 		}
 		return ""
 	}, "/")
 	if err != nil || got.UID != 1234 || got.Switch {
-		t.Fatalf("ResolveTarget as uid 1234 = %+v, %v; want uid 1234 without switch", got, err)
+		t.Fatalf("ResolveAccount as uid 1234 = %+v, %v; want uid 1234 without switch", got, err)
 	}
-	if _, err := ResolveTarget("root", 1234, noenv, "/"); err == nil {
+	if _, err := ResolveAccount("root", 1234, noenv, "/"); err == nil {
 		t.Fatal("--user root as uid 1234 succeeded; want an error (needs root)")
 	}
-	if got, err := ResolveTarget("1234", 1234, noenv, "/"); err != nil || got.UID != 1234 {
+	if got, err := ResolveAccount("1234", 1234, noenv, "/"); err != nil || got.UID != 1234 {
 		t.Fatalf("--user naming oneself = %+v, %v", got, err)
 	}
 }
@@ -156,7 +158,7 @@ func TestResolveTargetAsRoot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ResolveTarget(tt.spec, 0, env(tt.env), tt.dir)
+			got, err := ResolveAccount(tt.spec, 0, env(tt.env), tt.dir)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
@@ -171,19 +173,19 @@ func TestResolveTargetAsRoot(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ResolveTarget("no-such-user-xyz", 0, env(nil), rootOwned); err == nil || err.Error() != `unknown user "no-such-user-xyz"` {
+	if _, err := ResolveAccount("no-such-user-xyz", 0, env(nil), rootOwned); err == nil || err.Error() != `unknown user "no-such-user-xyz"` {
 		t.Errorf("message = %v", err)
 	}
 }
 
 func TestChildEnv(t *testing.T) {
 	env := []string{"PATH=/bin", "HOME=/root", "USER=root", "LOGNAME=root", "TERM=xterm"}
-	got := childEnv(env, Target{Switch: true, Name: "alice", Home: "/home/alice"})
+	got := childEnv(env, Account{Switch: true, Name: "alice", Home: "/home/alice"})
 	want := []string{"PATH=/bin", "TERM=xterm", "HOME=/home/alice", "USER=alice", "LOGNAME=alice"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("childEnv = %q, want %q", got, want)
 	}
-	if got := childEnv(env, Target{}); strings.Join(got, " ") != strings.Join(env, " ") {
+	if got := childEnv(env, Account{}); strings.Join(got, " ") != strings.Join(env, " ") {
 		t.Fatalf("childEnv without a user switch changed the environment: %q", got)
 	}
 }
@@ -223,5 +225,30 @@ func TestNewRunID(t *testing.T) {
 	}
 	if newTraceID() == newTraceID() || !newTraceID().IsValid() {
 		t.Fatal("trace ids must be random and valid")
+	}
+}
+
+// TestJoinOneLine: several sink failures are one line for the operator,
+// and each cause is still found by errors.Is (a full disk stays ENOSPC).
+func TestJoinOneLine(t *testing.T) {
+	if joinOneLine(nil, nil) != nil {
+		t.Error("no error joined into one")
+	}
+	one := errors.New("one")
+	if got := joinOneLine(nil, one); got != one {
+		t.Errorf("a single error is wrapped: %v", got)
+	}
+	full := fmt.Errorf("saving run r: %w", syscall.ENOSPC)
+	err := joinOneLine(full, errors.New("writing trace file t: closed"))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("%v: ENOSPC lost in the join", err)
+	}
+	lines := err.(interface{ Lines() []string }).Lines()
+	if len(lines) != 1 || lines[0] != "saving run r: no space left on device; writing trace file t: closed" {
+		t.Errorf("lines %q: want the two causes on one line", lines)
+	}
+	wrapped := &RecordError{Err: fmt.Errorf("%w (the run is kept in j)", err)}
+	if !errors.Is(wrapped, syscall.ENOSPC) {
+		t.Errorf("%v: ENOSPC lost through RecordError", wrapped)
 	}
 }

@@ -111,7 +111,7 @@ func TestDroppedValuesInDiffAndPublic(t *testing.T) {
 		pw      = "correct-horse-staple"
 	)
 	env := []string{"PATH=/usr/bin", "GITHUB_REPOSITORY=acme/widgets", "GITHUB_HEAD_REF=" + branch, "DB_PASSWORD=" + pw, "CI=true"}
-	_, _, dropped := policyEnv(pol, env, Target{}, time.Unix(1, 0))
+	_, _, dropped := policyEnv(pol, env, Account{}, time.Unix(1, 0))
 	info := recorder.RunInfo{RunID: "r", Start: time.Now(), Policy: pol, Workspace: "/ws",
 		Before: &workspace.Snapshot{Root: "/ws", RemoteURL: repoURL, Branch: branch}}
 	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, "/ws"))

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,7 +30,6 @@ import (
 	"github.com/agentwatch/agentwatch/ebpf"
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/export"
-	"github.com/agentwatch/agentwatch/fswatch"
 	"github.com/agentwatch/agentwatch/journal"
 	"github.com/agentwatch/agentwatch/netwatch"
 	"github.com/agentwatch/agentwatch/policy"
@@ -47,7 +47,7 @@ import (
 // Options describe one `agentwatch run`.
 type Options struct {
 	Argv      []string // the command and its arguments
-	User      string   // --user: name or uid; empty: the sudo user (see ResolveTarget)
+	User      string   // --user: name or uid; empty: the sudo user (see ResolveAccount)
 	TraceFile string   // --trace-file: OTLP/JSON lines; empty: none
 	OTLP      export.Config
 	StoreDir  string // the run store; required
@@ -96,6 +96,11 @@ const (
 // the child's exit status (128+signal when killed by one). err is non-nil
 // when agentwatch itself failed; it is then one line ("doing x: cause")
 // and, when the child ran, exitCode still holds its status.
+//
+// The phases, in order: prepare (the command, the user, the environment,
+// the sinks, the journal and the recorder), observe (the cgroup, the
+// protected paths, the sensors), launch, wait, and record (the end of the
+// run is an input to the recorder's Finish; the trace goes to the sinks).
 func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if len(o.Argv) == 0 {
 		return 0, errors.New("no command given")
@@ -104,47 +109,126 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		return 0, errors.New("no store directory given")
 	}
 	defer limitMemory()()
-	stderr := o.Stderr
-	if stderr == nil {
-		stderr = io.Discard
-	}
 	// A reader that went away (`agentwatch run … 2>&1 | head`) must not
 	// kill agentwatch mid-run: the run would be left to recovery. Caught,
 	// not ignored: an ignored SIGPIPE would be inherited by the child.
 	brokenPipe := make(chan os.Signal, 1)
 	signal.Notify(brokenPipe, syscall.SIGPIPE)
 	defer signal.Stop(brokenPipe)
-	env := o.Env
-	if env == nil {
-		env = os.Environ()
+	r := &run{o: o, stderr: o.Stderr}
+	if r.stderr == nil {
+		r.stderr = io.Discard
 	}
-	dir, err := workingDir(o.Dir)
+	defer r.cleanup() // on every return, and on panic: what the phases set up
+	if err := r.prepare(ctx); err != nil {
+		return 0, err
+	}
+	if err := r.observe(ctx); err != nil {
+		return 0, err
+	}
+	ch, err := r.launch(ctx)
 	if err != nil {
 		return 0, err
+	}
+	end, err := r.wait(ch)
+	if err != nil {
+		return 0, err
+	}
+	return r.record(ctx, end)
+}
+
+// run is one Run's state, phase to phase.
+type run struct {
+	o      Options
+	stderr io.Writer
+	undo   []func() // cleanup runs them, last first
+
+	dir, path string // the child's working directory and executable
+	account   Account
+	pol       *policy.Policy
+	callerEnv []string // the environment agentwatch was given
+	env       []string // the child's
+	envEvent  event.EnvFiltered
+	dropped   []redact.Dropped
+	capture   capturePlan
+
+	before    chan *workspace.Snapshot // the start snapshot, taken beside the rest of prepare
+	snapTaken bool
+
+	st        *store.Store
+	traceFile *export.FileWriter
+	info      recorder.RunInfo
+	jw        *journal.Writer // nil: no journal
+	launched  bool            // the child started: the journal must outlive a crash
+	mu        sync.Mutex      // orders the journal and the recorder alike
+	rec       *recorder.Recorder
+
+	target    *Target
+	cgroup    *Cgroup // nil: none could be made
+	obs       *observation
+	protect   *protectPlan
+	gitConfig *gitConfigWatch
+	snapshot  *workspace.Snapshot // the start snapshot, once observe has it
+	sigs      chan os.Signal
+	tm        *terminal
+}
+
+// deferred adds f to what cleanup undoes.
+func (r *run) deferred(f func()) { r.undo = append(r.undo, f) }
+
+func (r *run) cleanup() {
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		r.undo[i]()
+	}
+}
+
+// emit hands an event to the journal, then the recorder, in one order for
+// both: recovery replays the journal as the recorder saw it.
+func (r *run) emit(ev event.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.jw != nil {
+		r.jw.Append(ev)
+	}
+	r.rec.Add(ev)
+}
+
+// journal keeps a supervisor record for recovery (recover.go).
+func (r *run) journal(kind string, data []byte) {
+	if r.jw != nil {
+		r.jw.AppendMeta(kind, data)
+	}
+}
+
+// prepare resolves the command, the user and the environment, opens the
+// sinks (a run that cannot be kept must not start), and creates the
+// journal and the recorder.
+func (r *run) prepare(ctx context.Context) error {
+	o := r.o
+	r.callerEnv = o.Env
+	if r.callerEnv == nil {
+		r.callerEnv = os.Environ()
+	}
+	var err error
+	if r.dir, err = workingDir(o.Dir); err != nil {
+		return err
 	}
 	// The child's PATH, not agentwatch's (they differ under sudo's
 	// secure_path only when the caller passes its own environment).
-	path, err := LookPath(o.Argv[0], lookupEnv(env, "PATH"), dir)
-	if err != nil {
-		return 0, err
+	if r.path, err = LookPath(o.Argv[0], lookupEnv(r.callerEnv, "PATH"), r.dir); err != nil {
+		return err
 	}
-	target, err := ResolveTarget(o.User, os.Geteuid(), os.Getenv, dir)
-	if err != nil {
-		return 0, err
+	if r.account, err = ResolveAccount(o.User, os.Geteuid(), os.Getenv, r.dir); err != nil {
+		return err
 	}
-	pol := o.Policy
-	if pol == nil {
-		pol = policy.Default()
+	r.pol = o.Policy
+	if r.pol == nil {
+		r.pol = policy.Default()
 	}
 	// The allowlist (enforce) plus the supervisor's own variables; the
 	// event names what was dropped, never a value (env.go).
-	callerEnv := env
-	env, envFiltered, dropped := policyEnv(pol, env, target, time.Now())
-	// Which dropped values are secrets depends on what the run shows
-	// anyway (redact.Secrets); until the start snapshot says so, the
-	// wider set without it (the journal's, the proxy's until launch).
-	redactValues := redact.Secrets(dropped, nil)
-	capture := planCapture(pol, o.CaptureFull, time.Now(), stderr)
+	r.env, r.envEvent, r.dropped = policyEnv(r.pol, r.callerEnv, r.account, time.Now())
+	r.capture = planCapture(r.pol, o.CaptureFull, time.Now(), r.stderr)
 
 	// git runs while the store opens, and the kernel's BTF is decoded for
 	// the eBPF loads that come next (their largest CPU cost). Released once
@@ -152,273 +236,336 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	if os.Geteuid() == 0 {
 		ebpf.PreloadKernelTypes()
 	}
-	defer ebpf.ReleaseKernelTypes()
+	r.deferred(ebpf.ReleaseKernelTypes)
 	// The start snapshot (several git processes) follows at once, beside
 	// the store, the proxies and the eBPF loads; the child waits for it
-	// (startSensors). If the run ends before startSensors takes it, the
-	// deferred close removes its temporary index.
+	// (observe). If the run ends before observe takes it, cleanup removes
+	// its temporary index.
 	wsRoot := make(chan string, 1)
-	beforeSnap := make(chan *workspace.Snapshot, 1)
+	r.before = make(chan *workspace.Snapshot, 1)
 	go func() {
-		root := workspace.Root(dir)
+		root := workspace.Root(r.dir)
 		wsRoot <- root
-		beforeSnap <- workspace.Take(root)
+		r.before <- workspace.Take(root)
 	}()
-	snapTaken := false
-	defer func() {
-		if !snapTaken {
-			(<-beforeSnap).Close()
+	r.deferred(func() {
+		if !r.snapTaken {
+			(<-r.before).Close()
 		}
-	}()
+	})
 
 	// Sinks first: a run that cannot be kept must not start.
-	st, err := store.Open(o.StoreDir)
-	if err != nil {
-		return 0, fmt.Errorf("opening store %s: %w", o.StoreDir, err)
+	if r.st, err = store.Open(o.StoreDir); err != nil {
+		return fmt.Errorf("opening store %s: %w", o.StoreDir, err)
 	}
-	defer st.Close()
+	r.deferred(func() { r.st.Close() })
 	// A run whose agentwatch died is saved before this one starts.
-	if ids, err := Recover(ctx, st, o.StoreDir); err != nil || len(ids) > 0 {
+	if ids, err := Recover(ctx, r.st, o.StoreDir); err != nil || len(ids) > 0 {
 		for _, id := range ids {
-			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(id.Message()))
+			fmt.Fprintf(r.stderr, "agentwatch: %s\n", termtext.Escape(id.Message()))
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(oneLine(err)))
+			fmt.Fprintf(r.stderr, "agentwatch: %s\n", termtext.Escape(oneLine(err)))
 		}
 	}
-	var traceFile *export.FileWriter
 	if o.TraceFile != "" {
-		if traceFile, err = export.OpenFile(o.TraceFile); err != nil {
-			return 0, fmt.Errorf("opening trace file %s: %w", o.TraceFile, err)
+		if r.traceFile, err = export.OpenFile(o.TraceFile); err != nil {
+			return fmt.Errorf("opening trace file %s: %w", o.TraceFile, err)
 		}
-		if n := traceFile.Repaired; n > 0 {
-			fmt.Fprintf(stderr, "agentwatch: trace file %s: removed a partial last line (%d bytes) an earlier write left\n", termtext.Escape(o.TraceFile), n)
+		if n := r.traceFile.Repaired; n > 0 {
+			fmt.Fprintf(r.stderr, "agentwatch: trace file %s: removed a partial last line (%d bytes) an earlier write left\n", termtext.Escape(o.TraceFile), n)
 		}
-		defer traceFile.Close()
+		r.deferred(func() { r.traceFile.Close() })
 	}
 
 	start := time.Now()
-	runID := NewRunID(start)
-	info := recorder.RunInfo{
-		RunID:          runID,
+	r.info = recorder.RunInfo{
+		RunID:          NewRunID(start),
 		TraceID:        newTraceID(),
 		Argv:           o.Argv,
 		Start:          start,
-		UID:            target.UID,
-		User:           target.Name,
-		Home:           childHome(env, target),
+		UID:            r.account.UID,
+		User:           r.account.Name,
+		Home:           childHome(r.env, r.account),
 		Workspace:      <-wsRoot,
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
-		CI:             ciAttributes(callerEnv),
+		CI:             ciAttributes(r.callerEnv),
 		ServiceVersion: o.Version,
-		Policy:         pol,
-		RedactValues:   redactValues,
-		Capture:        capture.rec,
+		Policy:         r.pol,
+		Prices:         o.Prices,
+		// Which dropped values are secrets depends on what the run shows
+		// anyway (redact.Secrets); until the start snapshot says so, the
+		// wider set without it (the journal's too).
+		RedactValues: redact.Secrets(r.dropped, nil),
+		Capture:      r.capture.rec,
 	}
-	sink := &sink{}
+	r.rec = recorder.New(r.info)
 	// The journal: what a crash, a full disk or a corrupt store would
 	// otherwise lose (recover.go). Without it the run still runs.
-	var journalGap *event.Gap
-	if jw, err := journal.Create(JournalDir(o.StoreDir), runID, newRunHeader(info, pol)); err != nil {
-		g := gapText("journal", oneLine(err)+" (a crash of agentwatch would lose this run)")
-		journalGap = &g
+	if jw, err := journal.Create(JournalDir(o.StoreDir), r.info.RunID, newRunHeader(r.info, r.pol)); err != nil {
+		r.emit(gapEvent(gapText("journal", oneLine(err)+" (a crash of agentwatch would lose this run)")))
 	} else {
-		sink.jw = jw
-		launched := false
-		defer func() {
-			if !launched {
+		r.jw = jw
+		r.deferred(func() {
+			if !r.launched {
 				_ = jw.Remove() // nothing ran: nothing to recover
 			}
-		}()
-		sink.launched = func() { launched = true }
-	}
-	// The agent's telemetry receiver before the env event, like the proxy.
-	agentTel := startAgentTelemetry(sink.add)
-	defer agentTel.close(nil) // early returns; the normal path closes it before Finish
-	env, envFiltered = agentTel.childEnv(env, envFiltered, info.TraceID)
-	// The model proxy before the env event: its variables are in the set list.
-	llmp := startRunLLM(o, callerEnv, sink, &env, &envFiltered, &info, capture.llm())
-	defer llmp.close() // early returns; the normal path closes it before Finish
-	sink.add(envFiltered)
-	secrets := func() ([]string, []event.Gap) { return expandSecrets(pol, info.Workspace, target.Home) }
-	// Protected paths: what exists now is what the child finds. The
-	// placeholders of absent ones are made before the file sensors start,
-	// so they are not mistaken for the run's changes (git does not see
-	// them either: empty directories, or files outside the repository).
-	protect := planProtect(pol, info.Workspace, info.Home, pol.Mode == policy.Enforce, time.Now())
-	if pol.Mode == policy.Enforce && target.UID != 0 {
-		protect.maskUserServers(target.UID)
-	}
-	for _, ev := range protect.events {
-		sink.add(ev)
-	}
-	defer protect.cleanup() // early returns; the normal path cleans up before the after snapshot
-	for _, ph := range protect.placeholders {
-		sink.meta(metaPlaceholder, []byte(ph.path))
-	}
-	if err := protect.materialize(); err != nil {
-		return 0, err
-	}
-	sensors := startSensors(runID, info.Workspace, beforeSnap, !o.NoFSWatch, sink, secrets, func(s *sensors) (event.Gap, error) { return startNetwork(pol, s, sink) })
-	snapTaken = true
-	ebpf.ReleaseKernelTypes()
-	if gap, err := sensors.netGap, sensors.netErr; err != nil {
-		if pol.Mode == policy.Enforce {
-			// Never a silent downgrade to observe: the child does not start.
-			sensors.stop(&recorder.End{})
-			return 0, fmt.Errorf("%w (enforce mode refuses to run without it; use --mode observe)", err)
-		}
-		sensors.gaps = append(sensors.gaps, gap)
-	}
-	info.Resolvers = systemResolvers()
-	info.Before = sensors.before
-	info.RedactValues = redact.Secrets(dropped, publicMetadata(info, dir))
-	info.Sensors = sensors.running
-	info.Gaps = sensors.gaps
-	if journalGap != nil {
-		info.Gaps = append(info.Gaps, *journalGap)
-	}
-	info.Gaps = append(info.Gaps, protect.gaps...)
-	if sensors.cgroup != nil {
-		sink.meta(metaCgroup, []byte(sensors.cgroup.Path))
+		})
 	}
 	for _, n := range o.PolicyNotes {
-		info.Gaps = append(info.Gaps, gapText("policy", ""+n))
+		r.emit(gapEvent(gapText("policy", n)))
 	}
-	info.Gaps = append(info.Gaps, llmp.watch(sensors)...)
-	info.Gaps = append(info.Gaps, agentTel.allow(sensors.net)...)
-	if agentTel.gap != nil {
-		info.Gaps = append(info.Gaps, *agentTel.gap)
+	return nil
+}
+
+// observe makes the run's cgroup, holds the protected paths and starts the
+// sensors; on return everything the child needs is ready.
+func (r *run) observe(ctx context.Context) error {
+	pol := r.pol
+	r.target = &Target{
+		RunID: r.info.RunID, Workspace: r.info.Workspace, Home: r.info.Home, Policy: pol,
+		TraceID: r.rec.TraceID(), RootSpan: r.rec.RootSpanID(),
+		Emit: r.emit, Journal: r.journal,
 	}
-	startInfo, _ := json.Marshal(newRunStartInfo(info.Sensors, info.Gaps))
-	sink.meta(metaInfo, startInfo)
+	cgroup, err := runCgroup(r.info.RunID)
+	if err != nil {
+		r.emit(gapEvent(gap("cgroup", err)))
+	} else {
+		r.cgroup, r.target.Cgroup = cgroup, cgroup
+		r.journal(metaCgroup, []byte(cgroup.Path))
+		r.deferred(func() {
+			// Early returns (the normal path removes it in record).
+			if r.cgroup != nil {
+				_ = r.cgroup.Kill(cgroupKillTimeout)
+				_ = r.cgroup.Remove()
+			}
+		})
+	}
+	stages := runSensors(r.o, r.callerEnv, r.capture.llm())
+	// The supervisor's endpoints first: the environment event names their
+	// variables (never their values), and the placeholders of absent
+	// protected paths are made before the file sensors start, so they are
+	// not mistaken for the run's changes (git does not see them either:
+	// empty directories, or files outside the repository).
+	obs, err := startSensors(ctx, r.target, stages[:1])
+	if err != nil {
+		return err
+	}
+	r.obs = obs
+	r.deferred(r.obs.stop) // early returns; the normal path stops them in wait
+	r.env, r.envEvent = r.target.childEnv(r.env, r.envEvent)
+	r.emit(r.envEvent)
+	r.protect = planProtect(pol, r.info.Workspace, r.info.Home, pol.Mode == policy.Enforce, time.Now())
+	if pol.Mode == policy.Enforce && r.account.UID != 0 {
+		r.protect.maskUserServers(r.account.UID)
+	}
+	for _, ev := range r.protect.events {
+		r.emit(ev)
+	}
+	r.deferred(func() { r.protect.cleanup() }) // early returns; the normal path cleans up before the after snapshot
+	for _, ph := range r.protect.placeholders {
+		r.journal(metaPlaceholder, []byte(ph.path))
+	}
+	if err := r.protect.materialize(); err != nil {
+		return err
+	}
+	kernel, err := startSensors(ctx, r.target, stages[1:])
+	if err != nil {
+		return err
+	}
+	r.obs.running = append(r.obs.running, kernel.running...)
+	r.obs.stops = append(r.obs.stops, kernel.stops...)
+	ebpf.ReleaseKernelTypes()
+	r.snapshot = <-r.before
+	r.snapTaken = true
+	for _, g := range r.protect.gaps {
+		r.emit(gapEvent(g))
+	}
+	var proxy []string
+	for _, e := range r.target.exposedEndpoints() {
+		if e.sensor == "llm" {
+			proxy = append(proxy, e.ap.String())
+		}
+	}
+	info := r.info
+	info.Before = r.snapshot
+	r.rec.Started(recorder.Started{
+		Sensors:      r.obs.running,
+		Before:       r.snapshot,
+		Resolvers:    systemResolvers(),
+		LLMProxy:     proxy,
+		RedactValues: redact.Secrets(r.dropped, publicMetadata(info, r.dir)),
+	})
+	startInfo, _ := json.Marshal(newRunStartInfo(r.obs.running, nil))
+	r.journal(metaInfo, startInfo)
+	r.gitConfig = watchGitConfig(r.info.Workspace, r.info.Home)
+	return nil
+}
 
-	gitConfig := watchGitConfig(info.Workspace, info.Home)
+// runCgroup is the run's own cgroup v2, where the child is born.
+func runCgroup(runID string) (*Cgroup, error) {
+	mount, _, err := Cgroup2Mount()
+	if err != nil {
+		return nil, err
+	}
+	return NewCgroup(mount, runID)
+}
 
-	sigs, stopSignals := catchSignals()
-	defer stopSignals()
+// systemResolvers are the nameservers the child's configuration points at:
+// DNS the hooks redirected from any other address is flagged as a bypass.
+func systemResolvers() []netip.Addr {
+	ns, _ := netwatch.Nameservers("/etc/resolv.conf")
+	return ns
+}
+
+// launch starts the child: in the run's cgroup, as the account, with the
+// protected paths held, under a PTY when stdin is a terminal.
+func (r *run) launch(ctx context.Context) (*child, error) {
+	o := r.o
+	var stop func()
+	r.sigs, stop = catchSignals()
+	r.deferred(stop)
 	if err := ctx.Err(); err != nil {
-		sensors.stop(&recorder.End{})
-		return 0, fmt.Errorf("starting %s: %w", o.Argv[0], err)
+		return nil, fmt.Errorf("starting %s: %w", o.Argv[0], err)
 	}
-
 	spec := childSpec{
-		path: path, argv: o.Argv, env: env, dir: dir, target: target,
-		stdin: o.Stdin, stdout: capture.tee(o.Stdout), stderr: capture.tee(o.Stderr),
-		cgroup: sensors.cgroup, ns: protect, useInit: os.Geteuid() == 0,
+		path: r.path, argv: o.Argv, env: r.env, dir: r.dir, target: r.account,
+		stdin: o.Stdin, stdout: r.capture.tee(o.Stdout), stderr: r.capture.tee(o.Stderr),
+		cgroup: r.cgroup, ns: r.protect, useInit: os.Geteuid() == 0,
 	}
-	if pol.Mode == policy.Enforce {
+	if r.pol.Mode == policy.Enforce {
 		spec.filter = seccompPolicy{DenyIOURing: true, DenyForeignABI: true}
 	}
 	if f, ok := isTerminal(o.Stdin); ok {
 		spec.stdinT = f
 	} else {
 		// Pipe mode: the child never holds the operator's terminal.
-		spec.stdout = capture.tee(terminalOutput(o.Stdout))
-		spec.stderr = capture.tee(terminalOutput(o.Stderr))
+		spec.stdout = r.capture.tee(terminalOutput(o.Stdout))
+		spec.stderr = r.capture.tee(terminalOutput(o.Stderr))
 	}
 	ch, err := startChild(spec)
 	if err != nil {
-		sensors.stop(&recorder.End{})
 		var pe *protectError
 		if errors.As(err, &pe) {
-			return 0, pe // agentwatch's failure, not the command's
+			return nil, pe // agentwatch's failure, not the command's
 		}
-		return 0, startError(o.Argv[0], err)
+		return nil, startError(o.Argv[0], err)
 	}
-	tm := ch.tm
-	if tm != nil {
+	if r.tm = ch.tm; r.tm != nil {
 		out := o.Stdout
 		if out == nil {
 			out = io.Discard
 		}
-		if err := tm.attach(capture.tee(out)); err != nil {
+		if err := r.tm.attach(r.capture.tee(out)); err != nil {
 			// Not fatal: the child still has its PTY, the user's terminal
 			// just stays cooked.
-			fmt.Fprintf(stderr, "agentwatch: %s\n", termtext.Escape(err.Error()))
+			fmt.Fprintf(r.stderr, "agentwatch: %s\n", termtext.Escape(err.Error()))
 		}
-		defer tm.restore() // also on panic; finish restores on the normal path
+		r.deferred(r.tm.restore) // also on panic; wait restores on the normal path
 	}
-	info.RootPID = uint32(ch.pid)
-	sink.meta(metaLaunched, []byte(strconv.Itoa(ch.pid)))
-	if sink.launched != nil {
-		sink.launched()
-	}
-	rec := recorder.New(info)
-	sink.attach(rec)
+	r.journal(metaLaunched, []byte(strconv.Itoa(ch.pid)))
+	r.emit(event.Launched{Header: event.Header{Time: time.Now(), PID: uint32(ch.pid)}})
+	r.launched = true
+	return ch, nil
+}
 
+// wait forwards signals until the child is reaped, then ends the
+// observation: what is left of the run is killed, the sensors drain, the
+// workspace evidence is taken. It returns what Finish needs.
+func (r *run) wait(ch *child) (recorder.End, error) {
 	killRun := func() {
-		if sensors.cgroup != nil {
-			_ = os.WriteFile(filepath.Join(sensors.cgroup.Path, "cgroup.kill"), []byte("1"), 0)
+		if r.cgroup != nil {
+			_ = os.WriteFile(filepath.Join(r.cgroup.Path, "cgroup.kill"), []byte("1"), 0)
 			return
 		}
 		// The init's death ends its PID namespace; a direct child
 		// leads its own session and group.
 		_ = syscall.Kill(-ch.signalled(), syscall.SIGKILL)
 	}
-	waitErr := forwardSignals(sigs, ch.signalled(), ch.groupSignals(), tm, ch.waited, killRun)
+	waitErr := forwardSignals(r.sigs, ch.signalled(), ch.groupSignals(), r.tm, ch.waited, killRun)
 	end := recorder.End{FileSize: fileSize}
 	var known bool
 	end.ExitCode, end.Signal, known = ch.status()
 	endInfo, _ := json.Marshal(runEndInfo{ExitCode: end.ExitCode, Signal: end.Signal, Time: time.Now()})
-	sink.meta(metaEnd, endInfo)
-	if sink.jw != nil {
-		_ = sink.jw.Sync() // the exit status is kept before the slow end of the run
-		if err := sink.jw.Err(); err != nil {
-			end.Gaps = append(end.Gaps, gapText("journal", ""+oneLine(err)+" (a crash of agentwatch now would lose part of this run)"))
+	r.journal(metaEnd, endInfo)
+	if r.jw != nil {
+		_ = r.jw.Sync() // the exit status is kept before the slow end of the run
+		if err := r.jw.Err(); err != nil {
+			end.Gaps = append(end.Gaps, gapText("journal", oneLine(err)+" (a crash of agentwatch now would lose part of this run)"))
 		}
 	}
-
 	if !known {
-		sensors.stop(&end)
-		return 0, fmt.Errorf("waiting for %s: %w", o.Argv[0], waitErr)
+		return end, fmt.Errorf("waiting for %s: %w", r.o.Argv[0], waitErr)
 	}
-	sensors.stop(&end) // kills what is left, drains, snapshots after
+	// Leftovers in the cgroup are killed first so their exits are still
+	// seen; then nothing in the run is left to change the workspace: the
+	// sensors drain beside the after snapshot (git, the slow part).
+	if r.cgroup != nil {
+		if err := r.cgroup.Kill(cgroupKillTimeout); err != nil {
+			end.Gaps = append(end.Gaps, gap("cgroup", err))
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		end.Evidence = workspace.TakeEvidence(r.snapshot, r.info.Workspace, workspace.Limits{})
+		end.After = end.Evidence.After
+	})
+	r.obs.stop() // the calls still streaming end with their processes; what the agent flushed at exit is in
+	wg.Wait()
+	if r.cgroup != nil {
+		if err := r.cgroup.Remove(); err != nil {
+			end.Gaps = append(end.Gaps, gap("cgroup", err))
+		}
+		r.cgroup = nil
+	}
 	// Nothing of the run is left to hold a placeholder, and the file
 	// sensors are stopped: removing them is not the run's change.
-	end.Gaps = append(end.Gaps, protect.cleanup()...)
+	end.Gaps = append(end.Gaps, r.protect.cleanup()...)
 	var gcGaps []event.Gap
-	end.GitConfig, gcGaps = gitConfig.check(pol.Mode == policy.Enforce)
+	end.GitConfig, gcGaps = r.gitConfig.check(r.pol.Mode == policy.Enforce)
 	end.Gaps = append(end.Gaps, gcGaps...)
-	llmp.stop(&end) // the calls still streaming end with their processes
-	// What the agent flushed at exit is in once its processes are gone.
-	agentTel.close(&end)
 	end.ReadFile = readSecretFile // Finish scans the diff and the secret files the run wrote
-	if tm != nil {
-		tm.finish()
+	if r.tm != nil {
+		r.tm.finish()
 	}
-	capture.fill(&end) // the relay is done: the pipes by Wait, the PTY by finish
+	r.capture.fill(&end) // the relay is done: the pipes by Wait, the PTY by finish
 	end.Time = time.Now()
-
 	end.SelfCost = selfCost
-	tr := rec.Finish(end)
-	writeSummary(stderr, tr) // after the terminal is restored; nothing when nothing happened
-	saved, err := record(ctx, o, st, traceFile, tr, end.Evidence, rec.Files(), stderr)
-	if sink.jw != nil {
+	return end, nil
+}
+
+// record finishes the trace and hands it to the sinks; a run the store
+// cannot take stays whole in the journal for the next command to save.
+func (r *run) record(ctx context.Context, end recorder.End) (int, error) {
+	tr := r.rec.Finish(end)
+	writeSummary(r.stderr, tr) // after the terminal is restored; nothing when nothing happened
+	files := r.rec.Files()
+	saved, err := record(ctx, r.o, r.st, r.traceFile, tr, end.Evidence, files, r.stderr)
+	if r.jw != nil {
 		if saved {
-			if rerr := sink.jw.Remove(); rerr != nil {
-				err = errors.Join(err, rerr) // saved; the next command finds the run stored and drops the journal
+			if rerr := r.jw.Remove(); rerr != nil {
+				err = joinOneLine(err, rerr) // saved; the next command finds the run stored and drops the journal
 			}
 		} else {
 			// Kept, with the finished run: the next agentwatch command
 			// saves it from there, evidence included, once the store can
 			// take it (space returned, store repaired).
-			sink.meta(metaFinished, encodeFinished(tr, end.Evidence, rec.Files(), err))
-			_ = sink.jw.Sync()
-			_ = sink.jw.Close()
-			err = fmt.Errorf("%w (the run is kept in %s; the next agentwatch command saves it)", err, sink.jw.Path())
+			r.journal(metaFinished, encodeFinished(tr, end.Evidence, files, err))
+			_ = r.jw.Sync()
+			_ = r.jw.Close()
+			err = fmt.Errorf("%w (the run is kept in %s; the next agentwatch command saves it)", err, r.jw.Path())
 		}
 	}
-	if o.Result != nil {
-		*o.Result = Result{RunID: runID, TraceID: info.TraceID.String(), Saved: saved}
+	if o := r.o; o.Result != nil {
+		*o.Result = Result{RunID: r.info.RunID, TraceID: r.info.TraceID.String(), Saved: saved}
 		if err != nil {
 			o.Result.Error = oneLine(err)
 		}
 	}
 	if err != nil {
 		// The command ran: its status stands beside agentwatch's failure.
-		return end.ExitCode, &RecordError{RunID: runID, Err: err}
+		return end.ExitCode, &RecordError{RunID: r.info.RunID, Err: err}
 	}
 	return end.ExitCode, nil
 }
@@ -448,7 +595,7 @@ type Result struct {
 // childHome is the home "~/" patterns mean: the child's HOME (what its
 // programs expand), else the passwd database's entry; never a guess from
 // the user name (homes live in /srv, /var/lib, … too).
-func childHome(env []string, t Target) string {
+func childHome(env []string, t Account) string {
 	if h := lookupEnv(env, "HOME"); filepath.IsAbs(h) {
 		return filepath.Clean(h)
 	}
@@ -505,7 +652,7 @@ func record(ctx context.Context, o Options, st *store.Store, tf *export.FileWrit
 		}
 	}
 	if len(errs) > 0 {
-		return saved, joinOneLine(errs)
+		return saved, joinOneLine(errs...)
 	}
 	fmt.Fprintf(stderr, "agentwatch: run %s recorded (%d spans)\n", tr.RunID, len(tr.Spans))
 	return saved, nil
@@ -520,17 +667,40 @@ func fileSize(path string) (int64, bool) {
 	return fi.Size(), true
 }
 
-// joinOneLine keeps the one-line error promise when several sinks failed.
-func joinOneLine(errs []error) error {
-	if len(errs) == 1 {
-		return errs[0]
+// joinOneLine joins errors into one that errors.Is and errors.As see
+// through, printed on one line ("a; b"): the one-line error promise when
+// several sinks failed. nil errors are skipped; nil when none is left.
+func joinOneLine(errs ...error) error {
+	var list errorList
+	for _, e := range errs {
+		if e != nil {
+			list = append(list, e)
+		}
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+// errorList is joinOneLine's error.
+type errorList []error
+
+func (l errorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
 		msgs[i] = e.Error()
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return strings.Join(msgs, "; ")
 }
+
+func (l errorList) Unwrap() []error { return l }
+
+// Lines is how the CLI prints it: one line, not one per error.
+func (l errorList) Lines() []string { return []string{l.Error()} }
 
 func workingDir(dir string) (string, error) {
 	if dir == "" {
@@ -575,186 +745,6 @@ func ciAttributes(env []string) map[string]string {
 		}
 	}
 	return nil
-}
-
-// sink buffers events until the recorder exists (it needs the child's pid,
-// known only after launch), then feeds it in arrival order.
-type sink struct {
-	mu       sync.Mutex
-	rec      *recorder.Recorder
-	pending  []event.Event
-	jw       *journal.Writer // nil: no journal
-	launched func()          // the child started: the journal must outlive a crash
-}
-
-// meta journals a supervisor record for recovery (recover.go).
-func (s *sink) meta(kind string, data []byte) {
-	if s.jw != nil {
-		s.jw.AppendMeta(kind, data)
-	}
-}
-
-func (s *sink) add(ev event.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.jw != nil {
-		s.jw.Append(ev)
-	}
-	if s.rec == nil {
-		s.pending = append(s.pending, ev)
-		return
-	}
-	s.rec.Add(ev)
-}
-
-func (s *sink) attach(rec *recorder.Recorder) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ev := range s.pending {
-		rec.Add(ev)
-	}
-	s.pending, s.rec = nil, rec
-}
-
-// sensors is what observes one run.
-type sensors struct {
-	workspace string
-	cgroup    *Cgroup
-	ebpf      *ebpf.Sensor
-	fswatch   *fswatch.Watcher
-	net       *netwatch.Netwatch // network enforcement; see network.go
-	netGap    event.Gap          // why net is nil
-	netErr    error
-	before    *workspace.Snapshot
-	running   []string
-	gaps      []event.Gap
-}
-
-// startSensors sets up the cgroup, eBPF, fswatch and the workspace
-// snapshot concurrently: loading BPF dominates startup, the rest hides
-// behind it. Every failure becomes a gap; none is fatal.
-//
-// secrets expands files.secrets (a bounded walk) while BPF loads; its files
-// are handed to the sensor's read watch before the child starts.
-//
-// startNet (netwatch: another set of BPF programs) loads beside the eBPF
-// sensor as soon as the cgroup exists; its error is left in netGap/netErr
-// for the caller, who decides whether the run may go on without it.
-func startSensors(runID, ws string, before <-chan *workspace.Snapshot, crossCheck bool, sink *sink, secrets func() (files []string, gaps []event.Gap), startNet func(*sensors) (event.Gap, error)) *sensors {
-	s := &sensors{workspace: ws}
-	var wg sync.WaitGroup
-	var cgErr, bpfErr, fsErr, watchErr error
-	var secretFiles []string
-	var secretGaps []event.Gap
-	expanded := make(chan struct{})
-	go func() {
-		defer close(expanded)
-		secretFiles, secretGaps = secrets()
-	}()
-	wg.Go(func() { s.before = <-before })
-	if crossCheck {
-		wg.Go(func() { s.fswatch, fsErr = fswatch.Start(ws, sink.add) })
-	}
-	wg.Go(func() {
-		mount, _, err := Cgroup2Mount()
-		if err == nil {
-			s.cgroup, err = NewCgroup(mount, runID)
-		}
-		if err != nil {
-			cgErr = err
-			bpfErr = errors.New("no run cgroup to filter on")
-			s.netGap, s.netErr = startNet(s)
-			return
-		}
-		var netDone sync.WaitGroup
-		netDone.Go(func() { s.netGap, s.netErr = startNet(s) })
-		defer netDone.Wait()
-		// Read every 2 ms, not the sensor's 20 ms default (agenttel.go);
-		// the tool-call context of each exec comes with its record.
-		s.ebpf, bpfErr = ebpf.Start(ebpf.Config{CgroupID: s.cgroup.ID, CgroupLevel: s.cgroup.Level, Emit: sink.add, MaxLatency: execContextLatency, ContextVars: contextVars})
-		if bpfErr == nil && s.ebpf == nil {
-			bpfErr = errors.New("sensor did not start")
-		}
-		if bpfErr == nil {
-			<-expanded
-			_, watchErr = s.ebpf.WatchReads(secretFiles)
-		}
-	})
-	wg.Wait()
-	<-expanded
-	s.gaps = append(s.gaps, secretGaps...)
-	if watchErr != nil {
-		s.gaps = append(s.gaps, gap("files.secrets", watchErr))
-	}
-	if cgErr != nil {
-		s.gaps = append(s.gaps, gap("cgroup", cgErr))
-	}
-	if bpfErr != nil {
-		s.ebpf = nil
-		s.gaps = append(s.gaps, gap("ebpf", bpfErr))
-	} else {
-		s.running = append(s.running, "ebpf")
-	}
-	if !crossCheck && s.ebpf == nil {
-		// Asked to skip the cross-check, but it is the only file sensor
-		// left: run it all the same.
-		s.fswatch, fsErr = fswatch.Start(ws, sink.add)
-		crossCheck = true
-	}
-	switch {
-	case !crossCheck:
-		// Turned off by --no-fswatch: not a gap, eBPF sees the changes.
-	case fsErr != nil:
-		s.gaps = append(s.gaps, gap("fswatch", fsErr))
-	default:
-		s.running = append(s.running, "fswatch")
-	}
-	if s.net != nil {
-		s.running = append(s.running, "netwatch")
-	}
-	return s
-}
-
-// stop ends the observation: leftovers in the cgroup are killed first so
-// their exits are still seen, then eBPF drains its ring buffer and fswatch
-// its inotify queue, the workspace is snapshotted and the cgroup removed.
-func (s *sensors) stop(end *recorder.End) {
-	if s.cgroup != nil {
-		if err := s.cgroup.Kill(cgroupKillTimeout); err != nil {
-			end.Gaps = append(end.Gaps, gap("cgroup", err))
-		}
-	}
-	s.stopNetwork(end) // before the cgroup is removed: its hooks are attached there
-	// Nothing in the run is left to change the workspace: the drains and
-	// the after snapshot (git, the slow part) run side by side.
-	var wg sync.WaitGroup
-	var bpfErr, fsErr error
-	if s.ebpf != nil {
-		wg.Go(func() {
-			dropped := s.ebpf.Dropped()
-			bpfErr = s.ebpf.Close()
-			end.Dropped += max(dropped, s.ebpf.Dropped())
-		})
-	}
-	if s.fswatch != nil {
-		wg.Go(func() { fsErr = s.fswatch.Close() })
-	}
-	wg.Go(func() {
-		end.Evidence = workspace.TakeEvidence(s.before, s.workspace, workspace.Limits{})
-		end.After = end.Evidence.After
-	})
-	wg.Wait()
-	if bpfErr != nil {
-		end.Gaps = append(end.Gaps, gap("ebpf", bpfErr))
-	}
-	if fsErr != nil {
-		end.Gaps = append(end.Gaps, gap("fswatch", fsErr))
-	}
-	if s.cgroup != nil {
-		if err := s.cgroup.Remove(); err != nil {
-			end.Gaps = append(end.Gaps, gap("cgroup", err))
-		}
-	}
 }
 
 func oneLine(err error) string {

@@ -17,8 +17,8 @@ var ErrUnknownUser = errors.New("unknown user")
 // was not told to run the command as root.
 var ErrRootRefused = errors.New("refusing to run the command as root")
 
-// Target is the user the child runs as.
-type Target struct {
+// Account is the user the child runs as.
+type Account struct {
 	UID, GID uint32
 	Groups   []uint32 // supplementary groups, the primary group included
 	Name     string
@@ -28,7 +28,7 @@ type Target struct {
 	Switch bool
 }
 
-// ResolveTarget decides who the child runs as. spec is --user (a name or
+// ResolveAccount decides who the child runs as. spec is --user (a name or
 // a numeric uid, empty when not given); euid is agentwatch's effective uid;
 // getenv reads agentwatch's environment (SUDO_UID, SUDO_GID); dir is the
 // child's working directory.
@@ -38,7 +38,7 @@ type Target struct {
 // working in a checkout it does not own); and when dir is root's too, the
 // run is refused unless --user root says so explicitly. Without root the child runs as the
 // current user and --user may only name that user.
-func ResolveTarget(spec string, euid int, getenv func(string) string, dir string) (Target, error) {
+func ResolveAccount(spec string, euid int, getenv func(string) string, dir string) (Account, error) {
 	if euid != 0 {
 		u, err := lookupUser(strconv.Itoa(euid))
 		if err != nil {
@@ -47,18 +47,18 @@ func ResolveTarget(spec string, euid int, getenv func(string) string, dir string
 			u = &user.User{Uid: strconv.Itoa(euid), Gid: strconv.Itoa(os.Getegid()), Username: strconv.Itoa(euid)}
 		}
 		if spec != "" && spec != u.Username && spec != u.Uid {
-			return Target{}, fmt.Errorf("running as user %s: --user needs root (agentwatch runs as uid %d)", spec, euid)
+			return Account{}, fmt.Errorf("running as user %s: --user needs root (agentwatch runs as uid %d)", spec, euid)
 		}
-		t, err := targetOf(u, "")
+		t, err := accountOf(u, "")
 		t.Switch = false
 		return t, err
 	}
 	if spec != "" {
 		u, err := lookupUser(spec)
 		if err != nil {
-			return Target{}, err
+			return Account{}, err
 		}
-		t, err := targetOf(u, "")
+		t, err := accountOf(u, "")
 		t.Switch = t.UID != 0
 		return t, err
 	}
@@ -72,7 +72,7 @@ func ResolveTarget(spec string, euid int, getenv func(string) string, dir string
 				u.Gid = sudoUID
 			}
 		}
-		t, err := targetOf(u, getenv("SUDO_GID"))
+		t, err := accountOf(u, getenv("SUDO_GID"))
 		t.Switch = t.UID != 0
 		return t, err
 	}
@@ -84,12 +84,12 @@ func ResolveTarget(spec string, euid int, getenv func(string) string, dir string
 			if err != nil {
 				u = &user.User{Uid: strconv.Itoa(int(st.Uid)), Gid: strconv.Itoa(int(st.Gid)), Username: strconv.Itoa(int(st.Uid)), HomeDir: "/"}
 			}
-			t, err := targetOf(u, "")
+			t, err := accountOf(u, "")
 			t.Switch = true
 			return t, err
 		}
 	}
-	return Target{}, fmt.Errorf("%w: pass --user root to allow it, or --user NAME", ErrRootRefused)
+	return Account{}, fmt.Errorf("%w: pass --user root to allow it, or --user NAME", ErrRootRefused)
 }
 
 func lookupUser(spec string) (*user.User, error) {
@@ -105,10 +105,10 @@ func lookupUser(spec string) (*user.User, error) {
 	return u, nil
 }
 
-func targetOf(u *user.User, gidOverride string) (Target, error) {
+func accountOf(u *user.User, gidOverride string) (Account, error) {
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
-		return Target{}, fmt.Errorf("reading uid of %s: %w", u.Username, err)
+		return Account{}, fmt.Errorf("reading uid of %s: %w", u.Username, err)
 	}
 	gidStr := u.Gid
 	if gidOverride != "" {
@@ -116,9 +116,9 @@ func targetOf(u *user.User, gidOverride string) (Target, error) {
 	}
 	gid, err := strconv.ParseUint(gidStr, 10, 32)
 	if err != nil {
-		return Target{}, fmt.Errorf("reading gid of %s: %w", u.Username, err)
+		return Account{}, fmt.Errorf("reading gid of %s: %w", u.Username, err)
 	}
-	t := Target{UID: uint32(uid), GID: uint32(gid), Name: u.Username, Home: u.HomeDir}
+	t := Account{UID: uint32(uid), GID: uint32(gid), Name: u.Username, Home: u.HomeDir}
 	seen := map[uint32]bool{t.GID: true}
 	t.Groups = append(t.Groups, t.GID)
 	if ids, err := u.GroupIds(); err == nil {
@@ -136,7 +136,7 @@ func targetOf(u *user.User, gidOverride string) (Target, error) {
 
 // childEnv is env with HOME, USER and LOGNAME of t when the user changes,
 // so the child does not write into root's home through a sudo-kept HOME.
-func childEnv(env []string, t Target) []string {
+func childEnv(env []string, t Account) []string {
 	if !t.Switch {
 		return env
 	}
