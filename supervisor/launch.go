@@ -68,7 +68,9 @@ func LookPath(name, pathEnv, dir string) (string, error) {
 		if err == nil {
 			return p, nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) && denied == nil {
+		// A directory of PATH this user cannot search holds nothing for
+		// the search (a shell skips it too): root's PATH under su.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) && denied == nil {
 			denied = err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -121,21 +122,31 @@ func TestErrorsBeforeTheChildStarts(t *testing.T) {
 	}
 	store := t.TempDir()
 	touch := []string{"/bin/sh", "-c", "touch " + marker}
+	// --user root is what root must say to run as itself; a user names
+	// itself (anyone else needs root).
+	self := "root"
+	if os.Geteuid() != 0 {
+		u, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		self = u.Username
+	}
 	tests := []struct {
 		name string
 		args []string
 		code int
 		msg  string
 	}{
-		{"missing binary", []string{"run", "--user", "root", "--store", store, "--", "no-such-command-xyz"}, 127,
+		{"missing binary", []string{"run", "--user", self, "--store", store, "--", "no-such-command-xyz"}, 127,
 			"agentwatch: command not found: no-such-command-xyz\n"},
-		{"not executable", []string{"run", "--user", "root", "--store", store, "--", noexec}, 126,
+		{"not executable", []string{"run", "--user", self, "--store", store, "--", noexec}, 126,
 			"agentwatch: cannot execute " + noexec + ": permission denied\n"},
 		{"unknown user", append([]string{"run", "--user", "no-such-user-xyz", "--store", store, "--"}, touch...), 125,
 			"agentwatch: unknown user \"no-such-user-xyz\"\n"},
-		{"store is a file", append([]string{"run", "--user", "root", "--store", notDir, "--"}, touch...), 125,
+		{"store is a file", append([]string{"run", "--user", self, "--store", notDir, "--"}, touch...), 125,
 			"agentwatch: opening store " + notDir + ": "},
-		{"trace file is a directory", append([]string{"run", "--user", "root", "--store", store, "--trace-file", store, "--"}, touch...), 125,
+		{"trace file is a directory", append([]string{"run", "--user", self, "--store", store, "--trace-file", store, "--"}, touch...), 125,
 			"agentwatch: opening trace file " + store + ": "},
 		{"missing command", []string{"run", "--store", store}, 2, "agentwatch: run: missing command"},
 		{"unknown flag", []string{"run", "--bogus", "--", "true"}, 2, "agentwatch: unknown flag: --bogus\n"},

@@ -47,6 +47,9 @@ func ResolveAccount(spec string, euid int, getenv func(string) string, dir strin
 			u = &user.User{Uid: strconv.Itoa(euid), Gid: strconv.Itoa(os.Getegid()), Username: strconv.Itoa(euid)}
 		}
 		if spec != "" && spec != u.Username && spec != u.Uid {
+			if _, err := lookupUser(spec); err != nil {
+				return Account{}, err // a name that is no one's says so first
+			}
 			return Account{}, fmt.Errorf("running as user %s: --user needs root (agentwatch runs as uid %d)", spec, euid)
 		}
 		t, err := accountOf(u, "")
