@@ -32,6 +32,7 @@ type runOptions struct {
 	mode         string
 	pricesFile   string
 	captureFull  time.Duration
+	fswatch      bool
 	noFSWatch    bool
 	resultFile   string
 }
@@ -43,7 +44,7 @@ func (o runOptions) supervisorOptions(env Env) supervisor.Options {
 		TraceFile: o.traceFile,
 		OTLP:      export.Config{Endpoint: o.otlpEndpoint},
 		StoreDir:  o.storeDir,
-		NoFSWatch: o.noFSWatch,
+		FSWatch:   o.fswatch,
 		TaskID:    o.task,
 		TaskURL:   o.taskURL,
 		Stdin:     env.Stdin,
@@ -72,6 +73,9 @@ func (a *app) runCommand() *cobra.Command {
 			o.argv = args
 			if o.storeDir == "" {
 				return errors.New("finding the run store: no default directory (set XDG_STATE_HOME or HOME, or pass --store)")
+			}
+			if o.fswatch && o.noFSWatch {
+				return usageError{errors.New("--fswatch and --no-fswatch contradict each other: pass one")}
 			}
 			if o.captureFull < 0 {
 				return usageError{fmt.Errorf("--capture-full must be a positive duration (e.g. 30m), got %s", o.captureFull)}
@@ -127,7 +131,8 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.policyFile, "policy", "", "policy `FILE`; default: .agentwatch.yaml at the workspace's git root, else the built-in (see `agentwatch policy`)")
 	f.DurationVar(&o.captureFull, "capture-full", 0, "record prompts, responses, tool arguments and command output (redacted) for `DURATION` (e.g. 30m); default: metadata only")
 	f.StringVar(&o.pricesFile, "prices", "", "model price `FILE` (JSON, the shape of prices/prices.json) merged over the built-in table for agentwatch.cost.usd")
-	f.BoolVar(&o.noFSWatch, "no-fswatch", false, "skip the inotify cross-check of workspace changes while the eBPF sensor runs (it still runs when eBPF cannot); saves its cost on file-heavy workloads")
+	f.BoolVar(&o.fswatch, "fswatch", false, "also run the inotify watcher beside the eBPF sensor, a live cross-check of workspace changes (it costs the agent per file change; by default the end-of-run evidence is the cross-check). Without eBPF it runs anyway, as the file sensor")
+	f.BoolVar(&o.noFSWatch, "no-fswatch", false, "the default since the end-of-run evidence became the cross-check: no inotify watcher while the eBPF sensor runs (kept for scripts that pass it)")
 	f.StringVar(&o.mode, "mode", "", "observe (record and alert) or enforce (also block); overrides the policy's mode. Enforce refuses to run where it cannot enforce")
 	return cmd
 }

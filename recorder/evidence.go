@@ -1,6 +1,9 @@
 package recorder
 
 import (
+	"fmt"
+	"path"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/telemetry"
@@ -51,6 +54,13 @@ func (r *Recorder) finishEvidence(t *telemetry.Trace, end End) {
 	if len(ev.TooLarge) > 0 {
 		list(telemetry.FilesTooLarge, ev.TooLarge)
 	}
+	if un, ok := r.unattributed(ev); ok {
+		list(telemetry.FilesUnattributed, un)
+		if len(un) > 0 {
+			r.raise(root.SpanID, end.Time, telemetry.AlertUnattributed, telemetry.SeverityMedium, "",
+				unattributedMessage(un))
+		}
+	}
 	if capped {
 		root.SetAttr(telemetry.EvidenceListCapped.Bool(true))
 	}
@@ -92,6 +102,40 @@ func (r *Recorder) finishEvidence(t *telemetry.Trace, end End) {
 	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.DiffBase, ev.Base)
 	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.HeadAfter, ev.Head)
 	t.Spans = append(t.Spans, sp)
+}
+
+// unattributed returns the paths the evidence shows touched that no file
+// sensor reported: changed by a process outside the run (a daemon the
+// agent asked, a second terminal), or by an operation the sensors do not
+// see. ok is false when that cannot be judged: the evidence is of another
+// directory than the workspace the sensors filtered on, or the run's file
+// list overflowed (a path past it may have been seen).
+func (r *Recorder) unattributed(ev *workspace.Evidence) (paths []string, ok bool) {
+	if r.ws == "" || cleanPath(ev.Root) != r.ws || r.unlisted > 0 {
+		return nil, false
+	}
+	for _, p := range ev.Touched {
+		if _, seen := r.paths[path.Join(r.ws, p)]; !seen {
+			paths = append(paths, p)
+		}
+	}
+	return paths, true
+}
+
+// maxNamedInMessage bounds the paths an alert message names.
+const maxNamedInMessage = 5
+
+func unattributedMessage(paths []string) string {
+	named := paths
+	if len(named) > maxNamedInMessage {
+		named = named[:maxNamedInMessage]
+	}
+	msg := fmt.Sprintf("%d workspace change(s) no sensor saw (made outside the run, or by an operation the sensors miss): %s",
+		len(paths), strings.Join(named, ", "))
+	if len(paths) > len(named) {
+		msg += fmt.Sprintf(", and %d more", len(paths)-len(named))
+	}
+	return msg
 }
 
 func shas(cs []workspace.Commit) []string {

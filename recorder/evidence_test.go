@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/policy"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/workspace"
@@ -174,5 +175,72 @@ func TestEvidenceListsCapped(t *testing.T) {
 	}
 	if c, _ := root.Attr(telemetry.EvidenceListCapped); !c.AsBool() {
 		t.Error("capped not flagged")
+	}
+}
+
+// TestUnattributedChanges: a path the evidence shows touched that no file
+// sensor reported is named on the root and raises unattributed_change; what
+// eBPF saw (either name of a rename) or fswatch saw is not; an evidence of
+// another directory, or a file list that overflowed, is not judged.
+func TestUnattributedChanges(t *testing.T) {
+	events := []event.Event{
+		fork(1, 100, 1),
+		exec(2, 100, 1, "/usr/bin/sh", ws, "sh", "-c", "edit"),
+		file(3, 100, event.FileWrite, ws+"/seen.go"),
+		event.File{Header: hdr(4, 100), Source: event.SourceEBPF, Op: event.FileRename, Path: ws + "/a.tmp", NewPath: ws + "/renamed.go"},
+		file(5, 100, event.FileDelete, ws+"/gone.go"),
+		event.File{Header: hdr(6, 0), Source: event.SourceFSWatch, Op: event.FileCreate, Path: ws + "/fswatch_saw.txt"},
+		exit(7, 100, 0, 0),
+	}
+	touched := []string{"seen.go", "renamed.go", "gone.go", "fswatch_saw.txt", "outside/wrote.txt", "daemon.log"}
+	ev := func() *workspace.Evidence {
+		return &workspace.Evidence{Start: at(97), End: at(99), Root: ws, DiffSHA256: "00", Touched: touched}
+	}
+	end := fixtureEnd()
+	end.Evidence = ev()
+	tr := record(runInfo(), events, end)
+	root := tr.Root()
+	if got := attrString(root, telemetry.FilesUnattributed); got != `["outside/wrote.txt","daemon.log"]` {
+		t.Errorf("unattributed %s", got)
+	}
+	var found []wantAlert
+	for _, a := range alertsOf(tr) {
+		if a.rule == telemetry.AlertUnattributed {
+			found = append(found, a)
+		}
+	}
+	if len(found) != 1 || found[0].span != label(root) || found[0].severity != telemetry.SeverityMedium ||
+		!strings.Contains(found[0].message, "2 workspace change(s) no sensor saw") || !strings.Contains(found[0].message, "outside/wrote.txt, daemon.log") {
+		t.Errorf("alerts %+v", found)
+	}
+
+	// Everything seen: the list is there, empty, and nothing is raised.
+	end = fixtureEnd()
+	end.Evidence = ev()
+	end.Evidence.Touched = touched[:4]
+	tr = record(runInfo(), events, end)
+	if got := attrString(tr.Root(), telemetry.FilesUnattributed); got != `[]` {
+		t.Errorf("all seen: unattributed %s", got)
+	}
+	for _, a := range alertsOf(tr) {
+		if a.rule == telemetry.AlertUnattributed {
+			t.Errorf("all seen: alert %+v", a)
+		}
+	}
+
+	// Evidence of another directory: not judged.
+	end = fixtureEnd()
+	end.Evidence = ev()
+	end.Evidence.Root = "/elsewhere"
+	tr = record(runInfo(), events, end)
+	if v, ok := tr.Root().Attr(telemetry.FilesUnattributed); ok {
+		t.Errorf("other root: unattributed %s", v.Emit())
+	}
+}
+
+func TestUnattributedMessageNamesFive(t *testing.T) {
+	msg := unattributedMessage([]string{"a", "b", "c", "d", "e", "f", "g"})
+	if !strings.HasSuffix(msg, ": a, b, c, d, e, and 2 more") || !strings.HasPrefix(msg, "7 workspace") {
+		t.Errorf("%q", msg)
 	}
 }

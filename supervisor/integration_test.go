@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/privtest"
@@ -94,8 +96,13 @@ exit 4
 	if v, _ := root.Attr(telemetry.ProcessExitCode); v.AsInt64() != 4 {
 		t.Errorf("root exit code %v, want 4", v.Emit())
 	}
-	if v, _ := root.Attr(telemetry.Sensors); !slices.Contains(v.AsStringSlice(), "ebpf") || !slices.Contains(v.AsStringSlice(), "fswatch") {
-		t.Errorf("sensors %v, want ebpf and fswatch", v.Emit())
+	// fswatch is off beside eBPF by default; the evidence cross-checks,
+	// and every change of the script (create, rename, delete) was seen.
+	if v, _ := root.Attr(telemetry.Sensors); !slices.Contains(v.AsStringSlice(), "ebpf") || slices.Contains(v.AsStringSlice(), "fswatch") {
+		t.Errorf("sensors %v, want ebpf and not fswatch", v.Emit())
+	}
+	if v, ok := root.Attr(telemetry.FilesUnattributed); !ok || len(v.AsStringSlice()) != 0 {
+		t.Errorf("unattributed %v (set %v), want an empty list", v.Emit(), ok)
 	}
 	if v, _ := root.Attr(telemetry.TelemetryGaps); len(v.AsStringSlice()) != 0 {
 		t.Errorf("telemetry gaps %v as root, want none", v.AsStringSlice())
@@ -218,30 +225,114 @@ func TestDegradedModeWithoutRoot(t *testing.T) {
 	}
 }
 
-// --no-fswatch: with eBPF running the inotify cross-check is skipped, which
-// is neither a gap nor a loss of file evidence (eBPF reports the change).
-func TestNoFSWatchKeepsEBPFEvidence(t *testing.T) {
+// By default, and with --no-fswatch, eBPF runs without the inotify
+// cross-check, which is neither a gap nor a loss of file evidence (eBPF
+// reports the change); --fswatch adds it; both flags are refused.
+func TestFSWatchFlags(t *testing.T) {
 	privtest.Require(t)
-	ws := t.TempDir()
-	tr := recordRun(t, ws, "--no-fswatch", "--", "/bin/sh", "-c", "echo x > made.txt")
-	root := tr.Root()
-	sensors, _ := root.Attr(telemetry.Sensors)
-	if got := sensors.AsStringSlice(); !slices.Contains(got, "ebpf") || slices.Contains(got, "fswatch") {
-		t.Errorf("sensors %q: want ebpf and not fswatch", got)
+	sourcesOf := func(tr *telemetry.Trace, p string) []string {
+		var sources []string
+		for i := range tr.Spans {
+			s := &tr.Spans[i]
+			if v, _ := s.Attr(telemetry.FilePath); v.AsString() == p {
+				src, _ := s.Attr(telemetry.FileSource)
+				sources = append(sources, src.AsString())
+			}
+		}
+		return sources
 	}
-	if gaps, ok := root.Attr(telemetry.TelemetryGaps); ok && len(gaps.AsStringSlice()) > 0 {
-		t.Errorf("gaps %q: skipping the cross-check on request is not a gap", gaps.AsStringSlice())
-	}
-	var sources []string
-	for i := range tr.Spans {
-		s := &tr.Spans[i]
-		if v, _ := s.Attr(telemetry.FilePath); v.AsString() == filepath.Join(ws, "made.txt") {
-			src, _ := s.Attr(telemetry.FileSource)
-			sources = append(sources, src.AsString())
+	for _, flags := range [][]string{nil, {"--no-fswatch"}, {"--fswatch"}} {
+		ws := t.TempDir()
+		tr := recordRun(t, ws, append(flags, "--", "/bin/sh", "-c", "echo x > made.txt")...)
+		root := tr.Root()
+		sensors, _ := root.Attr(telemetry.Sensors)
+		got := sensors.AsStringSlice()
+		wantFSW := slices.Contains(flags, "--fswatch")
+		if !slices.Contains(got, "ebpf") || slices.Contains(got, "fswatch") != wantFSW {
+			t.Errorf("%q: sensors %q, want ebpf, fswatch %v", flags, got, wantFSW)
+		}
+		if gaps, ok := root.Attr(telemetry.TelemetryGaps); ok && len(gaps.AsStringSlice()) > 0 {
+			t.Errorf("%q: gaps %q: not running the cross-check on request is not a gap", flags, gaps.AsStringSlice())
+		}
+		if src := sourcesOf(tr, filepath.Join(ws, "made.txt")); !slices.Equal(src, []string{"ebpf"}) {
+			t.Errorf("%q: made.txt spans from %q, want one from ebpf", flags, src)
 		}
 	}
-	if !slices.Equal(sources, []string{"ebpf"}) {
-		t.Errorf("made.txt spans from %q, want one from ebpf", sources)
+	r := runAgentwatch(t, "run", "--fswatch", "--no-fswatch", "--user", "root", "--", "/bin/true")
+	if want := "agentwatch: --fswatch and --no-fswatch contradict each other: pass one\n"; r.code != 2 || !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("both flags: exit %d, stderr %q; want 2 and first %q", r.code, r.stderr, want)
+	}
+}
+
+// TestUnattributedChangeFromOutside: a file written into the workspace
+// during the run by a process outside it (this test) is what no sensor
+// saw: the evidence names it on the root and raises unattributed_change,
+// while the run's own write is attributed. With --fswatch the live
+// cross-check sees it, so nothing is unattributed.
+func TestUnattributedChangeFromOutside(t *testing.T) {
+	privtest.Require(t)
+	for _, flags := range [][]string{nil, {"--fswatch"}} {
+		ws, err := filepath.EvalSymlinks(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("git", "init", "-q", ws).CombinedOutput(); err != nil {
+			t.Fatalf("git init: %v %s", err, out)
+		}
+		storeDir := t.TempDir()
+		// The child writes mine.txt, then waits (10 s at most) for the
+		// test's file, which it only stats.
+		script := "echo a > mine.txt; i=0; while [ ! -e theirs.txt ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done"
+		cmd := agentwatch(t, append(append([]string{"run", "--user", "root", "--store", storeDir}, flags...), "--", "/bin/sh", "-c", script)...)
+		cmd.Dir = ws
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(filepath.Join(ws, "mine.txt")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("the child never wrote mine.txt")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := os.WriteFile(filepath.Join(ws, "theirs.txt"), []byte("outside\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%q: %v\n%s", flags, err, out.String())
+		}
+		tr := loadRun(t, storeDir, out.String())
+		root := tr.Root()
+		v, _ := root.Attr(telemetry.FilesUnattributed)
+		var rules []string
+		for _, e := range root.Events {
+			for _, kv := range e.Attrs {
+				if kv.Key == telemetry.AlertRule {
+					rules = append(rules, kv.Value.AsString())
+				}
+			}
+		}
+		if len(flags) == 0 {
+			if got := v.AsStringSlice(); !slices.Equal(got, []string{"theirs.txt"}) {
+				t.Errorf("unattributed %q, want [theirs.txt]", got)
+			}
+			if !slices.Contains(rules, telemetry.AlertUnattributed) {
+				t.Errorf("root alerts %q lack %s", rules, telemetry.AlertUnattributed)
+			}
+			if !strings.Contains(out.String(), "unattributed_change") {
+				t.Errorf("the summary does not show the alert:\n%s", out.String())
+			}
+			continue
+		}
+		if got := v.AsStringSlice(); len(got) != 0 || slices.Contains(rules, telemetry.AlertUnattributed) {
+			t.Errorf("--fswatch: unattributed %q, alerts %q; want none", got, rules)
+		}
 	}
 }
 

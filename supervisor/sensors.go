@@ -120,7 +120,7 @@ type sensor struct {
 	// without it (netwatch in enforce mode: a policy that cannot be
 	// enforced never silently becomes observe).
 	required string
-	// off: not wanted for this run (--no-fswatch); not a gap.
+	// off: not wanted for this run (fswatch without --fswatch); not a gap.
 	off bool
 	// fallbackFor names a sensor this one replaces: when that one fails,
 	// this one runs even if off.
@@ -142,7 +142,7 @@ func runSensors(o Options, callerEnv []string, capture llm.Capture) [][]sensor {
 		// beside them.
 		{
 			{name: "ebpf", start: ebpfSensor},
-			{name: "fswatch", start: fswatchSensor, off: o.NoFSWatch, fallbackFor: "ebpf"},
+			{name: "fswatch", start: fswatchSensor, off: !o.FSWatch, fallbackFor: "ebpf"},
 			{name: "netwatch", start: netwatchSensor, required: "network enforcement"},
 		},
 	}

@@ -76,11 +76,14 @@ type Options struct {
 	// --capture-full expiry); 0: metadata only (capture.go).
 	CaptureFull time.Duration
 
-	// NoFSWatch skips the inotify watcher, the cross-check of workspace
-	// changes, while the eBPF sensor runs; without eBPF it still runs as
-	// the file sensor. Its cost is per file change, in the kernel, paid by
-	// the child (make bench measures it).
-	NoFSWatch bool
+	// FSWatch runs the inotify watcher beside the eBPF sensor, as a live
+	// cross-check of workspace changes. Off by default: the end-of-run
+	// workspace evidence is the cross-check (a change it shows that no
+	// sensor saw is agentwatch.files.unattributed), and inotify's cost is
+	// per file change, in the kernel, paid by the child (make bench
+	// measures it). Without eBPF fswatch is the file sensor and runs
+	// whatever this says.
+	FSWatch bool
 
 	// Result, when set, receives what became of the record (--result-file).
 	Result *Result

@@ -176,8 +176,9 @@ const (
 	DiffBase           = attribute.Key("agentwatch.diff.base")    // base commit, or the empty tree for an unborn branch
 	FilesTouched       = attribute.Key("agentwatch.files.touched")
 	FilesDeleted       = attribute.Key("agentwatch.files.deleted")
-	FilesGenerated     = attribute.Key("agentwatch.files.generated") // count
-	FilesTooLarge      = attribute.Key("agentwatch.files.too_large") // untracked files left out of the diff
+	FilesGenerated     = attribute.Key("agentwatch.files.generated")    // count
+	FilesTooLarge      = attribute.Key("agentwatch.files.too_large")    // untracked files left out of the diff
+	FilesUnattributed  = attribute.Key("agentwatch.files.unattributed") // touched, and no file sensor saw it
 	LockfilesChanged   = attribute.Key("agentwatch.lockfiles.changed")
 	WorkflowsChanged   = attribute.Key("agentwatch.workflows.changed")
 	Commits            = attribute.Key("agentwatch.commits")           // SHAs made during the run, newest first
@@ -329,6 +330,7 @@ const (
 	AlertPersistence    = "persistence"             // a change that runs code later: git hook, shell rc, cron, unit, git config key
 	AlertUnixOutsideRun = "unix_socket_outside_run" // a unix-socket connection to a process outside the run
 	AlertIOURing        = "io_uring"                // io_uring set up: its operations bypass the sensors
+	AlertUnattributed   = "unattributed_change"     // the workspace evidence shows a change no sensor saw
 
 	SeverityLow    = "low"
 	SeverityMedium = "medium"
