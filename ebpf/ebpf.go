@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -70,14 +71,22 @@ type Sensor struct {
 	rd         *ringbuf.Reader
 	emit       func(event.Event)
 	bootOffset int64
-	// contextVars and contexts pair an environment record with the exec
-	// record that follows it (see env_rec); only the reader touches
-	// contexts and envRecords (how many environment records it handled,
-	// for tests, read after Close).
+	// mu serializes draining the ring (the reader, Sync, Close): records
+	// reach Emit one at a time and in ring order. contextVars and
+	// contexts pair an environment record with the exec record that
+	// follows it (see env_rec); envRecords counts the environment records
+	// handled (for tests, read after Close). drained: Close is done with
+	// the ring.
+	mu          sync.Mutex
+	drained     bool
 	contextVars []contextVar
 	contexts    map[uint32][2]string
 	envRecords  int
 	latency     time.Duration
+	// wake is the ring's fd (a duplicate) in Go's netpoller: readable
+	// when the kernel side wakes the reader.
+	wake     *os.File
+	wakeConn syscall.RawConn
 
 	closing   atomic.Bool
 	done      chan struct{}
@@ -133,6 +142,11 @@ func Start(cfg Config) (*Sensor, error) {
 		s.objs.Close()
 		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
 	}
+	if err := s.openWake(); err != nil {
+		s.rd.Close()
+		s.objs.Close()
+		return nil, err
+	}
 	for _, p := range []struct {
 		name string
 		prog *ebpf.Program
@@ -147,6 +161,7 @@ func Start(cfg Config) (*Sensor, error) {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
 		if err != nil {
 			s.detach()
+			s.wake.Close()
 			s.rd.Close()
 			s.objs.Close()
 			return nil, fmt.Errorf("attaching tp_btf/%s: %w", p.name, err)
@@ -207,29 +222,51 @@ func Check() error {
 	return objs.Close()
 }
 
-// read runs the reader loop until Close flushes it.
+// read runs the reader loop until Close stops it.
+//
+// Between drains it waits on the ring's fd through Go's netpoller (the
+// kernel side wakes it past a fill threshold), with a deadline of the
+// latency bound for records submitted without a wakeup. It does not wait
+// inside ringbuf.Reader.ReadInto, which holds the reader's lock while it
+// blocks: Sync would then wait out the latency behind it.
 func (s *Sensor) read() {
 	defer close(s.done)
-	var rec ringbuf.Record
-	s.rd.SetDeadline(time.Now().Add(s.latency))
 	for {
-		err := s.rd.ReadInto(&rec)
-		switch {
-		case err == nil:
-			s.dispatch(rec.RawSample)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			// The kernel side wakes us only past a fill threshold; the
-			// deadline picks up whatever arrived below it.
-			s.rd.SetDeadline(time.Now().Add(s.latency))
-		case errors.Is(err, ringbuf.ErrFlushed):
-			if s.closing.Load() {
-				return
-			}
-		default:
+		s.drain()
+		if s.closing.Load() {
+			return
+		}
+		s.wake.SetReadDeadline(time.Now().Add(s.latency))
+		// The callback is asked first and again after each readiness
+		// event; false parks the goroutine in the netpoller.
+		err := s.wakeConn.Read(func(uintptr) bool { return s.closing.Load() || s.rd.AvailableBytes() > 0 })
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
 	}
 }
+
+// drain emits every record in the ring now, without waiting.
+func (s *Sensor) drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drained {
+		return
+	}
+	var rec ringbuf.Record
+	s.rd.SetDeadline(time.Now())
+	for s.rd.ReadInto(&rec) == nil {
+		s.dispatch(rec.RawSample)
+	}
+}
+
+// Sync emits, before it returns, every record the kernel side has
+// committed so far. A caller about to emit an event from another source
+// calls it first: whatever a process did in the kernel before (its exec
+// above all) is then on the record before the event that names it, with
+// no need to poll the ring often. Safe for concurrent use, and after
+// Close (a no-op then). It must not be called from Emit.
+func (s *Sensor) Sync() { s.drain() }
 
 func (s *Sensor) dispatch(b []byte) {
 	ev, err := decode(b, s.bootOffset)
@@ -273,6 +310,30 @@ func (s *Sensor) noteEnv(e execEnv) {
 	s.contexts[e.PID] = [2]string{tp, id}
 }
 
+// openWake puts a duplicate of the ring's fd in Go's netpoller.
+func (s *Sensor) openWake() error {
+	fd, err := unix.FcntlInt(uintptr(s.objs.Events.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("duplicating the ring buffer fd: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("making the ring buffer fd non-blocking: %w", err)
+	}
+	s.wake = os.NewFile(uintptr(fd), "ringbuf")
+	if s.wakeConn, err = s.wake.SyscallConn(); err != nil {
+		s.wake.Close()
+		return fmt.Errorf("polling the ring buffer fd: %w", err)
+	}
+	// A file the netpoller refused (not pollable) would make Read spin;
+	// a deadline only works on one it accepted.
+	if err := s.wake.SetReadDeadline(time.Time{}); err != nil {
+		s.wake.Close()
+		return fmt.Errorf("polling the ring buffer fd: %w", err)
+	}
+	return nil
+}
+
 // Dropped returns how many records were lost so far: not queued by the
 // kernel (ring buffer full), or (never expected) not decodable.
 func (s *Sensor) Dropped() uint64 {
@@ -298,22 +359,20 @@ func (s *Sensor) kernelDropped() uint64 {
 // everything. Events already in the ring are emitted before it returns.
 func (s *Sensor) Close() error {
 	s.closeOnce.Do(func() {
+		// Everything queued so far reaches Emit before detaching (the
+		// reader drains once more when it sees closing)...
 		s.closing.Store(true)
-		// Everything queued so far reaches Emit before detaching...
-		if err := s.rd.Flush(); err != nil {
-			s.rd.Close()
-		}
+		s.wake.SetReadDeadline(time.Now())
 		<-s.done
 		s.detach()
 		// ...and so does what was committed while detaching.
-		s.rd.SetDeadline(time.Now())
-		var rec ringbuf.Record
-		for s.rd.ReadInto(&rec) == nil {
-			s.dispatch(rec.RawSample)
-		}
+		s.drain()
+		s.mu.Lock()
+		s.drained = true
+		s.mu.Unlock()
 		s.finalDropped.Add(s.kernelDropped())
 		s.closed.Store(true)
-		s.closeErr = errors.Join(s.rd.Close(), s.objs.Close())
+		s.closeErr = errors.Join(s.wake.Close(), s.rd.Close(), s.objs.Close())
 	})
 	return s.closeErr
 }

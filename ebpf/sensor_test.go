@@ -908,3 +908,37 @@ func TestSensorExecContext(t *testing.T) {
 		t.Errorf("%d environment records, want one per exec", s.envRecords)
 	}
 }
+
+// TestSensorSync: with a latency far longer than the test, Sync alone
+// delivers what the kernel committed — a process's exec and exit are
+// emitted before Sync returns — from another goroutine than the reader's,
+// and it is a no-op after Close.
+func TestSensorSync(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	col := &collector{}
+	s, err := Start(Config{CgroupID: cg.id, CgroupLevel: cg.level, Emit: col.emit, MaxLatency: time.Hour})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		cmd := cg.command("/bin/true")
+		run(t, cmd)
+		pid := uint32(cmd.Process.Pid)
+		s.Sync()
+		var kinds []string
+		for _, ev := range col.events() {
+			if ev.Process() == pid {
+				kinds = append(kinds, fmt.Sprintf("%T", ev))
+			}
+		}
+		if !slices.Contains(kinds, "event.Exec") || !slices.Contains(kinds, "event.Exit") {
+			t.Fatalf("round %d: after Sync, events of pid %d: %q; want its exec and exit", i, pid, kinds)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.Sync() // after Close: nothing to read, and no panic
+}

@@ -17,8 +17,6 @@ package supervisor
 // agent's span.
 
 import (
-	"time"
-
 	"github.com/agentwatch/agentwatch/agentotel"
 	"github.com/agentwatch/agentwatch/event"
 )
@@ -46,9 +44,3 @@ func closeAgentTelemetry(r *agentotel.Receiver, emit func(event.Event)) {
 // contextVars are the variables of the tool-call context, the only ones
 // the eBPF sensor reads from an exec'd image's environment.
 var contextVars = []string{"TRACEPARENT", "CODEX_TOOL_CALL_ID"}
-
-// execContextLatency is how long a record may wait in the eBPF ring before
-// the sink sees it. Short, so that an exec is on the record before events
-// from the other sources (model proxy, network decisions, agent telemetry)
-// that name its process arrive; an idle poll every 2 ms costs a few µs.
-const execContextLatency = 2 * time.Millisecond

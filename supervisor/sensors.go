@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentwatch/agentwatch/agentotel"
@@ -38,15 +39,33 @@ type Target struct {
 	Cgroup    *Cgroup      // nil: the run has none (cgroup-bound sensors fail)
 
 	// Emit hands an event to the journal, then the recorder; safe for
-	// concurrent use.
+	// concurrent use. Set by the run to emitOrdered.
 	Emit func(event.Event)
 	// Journal keeps a record recovery needs to undo what the sensor left
 	// behind should agentwatch die (recover.go's meta kinds).
 	Journal func(kind string, data []byte)
 
+	// emitKernel is Emit without the ordering (the eBPF sensor's own
+	// records); kernel is that sensor while it runs.
+	emitKernel func(event.Event)
+	kernel     atomic.Pointer[ebpf.Sensor]
+
 	mu      sync.Mutex
 	env     []envVar          // the child's variables set by sensors
 	exposed []exposedEndpoint // the supervisor's endpoints the child must reach
+}
+
+// emitOrdered emits ev after whatever the eBPF ring holds: an event from
+// another source (a model call, a network decision, a DNS query, the
+// agent's telemetry) names a process whose exec is then on the record
+// already. The ring is read on demand here, so the eBPF reader can sleep
+// its default 20 ms: polling it every 2 ms for the same ordering cost
+// half the supervisor's CPU on an exec loop (make bench).
+func (t *Target) emitOrdered(ev event.Event) {
+	if k := t.kernel.Load(); k != nil {
+		k.Sync()
+	}
+	t.emitKernel(ev)
 }
 
 type envVar struct{ name, value string }
@@ -309,9 +328,13 @@ func ebpfSensor(_ context.Context, t *Target) (func(), error) {
 		secrets()
 		return nil, errors.New("no run cgroup to filter on")
 	}
-	// Read every 2 ms, not the sensor's 20 ms default (agenttel.go); the
-	// tool-call context of each exec comes with its record.
-	s, err := ebpf.Start(ebpf.Config{CgroupID: t.Cgroup.ID, CgroupLevel: t.Cgroup.Level, Emit: t.Emit, MaxLatency: execContextLatency, ContextVars: contextVars})
+	// The tool-call context of each exec comes with its record; the
+	// other sensors' events are ordered after the ring (emitOrdered).
+	emit := t.Emit
+	if t.emitKernel != nil {
+		emit = t.emitKernel
+	}
+	s, err := ebpf.Start(ebpf.Config{CgroupID: t.Cgroup.ID, CgroupLevel: t.Cgroup.Level, Emit: emit, ContextVars: contextVars})
 	if err == nil && s == nil {
 		err = errors.New("sensor did not start")
 	}
@@ -322,7 +345,9 @@ func ebpfSensor(_ context.Context, t *Target) (func(), error) {
 	if _, err := s.WatchReads(files); err != nil {
 		t.Emit(gapEvent(gap("files.secrets", err)))
 	}
+	t.kernel.Store(s)
 	return func() {
+		t.kernel.Store(nil)
 		dropped := s.Dropped()
 		err := s.Close()
 		if n := max(dropped, s.Dropped()); n > 0 {

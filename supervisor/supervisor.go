@@ -329,8 +329,9 @@ func (r *run) observe(ctx context.Context) error {
 	r.target = &Target{
 		RunID: r.info.RunID, Workspace: r.info.Workspace, Home: r.info.Home, Policy: pol,
 		TraceID: r.rec.TraceID(), RootSpan: r.rec.RootSpanID(),
-		Emit: r.emit, Journal: r.journal,
+		Journal: r.journal, emitKernel: r.emit,
 	}
+	r.target.Emit = r.target.emitOrdered
 	cgroup, err := runCgroup(r.info.RunID)
 	if err != nil {
 		r.emit(gapEvent(gap("cgroup", err)))
