@@ -25,6 +25,10 @@ type Glob struct {
 	src    string
 	anchor anchor
 	segs   []string
+	// lit marks the segments without a metacharacter, compared with ==:
+	// the recorder asks about every file a build writes, and path.Match
+	// costs ten times a comparison.
+	lit []bool
 }
 
 // CompileGlob checks and compiles a pattern.
@@ -56,6 +60,7 @@ func CompileGlob(pattern string) (Glob, error) {
 			return g, fmt.Errorf("pattern %q: %w", pattern, err)
 		}
 		g.segs = append(g.segs, s)
+		g.lit = append(g.lit, !strings.ContainsAny(s, `*?[\`))
 	}
 	return g, nil
 }
@@ -95,9 +100,10 @@ func (g Glob) Match(p, workspace, home string) bool {
 	// The same base-name reject as below, before any cleaning: Clean never
 	// changes a final element other than "", "." or "..", and the recorder
 	// asks about every file a build writes, so most calls end here.
-	if last := g.segs[len(g.segs)-1]; last != "**" {
+	n := len(g.segs) - 1
+	if last := g.segs[n]; last != "**" {
 		if name := p[strings.LastIndexByte(p, '/')+1:]; name != "" && name != "." && name != ".." {
-			if ok, _ := path.Match(last, name); !ok {
+			if !segMatch(last, g.lit[n], name) {
 				return false
 			}
 		}
@@ -108,16 +114,12 @@ func (g Glob) Match(p, workspace, home string) bool {
 	}
 	// Quick reject on the base name, where almost every path fails
 	// (the recorder asks about every file a build writes).
-	if last := g.segs[len(g.segs)-1]; last != "**" {
-		if ok, _ := path.Match(last, rel[strings.LastIndexByte(rel, '/')+1:]); !ok {
+	if last := g.segs[n]; last != "**" {
+		if !segMatch(last, g.lit[n], rel[strings.LastIndexByte(rel, '/')+1:]) {
 			return false
 		}
 	}
-	var segs []string
-	if rel != "" {
-		segs = strings.Split(rel, "/")
-	}
-	return matchSegs(g.segs, segs)
+	return matchRel(g.segs, g.lit, rel)
 }
 
 // within returns p relative to base ("" for base itself).
@@ -134,30 +136,45 @@ func within(p, base string) (string, bool) {
 	return "", false
 }
 
-func matchSegs(pat, segs []string) bool {
+// segMatch matches one segment; lit says pat has no metacharacter.
+func segMatch(pat string, lit bool, s string) bool {
+	if lit {
+		return pat == s
+	}
+	ok, _ := path.Match(pat, s)
+	return ok
+}
+
+// matchRel matches the segments of rel, a clean relative path ("" has
+// none), without splitting it.
+func matchRel(pat []string, lit []bool, rel string) bool {
 	for len(pat) > 0 {
 		if pat[0] == "**" {
 			// Collapse runs of ** and try every split point.
 			for len(pat) > 0 && pat[0] == "**" {
-				pat = pat[1:]
+				pat, lit = pat[1:], lit[1:]
 			}
 			if len(pat) == 0 {
 				return true
 			}
-			for i := 0; i <= len(segs); i++ {
-				if matchSegs(pat, segs[i:]) {
+			for {
+				if matchRel(pat, lit, rel) {
 					return true
 				}
+				if rel == "" {
+					return false
+				}
+				_, rel, _ = strings.Cut(rel, "/")
 			}
+		}
+		if rel == "" {
 			return false
 		}
-		if len(segs) == 0 {
+		seg, rest, _ := strings.Cut(rel, "/")
+		if !segMatch(pat[0], lit[0], seg) {
 			return false
 		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
+		pat, lit, rel = pat[1:], lit[1:], rest
 	}
-	return len(segs) == 0
+	return rel == ""
 }

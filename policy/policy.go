@@ -180,9 +180,17 @@ func (p *Policy) IsProtected(path, workspace, home string) bool {
 	if p == nil {
 		return false
 	}
-	for _, g := range p.ProtectGlobs() {
+	// ProtectGlobs without its copy: this is asked of every file written.
+	for _, g := range p.Protect {
 		if g.Match(path, workspace, home) {
 			return true
+		}
+	}
+	if p.Mode == Enforce && p.BuiltinProtect {
+		for _, g := range builtinProtectGlobs {
+			if g.Match(path, workspace, home) {
+				return true
+			}
 		}
 	}
 	return false
