@@ -88,6 +88,11 @@ var errUnregistered = errors.New("event type not registered in the journal")
 
 // encodeEvent appends the body of an event record to dst.
 func (e *encoder) encodeEvent(dst []byte, ev event.Event) ([]byte, error) {
+	if f, ok := ev.(event.File); ok {
+		if out, ok := appendFile(dst, f); ok {
+			return out, nil
+		}
+	}
 	v := reflect.ValueOf(ev)
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {

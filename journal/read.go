@@ -380,6 +380,14 @@ func replayRecords(r io.ReaderAt, start, size int64, fn func(Record) error) (Rep
 			}
 			rec.Event = ev
 			st.Events++
+		case recFile:
+			ev, err := decodeFile(body[1:])
+			if err != nil {
+				st.Undecodable++
+				continue
+			}
+			rec.Event = ev
+			st.Events++
 		case recMeta:
 			m, ok := decodeMeta(body[1:])
 			if !ok {

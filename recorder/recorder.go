@@ -433,6 +433,7 @@ func (r *Recorder) exit(e event.Exit) {
 // writes the same paths many times and glob matching is the hot spot.
 type pathInfo struct {
 	inWS, secret, protected, gitObject bool
+	progress                           bool   // a change that can change the diff (isProgressWrite)
 	persist                            string // the persistence pattern matched, "" for none
 }
 
@@ -446,6 +447,7 @@ func (r *Recorder) classifyPath(p string) pathInfo {
 		protected: r.pol.IsProtected(p, r.ws, r.home),
 	}
 	pi.gitObject = pi.inWS && hasPathPrefix(p, r.ws+"/.git/objects")
+	pi.progress = pi.inWS && r.isProgressWrite(p)
 	pi.persist, _, _ = policy.Persistence(p, r.ws, r.home)
 	// Bounded: a build writing a million distinct paths must not grow
 	// the cache without limit; dropping it only costs recomputation.

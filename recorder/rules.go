@@ -115,7 +115,7 @@ func (r *Recorder) noteExec(s *procSpan) {
 
 // noteWrite runs for every successful write an eBPF-side sensor saw.
 func (r *Recorder) noteWrite(p, newPath string, t time.Time) {
-	if !r.isProgressWrite(p) && (newPath == "" || !r.isProgressWrite(newPath)) {
+	if !r.classifyPath(p).progress && (newPath == "" || !r.classifyPath(newPath).progress) {
 		return
 	}
 	st := r.rs()
