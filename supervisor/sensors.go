@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -185,7 +186,13 @@ func startSensors(ctx context.Context, t *Target, stages [][]sensor) (*observati
 		errs := make([]error, len(list))
 		var wg sync.WaitGroup
 		for i, s := range list {
-			wg.Go(func() { stops[i], errs[i] = s.start(ctx, t) })
+			wg.Go(func() {
+				start := time.Now()
+				stops[i], errs[i] = s.start(ctx, t)
+				if showPhases {
+					fmt.Fprintf(os.Stderr, "agentwatch: sensor %s started in %.1f ms\n", s.name, ms(time.Since(start)))
+				}
+			})
 		}
 		wg.Wait()
 		var stage []func()

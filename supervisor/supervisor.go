@@ -123,22 +123,47 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		r.stderr = io.Discard
 	}
 	defer r.cleanup() // on every return, and on panic: what the phases set up
+	lap := phaseClock(r.stderr)
+	defer lap("record")
 	if err := r.prepare(ctx); err != nil {
 		return 0, err
 	}
+	lap("prepare")
 	if err := r.observe(ctx); err != nil {
 		return 0, err
 	}
+	lap("observe")
 	ch, err := r.launch(ctx)
 	if err != nil {
 		return 0, err
 	}
+	lap("launch")
 	end, err := r.wait(ch)
 	if err != nil {
 		return 0, err
 	}
+	lap("wait")
 	return r.record(ctx, end)
 }
+
+// showPhases is a development aid for `make bench` investigations: with
+// AGENTWATCH_PHASES=1 each phase's wall time, and each sensor's start, go
+// to stderr.
+var showPhases = os.Getenv("AGENTWATCH_PHASES") == "1"
+
+func phaseClock(w io.Writer) func(phase string) {
+	if !showPhases {
+		return func(string) {}
+	}
+	last := time.Now()
+	return func(phase string) {
+		now := time.Now()
+		fmt.Fprintf(w, "agentwatch: phase %s %.1f ms\n", phase, ms(now.Sub(last)))
+		last = now
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // run is one Run's state, phase to phase.
 type run struct {
