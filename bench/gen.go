@@ -1,15 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +51,15 @@ func gen(args []string) error {
 			}
 		}
 		return report(manifest{Elapsed: time.Since(start).Seconds()})
+	case "keep": // keep DIR N: create N distinct files and leave them
+		dir, n := args[1], atoi(args[2])
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if err := os.WriteFile(filepath.Join(dir, "k"+strconv.Itoa(i)), []byte("kept\n"), 0o644); err != nil {
+				return err
+			}
+		}
+		return report(manifest{Elapsed: time.Since(start).Seconds()})
 	case "execloop": // execloop N: a shell loop that runs /bin/true N times
 		start := time.Now()
 		loop := "i=0; while [ $i -lt " + args[1] + " ]; do /bin/true; i=$((i+1)); done"
@@ -68,8 +77,10 @@ func gen(args []string) error {
 		return llmGen(atoi(args[1]))
 	case "busy": // busy DIR SECONDS ADDR: the soak's agent loop (soak.go)
 		return busyGen(args[1], atof(args[2]), args[3])
-	case "rate": // rate DIR PERSEC SECONDS WORKERS: chmod at a fixed rate
+	case "rate": // rate DIR PERSEC SECONDS WORKERS: fchmod at a fixed rate from WORKERS processes
 		return rate(args[1], atoi(args[2]), atof(args[3]), atoi(args[4]))
+	case "rate-worker": // rate-worker FILE PERSEC SECONDS START_UNIX_NANOS: one of rate's processes
+		return rateWorker(args[1], atof(args[2]), atof(args[3]), time.Unix(0, int64(atoi(args[4]))))
 	}
 	return fmt.Errorf("gen: unknown mode %q", args[0])
 }
@@ -137,51 +148,83 @@ func mixed(dir string, n int, manifestPath string) error {
 }
 
 // rate issues fchmod calls (one traced event each, and the cheapest
-// syscall that makes one: no path lookup) at perSec in total, spread over
-// workers goroutines locked to their own threads, for seconds.
+// syscall that makes one: no path lookup) at perSec in total for seconds,
+// spread over workers processes (this binary again, `gen rate-worker`):
+// goroutines of one process would share its runtime and scheduler, and the
+// generator, not the supervisor, would set the ceiling.
 func rate(dir string, perSec int, seconds float64, workers int) error {
-	start := time.Now()
-	deadline := start.Add(time.Duration(seconds * float64(time.Second)))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	total := 0
-	for w := 0; w < workers; w++ {
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("rate-%d", w)))
-		if err != nil {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// A common start a little ahead, so the workers' paced intervals
+	// coincide whatever their exec takes.
+	start := time.Now().Add(100 * time.Millisecond)
+	per := strconv.FormatFloat(float64(perSec)/float64(workers), 'f', -1, 64)
+	cmds := make([]*exec.Cmd, workers)
+	outs := make([]bytes.Buffer, workers)
+	for w := range cmds {
+		cmds[w] = exec.Command(self, "gen", "rate-worker", filepath.Join(dir, fmt.Sprintf("rate-%d", w)), per,
+			strconv.FormatFloat(seconds, 'f', -1, 64), strconv.FormatInt(start.UnixNano(), 10))
+		cmds[w].Stdout, cmds[w].Stderr = &outs[w], os.Stderr
+		if err := cmds[w].Start(); err != nil {
 			return err
 		}
-		defer f.Close()
-		fd := int(f.Fd())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			per := float64(perSec) / float64(workers)
-			n := 0
-			for {
-				now := time.Now()
-				if !now.Before(deadline) {
-					break
-				}
-				// Pace in slices of at most 1 ms of work, so a target
-				// above what the machine can do ends on time.
-				want := min(int(per*now.Sub(start).Seconds()), n+int(per/1000)+1)
-				if n >= want {
-					time.Sleep(100 * time.Microsecond)
-					continue
-				}
-				for ; n < want; n++ {
-					unix.Fchmod(fd, 0o644)
-				}
-			}
-			mu.Lock()
-			total += n
-			mu.Unlock()
-		}()
 	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	fmt.Printf(`{"elapsed_seconds":%f,"events":%d}`+"\n", el, total)
+	total, elapsed := 0, 0.0
+	var errs []error
+	for w, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("rate worker %d: %w", w, err))
+			continue
+		}
+		var r struct {
+			Elapsed float64 `json:"elapsed_seconds"`
+			Events  int     `json:"events"`
+		}
+		if err := json.Unmarshal(lastJSONLine(outs[w].Bytes()), &r); err != nil {
+			errs = append(errs, fmt.Errorf("rate worker %d: %w", w, err))
+			continue
+		}
+		total += r.Events
+		elapsed = max(elapsed, r.Elapsed)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Printf(`{"elapsed_seconds":%f,"events":%d}`+"\n", elapsed, total)
+	return nil
+}
+
+// rateWorker is one process of rate: fchmod of its own file at perSec
+// from start for seconds.
+func rateWorker(path string, perSec, seconds float64, start time.Time) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	time.Sleep(time.Until(start))
+	deadline := start.Add(time.Duration(seconds * float64(time.Second)))
+	n := 0
+	for {
+		now := time.Now()
+		if !now.Before(deadline) {
+			break
+		}
+		// Pace in slices of at most 1 ms of work, so a target above
+		// what the machine can do ends on time.
+		want := min(int(perSec*now.Sub(start).Seconds()), n+int(perSec/1000)+1)
+		if n >= want {
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		for ; n < want; n++ {
+			unix.Fchmod(fd, 0o644)
+		}
+	}
+	fmt.Printf(`{"elapsed_seconds":%f,"events":%d}`+"\n", time.Since(start).Seconds(), n)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,18 +51,70 @@ type harness struct {
 	flags      []string // extra `agentwatch run` flags for the next measurements
 }
 
+// section is one part of the bench, selectable with -only NAME; `make
+// bench` runs them all in this order.
+type section struct {
+	name, about string
+	run         func() error
+}
+
 func bench() error {
 	aw := flag.String("agentwatch", "bin/agentwatch", "agentwatch binary")
-	reps := flag.Int("reps", 5, "repetitions per overhead measurement (median reported)")
-	only := flag.String("only", "", "run one section: exec, llm (the model-call proxy), startup, files (the file loop with and without fswatch), ceiling, soak")
+	reps := flag.Int("reps", 5, "repetitions per measurement (median reported); startup takes 10 unless set")
 	soakFor := flag.Duration("soak", 10*time.Minute, "how long the soak section's busy agent loop runs (its RSS slope is the figure)")
+	startupReps := 10
+	h := &harness{}
+	sections := []section{
+		{"exec", "exec loop: overhead, supervisor CPU per exec, peak RSS", func() error { return h.execLoop(*reps) }},
+		{"files", "file loop (eBPF alone, and --fswatch), 20,000 kept files' peak RSS", func() error { return h.fileLoop(*reps) }},
+		{"startup", "run -- true: plain dir, git repo, 10,000-file repo and its end-of-run evidence", func() error { return h.startup(startupReps) }},
+		{"burst", "3000 files created and deleted: paths in the trace", func() error { return h.burst(3000) }},
+		{"capture", "generator manifest vs trace, every kind of action", func() error { return h.capture(200) }},
+		{"network", "DNS lookups and TCP connects under enforcement", func() error { return h.network(500, *reps) }},
+		{"llm", "the model-call proxy", func() error { return h.llmProxy(300, *reps) }},
+		{"workloads", "C build, git, tar, go test: agentwatch, strace -f and bpftrace against unwrapped", func() error { return h.workloads(*reps) }},
+		{"ceiling", "lossless event rate ceiling", func() error { return h.ceiling() }},
+		{"soak", "supervisor RSS over a long busy run", func() error { return h.soak(*soakFor) }},
+	}
+	var names []string
+	usage := "run one section:"
+	for _, s := range sections {
+		names = append(names, s.name)
+		usage += "\n  " + s.name + ": " + s.about
+	}
+	only := flag.String("only", "", usage)
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "reps" {
+			startupReps = *reps
+		}
+	})
+	if *reps < 1 {
+		return fmt.Errorf("-reps %d: want at least 1", *reps)
+	}
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (choose a section with -only NAME)", flag.Arg(0))
+	}
+	run := sections
+	if *only != "" {
+		i := slices.Index(names, *only)
+		if i < 0 {
+			return fmt.Errorf("-only %q: want one of %s", *only, strings.Join(names, ", "))
+		}
+		run = sections[i : i+1]
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the eBPF sensors need it")
+	}
+	if _, err := exec.LookPath("strace"); err != nil {
+		return fmt.Errorf("strace is needed as the reference peer: apt-get install strace")
 	}
 	awPath, err := filepath.Abs(*aw)
 	if err != nil {
 		return err
+	}
+	if _, err := os.Stat(awPath); err != nil {
+		return fmt.Errorf("agentwatch binary: %w (make build)", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -74,64 +127,21 @@ func bench() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	genBin := filepath.Join(tmp, "bench")
-	if err := copyFile(self, genBin); err != nil {
+	*h = harness{agentwatch: awPath, self: filepath.Join(tmp, "bench"), work: filepath.Join(tmp, "ws"), store: filepath.Join(tmp, "store")}
+	if err := copyFile(self, h.self); err != nil {
 		return err
 	}
-	h := &harness{agentwatch: awPath, self: genBin, work: filepath.Join(tmp, "ws"), store: filepath.Join(tmp, "store")}
-	os.MkdirAll(h.work, 0o755)
-	if _, err := exec.LookPath("strace"); err != nil {
-		return fmt.Errorf("strace is needed as the reference peer: apt-get install strace")
+	if err := os.MkdirAll(h.work, 0o755); err != nil {
+		return err
 	}
 
 	fmt.Printf("agentwatch bench — ratios measured side by side, median of %d\n\n", *reps)
-	switch *only {
-	case "":
-	case "llm":
-		return h.llmProxy(300, *reps)
-	case "exec":
-		h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
-		return nil
-	case "startup":
-		return h.startup(10)
-	case "ceiling":
-		return h.ceiling()
-	case "soak":
-		return h.soak(*soakFor)
-	case "files":
-		h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
-		h.flags = []string{"--no-fswatch"}
-		h.overhead("file loop, --no-fswatch (eBPF only)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
-		return nil
-	default:
-		return fmt.Errorf("-only %q: want exec, files, startup, llm, ceiling or soak", *only)
+	for _, s := range run {
+		if err := s.run(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
 	}
-	h.overhead("exec loop (2000 × fork+exec /bin/true from sh)", []string{h.self, "gen", "execloop", "2000"}, *reps)
-	h.overhead("file loop (20,000 × create+write+delete)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
-	// The same loop without the inotify cross-check: what eBPF alone costs,
-	// and by difference what fswatch does.
-	h.flags = []string{"--no-fswatch"}
-	h.overhead("file loop, --no-fswatch (eBPF only)", []string{h.self, "gen", "files", h.work, "20000"}, *reps)
-	h.flags = nil
-	if err := h.startup(10); err != nil {
-		return err
-	}
-	if err := h.burst(3000); err != nil {
-		return err
-	}
-	if err := h.capture(200); err != nil {
-		return err
-	}
-	if err := h.network(500, *reps); err != nil {
-		return err
-	}
-	if err := h.llmProxy(300, *reps); err != nil {
-		return err
-	}
-	if err := h.ceiling(); err != nil {
-		return err
-	}
-	return h.soak(*soakFor)
+	return nil
 }
 
 type sample struct {
@@ -204,24 +214,60 @@ func pollPeakRSS(pid int) <-chan int64 {
 	return ch
 }
 
-func (h *harness) overhead(name string, argv []string, reps int) {
-	fmt.Printf("== %s\n", name)
+// loop is a generator workload measured by overhead: wrapped, unwrapped
+// and under strace -f, with the supervisor's CPU per unit of work.
+type loop struct {
+	name      string
+	argv      []string
+	units     int     // units of work per run (exec'd processes, file events)
+	unit      string  // what one is
+	cpuTarget float64 // µs of supervisor CPU per unit; 0: no target
+	rssTarget float64 // MB of agentwatch peak RSS; 0: no target
+}
+
+// overhead runs l interleaved (unwrapped, wrapped, strace -f, and a wrapped
+// /bin/true in the same workspace with the same flags), so that the
+// supervisor CPU per unit is the run's less the fixed cost of any run:
+// start, sensors' load, drain and store.
+func (h *harness) overhead(l loop, reps int) {
+	fmt.Printf("== %s\n", l.name)
 	var plain, wrapped, strace []sample
+	var cpu, fixed []float64
+	wrappedCPU := func(argv []string, into *[]float64) (sample, error) {
+		tf := h.traceFile()
+		s, err := h.run(h.wrap(tf, argv))
+		if err != nil {
+			return s, err
+		}
+		tr, err := readTrace(tf)
+		if err != nil {
+			return s, err
+		}
+		c, err := supervisorCPU(tr)
+		if err != nil {
+			return s, err
+		}
+		*into = append(*into, c)
+		return s, nil
+	}
 	for i := 0; i < reps; i++ {
-		if s, err := h.run(argv); err == nil {
+		if s, err := h.run(l.argv); err == nil {
 			plain = append(plain, s)
 		} else {
 			fmt.Println("  unwrapped failed:", err)
 		}
-		if s, err := h.run(h.wrap(h.traceFile(), argv)); err == nil {
+		if s, err := wrappedCPU(l.argv, &cpu); err == nil {
 			wrapped = append(wrapped, s)
 		} else {
 			fmt.Println("  wrapped failed:", err)
 		}
-		if s, err := h.run(append([]string{"strace", "-f", "-qq", "-o", "/dev/null", "--"}, argv...)); err == nil {
+		if s, err := h.run(append([]string{"strace", "-f", "-qq", "-o", "/dev/null", "--"}, l.argv...)); err == nil {
 			strace = append(strace, s)
 		} else {
 			fmt.Println("  strace failed:", err)
+		}
+		if _, err := wrappedCPU([]string{"/bin/true"}, &fixed); err != nil {
+			fmt.Println("  wrapped /bin/true failed:", err)
 		}
 	}
 	if len(plain) == 0 || len(wrapped) == 0 || len(strace) == 0 {
@@ -232,48 +278,97 @@ func (h *harness) overhead(name string, argv []string, reps int) {
 	pt, wt, st := medianWall(plain), medianWall(wrapped), medianWall(strace)
 	fmt.Printf("  workload time  agentwatch/unwrapped %.3f   strace/unwrapped %.3f   agentwatch/strace %.3f\n", ww/pw, sw/pw, ww/sw)
 	fmt.Printf("  whole command  agentwatch/unwrapped %.3f   strace/unwrapped %.3f   (includes agentwatch start, drain, store)\n", wt/pt, st/pt)
-	fmt.Printf("  peak RSS       agentwatch %.1f MB   strace %.1f MB\n\n", mb(maxRSS(wrapped)), mb(maxRSS(strace)))
+	if len(cpu) > 0 && len(fixed) > 0 {
+		c, f := median(cpu), median(fixed)
+		fmt.Printf("  supervisor CPU %.1f µs per %s%s   (run %.3f s − run -- /bin/true %.3f s, over %d)\n",
+			(c-f)/float64(l.units)*1e6, l.unit, target(l.cpuTarget, "µs"), c, f, l.units)
+	}
+	fmt.Printf("  peak RSS       agentwatch %.1f MB%s   strace %.1f MB\n\n", mb(maxRSS(wrapped)), target(l.rssTarget, "MB"), mb(maxRSS(strace)))
 }
 
-// startup times `agentwatch run -- true` in the plain workspace and in a
-// git repository, where the start and end snapshots (git processes) add
-// to it — where agents really run.
-func (h *harness) startup(reps int) error {
-	fmt.Println("== agentwatch run -- true, start to finish")
-	repo := filepath.Join(filepath.Dir(h.work), "repo")
-	if err := os.MkdirAll(repo, 0o755); err != nil {
-		return err
+// target is the " (target ≤ N unit)" printed beside a figure, or nothing.
+func target(v float64, unit string) string {
+	if v == 0 {
+		return ""
 	}
-	if out, err := exec.Command("git", "init", "-q", repo).CombinedOutput(); err != nil {
-		return fmt.Errorf("git init: %v: %s", err, out)
+	return fmt.Sprintf(" (target ≤ %g %s)", v, unit)
+}
+
+// supervisorCPU is the root span's agentwatch.supervisor.cpu_seconds.
+func supervisorCPU(tr *telemetry.Trace) (float64, error) {
+	v, ok := tr.Root().Attr(telemetry.SupervisorCPUSeconds)
+	if !ok {
+		return 0, fmt.Errorf("run %s: the root span has no %s", tr.RunID, telemetry.SupervisorCPUSeconds)
 	}
-	if err := os.WriteFile(filepath.Join(repo, "main.go"), []byte("package main\n"), 0o644); err != nil {
-		return err
-	}
-	commit := exec.Command("git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "-C", repo, "commit", "-qm", "init", "--allow-empty")
-	if out, err := exec.Command("git", "-C", repo, "add", "-A").CombinedOutput(); err != nil {
-		return fmt.Errorf("git add: %v: %s", err, out)
-	}
-	if out, err := commit.CombinedOutput(); err != nil {
-		return fmt.Errorf("git commit: %v: %s", err, out)
-	}
-	for _, where := range []struct{ name, dir string }{{"plain directory", h.work}, {"git repository", repo}} {
-		var plain, wrapped []sample
-		for i := 0; i < reps; i++ {
-			s, err := h.runIn(where.dir, []string{"/bin/true"})
-			if err != nil {
-				return err
-			}
-			plain = append(plain, s)
-			s, err = h.runIn(where.dir, h.wrap(h.traceFile(), []string{"/bin/true"}))
-			if err != nil {
-				return err
-			}
-			wrapped = append(wrapped, s)
+	return v.AsFloat64(), nil
+}
+
+const execLoopN = 5000
+
+func (h *harness) execLoop(reps int) error {
+	h.overhead(loop{
+		name:      fmt.Sprintf("exec loop (%s × fork+exec /bin/true from sh)", thousands(execLoopN)),
+		argv:      []string{h.self, "gen", "execloop", strconv.Itoa(execLoopN)},
+		units:     execLoopN,
+		unit:      "exec'd process",
+		cpuTarget: 40,
+		rssTarget: 40,
+	}, reps)
+	return nil
+}
+
+const fileLoopN = 20_000
+
+// fileLoop measures the file loop with eBPF alone (the default) and with
+// --fswatch beside it, whose inotify cost stays visible by difference;
+// then the memory of a run that leaves 20,000 files.
+func (h *harness) fileLoop(reps int) error {
+	argv := []string{h.self, "gen", "files", h.work, strconv.Itoa(fileLoopN)}
+	h.overhead(loop{
+		name:      fmt.Sprintf("file loop (%s × create+write+delete = %s file events), eBPF alone (the default)", thousands(fileLoopN), thousands(2*fileLoopN)),
+		argv:      argv,
+		units:     2 * fileLoopN,
+		unit:      "file event",
+		cpuTarget: 4,
+	}, reps)
+	h.flags = []string{"--fswatch"}
+	h.overhead(loop{
+		name:  "file loop, --fswatch (inotify beside eBPF)",
+		argv:  argv,
+		units: 2 * fileLoopN,
+		unit:  "file event",
+	}, reps)
+	h.flags = nil
+	return h.keptFiles(fileLoopN, reps)
+}
+
+// keptFiles is the memory of a large file list: a child that creates n
+// distinct files in the workspace and keeps them, so the recorder holds n
+// paths to the end (its spans past the per-process budget aggregated).
+func (h *harness) keptFiles(n, reps int) error {
+	fmt.Printf("== %s files created and kept in the workspace\n", thousands(n))
+	dir := filepath.Join(h.work, "kept")
+	var rss []float64
+	var spans int
+	var drops int64
+	for range reps {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
 		}
-		fmt.Printf("  %-16s median %.1f ms (unwrapped /bin/true %.1f ms)\n", where.name, medianWall(wrapped)*1000, medianWall(plain)*1000)
+		tf := h.traceFile()
+		s, err := h.run(h.wrap(tf, []string{h.self, "gen", "keep", dir, strconv.Itoa(n)}))
+		os.RemoveAll(dir)
+		if err != nil {
+			return err
+		}
+		tr, err := readTrace(tf)
+		if err != nil {
+			return err
+		}
+		rss = append(rss, mb(s.peakRSS))
+		spans, drops = len(spansOf(tr, telemetry.SpanFileWrite)), dropped(tr)
 	}
-	fmt.Println()
+	fmt.Printf("  peak RSS agentwatch %.1f MB (target ≤ 100 MB)   file spans in the trace %d (the rest aggregated past the span budget)   events dropped %d\n\n", median(rss), spans, drops)
 	return nil
 }
 
@@ -367,7 +462,7 @@ func (h *harness) capture(n int) error {
 }
 
 func (h *harness) ceiling() error {
-	fmt.Println("== lossless ceiling: fchmod events from 2 workers on both cores, 5 s per step")
+	fmt.Println("== lossless ceiling: fchmod events from 2 worker processes (one per core), 5 s per step")
 	dir := filepath.Join(h.work, "rate")
 	os.MkdirAll(dir, 0o755)
 	best := 0.0
@@ -465,6 +560,15 @@ func maxRSS(s []sample) int64 {
 		m = max(m, x.peakRSS)
 	}
 	return m
+}
+
+// thousands prints n with comma separators: 20,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
