@@ -467,7 +467,7 @@ func (h *harness) ceiling() error {
 	os.MkdirAll(dir, 0o755)
 	best := 0.0
 	var bestCPU float64
-	for _, r := range []int{250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000} {
+	for _, r := range []int{100_000, 250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000} {
 		tf := h.traceFile()
 		s, err := h.run(h.wrap(tf, []string{h.self, "gen", "rate", dir, strconv.Itoa(r), "5", "2"}))
 		if err != nil {
@@ -493,7 +493,11 @@ func (h *harness) ceiling() error {
 			break
 		}
 	}
-	fmt.Printf("  highest rate with 0 drops: %.0f events/s (supervisor %.0f%% of one core)\n", best, bestCPU)
+	if best == 0 {
+		fmt.Println("  highest rate with 0 drops: none, the lowest step dropped events")
+	} else {
+		fmt.Printf("  highest rate with 0 drops: %.0f events/s (supervisor %.0f%% of one core)\n", best, bestCPU)
+	}
 	return nil
 }
 
