@@ -36,7 +36,7 @@ type workload struct {
 	// calibrate: choose k so the script takes workloadSeconds
 	// unwrapped; otherwise k is 1.
 	calibrate bool
-	reset     func() error // untimed, before every timed run
+	reset     func() error // untimed, before every timed run; nil: nothing to undo
 	// cpuShare: print the supervisor's CPU as a share of the workload's.
 	cpuShare bool
 }
@@ -143,7 +143,6 @@ done
 `, k)
 		},
 		calibrate: true,
-		reset:     func() error { return nil },
 	})
 
 	goDir := filepath.Join(base, "gotest")
@@ -163,7 +162,6 @@ done
 			return fmt.Sprintf("set -e\ni=0\nwhile [ $i -lt %d ]; do\n  go test -count=1 %s >/dev/null\n  i=$((i+1))\ndone\n", k, pkgs)
 		},
 		calibrate: true,
-		reset:     func() error { return nil },
 	})
 	return wls, nil
 }
@@ -274,6 +272,14 @@ int run%[1]d(int n)
 	}, nil
 }
 
+// resetDir undoes the last run, if w has anything to undo.
+func (w workload) resetDir() error {
+	if w.reset == nil {
+		return nil
+	}
+	return w.reset()
+}
+
 // measure calibrates w, warms it up and prints its row.
 func (h *harness) measure(w workload, reps int, bt *bpftrace) error {
 	k, err := h.calibrateK(w)
@@ -289,7 +295,7 @@ func (h *harness) measure(w workload, reps int, bt *bpftrace) error {
 	for range reps {
 		var r [nVariants]*timing
 		for v := range nVariants {
-			if v == varBpftrace && bt == nil {
+			if v == varBpftrace && (bt == nil || bt.failed) {
 				continue
 			}
 			t, err := h.variant(w, v, argv, bt)
@@ -297,7 +303,7 @@ func (h *harness) measure(w workload, reps int, bt *bpftrace) error {
 				fmt.Printf("  %s: %s failed: %v\n", w.name, variantNames[v], err)
 				if v == varBpftrace {
 					fmt.Println("  bpftrace is left out from here on")
-					bt = nil
+					bt.failed = true
 				}
 				continue
 			}
@@ -364,7 +370,7 @@ func (h *harness) measure(w workload, reps int, bt *bpftrace) error {
 // the cost of a round. None of these runs is in the results.
 func (h *harness) calibrateK(w workload) (int, error) {
 	run := func(k int) (float64, error) {
-		if err := w.reset(); err != nil {
+		if err := w.resetDir(); err != nil {
 			return 0, err
 		}
 		t, err := h.timed(w.dir, []string{"/bin/sh", "-c", w.script(k)})
@@ -393,7 +399,7 @@ func (h *harness) calibrateK(w workload) (int, error) {
 // unwrapped, under agentwatch, under strace -f, or unwrapped with
 // bpftrace attached.
 func (h *harness) variant(w workload, v int, argv []string, bt *bpftrace) (timing, error) {
-	if err := w.reset(); err != nil {
+	if err := w.resetDir(); err != nil {
 		return timing{}, err
 	}
 	switch v {
@@ -462,6 +468,7 @@ type bpftrace struct {
 	path, prog string
 	marker     string // a path the bench opens until bpftrace prints it: attached
 	n          int
+	failed     bool // a run failed: left out from then on
 }
 
 // newBpftrace finds bpftrace and makes sure tracefs is mounted; nil and a
