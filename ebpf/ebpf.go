@@ -241,7 +241,9 @@ func (s *Sensor) read() {
 		// event; false parks the goroutine in the netpoller.
 		err := s.wakeConn.Read(func(uintptr) bool { return s.closing.Load() || s.rd.AvailableBytes() > 0 })
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return
+			// The poller failed (never seen): keep reading on the
+			// latency bound rather than stop delivering.
+			time.Sleep(s.latency)
 		}
 	}
 }

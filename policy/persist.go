@@ -113,7 +113,7 @@ func (p *Policy) ProtectGlobs() []Glob {
 	if p == nil {
 		return nil
 	}
-	if p.Mode != Enforce || !p.BuiltinProtect {
+	if !p.builtinProtectApplies() {
 		return p.Protect
 	}
 	out := make([]Glob, 0, len(p.Protect)+len(builtinProtectGlobs))
@@ -126,6 +126,9 @@ func (p *Policy) ProtectGlobs() []Glob {
 	}
 	return out
 }
+
+// builtinProtectApplies: the BuiltinProtect list is protected in this run.
+func (p *Policy) builtinProtectApplies() bool { return p.Mode == Enforce && p.BuiltinProtect }
 
 // gitExecKeys are git configuration keys whose value git runs as a
 // command later (git help config), lower-case; "*" stands for one

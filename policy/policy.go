@@ -186,7 +186,7 @@ func (p *Policy) IsProtected(path, workspace, home string) bool {
 			return true
 		}
 	}
-	if p.Mode == Enforce && p.BuiltinProtect {
+	if p.builtinProtectApplies() {
 		for _, g := range builtinProtectGlobs {
 			if g.Match(path, workspace, home) {
 				return true
