@@ -49,6 +49,7 @@ type harness struct {
 	store      string
 	n          int      // trace file counter
 	flags      []string // extra `agentwatch run` flags for the next measurements
+	noPeers    bool     // workloads without strace -f and bpftrace (-peers=false)
 }
 
 // section is one part of the bench, selectable with -only NAME; `make
@@ -83,6 +84,7 @@ func bench() error {
 		usage += "\n  " + s.name + ": " + s.about
 	}
 	only := flag.String("only", "", usage)
+	peers := flag.Bool("peers", true, "time the workloads under strace -f and bpftrace too (false: agentwatch against unwrapped only, for quicker iterations)")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name == "reps" {
@@ -127,7 +129,7 @@ func bench() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	*h = harness{agentwatch: awPath, self: filepath.Join(tmp, "bench"), work: filepath.Join(tmp, "ws"), store: filepath.Join(tmp, "store")}
+	*h = harness{agentwatch: awPath, self: filepath.Join(tmp, "bench"), work: filepath.Join(tmp, "ws"), store: filepath.Join(tmp, "store"), noPeers: !*peers}
 	if err := copyFile(self, h.self); err != nil {
 		return err
 	}

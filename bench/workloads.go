@@ -298,6 +298,9 @@ func (h *harness) measure(w workload, reps int, bt *bpftrace) error {
 			if v == varBpftrace && (bt == nil || bt.failed) {
 				continue
 			}
+			if h.noPeers && (v == varStrace || v == varBpftrace) {
+				continue
+			}
 			t, err := h.variant(w, v, argv, bt)
 			if err != nil {
 				fmt.Printf("  %s: %s failed: %v\n", w.name, variantNames[v], err)

@@ -382,6 +382,51 @@ static __always_inline void fill_hdr(struct rec_hdr *h, __u8 kind, __u32 tgid)
 	h->ts_ns = bpf_ktime_get_boot_ns();
 }
 
+// bpf_rdonly_cast (a kfunc, Linux 6.3+) turns an address into a pointer
+// of a kernel type that the program may load from directly: the JIT makes
+// each load one instruction with a fault fixup, where BPF_CORE_READ calls
+// bpf_probe_read_kernel. (libbpf's bpf_core_cast, newer than our headers.)
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define core_cast(p, type) ((type *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(type)))
+
+// path_walk is put_path's state between bpf_loop iterations.
+struct path_walk {
+	struct dentry *dentry;
+	struct mount *mnt;
+	struct pathbuf *pb;
+};
+
+// path_step prepends one component of w's dentry to the buffer, or crosses
+// to the parent mount; 1 stops the walk. Its loads are direct (see
+// core_cast): a path is ~3 of them per component.
+static long path_step(__u64 i, struct path_walk *w)
+{
+	struct dentry *dentry = w->dentry;
+	struct mount *mnt = w->mnt;
+	struct dentry *parent = dentry->d_parent;
+	struct dentry *mnt_root = mnt->mnt.mnt_root;
+	if (dentry == mnt_root || dentry == parent) {
+		struct mount *mnt_parent = mnt->mnt_parent;
+		if (dentry != mnt_root || mnt == mnt_parent)
+			return 1; // global root, or a detached tree
+		w->dentry = mnt->mnt_mountpoint;
+		w->mnt = mnt_parent;
+		return 0;
+	}
+	struct pathbuf *pb = w->pb;
+	__u32 len = dentry->d_name.len & 0xff;
+	__u32 off = pb->off;
+	if (off > PATH_MAX_LEN - 1 || len + 2 > off)
+		return 1;
+	off -= len;
+	bpf_probe_read_kernel(&pb->buf[off & (PATH_MAX_LEN - 1)], len, dentry->d_name.name);
+	off -= 1;
+	pb->buf[off & (PATH_MAX_LEN - 1)] = '/';
+	pb->off = off;
+	w->dentry = parent;
+	return 0;
+}
+
 // put_path writes the absolute path of (dentry, vfsmnt) into the heap at
 // pos (room for PATH_MAX_LEN bytes) and returns its length including the
 // NUL. It walks dentries to the mount root and crosses to the parent mount
@@ -391,8 +436,10 @@ static __always_inline void fill_hdr(struct rec_hdr *h, __u8 kind, __u32 tgid)
 //
 // It is a global function so the verifier checks it once, not at each of
 // its ~30 call sites; that is also why it takes scalars, not pointers. The
-// write offset lives in map memory, whose contents the verifier does not
-// track, so loop iterations do not multiply its states.
+// walk is a bpf_loop, whose callback the verifier checks once rather than
+// once per iteration: unrolled, the 96 iterations were ~17,000 verified
+// instructions in every program that names a path (~20 ms of each run's
+// start). The kernel inlines the loop, so it costs no call per component.
 __noinline int put_path(__u64 dentry_p, __u64 vfsmnt_p, __u32 pos)
 {
 	__u32 zero = 0;
@@ -401,37 +448,14 @@ __noinline int put_path(__u64 dentry_p, __u64 vfsmnt_p, __u32 pos)
 	if (!pb || !hp || !dentry_p || !vfsmnt_p)
 		return 0;
 
-	struct dentry *dentry = (struct dentry *)dentry_p;
-	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_p;
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct path_walk w = {};
+	w.dentry = core_cast(dentry_p, struct dentry);
+	w.mnt = core_cast(vfsmnt_p - bpf_core_field_offset(struct mount, mnt), struct mount);
+	w.pb = pb;
 	pb->off = PATH_MAX_LEN - 1;
 	pb->buf[PATH_MAX_LEN - 1] = 0;
+	bpf_loop(MAX_PATH_COMPONENTS, path_step, &w, 0);
 
-	for (int i = 0; i < MAX_PATH_COMPONENTS; i++) {
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		if (dentry == mnt_root || dentry == parent) {
-			if (dentry != mnt_root || mnt == mnt_parent)
-				break; // global root, or a detached tree
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mnt_parent;
-			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-			mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-			continue;
-		}
-		struct qstr name = BPF_CORE_READ(dentry, d_name);
-		__u32 len = name.len & 0xff;
-		__u32 off = pb->off;
-		if (off > PATH_MAX_LEN - 1 || len + 2 > off)
-			break;
-		off -= len;
-		bpf_probe_read_kernel(&pb->buf[off & (PATH_MAX_LEN - 1)], len, name.name);
-		off -= 1;
-		pb->buf[off & (PATH_MAX_LEN - 1)] = '/';
-		pb->off = off;
-		dentry = parent;
-	}
 	__u32 off = pb->off;
 	if (off == PATH_MAX_LEN - 1) {
 		off -= 1;
@@ -445,29 +469,56 @@ __noinline int put_path(__u64 dentry_p, __u64 vfsmnt_p, __u32 pos)
 	return n;
 }
 
+// fd_file returns the current task's open file at fd, or NULL. The
+// pointer chain is loaded directly (see core_cast), the array slot with one
+// helper (a variable offset the verifier does not allow in a direct load).
 static __always_inline struct file *fd_file(long fd)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	// task_struct's own field by helper: a direct load from it costs the
+	// verifier ~4 ms (its BTF is huge), every other direct load little.
+	struct fdtable *fdt = core_cast(BPF_CORE_READ(t, files), struct files_struct)->fdt;
+	if (!fdt || fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
+	struct file **fds = fdt->fd;
+	__u64 f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return f;
+	if (!f)
+		return NULL;
+	return core_cast(f, struct file);
+}
+
+// put_path_of names a struct path: one copy gives put_path its two
+// pointers as the scalars a global function takes.
+static __always_inline __u32 put_path_of(const struct path *p, __u32 pos)
+{
+	struct {
+		__u64 mnt, dentry;
+	} pp = {};
+	_Static_assert(sizeof(pp) == sizeof(struct path), "struct path is (mnt, dentry)");
+	bpf_probe_read_kernel(&pp, sizeof(pp), p);
+	return put_path(pp.dentry, pp.mnt, pos);
 }
 
 static __always_inline __u32 put_file_path(struct file *f, __u32 pos)
 {
 	if (!f)
 		return 0;
-	return put_path((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), pos);
+	return put_path_of(&f->f_path, pos);
+}
+
+// put_fd_path writes the path of the current task's file at fd (see
+// put_path); 0 when fd is not an open file. Global: verified once for its
+// call sites.
+__noinline __u32 put_fd_path(__u64 fd, __u32 pos)
+{
+	return put_file_path(fd_file((int)fd), pos);
 }
 
 static __always_inline __u32 put_cwd(__u32 pos)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	return put_path((__u64)BPF_CORE_READ(t, fs, pwd.dentry), (__u64)BPF_CORE_READ(t, fs, pwd.mnt), pos);
+	return put_path_of(&BPF_CORE_READ(t, fs)->pwd, pos); // (see fd_file)
 }
 
 // put_dir writes the directory a relative path given with dirfd is resolved
@@ -476,37 +527,56 @@ static __always_inline __u32 put_dir(long dirfd, __u32 pos)
 {
 	if ((int)dirfd == AT_FDCWD)
 		return put_cwd(pos);
-	return put_file_path(fd_file((int)dirfd), pos);
+	return put_fd_path(dirfd, pos);
 }
 
-// put_user_path copies a user path and, when it is relative, the directory
-// it is relative to. Returns the new position.
-static __always_inline __u32 put_user_path(struct heap *hp, __u32 pos, __u16 *lens, long dirfd, const char *upath)
+// file_lens returns the len array of the file_rec at the start of the heap.
+static __always_inline __u16 *file_lens(struct heap *hp)
 {
-	long n = bpf_probe_read_user_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, upath);
+	return ((struct file_rec *)hp->buf)->len;
+}
+
+// put_user_path copies a user path to the heap at pos and, when it is
+// relative, the directory it is relative to; their lengths go to the heap's
+// file_rec len[at] and len[at+1]. Returns the new position. Global, like
+// put_path: sys_exit calls it from ~30 places, and inlined each call
+// multiplied the verifier's states by its branches.
+__noinline __u32 put_user_path(__u32 pos, __u32 at, __u64 dirfd, __u64 upath)
+{
+	__u32 zero = 0;
+	struct heap *hp = bpf_map_lookup_elem(&heaps, &zero);
+	if (!hp)
+		return pos;
+	long n = bpf_probe_read_user_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, (const char *)upath);
 	if (n < 0)
 		n = 0;
 	char first = hp->buf[pos & POS_MASK];
-	lens[0] = n;
+	__u16 *lens = file_lens(hp);
+	lens[at & 2] = n;
 	pos += n;
 	__u32 d = 0;
 	if (n > 0 && first != '/')
 		d = put_dir(dirfd, pos);
-	lens[1] = d;
+	lens[(at & 2) + 1] = d;
 	return pos + d;
 }
 
 // put_raw_str copies a user string as is (a symlink's target, an xattr's
-// name) into lens[0]. Returns the new position.
-static __always_inline __u32 put_raw_str(struct heap *hp, __u32 pos, __u16 *lens, const char *ustr)
+// name) to the heap at pos, its length to the file_rec's len[at]. Returns
+// the new position. Global for the same reason as put_user_path.
+__noinline __u32 put_raw_str(__u32 pos, __u32 at, __u64 ustr)
 {
-	__u32 at = pos;
-	barrier_var(at); // keep the mask: the verifier needs it (see submit)
-	at &= POS_MASK;
-	long n = bpf_probe_read_user_str(&hp->buf[at], PATH_MAX_LEN, ustr);
+	__u32 zero = 0;
+	struct heap *hp = bpf_map_lookup_elem(&heaps, &zero);
+	if (!hp)
+		return pos;
+	__u32 p = pos;
+	barrier_var(p); // keep the mask: the verifier needs it (see submit)
+	p &= POS_MASK;
+	long n = bpf_probe_read_user_str(&hp->buf[p], PATH_MAX_LEN, (const char *)ustr);
 	if (n < 0)
 		n = 0;
-	lens[0] = n;
+	file_lens(hp)[at & 3] = n;
 	return pos + n;
 }
 
@@ -718,9 +788,9 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 			return;
 		// `>/dev/null`, ttys and pipes are not file changes; only
 		// regular files are.
-		if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFREG)
+		if ((f->f_inode->i_mode & S_IFMT) != S_IFREG)
 			return;
-		__u32 fmode = BPF_CORE_READ(f, f_mode);
+		__u32 fmode = f->f_mode;
 		if (fmode & FMODE_CREATED)
 			r->op = AW_OP_CREATE;
 		else if (flags & O_TRUNC)
@@ -738,7 +808,7 @@ static __always_inline void emit_open(struct heap *hp, struct sys_args *a, long 
 		// lookup), so a refused open is reported as the attempt to write.
 		r->op = AW_OP_WRITE;
 		r->err = -ret;
-		pos = put_user_path(hp, pos, &r->len[0], dirfd, upath);
+		pos = put_user_path(pos, 0, dirfd, (__u64)upath);
 	}
 	r->len[2] = 0;
 	r->len[3] = 0;
@@ -855,13 +925,13 @@ static __always_inline void emit_secret_read(long fd, __u32 tgid)
 		return;
 	// O_PATH opens have no FMODE_READ (nothing can be read through them);
 	// read-write opens are reported as writes by emit_open.
-	__u32 fmode = BPF_CORE_READ(f, f_mode);
+	__u32 fmode = f->f_mode;
 	if (!(fmode & FMODE_READ) || (fmode & FMODE_WRITE))
 		return;
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct inode *ino = f->f_inode;
 	struct secret_key k = {};
-	k.ino = BPF_CORE_READ(ino, i_ino);
-	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	k.ino = ino->i_ino;
+	k.dev = ino->i_sb->s_dev;
 	if (!bpf_map_lookup_elem(&secrets, &k))
 		return;
 	struct heap *hp = get_heap();
@@ -965,72 +1035,72 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	}
 	case NR_symlink:
 		r->op = AW_OP_SYMLINK;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[1]);
-		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[1]);
+		pos = put_raw_str(pos, 2, args.a[0]);
 		break;
 	case NR_symlinkat:
 		r->op = AW_OP_SYMLINK;
-		pos = put_user_path(hp, pos, &r->len[0], args.a[1], (const char *)args.a[2]);
-		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, args.a[1], args.a[2]);
+		pos = put_raw_str(pos, 2, args.a[0]);
 		break;
 	case NR_link:
 		r->op = AW_OP_LINK;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
-		pos = put_user_path(hp, pos, &r->len[2], AT_FDCWD, (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
+		pos = put_user_path(pos, 2, AT_FDCWD, args.a[1]);
 		break;
 	case NR_linkat:
 		r->op = AW_OP_LINK;
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
-		pos = put_user_path(hp, pos, &r->len[2], args.a[2], (const char *)args.a[3]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
+		pos = put_user_path(pos, 2, args.a[2], args.a[3]);
 		break;
 	case NR_mknod:
 		r->op = AW_OP_MKNOD;
 		r->mode = args.a[1];
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_mknodat:
 		r->op = AW_OP_MKNOD;
 		r->mode = args.a[2];
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
 		break;
 	case NR_setxattr:
 	case NR_lsetxattr:
 	case NR_removexattr:
 	case NR_lremovexattr:
 		r->op = (args.id == NR_setxattr || args.id == NR_lsetxattr) ? AW_OP_SETXATTR : AW_OP_REMOVEXATTR;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
-		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
+		pos = put_raw_str(pos, 2, args.a[1]);
 		break;
 	case NR_fsetxattr:
 	case NR_fremovexattr: {
 		r->op = args.id == NR_fsetxattr ? AW_OP_SETXATTR : AW_OP_REMOVEXATTR;
-		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		__u32 n = put_fd_path(args.a[0], pos);
 		if (n == 0)
 			return 0;
 		r->len[1] = n;
 		pos += n;
-		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[1]);
+		pos = put_raw_str(pos, 2, args.a[1]);
 		break;
 	}
 	case NR_setxattrat:
 	case NR_removexattrat:
 		// (dirfd, path, at_flags, name, …): the *at forms of 6.13.
 		r->op = args.id == NR_setxattrat ? AW_OP_SETXATTR : AW_OP_REMOVEXATTR;
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
-		pos = put_raw_str(hp, pos, &r->len[2], (const char *)args.a[3]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
+		pos = put_raw_str(pos, 2, args.a[3]);
 		break;
 	case NR_chown:
 	case NR_lchown:
 		r->op = AW_OP_CHOWN;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_fchownat:
 		r->op = AW_OP_CHOWN;
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
 		break;
 	case NR_fchown: {
 		r->op = AW_OP_CHOWN;
-		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		__u32 n = put_fd_path(args.a[0], pos);
 		if (n == 0)
 			return 0;
 		r->len[1] = n;
@@ -1040,73 +1110,73 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_utime:
 	case NR_utimes:
 		r->op = AW_OP_UTIMES;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_futimesat:
 	case NR_utimensat:
 		r->op = AW_OP_UTIMES;
 		if (args.a[1] == 0) {
 			// utimensat(fd, NULL, …): the file the fd names (futimens).
-			__u32 n = put_file_path(fd_file(args.a[0]), pos);
+			__u32 n = put_fd_path(args.a[0], pos);
 			if (n == 0)
 				return 0;
 			r->len[1] = n;
 			pos += n;
 		} else {
-			pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+			pos = put_user_path(pos, 0, args.a[0], args.a[1]);
 		}
 		break;
 	case NR_unlink:
 	case NR_rmdir:
 		r->op = AW_OP_DELETE;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_unlinkat:
 		r->op = AW_OP_DELETE;
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
 		break;
 	case NR_mkdir:
 		r->op = AW_OP_MKDIR;
 		r->mode = args.a[1];
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_mkdirat:
 		r->op = AW_OP_MKDIR;
 		r->mode = args.a[2];
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
 		break;
 	case NR_rename:
 		r->op = AW_OP_RENAME;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
-		pos = put_user_path(hp, pos, &r->len[2], AT_FDCWD, (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
+		pos = put_user_path(pos, 2, AT_FDCWD, args.a[1]);
 		break;
 	case NR_renameat:
 	case NR_renameat2:
 		r->op = AW_OP_RENAME;
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
-		pos = put_user_path(hp, pos, &r->len[2], args.a[2], (const char *)args.a[3]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
+		pos = put_user_path(pos, 2, args.a[2], args.a[3]);
 		break;
 	case NR_chmod:
 		r->op = AW_OP_CHMOD;
 		r->mode = args.a[1];
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_fchmodat:
 	case NR_fchmodat2:
 		r->op = AW_OP_CHMOD;
 		r->mode = args.a[2];
-		pos = put_user_path(hp, pos, &r->len[0], args.a[0], (const char *)args.a[1]);
+		pos = put_user_path(pos, 0, args.a[0], args.a[1]);
 		break;
 	case NR_truncate:
 		r->op = AW_OP_TRUNCATE;
-		pos = put_user_path(hp, pos, &r->len[0], AT_FDCWD, (const char *)args.a[0]);
+		pos = put_user_path(pos, 0, AT_FDCWD, args.a[0]);
 		break;
 	case NR_fchmod:
 	case NR_ftruncate: {
 		r->op = args.id == NR_fchmod ? AW_OP_CHMOD : AW_OP_TRUNCATE;
 		if (args.id == NR_fchmod)
 			r->mode = args.a[1];
-		__u32 n = put_file_path(fd_file(args.a[0]), pos);
+		__u32 n = put_fd_path(args.a[0], pos);
 		if (n == 0)
 			return 0; // not an open file: nothing to name
 		r->len[1] = n;

@@ -423,3 +423,34 @@ func measureBootOffset() (int64, error) {
 	}
 	return best, nil
 }
+
+// ProgramStat is one attached program's kernel-side cost so far.
+type ProgramStat struct {
+	Name    string
+	Runs    uint64
+	Runtime time.Duration
+}
+
+// ProgramStats reports each program's run count and time in the kernel.
+// Both stay 0 unless BPF statistics are on (sysctl
+// kernel.bpf_stats_enabled=1, which costs a little on every run): a
+// development aid for `make bench` investigations.
+func (s *Sensor) ProgramStats() []ProgramStat {
+	var out []ProgramStat
+	for _, p := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sys_exit", s.objs.OnSysExit},
+		{"sched_process_exec", s.objs.OnExec},
+		{"sched_process_fork", s.objs.OnFork},
+		{"sched_process_exit", s.objs.OnExit},
+	} {
+		st, err := p.prog.Stats()
+		if err != nil {
+			continue
+		}
+		out = append(out, ProgramStat{Name: p.name, Runs: st.RunCount, Runtime: st.Runtime})
+	}
+	return out
+}

@@ -757,6 +757,53 @@ func TestSensorReportsNetworkDestinations(t *testing.T) {
 	}
 }
 
+// Deep paths come whole (the kernel walks them in a bpf_loop, one
+// component per iteration), through the fd as through a relative name,
+// and across a bind mount inside the tree.
+func TestSensorDeepPaths(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+
+	w := realDir(t, t.TempDir())
+	var parts []string
+	for i := range 60 {
+		parts = append(parts, fmt.Sprintf("component-%02d", i))
+	}
+	deep := filepath.Join(append([]string{w}, parts...)...)
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bound := filepath.Join(deep, "bound")
+	if err := os.MkdirAll(bound, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if err := unix.Mount(other, bound, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bound, unix.MNT_DETACH) })
+	run(t, cg.command("/bin/sh", "-c", "cd "+deep+" && echo x > f && chmod 600 f && cd bound && echo y > g && rm g"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"create " + deep + "/f mode=666",
+		"chmod " + deep + "/f mode=600",
+		"create " + bound + "/g mode=666",
+		"delete " + bound + "/g",
+	}
+	var got []string
+	for _, ev := range col.events() {
+		if f, ok := ev.(event.File); ok {
+			got = append(got, fileLine(f))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("file events:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+}
+
 func TestSensorIgnoresProcessesOutsideTheCgroup(t *testing.T) {
 	privtest.Require(t)
 	cg := newCgroup(t)

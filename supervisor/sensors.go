@@ -355,6 +355,14 @@ func ebpfSensor(_ context.Context, t *Target) (func(), error) {
 	t.kernel.Store(s)
 	return func() {
 		t.kernel.Store(nil)
+		if showPhases {
+			for _, p := range s.ProgramStats() {
+				if p.Runs > 0 {
+					fmt.Fprintf(os.Stderr, "agentwatch: ebpf %s: %d runs, %.1f ms in the kernel (%.0f ns each)\n",
+						p.Name, p.Runs, ms(p.Runtime), float64(p.Runtime.Nanoseconds())/float64(p.Runs))
+				}
+			}
+		}
 		dropped := s.Dropped()
 		err := s.Close()
 		if n := max(dropped, s.Dropped()); n > 0 {
