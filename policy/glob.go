@@ -25,10 +25,34 @@ type Glob struct {
 	src    string
 	anchor anchor
 	segs   []string
-	// lit marks the segments without a metacharacter, compared with ==:
-	// the recorder asks about every file a build writes, and path.Match
-	// costs ten times a comparison.
-	lit []bool
+	// forms says how each segment is compared: most are a literal or one
+	// "*" with literals around it ("*.pem", "id_*"), compared without
+	// path.Match (the recorder asks about every file a build writes, and
+	// path.Match costs ten times a comparison).
+	forms []segForm
+}
+
+// segForm is how one pattern segment matches a path segment.
+type segForm struct {
+	kind     uint8 // formLiteral, formStar or formMatch
+	pre, suf string
+}
+
+const (
+	formLiteral uint8 = iota // no metacharacter: ==
+	formStar                 // pre*suf, one "*" and no other metacharacter
+	formMatch                // anything else: path.Match
+)
+
+func compileSeg(s string) segForm {
+	if !strings.ContainsAny(s, `*?[\`) {
+		return segForm{kind: formLiteral}
+	}
+	if strings.Count(s, "*") == 1 && !strings.ContainsAny(s, `?[\`) {
+		pre, suf, _ := strings.Cut(s, "*")
+		return segForm{kind: formStar, pre: pre, suf: suf}
+	}
+	return segForm{kind: formMatch}
 }
 
 // CompileGlob checks and compiles a pattern.
@@ -60,7 +84,7 @@ func CompileGlob(pattern string) (Glob, error) {
 			return g, fmt.Errorf("pattern %q: %w", pattern, err)
 		}
 		g.segs = append(g.segs, s)
-		g.lit = append(g.lit, !strings.ContainsAny(s, `*?[\`))
+		g.forms = append(g.forms, compileSeg(s))
 	}
 	return g, nil
 }
@@ -82,6 +106,56 @@ func (g Glob) String() string { return g.src }
 // root, so a leading "**/" still matches at any depth. home anchors "~/"
 // patterns; when it is empty they match nothing.
 func (g Glob) Match(p, workspace, home string) bool {
+	return g.matchClean(p, baseName(p), path.Clean(p), cleanBase(workspace), cleanBase(home))
+}
+
+// cleanBase cleans an anchor directory; "" stays "" (no anchor).
+func cleanBase(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return path.Clean(dir)
+}
+
+// baseName is p's final element when cleaning cannot change it (Clean
+// changes no final element other than "", "." or ".."), else "".
+func baseName(p string) string {
+	name := p[strings.LastIndexByte(p, '/')+1:]
+	if name == "." || name == ".." {
+		return ""
+	}
+	return name
+}
+
+// matchAny returns the index of the first of globs that p matches, or -1:
+// Match for a list, cleaning p and the anchors once.
+func matchAny(globs []Glob, p, workspace, home string) int {
+	if len(globs) == 0 || !strings.HasPrefix(p, "/") {
+		return -1
+	}
+	name := baseName(p)
+	var clean, ws, h string
+	cleaned := false
+	for i, g := range globs {
+		// The base-name reject first, without cleaning anything: the
+		// recorder asks about every file a build writes, so most
+		// calls end here.
+		if n := len(g.segs) - 1; n >= 0 && name != "" && g.segs[n] != "**" && !segMatch(g.segs[n], g.forms[n], name) {
+			continue
+		}
+		if !cleaned {
+			clean, ws, h, cleaned = path.Clean(p), cleanBase(workspace), cleanBase(home), true
+		}
+		if g.matchClean(p, name, clean, ws, h) {
+			return i
+		}
+	}
+	return -1
+}
+
+// matchClean is Match with p's base name (baseName) and p cleaned given,
+// and the anchors clean.
+func (g Glob) matchClean(p, name, clean, workspace, home string) bool {
 	if !strings.HasPrefix(p, "/") || len(g.segs) == 0 { // the zero Glob matches nothing
 		return false
 	}
@@ -97,29 +171,19 @@ func (g Glob) Match(p, workspace, home string) bool {
 			base = workspace
 		}
 	}
-	// The same base-name reject as below, before any cleaning: Clean never
-	// changes a final element other than "", "." or "..", and the recorder
-	// asks about every file a build writes, so most calls end here.
 	n := len(g.segs) - 1
-	if last := g.segs[n]; last != "**" {
-		if name := p[strings.LastIndexByte(p, '/')+1:]; name != "" && name != "." && name != ".." {
-			if !segMatch(last, g.lit[n], name) {
-				return false
-			}
-		}
+	last := g.segs[n]
+	if name != "" && last != "**" && !segMatch(last, g.forms[n], name) {
+		return false // the quick reject (see matchAny)
 	}
-	rel, ok := within(path.Clean(p), path.Clean(base))
+	rel, ok := within(clean, base)
 	if !ok {
 		return false
 	}
-	// Quick reject on the base name, where almost every path fails
-	// (the recorder asks about every file a build writes).
-	if last := g.segs[n]; last != "**" {
-		if !segMatch(last, g.lit[n], rel[strings.LastIndexByte(rel, '/')+1:]) {
-			return false
-		}
+	if name == "" && last != "**" && !segMatch(last, g.forms[n], rel[strings.LastIndexByte(rel, '/')+1:]) {
+		return false
 	}
-	return matchRel(g.segs, g.lit, rel)
+	return matchRel(g.segs, g.forms, rel)
 }
 
 // within returns p relative to base ("" for base itself).
@@ -136,10 +200,13 @@ func within(p, base string) (string, bool) {
 	return "", false
 }
 
-// segMatch matches one segment; lit says pat has no metacharacter.
-func segMatch(pat string, lit bool, s string) bool {
-	if lit {
+// segMatch matches one segment s against pat, compiled as f.
+func segMatch(pat string, f segForm, s string) bool {
+	switch f.kind {
+	case formLiteral:
 		return pat == s
+	case formStar:
+		return len(s) >= len(f.pre)+len(f.suf) && strings.HasPrefix(s, f.pre) && strings.HasSuffix(s, f.suf)
 	}
 	ok, _ := path.Match(pat, s)
 	return ok
@@ -147,7 +214,7 @@ func segMatch(pat string, lit bool, s string) bool {
 
 // matchRel matches the segments of rel, a clean relative path ("" has
 // none), without splitting it.
-func matchRel(pat []string, lit []bool, rel string) bool {
+func matchRel(pat []string, lit []segForm, rel string) bool {
 	for len(pat) > 0 {
 		if pat[0] == "**" {
 			// Collapse runs of ** and try every split point.

@@ -98,10 +98,8 @@ func mustGlobs(patterns []string) []Glob {
 // and what it is: the persistence rule. workspace anchors .git/hooks; home
 // anchors the "~/" paths, which match nothing when it is empty.
 func Persistence(path, workspace, home string) (pattern, what string, ok bool) {
-	for i, g := range persistenceGlobs {
-		if g.Match(path, workspace, home) {
-			return PersistencePaths[i].Pattern, PersistencePaths[i].What, true
-		}
+	if i := matchAny(persistenceGlobs, path, workspace, home); i >= 0 {
+		return PersistencePaths[i].Pattern, PersistencePaths[i].What, true
 	}
 	return "", "", false
 }

@@ -165,12 +165,7 @@ func (p *Policy) IsSecret(path, home string) bool {
 	if p == nil {
 		return false
 	}
-	for _, g := range p.Secrets {
-		if g.Match(path, "", home) {
-			return true
-		}
-	}
-	return false
+	return matchAny(p.Secrets, path, "", home) >= 0
 }
 
 // IsProtected reports whether path (absolute) matches ProtectGlobs
@@ -181,17 +176,6 @@ func (p *Policy) IsProtected(path, workspace, home string) bool {
 		return false
 	}
 	// ProtectGlobs without its copy: this is asked of every file written.
-	for _, g := range p.Protect {
-		if g.Match(path, workspace, home) {
-			return true
-		}
-	}
-	if p.builtinProtectApplies() {
-		for _, g := range builtinProtectGlobs {
-			if g.Match(path, workspace, home) {
-				return true
-			}
-		}
-	}
-	return false
+	return matchAny(p.Protect, path, workspace, home) >= 0 ||
+		p.builtinProtectApplies() && matchAny(builtinProtectGlobs, path, workspace, home) >= 0
 }

@@ -33,7 +33,47 @@ var workflowFiles = map[string]bool{
 
 var workflowDirs = []string{".github/workflows/", ".circleci/", ".buildkite/", ".gitlab/ci/", ".woodpecker/", ".forgejo/workflows/", ".gitea/workflows/"}
 
-var generatedDirs = []string{"node_modules/", "vendor/", "dist/", "build/", "target/", "__pycache__/", ".next/", "out/", ".venv/", "venv/", "coverage/", ".git/"}
+var generatedDirs = newSegmentSet("node_modules/", "vendor/", "dist/", "build/", "target/", "__pycache__/", ".next/", "out/", ".venv/", "venv/", "coverage/", ".git/")
+
+// segmentSet answers "is a segment of this relative path one of these",
+// in one pass over the path (it is asked of every file a build writes):
+// an entry "name/" is a directory on the path (a segment before the
+// last), an entry without the slash any segment that starts with it.
+type segmentSet struct {
+	dirs     map[string]bool
+	prefixes []string
+}
+
+func newSegmentSet(entries ...string) segmentSet {
+	s := segmentSet{dirs: map[string]bool{}}
+	for _, e := range entries {
+		if d, ok := strings.CutSuffix(e, "/"); ok {
+			s.dirs[d] = true
+		} else {
+			s.prefixes = append(s.prefixes, e)
+		}
+	}
+	return s
+}
+
+// in reports whether rel (relative, "/"-separated) has such a segment.
+func (s segmentSet) in(rel string) bool {
+	for rest := rel; ; {
+		seg, more, dir := strings.Cut(rest, "/")
+		if dir && s.dirs[seg] {
+			return true
+		}
+		for _, p := range s.prefixes {
+			if strings.HasPrefix(seg, p) {
+				return true
+			}
+		}
+		if !dir {
+			return false
+		}
+		rest = more
+	}
+}
 
 var configNames = map[string]bool{
 	"go.mod": true, "package.json": true, "Makefile": true, "GNUmakefile": true, "Dockerfile": true,
@@ -83,12 +123,8 @@ func classifyFile(abs, rel string, secret bool) string {
 	if lockfiles[base] {
 		return ClassLockfile
 	}
-	if rel != "" {
-		for _, d := range generatedDirs {
-			if hasSegment(rel, d) {
-				return ClassGenerated
-			}
-		}
+	if rel != "" && generatedDirs.in(rel) {
+		return ClassGenerated
 	}
 	switch {
 	case strings.HasSuffix(base, ".pb.go"), strings.HasSuffix(base, "_gen.go"),
@@ -131,22 +167,4 @@ func isTestName(base, rel string) bool {
 		}
 	}
 	return false
-}
-
-// hasSegment reports whether seg (a "dir/" or a name) starts rel or follows
-// a "/" in it — strings.HasPrefix(rel, seg) || strings.Contains(rel,
-// "/"+seg) without building a string per call: it runs for every file
-// event.
-func hasSegment(rel, seg string) bool {
-	for i := 0; ; {
-		j := strings.Index(rel[i:], seg)
-		if j < 0 {
-			return false
-		}
-		j += i
-		if j == 0 || rel[j-1] == '/' {
-			return true
-		}
-		i = j + 1
-	}
 }

@@ -44,7 +44,6 @@ package recorder
 
 import (
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -56,7 +55,7 @@ import (
 const maxRetryKeys = 4096 // distinct command lines remembered for retries_without_progress
 
 // cacheDirs are workspace directories tools rewrite on every run.
-var cacheDirs = []string{".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".cache/", ".tox/", ".nox/", ".gradle/", ".eslintcache", ".turbo/", ".parcel-cache/"}
+var cacheDirs = newSegmentSet(".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".cache/", ".tox/", ".nox/", ".gradle/", ".eslintcache", ".turbo/", ".parcel-cache/")
 
 // ruleState is what the whole-run rules need from the live stream.
 type ruleState struct {
@@ -133,12 +132,7 @@ func (r *Recorder) isProgressWrite(p string) bool {
 	if rel == ".git" || strings.HasPrefix(rel, ".git/") || classifyFile(p, rel, false) == ClassGenerated {
 		return false
 	}
-	for _, d := range cacheDirs {
-		if hasSegment(rel, d) || (!strings.HasSuffix(d, "/") && path.Base(rel) == d) {
-			return false
-		}
-	}
-	return true
+	return !cacheDirs.in(rel)
 }
 
 // finishRules raises the whole-run alerts. It runs after resolveClasses

@@ -163,7 +163,7 @@ func TestClassifyFile(t *testing.T) {
 	}
 }
 
-func TestHasSegment(t *testing.T) {
+func TestSegmentSet(t *testing.T) {
 	for _, tc := range []struct {
 		rel, seg string
 		want     bool
@@ -173,13 +173,17 @@ func TestHasSegment(t *testing.T) {
 		{"web/my_node_modules/x.js", "node_modules/", false},
 		{"xnode_modules/a", "node_modules/", false},
 		{"a/xbuild/b/build/c", "build/", true},
+		{"a/build", "build/", false}, // a file named build, not a directory
 		{"a/.eslintcache", ".eslintcache", true},
+		{".eslintcache-x/y", ".eslintcache", true},
+		{"a/x.eslintcache", ".eslintcache", false},
 		{"src/main.go", "dist/", false},
 		{"", "dist/", false},
 	} {
+		// The expression the set replaced: seg at the start of a segment.
 		old := strings.HasPrefix(tc.rel, tc.seg) || strings.Contains(tc.rel, "/"+tc.seg)
-		if got := hasSegment(tc.rel, tc.seg); got != tc.want || got != old {
-			t.Errorf("hasSegment(%q, %q) = %v, want %v (the old expression: %v)", tc.rel, tc.seg, got, tc.want, old)
+		if got := newSegmentSet("other/", tc.seg, ".x").in(tc.rel); got != tc.want || got != old {
+			t.Errorf("segment %q in %q = %v, want %v (the old expression: %v)", tc.seg, tc.rel, got, tc.want, old)
 		}
 	}
 }
