@@ -786,6 +786,7 @@ func (d Document) compile() (*Policy, error) {
 		}
 		p.Secrets = append(p.Secrets, g)
 	}
+	p.protectIdx, p.secretsIdx = newGlobIndex(p.Protect), newGlobIndex(p.Secrets)
 	p.Env = EnvPolicy{Allow: slices.Clone(d.Env.Allow), Set: cloneMap(d.Env.Set)}
 	for _, s := range d.Network.Allow {
 		if s == AnyName {

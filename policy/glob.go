@@ -245,3 +245,64 @@ func matchRel(pat []string, lit []segForm, rel string) bool {
 	}
 	return rel == ""
 }
+
+// globIndex narrows a glob list to the patterns a path's base name can
+// match: those whose last segment is that literal name, and the rest
+// (wildcards, "**"). The recorder asks three lists about every new path a
+// build writes; most of their patterns end in a literal name.
+type globIndex struct {
+	of     *Glob // the list's first element and length: the index is
+	n      int   // stale (and unused) once the list is replaced or grown
+	byName map[string][]int
+	rest   []int
+}
+
+func newGlobIndex(globs []Glob) *globIndex {
+	if len(globs) == 0 {
+		return nil
+	}
+	x := &globIndex{of: &globs[0], n: len(globs), byName: map[string][]int{}}
+	for i, g := range globs {
+		n := len(g.segs) - 1
+		if n >= 0 && g.segs[n] != "**" && g.forms[n].kind == formLiteral {
+			x.byName[g.segs[n]] = append(x.byName[g.segs[n]], i)
+		} else {
+			x.rest = append(x.rest, i)
+		}
+	}
+	return x
+}
+
+// matchIndexed is matchAny through x when x indexes globs.
+func matchIndexed(x *globIndex, globs []Glob, p, workspace, home string) int {
+	name := ""
+	if strings.HasPrefix(p, "/") {
+		name = baseName(p)
+	}
+	if x == nil || name == "" || x.n != len(globs) || x.of != &globs[0] {
+		return matchAny(globs, p, workspace, home)
+	}
+	named, rest := x.byName[name], x.rest
+	var clean, ws, h string
+	cleaned := false
+	// Both lists are in list order; merged, the first match is the list's.
+	for len(named) > 0 || len(rest) > 0 {
+		var i int
+		if len(rest) == 0 || len(named) > 0 && named[0] < rest[0] {
+			i, named = named[0], named[1:]
+		} else {
+			i, rest = rest[0], rest[1:]
+		}
+		g := globs[i]
+		if n := len(g.segs) - 1; g.segs[n] != "**" && !segMatch(g.segs[n], g.forms[n], name) {
+			continue
+		}
+		if !cleaned {
+			clean, ws, h, cleaned = path.Clean(p), cleanBase(workspace), cleanBase(home), true
+		}
+		if g.matchClean(p, name, clean, ws, h) {
+			return i
+		}
+	}
+	return -1
+}

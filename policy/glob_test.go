@@ -41,3 +41,40 @@ func FuzzGlobSegment(f *testing.F) {
 		}
 	})
 }
+
+// The base-name index gives the same first match as the list one by one,
+// on the built-in lists and on paths made to hit and miss them; a list
+// that changed after indexing is matched one by one.
+func TestGlobIndexAgreesWithTheList(t *testing.T) {
+	ws, home := "/w/repo", "/home/dev"
+	lists := [][]Glob{persistenceGlobs, builtinProtectGlobs, Default().Secrets, Default().Protect,
+		mustGlobs([]string{"**/a", "b/*", "**/a", "x/**", "*.pem", "a", "**"})}
+	var paths []string
+	for _, base := range []string{ws, home, "/", "/etc", ws + "/sub", home + "/.config/git"} {
+		for _, name := range []string{"a", ".env", "id_rsa", "key.pem", ".bashrc", "config", "hooks/pre-commit", ".git/hooks/x", "x/y", ".", "..", ""} {
+			paths = append(paths, base+"/"+name, base+"//"+name+"/", base+"/./"+name)
+		}
+	}
+	matched := 0
+	for li, globs := range lists {
+		x := newGlobIndex(globs)
+		for _, p := range paths {
+			got, want := matchIndexed(x, globs, p, ws, home), matchAny(globs, p, ws, home)
+			if got != want {
+				t.Errorf("list %d, %q: indexed %d, one by one %d", li, p, got, want)
+			}
+			if want >= 0 {
+				matched++
+			}
+		}
+	}
+	if matched < 20 {
+		t.Errorf("only %d of the paths matched: the test does not exercise matching", matched)
+	}
+	globs := mustGlobs([]string{"**/a"})
+	x := newGlobIndex(globs)
+	grown := append(globs[:1:1], MustGlob("**/b"))
+	if matchIndexed(x, grown, "/w/b", "/w", "") != 1 {
+		t.Error("a stale index was used")
+	}
+}

@@ -84,6 +84,8 @@ var (
 		}
 		return out
 	}()
+	builtinProtectIdx = newGlobIndex(builtinProtectGlobs)
+	persistenceIdx    = newGlobIndex(persistenceGlobs)
 )
 
 func mustGlobs(patterns []string) []Glob {
@@ -98,7 +100,7 @@ func mustGlobs(patterns []string) []Glob {
 // and what it is: the persistence rule. workspace anchors .git/hooks; home
 // anchors the "~/" paths, which match nothing when it is empty.
 func Persistence(path, workspace, home string) (pattern, what string, ok bool) {
-	if i := matchAny(persistenceGlobs, path, workspace, home); i >= 0 {
+	if i := matchIndexed(persistenceIdx, persistenceGlobs, path, workspace, home); i >= 0 {
 		return PersistencePaths[i].Pattern, PersistencePaths[i].What, true
 	}
 	return "", "", false

@@ -70,6 +70,9 @@ type Policy struct {
 	Attributes map[string]string // copied onto the root span
 
 	doc Document // the canonical document, for Marshal and Version
+	// Indexes of Protect and Secrets (globIndex), made by compile; a
+	// Policy literal has none and matches the lists one by one.
+	protectIdx, secretsIdx *globIndex
 }
 
 // EnvPolicy builds the child's environment: only names matching Allow
@@ -165,7 +168,7 @@ func (p *Policy) IsSecret(path, home string) bool {
 	if p == nil {
 		return false
 	}
-	return matchAny(p.Secrets, path, "", home) >= 0
+	return matchIndexed(p.secretsIdx, p.Secrets, path, "", home) >= 0
 }
 
 // IsProtected reports whether path (absolute) matches ProtectGlobs
@@ -176,6 +179,6 @@ func (p *Policy) IsProtected(path, workspace, home string) bool {
 		return false
 	}
 	// ProtectGlobs without its copy: this is asked of every file written.
-	return matchAny(p.Protect, path, workspace, home) >= 0 ||
-		p.builtinProtectApplies() && matchAny(builtinProtectGlobs, path, workspace, home) >= 0
+	return matchIndexed(p.protectIdx, p.Protect, path, workspace, home) >= 0 ||
+		p.builtinProtectApplies() && matchIndexed(builtinProtectIdx, builtinProtectGlobs, path, workspace, home) >= 0
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -371,18 +373,16 @@ func (r *Recorder) aggregateTelemetry(a *aggregate, parent trace.SpanID) telemet
 		kind = trace.SpanKindClient
 	}
 	sp := r.span(a.id, parent, a.kind, a.kind, telemetry.OIChain, kind, a.start, a.end)
-	keys := make([]string, 0, a.distinct())
-	for k := range a.keys {
-		keys = append(keys, k)
-	}
-	for h := range a.paths {
-		if p, ok := r.pathOf[h]; ok {
-			keys = append(keys, p)
-		} else {
-			a.overflow = true // past maxListedPaths: not in the list, not in the digest
+	var sum string
+	if a.kind == telemetry.SpanFileAggregate {
+		sum = r.pathsDigest(a)
+	} else {
+		keys := make([]string, 0, len(a.keys))
+		for k := range a.keys {
+			keys = append(keys, k)
 		}
+		sum = r.listDigest(keys)
 	}
-	sum := r.listDigest(keys)
 	attrs := []attribute.KeyValue{
 		telemetry.AggregatedCount.Int(a.distinct()),
 		telemetry.AggregatedEvents.Int(a.events),
@@ -476,6 +476,26 @@ func (r *Recorder) listDigest(keys []string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// pathsDigest is listDigest of a file aggregate's paths, from the file
+// list (sorted and redacted already): its entries that are the
+// aggregate's, in its order. A path past maxListedPaths is in neither the
+// list nor the digest, and makes the aggregate partial.
+func (r *Recorder) pathsDigest(a *aggregate) string {
+	h := sha256.New()
+	found := 0
+	for i, f := range r.fileList {
+		if _, ok := a.paths[r.fileListHash[i]]; ok {
+			h.Write([]byte(f.Path))
+			h.Write([]byte{0})
+			found++
+		}
+	}
+	if found < len(a.paths) {
+		a.overflow = true
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // redacted is k as the sinks see it. A path of the file list was redacted
 // once by buildFileList (a build's 100,000 paths through the credential
 // table twice would be most of Finish's work); anything else is redacted
@@ -529,13 +549,11 @@ func (r *Recorder) Files() []FileChange {
 func (r *Recorder) buildFileList() {
 	red := r.pathRedactor()
 	opsOf := map[uint32][]string{} // shared: a build has few distinct op sets
-	if r.aggPaths > 0 {
-		r.pathOf = make(map[uint64]string, len(r.paths)) // for the file aggregates' digests
-		for p := range r.paths {
-			r.pathOf[r.hash(p)] = p
-		}
+	type entry struct {
+		FileChange
+		hash uint64 // of the path before redaction, for the aggregates' digests
 	}
-	list := make([]FileChange, 0, len(r.paths))
+	list := make([]entry, 0, len(r.paths))
 	for p, st := range r.paths {
 		bits := st.ops | st.fswOps
 		ops, ok := opsOf[bits]
@@ -558,15 +576,27 @@ func (r *Recorder) buildFileList() {
 			}
 			r.redactedPaths[p] = rp
 		}
-		list = append(list, FileChange{Path: rp, Ops: ops, Failed: st.flags&pathFailed != 0, Source: src})
+		var hash uint64
+		if r.aggPaths > 0 {
+			hash = r.hash(p)
+		}
+		list = append(list, entry{FileChange{Path: rp, Ops: ops, Failed: st.flags&pathFailed != 0, Source: src}, hash})
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Path < list[j].Path })
+	slices.SortFunc(list, func(a, b entry) int { return strings.Compare(a.Path, b.Path) })
+	files := make([]FileChange, len(list))
+	if r.aggPaths > 0 {
+		r.fileListHash = make([]uint64, len(list))
+	}
 	h := sha256.New()
-	for _, f := range list {
+	for i, f := range list {
+		files[i] = f.FileChange
+		if r.aggPaths > 0 {
+			r.fileListHash[i] = f.hash
+		}
 		h.Write([]byte(f.Path))
 		h.Write([]byte{0})
 	}
-	r.fileList, r.fileListSum = list, hex.EncodeToString(h.Sum(nil))
+	r.fileList, r.fileListSum = files, hex.EncodeToString(h.Sum(nil))
 }
 
 // aggregatedAttrs say on the root what was aggregated, the budgets and

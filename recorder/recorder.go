@@ -190,7 +190,7 @@ type Recorder struct {
 	redactPath                                       func(string) string
 	red                                              *redact.Redactor  // redactor(): built once, again after RedactAlso
 	redactedPaths                                    map[string]string // listed paths whose redaction differs
-	pathOf                                           map[uint64]string // hash → listed path, during Finish
+	fileListHash                                     []uint64          // the file list's path hashes (before redaction), during Finish
 
 	gaps    []string
 	gapSeen map[string]bool

@@ -295,7 +295,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 			rest = append(rest, ordered{r.dnsTelemetry(ds), ds.seq})
 		}
 	}
-	r.pathOf = nil // the aggregates' digests are made
+	r.fileListHash = nil // the aggregates' digests are made
 	sort.SliceStable(rest, func(i, j int) bool {
 		a, b := rest[i], rest[j]
 		if !a.span.Start.Equal(b.span.Start) {
