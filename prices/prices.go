@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/agentwatch/agentwatch/event"
 )
@@ -183,7 +184,9 @@ func (t *Table) Cost(call event.LLMCall) (usd float64, ok bool) {
 
 // Cost prices a call with the built-in table.
 func Cost(call event.LLMCall) (usd float64, ok bool) {
-	return builtinTable.Cost(call)
+	return builtinTable().Cost(call)
 }
 
-var builtinTable = Builtin()
+// builtinTable is parsed on first use: the run's init process (the same
+// binary) never prices anything.
+var builtinTable = sync.OnceValue(Builtin)

@@ -36,7 +36,7 @@ func Secrets(dropped []Dropped, public []string) []string {
 	var out []string
 	for _, d := range dropped {
 		v := d.Value
-		if len(v) < MinValue || markerRE.MatchString(v) {
+		if len(v) < MinValue || markerRE().MatchString(v) {
 			continue
 		}
 		if _, n := secretscan.RedactString(v); n > 0 || contextRules(v) != v {

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/agentwatch/agentwatch/secretscan"
 )
@@ -36,14 +37,15 @@ const Marker = "[REDACTED]"
 // markerRE is what a redaction leaves: never redacted again. Only the
 // markers a redaction writes count — [REDACTED] and [REDACTED:rule] for a
 // rule of the table — so the agent cannot shield a token by wrapping it
-// in a marker of its own ("[REDACTED:xoxb-…]").
-var markerRE = func() *regexp.Regexp {
+// in a marker of its own ("[REDACTED:xoxb-…]"). Compiled on first use
+// (with secretscan's table): the run's init process needs neither.
+var markerRE = sync.OnceValue(func() *regexp.Regexp {
 	names := secretscan.RuleNames()
 	for i, n := range names {
 		names[i] = regexp.QuoteMeta(n)
 	}
 	return regexp.MustCompile(`\[REDACTED(?::(?:` + strings.Join(names, "|") + `))?\]`)
-}()
+})
 
 // Redactor redacts strings for one run. The zero value and nil redact
 // shapes and contexts only (no dropped values). It is safe for concurrent
@@ -61,7 +63,7 @@ func New(values []string) *Redactor {
 	sort.SliceStable(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
 	var pairs []string
 	for i, v := range vals {
-		if v == "" || markerRE.MatchString(v) || i > 0 && v == vals[i-1] {
+		if v == "" || markerRE().MatchString(v) || i > 0 && v == vals[i-1] {
 			continue
 		}
 		pairs = append(pairs, v, Marker)
@@ -128,7 +130,7 @@ func outsideMarkers(s string, f func(string) string) string {
 	if !strings.Contains(s, "[REDACTED") { // every marker starts so; the regexp is the slow part
 		return f(s)
 	}
-	locs := markerRE.FindAllStringIndex(s, -1)
+	locs := markerRE().FindAllStringIndex(s, -1)
 	if locs == nil {
 		return f(s)
 	}

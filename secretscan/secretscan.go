@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Bounds on the work and the result, so a huge diff still gives a result.
@@ -169,60 +170,63 @@ type rule struct {
 // RuleNames lists the name of every rule of the table (what
 // "[REDACTED:rule]" may name).
 func RuleNames() []string {
-	names := make([]string, len(rules))
-	for i, r := range rules {
+	names := make([]string, len(rules()))
+	for i, r := range rules() {
 		names[i] = r.name
 	}
 	return names
 }
 
-// rules is the table, tried in order on each line. A later rule does not
+// rules is the table, tried in order on each line (compiled on first
+// use: the run's init process, the same binary, never needs it). A later rule does not
 // report a match that overlaps an earlier rule's (a GCP key's PEM block
 // is one finding, not two; sk-ant-… is Anthropic, not OpenAI).
-var rules = []rule{
-	{name: RuleGCPServiceKey, keywords: []string{"private_key"},
-		re:        regexp.MustCompile(`"private_key"\s*:\s*"(-----BEGIN [A-Z ]*PRIVATE KEY-----[^"]{40,})"`),
-		normalize: pemBody},
-	{name: RulePrivateKey, keywords: []string{"private key"}, block: true,
-		re: regexp.MustCompile(`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----`)},
-	{name: RuleAWSAccessKey, keywords: []string{"akia", "asia", "abia", "acca"}, minEntropy: minTokenEntropy,
-		// The ids are base32 (A-Z, 2-7); the class is wider so that a
-		// redaction never hangs on it, the entropy keeps the scan quiet.
-		re: regexp.MustCompile(pre + `((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})` + post)},
-	{name: RuleAWSSecretKey, keywords: []string{"aws"}, minEntropy: MinGenericEntropy,
-		re: regexp.MustCompile(`(?i)aws.{0,24}(?:secret|sk)[a-z_\-]{0,16}["']?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:["'\s]|$)`)},
-	{name: RuleAzureStorageKey, keywords: []string{"accountkey"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(`(?i)AccountKey=([A-Za-z0-9+/]{86}==)`)},
-	{name: RuleGitHubToken, keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})`)},
-	{name: RuleGitLabToken, keywords: []string{"glpat-"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `(glpat-[A-Za-z0-9_\-]{20,})`)},
-	{name: RuleSlackWebhook, keywords: []string{"hooks.slack.com"},
-		re: regexp.MustCompile(`(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,})`)},
-	{name: RuleSlackToken, keywords: []string{"xox"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `(xox[abprse]-[0-9]{6,}-[A-Za-z0-9\-]{10,})`)},
-	{name: RuleStripeKey, keywords: []string{"_live_"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `((?:sk|rk)_live_[A-Za-z0-9]{20,})`)},
-	{name: RuleAnthropicKey, keywords: []string{"sk-ant-"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `(sk-ant-[A-Za-z0-9_\-]{16,})`)},
-	{name: RuleOpenAIKey, keywords: []string{"sk-"}, minEntropy: MinGenericEntropy,
-		re: regexp.MustCompile(pre + `(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})`),
-		// sk-this-is-not-a-real-key-just-text: words joined by dashes.
-		check: func(m []string) bool { return hasDigit(m[1]) }},
-	{name: RuleJWT, keywords: []string{"eyj"},
-		re: regexp.MustCompile(pre + `(eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,})`)},
-	{name: RuleGoogleAPIKey, keywords: []string{"aiza"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `(AIza[0-9A-Za-z_\-]{35})`)},
-	{name: RuleNPMToken, keywords: []string{"npm_"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `(npm_[A-Za-z0-9]{36})` + post)},
-	{name: RuleHuggingFaceToken, keywords: []string{"hf_"}, minEntropy: minTokenEntropy,
-		re: regexp.MustCompile(pre + `(hf_[A-Za-z0-9]{34,})`)},
-	{name: RuleURLPassword, keywords: []string{"://"},
-		re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^:/\s@'"<>]{1,64}:([^@/\s'"<>]{3,128})@[A-Za-z0-9.\-]+`)},
-	{name: RuleGenericAssignKey, keywords: []string{"secret", "token", "passw", "pwd", "key", "credential"}, minEntropy: MinGenericEntropy,
-		re:    regexp.MustCompile(`([A-Za-z][A-Za-z0-9_.\-]{1,63})["']?\s*(?::=|=>|=|:)\s*["'` + "`" + `]?([^\s"'` + "`" + `,;)(\]\[{}]{16,256})`),
-		group: 2, check: genericCheck},
-}
+var rules = sync.OnceValue(func() []rule {
+	return []rule{
+		{name: RuleGCPServiceKey, keywords: []string{"private_key"},
+			re:        regexp.MustCompile(`"private_key"\s*:\s*"(-----BEGIN [A-Z ]*PRIVATE KEY-----[^"]{40,})"`),
+			normalize: pemBody},
+		{name: RulePrivateKey, keywords: []string{"private key"}, block: true,
+			re: regexp.MustCompile(`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----`)},
+		{name: RuleAWSAccessKey, keywords: []string{"akia", "asia", "abia", "acca"}, minEntropy: minTokenEntropy,
+			// The ids are base32 (A-Z, 2-7); the class is wider so that a
+			// redaction never hangs on it, the entropy keeps the scan quiet.
+			re: regexp.MustCompile(pre + `((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})` + post)},
+		{name: RuleAWSSecretKey, keywords: []string{"aws"}, minEntropy: MinGenericEntropy,
+			re: regexp.MustCompile(`(?i)aws.{0,24}(?:secret|sk)[a-z_\-]{0,16}["']?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:["'\s]|$)`)},
+		{name: RuleAzureStorageKey, keywords: []string{"accountkey"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(`(?i)AccountKey=([A-Za-z0-9+/]{86}==)`)},
+		{name: RuleGitHubToken, keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})`)},
+		{name: RuleGitLabToken, keywords: []string{"glpat-"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `(glpat-[A-Za-z0-9_\-]{20,})`)},
+		{name: RuleSlackWebhook, keywords: []string{"hooks.slack.com"},
+			re: regexp.MustCompile(`(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,})`)},
+		{name: RuleSlackToken, keywords: []string{"xox"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `(xox[abprse]-[0-9]{6,}-[A-Za-z0-9\-]{10,})`)},
+		{name: RuleStripeKey, keywords: []string{"_live_"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `((?:sk|rk)_live_[A-Za-z0-9]{20,})`)},
+		{name: RuleAnthropicKey, keywords: []string{"sk-ant-"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `(sk-ant-[A-Za-z0-9_\-]{16,})`)},
+		{name: RuleOpenAIKey, keywords: []string{"sk-"}, minEntropy: MinGenericEntropy,
+			re: regexp.MustCompile(pre + `(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})`),
+			// sk-this-is-not-a-real-key-just-text: words joined by dashes.
+			check: func(m []string) bool { return hasDigit(m[1]) }},
+		{name: RuleJWT, keywords: []string{"eyj"},
+			re: regexp.MustCompile(pre + `(eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,})`)},
+		{name: RuleGoogleAPIKey, keywords: []string{"aiza"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `(AIza[0-9A-Za-z_\-]{35})`)},
+		{name: RuleNPMToken, keywords: []string{"npm_"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `(npm_[A-Za-z0-9]{36})` + post)},
+		{name: RuleHuggingFaceToken, keywords: []string{"hf_"}, minEntropy: minTokenEntropy,
+			re: regexp.MustCompile(pre + `(hf_[A-Za-z0-9]{34,})`)},
+		{name: RuleURLPassword, keywords: []string{"://"},
+			re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^:/\s@'"<>]{1,64}:([^@/\s'"<>]{3,128})@[A-Za-z0-9.\-]+`)},
+		{name: RuleGenericAssignKey, keywords: []string{"secret", "token", "passw", "pwd", "key", "credential"}, minEntropy: MinGenericEntropy,
+			re:    regexp.MustCompile(`([A-Za-z][A-Za-z0-9_.\-]{1,63})["']?\s*(?::=|=>|=|:)\s*["'` + "`" + `]?([^\s"'` + "`" + `,;)(\]\[{}]{16,256})`),
+			group: 2, check: genericCheck},
+	}
+})
 
 // secretName matches key names whose value is the secret itself: the
 // name ends in one of these words (DB_PASSWORD, apiKey, client_secret),
@@ -595,8 +599,9 @@ func findLine(text string, strict bool) []lineMatch {
 	lower := strings.ToLower(text)
 	var out []lineMatch
 	var taken [][2]int // byte ranges matched on this line
-	for i := range rules {
-		r := &rules[i]
+	rs := rules()
+	for i := range rs {
+		r := &rs[i]
 		if !containsAny(lower, r.keywords) {
 			continue
 		}
@@ -754,8 +759,9 @@ func RedactString(s string) (string, int) {
 // that spares most strings (paths, names) the regexps.
 func mayMatch(s string) bool {
 	lower := strings.ToLower(s)
-	for i := range rules {
-		if containsAny(lower, rules[i].keywords) {
+	rs := rules()
+	for i := range rs {
+		if containsAny(lower, rs[i].keywords) {
 			return true
 		}
 	}
