@@ -12,8 +12,14 @@ export BPF2GO_CC
 
 all: build
 
+# The commit and the build time go into `agentwatch version` (cli.Commit,
+# cli.BuildDate); outside a git checkout the build still works without them.
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    ?= -X github.com/agentwatch/agentwatch/cli.Commit=$(COMMIT) -X github.com/agentwatch/agentwatch/cli.BuildDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/agentwatch
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/agentwatch
 
 # Regenerate the bpf2go output (needs clang-19, libbpf-dev, bpftool).
 generate:

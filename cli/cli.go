@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/agentwatch/agentwatch/supervisor"
@@ -34,9 +35,58 @@ const (
 	ExitNotFound      = 127 // the command was not found
 )
 
-// Version is set at build time (-ldflags "-X .../cli.Version=v1.2.3");
-// otherwise the module version from the build info is used.
-var Version = ""
+// Version, Commit and BuildDate are set at build time (make build:
+// -ldflags "-X .../cli.Version=v1.2.3 -X .../cli.Commit=… -X .../cli.BuildDate=…");
+// without them the module version and the Go toolchain's VCS stamp
+// (the commit, its time, uncommitted changes) stand in.
+var (
+	Version   = ""
+	Commit    = ""
+	BuildDate = ""
+)
+
+// versionLine is what `agentwatch version` and --version print after the
+// name: the version, the commit (+dirty when built from a modified tree)
+// and when it was built (or committed, when the build date is not set).
+func versionLine() string {
+	commit, when, whenLabel, dirty := Commit, BuildDate, "built", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, kv := range bi.Settings {
+			switch kv.Key {
+			case "vcs.revision":
+				if commit == "" {
+					commit = kv.Value
+				}
+			case "vcs.time":
+				if when == "" {
+					when, whenLabel = kv.Value, "committed"
+				}
+			case "vcs.modified":
+				dirty = kv.Value == "true" && Commit == ""
+			}
+		}
+	}
+	var parts []string
+	if c, ok := strings.CutSuffix(commit, "+dirty"); ok {
+		commit, dirty = c, true // make build's stamp of a modified tree
+	}
+	if commit != "" {
+		if len(commit) > 12 {
+			commit = commit[:12]
+		}
+		if dirty {
+			commit += "+dirty"
+		}
+		parts = append(parts, "commit "+commit)
+	}
+	if when != "" {
+		parts = append(parts, whenLabel+" "+when)
+	}
+	if len(parts) == 0 {
+		return version()
+	}
+	return version() + " (" + strings.Join(parts, ", ") + ")"
+}
 
 // version returns the version agentwatch reports and records on traces.
 func version() string {
@@ -69,6 +119,7 @@ func ExitCode(err error) int {
 	var ue usageError
 	var ce configError
 	var pi policyInvalid
+	var df doctorFailed
 	switch {
 	case err == nil:
 		return ExitOK
@@ -76,6 +127,8 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.As(err, &pi):
 		return ExitPolicyInvalid
+	case errors.As(err, &df):
+		return ExitCheckFailed
 	case errors.Is(err, supervisor.ErrCommandNotFound):
 		return ExitNotFound
 	case errors.Is(err, supervisor.ErrCannotExecute):
@@ -220,11 +273,15 @@ on stderr; --result-file tells a CI job); 2 usage error (also: a bad
 OTEL_EXPORTER_OTLP_* setting; the command did not start); 125 agentwatch
 failed before the command started (also: a malformed policy, or enforce
 mode on a machine that cannot enforce); 126 cannot execute; 127 not
-found. "policy check" exits 1 for an invalid file.`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+found. "policy check" exits 1 for an invalid file, "doctor" when a check
+fails.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// `agentwatch completion bash|zsh|fish|powershell` (cobra's).
+		CompletionOptions: cobra.CompletionOptions{},
+		Version:           versionLine(),
 	}
+	root.SetVersionTemplate("agentwatch {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		a.runCommand(),
@@ -246,7 +303,7 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print agentwatch's version",
 		Args:  cobra.NoArgs,
 		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(a.env.Stdout, "agentwatch %s\n", version())
+			fmt.Fprintf(a.env.Stdout, "agentwatch %s\n", versionLine())
 			return nil
 		}),
 	}

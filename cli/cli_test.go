@@ -3,16 +3,20 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentwatch/agentwatch/policy"
+	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
 )
 
@@ -193,14 +197,21 @@ func TestKernelAtLeast(t *testing.T) {
 }
 
 // TestDoctorOnThisMachine checks doctor against what this machine really
-// has: a cgroup v2 mount, and an answer for every sensor.
+// has: a cgroup v2 mount, and an answer for every sensor, the store and
+// the collector. As root every needed check passes here (CI); otherwise
+// the privileges check fails and doctor says so with exit 1.
 func TestDoctorOnThisMachine(t *testing.T) {
-	code, stdout, stderr := execute(t, &fakeRun{}, "doctor")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	clearOTLPEnv(t)
+	code, stdout, stderr := execute(t, &fakeRun{}, "doctor", "--store", t.TempDir())
+	if os.Geteuid() == 0 && code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	if os.Geteuid() != 0 && (code != ExitCheckFailed || !strings.Contains(stderr, "privileges")) {
+		t.Fatalf("not root: exit %d, stderr %q; want %d naming privileges", code, stderr, ExitCheckFailed)
 	}
 	mount, _, err := supervisor.Cgroup2Mount()
-	for _, want := range []string{"privileges", "kernel", "BTF", "cgroup v2", "bpffs", "tracefs", "eBPF programs", "inotify", "git", "  ebpf ", "  fswatch "} {
+	for _, want := range []string{"privileges", "kernel", "BTF", "cgroup v2", "bpffs", "tracefs", "eBPF programs", "inotify", "git",
+		"store", "none yet: the first run creates it", "collector", "none configured", "  ebpf ", "  fswatch "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, stdout)
 		}
@@ -210,10 +221,140 @@ func TestDoctorOnThisMachine(t *testing.T) {
 	}
 }
 
+// doctor checks the store (intact, damaged) and the configured collector
+// (a real OTLP receiver, a closed port), exits 1 naming what failed, and
+// says the same in --json.
+func TestDoctorStoreAndCollector(t *testing.T) {
+	clearOTLPEnv(t)
+	dir := t.TempDir()
+	storedRun(t, dir)
+	addr, _ := startReceiver(t)
+
+	failedOf := func(args ...string) (int, doctorReport, string) {
+		t.Helper()
+		code, stdout, stderr := execute(t, &fakeRun{}, append([]string{"doctor", "--json"}, args...)...)
+		var r doctorReport
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatalf("doctor --json: %v\n%s", err, stdout)
+		}
+		return code, r, stderr
+	}
+	statusOf := func(r doctorReport, name string) doctorCheckJSON {
+		for _, c := range r.Checks {
+			if c.Name == name {
+				return c
+			}
+		}
+		t.Fatalf("no %s check in %+v", name, r.Checks)
+		return doctorCheckJSON{}
+	}
+	nonStore := func(failed []string) []string {
+		var out []string
+		for _, f := range failed {
+			if f != "store" && f != "collector" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+
+	code, r, _ := failedOf("--store", dir, "--otlp-endpoint", "grpc://"+addr)
+	if st := statusOf(r, "store"); st.Status != "ok" || !strings.Contains(st.Detail, "1 runs, intact") {
+		t.Errorf("store check: %+v", st)
+	}
+	if c := statusOf(r, "collector"); c.Status != "ok" || !strings.Contains(c.Detail, "accepted") {
+		t.Errorf("collector check with a live receiver: %+v", c)
+	}
+	if os.Geteuid() == 0 && (code != 0 || len(r.Failed) != 0) {
+		t.Errorf("all good: exit %d, failed %v", code, r.Failed)
+	}
+
+	dead := startDeadEndpoint(t)
+	code, r, stderr := failedOf("--store", dir, "--otlp-endpoint", "grpc://"+dead)
+	if c := statusOf(r, "collector"); c.Status != "fail" || !strings.Contains(c.Detail, "connection refused") || c.Fix == "" {
+		t.Errorf("collector check with nothing listening: %+v", c)
+	}
+	if code != ExitCheckFailed || !slices.Contains(r.Failed, "collector") || !strings.Contains(stderr, "collector") {
+		t.Errorf("collector down: exit %d, failed %v, stderr %q", code, r.Failed, stderr)
+	}
+
+	// A damaged file: garbage over the pages after the header.
+	db := filepath.Join(dir, store.FileName)
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 4096; i < len(b); i++ {
+		b[i] = 0xa5
+	}
+	if err := os.WriteFile(db, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, r, _ = failedOf("--store", dir)
+	if st := statusOf(r, "store"); st.Status != "fail" || st.Fix != "agentwatch store repair --store "+dir {
+		t.Errorf("damaged store: %+v", st)
+	}
+	if code != ExitCheckFailed || !slices.Contains(r.Failed, "store") {
+		t.Errorf("damaged store: exit %d, failed %v", code, r.Failed)
+	}
+	if os.Geteuid() == 0 {
+		if extra := nonStore(r.Failed); len(extra) > 0 {
+			t.Errorf("machine checks failed as root: %v", extra)
+		}
+	}
+}
+
+// version and --version print the same line; the build's stamp is in it.
 func TestVersion(t *testing.T) {
+	old := Commit
+	Commit = "0123456789abcdef0123+dirty"
+	t.Cleanup(func() { Commit = old })
 	code, stdout, _ := execute(t, &fakeRun{}, "version")
-	if code != 0 || !strings.HasPrefix(stdout, "agentwatch ") {
+	if code != 0 || !strings.HasPrefix(stdout, "agentwatch ") || !strings.Contains(stdout, "commit 0123456789ab+dirty") {
 		t.Fatalf("version: exit %d, %q", code, stdout)
+	}
+	code, flag, _ := execute(t, &fakeRun{}, "--version")
+	if code != 0 || flag != stdout {
+		t.Errorf("--version: exit %d, %q; want %q", code, flag, stdout)
+	}
+}
+
+// completion scripts for the three shells (cobra's), naming agentwatch's
+// commands.
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "__start_agentwatch", "zsh": "#compdef agentwatch", "fish": "complete -c agentwatch"} {
+		code, stdout, stderr := execute(t, &fakeRun{}, "completion", shell)
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("completion %s: exit %d, stderr %q, script lacks %q", shell, code, stderr, want)
+		}
+	}
+}
+
+// runs --json: one object per run with its figures, hostile strings
+// escaped by JSON, absent values null.
+func TestRunsJSON(t *testing.T) {
+	dir := t.TempDir()
+	storedRun(t, dir)
+	code, stdout, stderr := execute(t, &fakeRun{}, "runs", "--json", "--store", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var runs []map[string]any
+	if err := json.Unmarshal([]byte(stdout), &runs); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if len(runs) != 1 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	r := runs[0]
+	if r["id"] != "20260301-120000-abcdef" || r["status"] != "complete" || r["duration_seconds"] != 3.0 || r["cost_usd"] != nil || r["spans"] == nil {
+		t.Errorf("run: %v", r)
+	}
+	if !strings.HasPrefix(r["command"].(string), "claude -p ") {
+		t.Errorf("command %q", r["command"])
+	}
+	if strings.ContainsRune(stdout, 0x1b) {
+		t.Error("raw ESC in the JSON")
 	}
 }
 

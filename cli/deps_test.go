@@ -26,3 +26,16 @@ func TestCLIImportsNoSensor(t *testing.T) {
 		}
 	}
 }
+
+// go.mod is tidy: every module the code imports is a direct requirement,
+// nothing unused is listed (`go mod tidy -diff` prints what tidy would
+// change and exits 1).
+func TestGoModTidy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go mod tidy may fetch modules (-short stays offline)")
+	}
+	out, err := exec.Command("go", "mod", "tidy", "-diff").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go.mod is not tidy (run go mod tidy): %v\n%s", err, out)
+	}
+}

@@ -2,13 +2,21 @@ package cli
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
 	"github.com/agentwatch/agentwatch/termtext"
 	"github.com/spf13/cobra"
@@ -201,6 +209,139 @@ func kernelAtLeast(release string, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
+// storeCheck says whether the run store in dir is there, intact and
+// writable. A store not made yet is fine: the first run makes it.
+func storeCheck(ctx context.Context, dir string) check {
+	c := check{name: "store", needed: true}
+	if dir == "" {
+		c.detail, c.fix = "no default directory", "pass --store DIR"
+		return c
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); errors.Is(err, fs.ErrNotExist) {
+		c.ok, c.detail = true, dir+" (none yet: the first run creates it)"
+		return c
+	}
+	st, err := store.OpenReadOnly(dir)
+	if err != nil {
+		c.detail = oneLineText(err.Error())
+		if errors.Is(err, store.ErrCorrupt) {
+			c.fix = "agentwatch store repair --store " + dir
+		}
+		return c
+	}
+	defer st.Close()
+	runs, err := st.Check(ctx)
+	if err != nil {
+		c.detail = oneLineText(err.Error())
+		if errors.Is(err, store.ErrCorrupt) {
+			c.fix = "agentwatch store repair --store " + dir
+		}
+		return c
+	}
+	c.ok, c.detail = true, fmt.Sprintf("%s: %d runs, intact", dir, runs)
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		c.ok, c.detail = false, fmt.Sprintf("%s: %d runs, intact, not writable (%v)", dir, runs, err)
+		c.fix = "runs could not be saved: check the directory's owner and mount"
+		return c
+	}
+	var fsst unix.Statfs_t
+	if unix.Statfs(dir, &fsst) == nil {
+		free := fsst.Bavail * uint64(fsst.Bsize)
+		c.detail += fmt.Sprintf(", %d MiB free", free>>20)
+		if free < 64<<20 {
+			c.ok = false
+			c.fix = "free some space: a run that cannot be saved waits in the journal until there is room"
+		}
+	}
+	return c
+}
+
+// collectorCheck sends the configured collector an export request without
+// spans (export.Probe). No collector configured is fine: runs stay in the
+// store (and `agentwatch export` sends them later).
+func collectorCheck(ctx context.Context, cfg export.Config) check {
+	c := check{name: "collector", needed: true}
+	if !cfg.Enabled() {
+		c.ok, c.needed = true, false
+		c.detail = "none configured (--otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT): runs stay in the local store"
+		return c
+	}
+	if err := export.Probe(ctx, cfg); err != nil {
+		c.detail = oneLineText(err.Error())
+		c.fix = "check the collector's address, TLS and OTEL_EXPORTER_OTLP_HEADERS; runs are still stored and `agentwatch export RUN` sends one later"
+		return c
+	}
+	c.ok, c.detail = true, cfg.Target()+" accepted an export request"
+	return c
+}
+
+func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// doctorReport is `doctor --json`.
+type doctorReport struct {
+	Checks []doctorCheckJSON `json:"checks"`
+	// Sensors says which sensors `agentwatch run` would start here.
+	Sensors struct {
+		EBPF    bool `json:"ebpf"`
+		Cgroup  bool `json:"cgroup"`
+		FSWatch bool `json:"fswatch"`
+		Enforce bool `json:"enforce"`
+	} `json:"sensors"`
+	Failed []string `json:"failed"` // the checks that make doctor exit 1
+}
+
+type doctorCheckJSON struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // ok, fail or note
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+func (c check) status() string {
+	switch {
+	case c.ok:
+		return "ok"
+	case c.needed:
+		return "fail"
+	}
+	return "note"
+}
+
+func enforceOK(checks []check) bool {
+	for _, c := range checks {
+		if c.name == "enforcement" {
+			return c.ok && os.Geteuid() == 0
+		}
+	}
+	return false
+}
+
+func failedChecks(checks []check) []string {
+	failed := []string{}
+	for _, c := range checks {
+		if c.status() == "fail" {
+			failed = append(failed, c.name)
+		}
+	}
+	return failed
+}
+
+func writeDoctorJSON(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) error {
+	var r doctorReport
+	for _, c := range checks {
+		d := doctorCheckJSON{Name: c.name, Status: c.status(), Detail: c.detail}
+		if !c.ok {
+			d.Fix = c.fix
+		}
+		r.Checks = append(r.Checks, d)
+	}
+	r.Sensors.EBPF, r.Sensors.Cgroup, r.Sensors.FSWatch, r.Sensors.Enforce = ebpfOK, cgroupOK, fswatchOK, enforceOK(checks)
+	r.Failed = failedChecks(checks)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
 func writeDoctor(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) {
 	for _, c := range checks {
 		mark := "ok  "
@@ -237,15 +378,57 @@ func writeDoctor(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) 
 	}
 }
 
+// doctorFailed is doctor's exit 1: the checks that failed.
+type doctorFailed []string
+
+func (e doctorFailed) Error() string {
+	return fmt.Sprintf("doctor: %d %s failed: %s", len(e), plural(len(e), "check", "checks"), strings.Join(e, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+type doctorOptions struct {
+	storeDir     string
+	otlpEndpoint string
+	json         bool
+}
+
 func (a *app) doctorCommand() *cobra.Command {
-	return &cobra.Command{
+	var o doctorOptions
+	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check what this machine supports and which sensors will run",
+		Short: "Check what this machine supports, the store and the collector; exit 1 when a check fails",
 		Args:  cobra.NoArgs,
 		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			cfg := export.Config{Endpoint: o.otlpEndpoint, Timeout: doctorProbeTimeout}
+			if err := cfg.Validate(); err != nil {
+				return configError{err}
+			}
 			checks, ebpfOK, cgroupOK, fswatchOK := doctorChecks()
-			writeDoctor(a.env.Stdout, checks, ebpfOK, cgroupOK, fswatchOK)
+			checks = append(checks, storeCheck(cmd.Context(), o.storeDir), collectorCheck(cmd.Context(), cfg))
+			if o.json {
+				if err := writeDoctorJSON(a.env.Stdout, checks, ebpfOK, cgroupOK, fswatchOK); err != nil {
+					return err
+				}
+			} else {
+				writeDoctor(a.env.Stdout, checks, ebpfOK, cgroupOK, fswatchOK)
+			}
+			if failed := failedChecks(checks); len(failed) > 0 {
+				return doctorFailed(failed)
+			}
 			return nil
 		}),
 	}
+	storeFlag(cmd, &o.storeDir)
+	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "check the collector at `URL`; default: OTEL_EXPORTER_OTLP_* variables")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the checks as JSON")
+	return cmd
 }
+
+// doctorProbeTimeout bounds the collector check.
+const doctorProbeTimeout = 5 * time.Second

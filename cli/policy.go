@@ -23,6 +23,9 @@ import (
 // agentwatch failure (125): the child never started.
 const ExitPolicyInvalid = 1
 
+// ExitCheckFailed is doctor's status when a check failed.
+const ExitCheckFailed = 1
+
 // policyInvalid marks a failed `policy check`. Its message is every error
 // of the file, one per line (Lines); Execute escapes each and prefixes it
 // with "agentwatch: ", so each line reads alone (file:line: key: reason). A run prints the one-line form

@@ -224,6 +224,7 @@ func (a *app) recover(st *store.Store, dir string) {
 type runsOptions struct {
 	storeDir string
 	limit    int
+	json     bool
 }
 
 func (a *app) runsCommand() *cobra.Command {
@@ -245,10 +246,15 @@ func (a *app) runsCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listing runs: %w", err)
 			}
-			return report.Runs(a.env.Stdout, append(a.unsaved(o.storeDir), runs...))
+			runs = append(a.unsaved(o.storeDir), runs...)
+			if o.json {
+				return report.RunsJSON(a.env.Stdout, runs)
+			}
+			return report.Runs(a.env.Stdout, runs)
 		}),
 	}
 	storeFlag(cmd, &o.storeDir)
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the runs as a JSON array")
 	cmd.Flags().IntVarP(&o.limit, "limit", "n", 20, "show at most `N` runs")
 	return cmd
 }

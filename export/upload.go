@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -157,6 +159,42 @@ func Upload(ctx context.Context, cfg Config, req *coltracepb.ExportTraceServiceR
 	if stopErr != nil {
 		c, _ := cause(stopErr)
 		return &UploadError{Target: s.target, Cause: c}
+	}
+	return nil
+}
+
+// Probe sends the configured collector one export request that carries a
+// resource and no span, as Upload would (address, protocol, TLS, headers):
+// doctor's proof that a run's trace will get through. nil when the
+// collector accepted it; an *UploadError naming the cause otherwise.
+func Probe(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("probing %s: %w", cfg.Target(), err)
+	}
+	s, err := resolve(cfg)
+	if err != nil {
+		return fmt.Errorf("probing %s: %w", cfg.Target(), err)
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := s.client()
+	if err := client.Start(ctx); err != nil {
+		c, _ := cause(err)
+		return &UploadError{Target: s.target, Cause: c}
+	}
+	upErr := client.UploadTraces(ctx, []*tracepb.ResourceSpans{{Resource: &resourcepb.Resource{}}})
+	stopCtx, stopCancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer stopCancel()
+	stopErr := client.Stop(stopCtx)
+	for _, err := range []error{upErr, stopErr} {
+		if err != nil {
+			c, _ := cause(err)
+			return &UploadError{Target: s.target, Cause: c}
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package report
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -524,4 +525,64 @@ func (e *errWriter) printf(format string, args ...any) {
 		}
 	}
 	_, e.err = fmt.Fprintf(e.w, format, args...)
+}
+
+// runJSON is one run of `runs --json`: the columns of Runs, unabbreviated,
+// with absent values null.
+type runJSON struct {
+	ID           string   `json:"id"`
+	TraceID      string   `json:"trace_id,omitempty"`
+	Start        *string  `json:"start"`
+	End          *string  `json:"end"`
+	Seconds      *float64 `json:"duration_seconds"`
+	ExitCode     *int     `json:"exit_code"`
+	Status       string   `json:"status"`
+	StatusReason string   `json:"status_reason,omitempty"`
+	Agent        string   `json:"agent,omitempty"`
+	Command      string   `json:"command"`
+	CostUSD      *float64 `json:"cost_usd"`
+	InputTokens  *int64   `json:"input_tokens"`
+	OutputTokens *int64   `json:"output_tokens"`
+	Spans        int      `json:"spans"`
+	Exported     bool     `json:"exported"`
+	ExportError  string   `json:"export_error,omitempty"`
+}
+
+// RunsJSON writes runs as a JSON array, newest first like Runs. Strings
+// are JSON-escaped (control characters included), so a hostile command
+// line cannot reach a terminal raw through it either.
+func RunsJSON(w io.Writer, runs []store.Run) error {
+	out := make([]runJSON, 0, len(runs))
+	for _, r := range runs {
+		j := runJSON{ID: r.ID, TraceID: r.TraceID, Status: string(r.Status), StatusReason: r.StatusReason,
+			Agent: r.Agent, Command: r.Command, Spans: r.Spans, Exported: r.Exported, ExportError: r.ExportError}
+		if j.Status == "" {
+			j.Status = string(store.StatusComplete)
+		}
+		if !r.Start.IsZero() {
+			s := r.Start.UTC().Format(time.RFC3339Nano)
+			j.Start = &s
+			if !r.End.IsZero() {
+				e := r.End.UTC().Format(time.RFC3339Nano)
+				d := r.End.Sub(r.Start).Seconds()
+				j.End, j.Seconds = &e, &d
+			}
+		}
+		if r.ExitCode >= 0 {
+			c := r.ExitCode
+			j.ExitCode = &c
+		}
+		if r.HasCost {
+			c := r.CostUSD
+			j.CostUSD = &c
+		}
+		if r.HasTokens {
+			in, outTok := r.InputTokens, r.OutputTokens
+			j.InputTokens, j.OutputTokens = &in, &outTok
+		}
+		out = append(out, j)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

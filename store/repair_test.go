@@ -153,3 +153,32 @@ func TestCorruptErrorNamesRepair(t *testing.T) {
 		t.Fatalf("save into a damaged store: %v", err)
 	}
 }
+
+// Check counts the runs of an intact store and finds one damaged page
+// that the listing would read past.
+func TestCheckFindsDamage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := s.Save(ctx, runTrace(fmt.Sprintf("run-%d", i), base.Add(time.Duration(i)*time.Minute), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Check(ctx); err != nil || n != 3 {
+		t.Errorf("intact store: %d runs, %v; want 3, nil", n, err)
+	}
+	s.Close()
+
+	ro, err := store.OpenReadOnly(damagedStore(t, 40, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.Check(ctx); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "store repair") {
+		t.Errorf("damaged store: %v; want ErrCorrupt naming the repair", err)
+	}
+}
