@@ -439,7 +439,7 @@ func (h *harness) capture(n int) error {
 				args[a] = true
 			}
 		}
-		if s.Name == telemetry.SpanNetworkCall {
+		if s.Type() == telemetry.SpanNetworkCall {
 			port, _ := s.Attr(telemetry.ServerPort)
 			ports[fmt.Sprintf("%s:%d", str(&s, telemetry.NetworkPeerAddress), port.AsInt64())] = true
 		}

@@ -46,7 +46,7 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 		t.Fatalf("trace has %d root spans, want 1: %v", len(roots), roots)
 	}
 	root := roots[0]
-	if root.Name != telemetry.SpanAgentRun {
+	if root.Type() != telemetry.SpanAgentRun {
 		t.Errorf("root span is %q, want %q", root.Name, telemetry.SpanAgentRun)
 	}
 	if got := root.str(telemetry.GenAIAgentName); got != "claude" {
@@ -96,7 +96,7 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 	// The write of note.txt, under (one of) those shells.
 	note := filepath.Join(ws, "note.txt")
 	writes := tr.filter(func(s *span) bool {
-		return s.Name == telemetry.SpanFileWrite && s.str(telemetry.FilePath) == note
+		return s.Type() == telemetry.SpanFileWrite && s.str(telemetry.FilePath) == note
 	})
 	if len(writes) == 0 {
 		t.Errorf("no %s span for %s", telemetry.SpanFileWrite, note)
@@ -126,7 +126,7 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 		}
 	}
 	conns := tr.filter(func(s *span) bool {
-		if s.Name != telemetry.SpanNetworkCall {
+		if s.Type() != telemetry.SpanNetworkCall {
 			return false
 		}
 		port, _ := s.int(telemetry.ServerPort)

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/agentwatch/agentwatch/telemetry"
 )
 
 // The trace file is decoded here by hand, not with the export package, so
@@ -24,6 +26,9 @@ type span struct {
 	Name                      string
 	Attrs                     map[string]any
 }
+
+// Type is the span's agentwatch.span.type (its name is for people).
+func (s *span) Type() string { return s.str(telemetry.SpanType) }
 
 func (s *span) str(k attribute.Key) string {
 	v, _ := s.Attrs[string(k)].(string)

@@ -84,10 +84,10 @@ func loadRun(t *testing.T, storeDir, id string) (*telemetry.Trace, store.Run) {
 	return tr, r
 }
 
-func hasSpan(tr *telemetry.Trace, name, attrSub string) bool {
+func hasSpan(tr *telemetry.Trace, typ, attrSub string) bool {
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		if s.Name != name {
+		if s.Type() != typ {
 			continue
 		}
 		for _, kv := range s.Attrs {

@@ -103,7 +103,7 @@ func agSpanByID(tr *telemetry.Trace, id trace.SpanID) *telemetry.Span {
 
 func agSpanNamed(tr *telemetry.Trace, name string) *telemetry.Span {
 	for i := range tr.Spans {
-		if tr.Spans[i].Name == name {
+		if tr.Spans[i].Name == name || tr.Spans[i].Type() == name { // "chat <model>", or a type
 			return &tr.Spans[i]
 		}
 	}

@@ -100,7 +100,7 @@ func TestClassTree(t *testing.T) {
 	byCmd := func(line string) *telemetry.Span {
 		t.Helper()
 		for i := range tr.Spans {
-			if v, ok := tr.Spans[i].Attr(telemetry.ProcessCommandLine); ok && v.AsString() == line && tr.Spans[i].Name != telemetry.SpanAgentRun {
+			if v, ok := tr.Spans[i].Attr(telemetry.ProcessCommandLine); ok && v.AsString() == line && tr.Spans[i].Type() != telemetry.SpanAgentRun {
 				return &tr.Spans[i]
 			}
 		}
@@ -181,15 +181,15 @@ func TestCommitSHAs(t *testing.T) {
 	got := map[string]string{}
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		if s.Name != telemetry.SpanCommit && !strings.HasPrefix(s.Name, "bash") {
+		if s.Type() != telemetry.SpanCommit && !strings.HasPrefix(s.Type(), "bash") {
 			continue
 		}
 		line, _ := s.Attr(telemetry.ProcessCommandLine)
 		sha, ok := s.Attr(telemetry.CommitSHA)
 		if ok {
-			got[line.AsString()] = s.Name + " " + sha.AsString()
+			got[line.AsString()] = s.Type() + " " + sha.AsString()
 		} else {
-			got[line.AsString()] = s.Name
+			got[line.AsString()] = s.Type()
 		}
 	}
 	want := map[string]string{
@@ -226,7 +226,7 @@ func TestSecretScanSpan(t *testing.T) {
 		End{Time: at(50), SecretScan: &res})
 	var span *telemetry.Span
 	for i := range tr.Spans {
-		if tr.Spans[i].Name == telemetry.SpanSecretScan {
+		if tr.Spans[i].Type() == telemetry.SpanSecretScan {
 			span = &tr.Spans[i]
 		}
 	}
@@ -383,7 +383,7 @@ func TestRealGoTestAndCommit(t *testing.T) {
 	var outcomes, commits []string
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		switch s.Name {
+		switch s.Type() {
 		case telemetry.SpanTestRun:
 			v, _ := s.Attr(telemetry.TestOutcome)
 			outcomes = append(outcomes, v.AsString())
@@ -400,7 +400,7 @@ func TestRealGoTestAndCommit(t *testing.T) {
 		t.Errorf("commit SHAs %v, want %v", commits, want)
 	}
 	for i := range tr.Spans {
-		if tr.Spans[i].Name == telemetry.SpanSecretScan {
+		if tr.Spans[i].Type() == telemetry.SpanSecretScan {
 			wantAttrs(t, &tr.Spans[i], map[attribute.Key]string{
 				telemetry.SecretFindings:  "1",
 				telemetry.SecretLocations: `["notes.env:1 (github-token)"]`,

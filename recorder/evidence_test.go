@@ -38,7 +38,7 @@ func gitDiffSpan(t *testing.T, tr *telemetry.Trace) *telemetry.Span {
 	t.Helper()
 	var found *telemetry.Span
 	for i := range tr.Spans {
-		if tr.Spans[i].Name == telemetry.SpanGitDiff {
+		if tr.Spans[i].Type() == telemetry.SpanGitDiff {
 			if found != nil {
 				t.Fatal("two git_diff spans")
 			}

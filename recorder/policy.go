@@ -445,7 +445,7 @@ func (r *Recorder) shown(p string) string {
 
 // dnsTelemetry builds a lookup span.
 func (r *Recorder) dnsTelemetry(ds *dnsSpan) telemetry.Span {
-	sp := r.span(ds.id, ds.parent, telemetry.SpanNetworkCall, telemetry.SpanNetworkCall, telemetry.OIChain,
+	sp := r.span(ds.id, ds.parent, "dns lookup", telemetry.SpanNetworkCall, telemetry.OIChain,
 		trace.SpanKindClient, ds.start, ds.end)
 	transport := ds.transport
 	if transport == 0 {

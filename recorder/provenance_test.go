@@ -58,7 +58,7 @@ func TestAgentClaimsAreNotEvidence(t *testing.T) {
 		s := &tr.Spans[i]
 		typ := agAttr(s, telemetry.SpanType)
 		if agAttr(s, telemetry.SpanSource) != telemetry.SourceAgent {
-			if s.Name == telemetry.SpanReview || typ == telemetry.SpanReview || typ == telemetry.SpanTestRun || typ == telemetry.SpanCommit || typ == telemetry.SpanPullRequest {
+			if s.Type() == telemetry.SpanReview || typ == telemetry.SpanReview || typ == telemetry.SpanTestRun || typ == telemetry.SpanCommit || typ == telemetry.SpanPullRequest {
 				t.Errorf("agentwatch span %q (type %s) made from the agent's claim", s.Name, typ)
 			}
 			for _, e := range s.Events {

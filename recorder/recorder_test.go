@@ -200,16 +200,18 @@ func label(s *telemetry.Span) string {
 		v, _ := s.Attr(k)
 		return v.Emit()
 	}
-	if _, proc := s.Attr(telemetry.ProcessExecutableName); proc && s.Name != telemetry.SpanAgentRun {
-		return s.Name + " " + str(telemetry.ProcessExecutableName) // bash_command, test_run, commit, …
+	// By type, not name: names are for people (names.go).
+	typ := s.Type()
+	if _, proc := s.Attr(telemetry.ProcessExecutableName); proc && typ != telemetry.SpanAgentRun {
+		return typ + " " + str(telemetry.ProcessExecutableName) // bash_command, test_run, commit, …
 	}
-	switch s.Name {
+	switch typ {
 	case telemetry.SpanFileWrite, telemetry.SpanFileRead:
-		return s.Name + " " + strings.TrimPrefix(str(telemetry.FilePath), ws+"/")
+		return typ + " " + strings.TrimPrefix(str(telemetry.FilePath), ws+"/")
 	case telemetry.SpanNetworkCall:
-		return s.Name + " " + str(telemetry.NetworkTransport) + " " + str(telemetry.ServerAddress) + ":" + str(telemetry.ServerPort)
+		return typ + " " + str(telemetry.NetworkTransport) + " " + str(telemetry.ServerAddress) + ":" + str(telemetry.ServerPort)
 	}
-	return s.Name
+	return typ
 }
 
 // tree renders the trace as indented labels, children in trace order.
@@ -322,7 +324,7 @@ func TestFixtureTree(t *testing.T) {
 	if got := tree(t, tr); got != want {
 		t.Errorf("span tree:\n%s\nwant:\n%s", got, want)
 	}
-	if tr.RunID != "run-7f3a" || tr.Spans[0].Name != telemetry.SpanAgentRun {
+	if tr.RunID != "run-7f3a" || tr.Spans[0].Type() != telemetry.SpanAgentRun {
 		t.Errorf("trace run id %q, first span %q", tr.RunID, tr.Spans[0].Name)
 	}
 	for i := 2; i < len(tr.Spans); i++ {

@@ -26,7 +26,7 @@ func TestReviewSpan(t *testing.T) {
 	if len(sp.Links) != 1 || sp.Links[0].TraceID != root.TraceID || sp.Links[0].SpanID != root.SpanID {
 		t.Errorf("links %+v, want one to the root", sp.Links)
 	}
-	if sp.Name != telemetry.SpanReview || !sp.Start.Equal(when) || sp.Status != codes.Error {
+	if sp.Type() != telemetry.SpanReview || !sp.Start.Equal(when) || sp.Status != codes.Error {
 		t.Errorf("name %q start %v status %v", sp.Name, sp.Start, sp.Status)
 	}
 	wantAttrs(t, &sp, map[attribute.Key]string{

@@ -367,7 +367,8 @@ func (r *Recorder) span(id, parent trace.SpanID, name, spanType, oiKind string, 
 
 func (r *Recorder) rootSpan(end End) telemetry.Span {
 	info := r.info
-	sp := r.span(r.root.id, trace.SpanID{}, telemetry.SpanAgentRun, telemetry.SpanAgentRun, telemetry.OIAgent,
+	// The GenAI agent-span name: invoke_agent {gen_ai.agent.name}.
+	sp := r.span(r.root.id, trace.SpanID{}, "invoke_agent "+nameText(AgentName(info.Argv)), telemetry.SpanAgentRun, telemetry.OIAgent,
 		trace.SpanKindInternal, info.Start, end.Time)
 	args := r.commandArgs(info.Argv, info.Start)
 	a := []attribute.KeyValue{
@@ -464,7 +465,7 @@ func (r *Recorder) activityAttrs(s *procSpan) []attribute.KeyValue {
 }
 
 func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
-	sp := r.span(s.id, s.parent, s.name, s.name, telemetry.OITool, trace.SpanKindInternal, s.start, s.end)
+	sp := r.span(s.id, s.parent, processSpanName(s.exe, s.args), s.name, telemetry.OITool, trace.SpanKindInternal, s.start, s.end)
 	exeName := path.Base(s.exe)
 	if s.exe == "" && len(s.args) > 0 {
 		exeName = path.Base(s.args[0])
@@ -513,11 +514,12 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 	if fs.read {
 		name = telemetry.SpanFileRead
 	}
-	sp := r.span(fs.id, parent, name, name, telemetry.OIChain, trace.SpanKindInternal, fs.start, fs.end)
 	rel := ""
 	if fs.inWS {
 		rel = strings.TrimPrefix(strings.TrimPrefix(fs.path, r.ws), "/")
 	}
+	class := classifyFile(fs.path, rel, fs.secret)
+	sp := r.span(fs.id, parent, fileSpanName(fs.mainOp(), class), name, telemetry.OIChain, trace.SpanKindInternal, fs.start, fs.end)
 	ops := make([]string, len(fs.ops))
 	for i, op := range fs.ops {
 		ops[i] = op.String()
@@ -527,7 +529,7 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 		telemetry.FileOperation.String(fs.mainOp()),
 		telemetry.FileOperations.StringSlice(ops),
 		telemetry.FileOperationsCount.Int(fs.nOps),
-		telemetry.FileClass.String(classifyFile(fs.path, rel, fs.secret)),
+		telemetry.FileClass.String(class),
 		telemetry.FileInWorkspace.Bool(fs.inWS),
 		telemetry.FileSource.String(fs.source),
 	}
@@ -573,6 +575,7 @@ func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span
 	sp := r.span(ns.id, parent, telemetry.SpanNetworkCall, telemetry.SpanNetworkCall, telemetry.OIChain,
 		trace.SpanKindClient, ns.start, ns.end)
 	if ns.key.transport == event.Unix {
+		sp.Name = "connect unix"
 		return r.unixTelemetry(sp, ns)
 	}
 	ip := ns.key.addr.Addr()
@@ -580,8 +583,13 @@ func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span
 	if server == "" && r.pstate != nil {
 		server = r.pstate.nameOf[ip] // resolved through the run's proxy
 	}
+	// Named by the host when there is one (few per run, the same across
+	// runs); a bare address is only "an address", which is in the
+	// attributes: names stay low-cardinality.
+	sp.Name = "connect " + nameText(server)
 	if server == "" {
 		server = ip.String()
+		sp.Name = "connect address"
 	}
 	netType := "ipv4"
 	if ip.Is6() {

@@ -43,8 +43,8 @@ func alertsOf(tr *telemetry.Trace, ws string) []shownAlert {
 			if e.Name != telemetry.EventAlert {
 				continue
 			}
-			a := shownAlert{time: e.Time, where: s.Name}
-			if l := label(s, ws); l != "" && s.Name != telemetry.SpanAgentRun {
+			a := shownAlert{time: e.Time, where: s.Type()}
+			if l := label(s, ws); l != "" && s.Type() != telemetry.SpanAgentRun {
 				a.where += " " + l
 			}
 			for _, kv := range e.Attrs {

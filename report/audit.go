@@ -100,7 +100,7 @@ func auditOf(tr *telemetry.Trace) *JSONAudit {
 		}
 		typ := str(s, telemetry.SpanType)
 		switch {
-		case typ == telemetry.SpanPullRequest || s.Name == telemetry.SpanPullRequest:
+		case typ == telemetry.SpanPullRequest || s.Type() == telemetry.SpanPullRequest:
 			addOnce(&a.PullRequests, str(s, telemetry.PRURL))
 		case typ == telemetry.SpanReview && s.TraceID == root.TraceID:
 			rv := JSONReview{

@@ -91,7 +91,7 @@ func evidenceOf(tr *telemetry.Trace) *JSONEvidence {
 	}
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		if s.Name != telemetry.SpanGitDiff || s.ParentID != root.SpanID {
+		if s.Type() != telemetry.SpanGitDiff || s.ParentID != root.SpanID {
 			continue
 		}
 		d := &JSONDiff{SHA256: str(s, telemetry.DiffSHA256), Artifact: "diff"}

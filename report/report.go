@@ -209,7 +209,7 @@ func exitText(s *telemetry.Span) string {
 // workspace ws are shown relative to it.
 func spanLine(n *node, ws string) string {
 	s := n.span
-	parts := []string{s.Name}
+	parts := []string{shownName(s)}
 	if l := label(s, ws); l != "" {
 		parts = append(parts, l)
 	}
@@ -239,6 +239,22 @@ func spanLine(n *node, ws string) string {
 		parts = append(parts, "(parent "+s.ParentID.String()+" not in trace)")
 	}
 	return strings.Join(parts, "  ")
+}
+
+// shownName is a span's first word in show: the type for the spans
+// agentwatch names itself (the label then says about what, escaped and
+// relative to the workspace); the name for the rest, whose name is the
+// information (chat <model>, the agent's own spans).
+func shownName(s *telemetry.Span) string {
+	switch typ := s.Type(); typ {
+	case telemetry.SpanAgentRun, telemetry.SpanFileWrite, telemetry.SpanFileRead, telemetry.SpanNetworkCall:
+		return typ
+	default:
+		if isProcess(s) {
+			return typ
+		}
+	}
+	return s.Name
 }
 
 func isProcess(s *telemetry.Span) bool {

@@ -86,7 +86,7 @@ printf 'untracked %s line\n' content > new.txt
 	var gd *telemetry.Span
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		if s.Name == telemetry.SpanGitDiff {
+		if s.Type() == telemetry.SpanGitDiff {
 			gd = s
 		}
 		for _, kv := range s.Attrs {

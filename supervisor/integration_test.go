@@ -70,7 +70,7 @@ exit 4
 	command := func(line string) *telemetry.Span {
 		t.Helper()
 		for i := range tr.Spans {
-			if s := &tr.Spans[i]; s.Name == telemetry.SpanBashCommand && str(s, telemetry.ProcessCommandLine) == line {
+			if s := &tr.Spans[i]; s.Type() == telemetry.SpanBashCommand && str(s, telemetry.ProcessCommandLine) == line {
 				return s
 			}
 		}
@@ -81,7 +81,7 @@ exit 4
 		t.Helper()
 		for i := range tr.Spans {
 			s := &tr.Spans[i]
-			if s.Name == telemetry.SpanFileWrite && str(s, telemetry.FilePath) == path && strings.Contains(str(s, telemetry.FileOperation), op) {
+			if s.Type() == telemetry.SpanFileWrite && str(s, telemetry.FilePath) == path && strings.Contains(str(s, telemetry.FileOperation), op) {
 				return s
 			}
 		}
@@ -90,7 +90,7 @@ exit 4
 	}
 
 	root := tr.Root()
-	if root == nil || root.Name != telemetry.SpanAgentRun {
+	if root == nil || root.Type() != telemetry.SpanAgentRun {
 		t.Fatalf("root span %+v", root)
 	}
 	if v, _ := root.Attr(telemetry.ProcessExitCode); v.AsInt64() != 4 {

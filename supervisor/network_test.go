@@ -100,14 +100,14 @@ exit 0
 	var lines []string
 	find := func(match func(s *telemetry.Span) bool) *telemetry.Span {
 		for i := range tr.Spans {
-			if s := &tr.Spans[i]; s.Name == telemetry.SpanNetworkCall && match(s) {
+			if s := &tr.Spans[i]; s.Type() == telemetry.SpanNetworkCall && match(s) {
 				return s
 			}
 		}
 		return nil
 	}
 	for i := range tr.Spans {
-		if s := &tr.Spans[i]; s.Name == telemetry.SpanNetworkCall {
+		if s := &tr.Spans[i]; s.Type() == telemetry.SpanNetworkCall {
 			lines = append(lines, fmt.Sprint(s.Attrs))
 		}
 	}

@@ -458,11 +458,11 @@ func checkProtectTrace(t *testing.T, tr *telemetry.Trace, mode, ws, creds, bashr
 	files := map[string][]string{}
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		if s.Name != telemetry.SpanFileWrite && s.Name != telemetry.SpanFileRead {
+		if s.Type() != telemetry.SpanFileWrite && s.Type() != telemetry.SpanFileRead {
 			continue
 		}
 		p := byID[s.ParentID.String()]
-		if p == nil || p.Name == telemetry.SpanAgentRun {
+		if p == nil || p.Type() == telemetry.SpanAgentRun {
 			t.Errorf("%s %s is not under the process that did it", s.Name, attr(s, string(telemetry.FilePath)))
 		}
 		var failed []string
@@ -481,7 +481,7 @@ func checkProtectTrace(t *testing.T, tr *telemetry.Trace, mode, ws, creds, bashr
 			}
 			failed = append(failed, op+":"+typ)
 		}
-		d := s.Name
+		d := s.Type()
 		if ops := attr(s, string(telemetry.FileOperation)); ops != "" {
 			d += " " + ops
 		}

@@ -45,7 +45,7 @@ func summary(tr *telemetry.Trace) string {
 	var denied []dest
 	for i := range tr.Spans {
 		s := &tr.Spans[i]
-		if s.Name != telemetry.SpanNetworkCall || str(s, telemetry.PolicyDecision) != "deny" {
+		if s.Type() != telemetry.SpanNetworkCall || str(s, telemetry.PolicyDecision) != "deny" {
 			continue
 		}
 		if q := str(s, telemetry.DNSQuestionName); q != "" {

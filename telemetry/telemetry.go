@@ -83,3 +83,15 @@ func (s *Span) SetAttr(kv attribute.KeyValue) {
 	}
 	s.Attrs = append(s.Attrs, kv)
 }
+
+// Type is what the span records (agentwatch.span.type: agent_run,
+// bash_command, file_write, …): the key to ask a span by, since its name
+// is for people (docs/telemetry.md, "Span names"). A span without the
+// attribute (a trace stored before names and types parted) answers its
+// name.
+func (s *Span) Type() string {
+	if v, ok := s.Attr(SpanType); ok && v.AsString() != "" {
+		return v.AsString()
+	}
+	return s.Name
+}
