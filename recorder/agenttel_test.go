@@ -278,8 +278,16 @@ func TestAgentLogs(t *testing.T) {
 					agAttr(c, telemetry.GenAIUsageCacheReadTokens) != "100" || agAttr(c, telemetry.CostUSD) != "0.0125" {
 					t.Errorf("agent-reported llm span: %s %v %v", c.Name, c.Kind, c.Attrs)
 				}
-				if !c.Start.Equal(at(10).Add(-40*time.Millisecond)) || !c.End.Equal(at(10)) {
-					t.Errorf("agent-reported llm span times %v..%v", c.Start, c.End)
+				// The call the agent reported started before the process
+				// span it hangs under: moved inside it, with the times it
+				// claimed kept.
+				claimed := func(k attribute.Key) string { return agAttr(c, k) }
+				if claimed(telemetry.ClaimedStart) != at(10).Add(-40*time.Millisecond).UTC().Format(time.RFC3339Nano) ||
+					claimed(telemetry.ClaimedEnd) != at(10).UTC().Format(time.RFC3339Nano) {
+					t.Errorf("agent-reported llm span times %v..%v, claimed %s..%s", c.Start, c.End, claimed(telemetry.ClaimedStart), claimed(telemetry.ClaimedEnd))
+				}
+				if p := agSpanByID(tr, c.ParentID); p == nil || c.Start.Before(p.Start) || c.End.After(p.End) {
+					t.Errorf("agent-reported llm span %v..%v outside its parent", c.Start, c.End)
 				}
 				if got := agAttr(&tr.Spans[0], telemetry.LLMCalls); got != "1" {
 					t.Errorf("root llm.calls = %q, want 1 (the agent-reported call counts once)", got)

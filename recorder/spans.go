@@ -321,6 +321,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		{"rules", func() { r.finishRules(end) }},          // built-in alert rules
 		{"policy", func() { r.finishPolicy(t, end) }},     // alerts on every span made above
 		{"failure", func() { r.finishFailure(t, end) }},   // the failure class, from everything above
+		{"intervals", func() { fitIntervals(t) }},         // every span inside its parent, none of zero length
 		{"self cost", func() { selfCost(t, end) }},        // what observing cost, as late as possible
 		{"redact", func() { r.redactor().Trace(t) }},      // last: every string before any sink
 	} {

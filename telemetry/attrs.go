@@ -84,7 +84,11 @@ const (
 
 // Keys no convention covers.
 const (
-	SpanType          = attribute.Key("agentwatch.span.type")
+	SpanType = attribute.Key("agentwatch.span.type")
+	// The times an agent-exported span claimed, when they lay outside
+	// its parent and the span was moved inside it (recorder/intervals.go).
+	ClaimedStart      = attribute.Key("agentwatch.claimed.start")
+	ClaimedEnd        = attribute.Key("agentwatch.claimed.end")
 	OpenInferenceKind = attribute.Key("openinference.span.kind")
 
 	RunID               = attribute.Key("agentwatch.run.id")

@@ -1,0 +1,48 @@
+package recorder
+
+import (
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agentwatch/agentwatch/telemetry"
+)
+
+func TestFitIntervals(t *testing.T) {
+	id := func(n byte) trace.SpanID { return trace.SpanID{n} }
+	sp := func(n, parent byte, typ string, start, end int) telemetry.Span {
+		s := telemetry.Span{SpanID: id(n), Name: typ, Start: at(start), End: at(end),
+			Attrs: []attribute.KeyValue{telemetry.SpanType.String(typ)}}
+		if parent != 0 {
+			s.ParentID = id(parent)
+		}
+		return s
+	}
+	tr := &telemetry.Trace{Spans: []telemetry.Span{
+		sp(1, 0, telemetry.SpanAgentRun, 0, 100),
+		sp(2, 1, telemetry.SpanBashCommand, 10, 50),
+		sp(3, 2, telemetry.SpanBashCommand, 20, 80), // an orphan that outlived its parent
+		sp(4, 2, telemetry.SpanFileWrite, 30, 30),   // one instant
+		sp(5, 1, telemetry.SpanSecretScan, 100, 120),
+		sp(6, 2, telemetry.SpanAgent, 5, 15), // the agent's claim, partly before its parent
+	}}
+	fitIntervals(tr)
+	s := tr.Spans
+	if !s[0].End.Equal(at(120)) {
+		t.Errorf("root ends %v, want the secret scan's end %v", s[0].End, at(120))
+	}
+	if !s[2].End.Equal(at(80)) || !s[1].End.Equal(at(50)) {
+		t.Errorf("orphan %v..%v, parent ends %v: observed times must stand", s[2].Start, s[2].End, s[1].End)
+	}
+	if s[3].End.Sub(s[3].Start) != minSpan {
+		t.Errorf("instant span lasts %v, want %v", s[3].End.Sub(s[3].Start), minSpan)
+	}
+	if !s[5].Start.Equal(at(10)) || !s[5].End.Equal(at(20)) {
+		t.Errorf("claim moved to %v..%v, want %v..%v", s[5].Start, s[5].End, at(10), at(20))
+	}
+	if v, _ := s[5].Attr(telemetry.ClaimedStart); v.AsString() != at(5).UTC().Format(time.RFC3339Nano) {
+		t.Errorf("claimed start %q", v.AsString())
+	}
+}
