@@ -123,11 +123,16 @@ func TestAnnotateRoundTrip(t *testing.T) {
 		t.Fatalf("receiver got %d spans, want 1", sink.SpanCount())
 	}
 	got := sink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
-	if got.Name() != "review" || got.TraceID().String() != root.TraceID.String() || got.ParentSpanID().String() != root.SpanID.String() {
-		t.Errorf("review span %q trace %s parent %s; want trace %s parent %s", got.Name(), got.TraceID(), got.ParentSpanID(), root.TraceID, root.SpanID)
+	// Its own trace (a late review must not stretch the run's), linked
+	// to the run's root.
+	if got.Name() != "review rejected" || got.TraceID().String() == root.TraceID.String() || !got.ParentSpanID().IsEmpty() {
+		t.Errorf("review span %q trace %s parent %s; want its own trace (not %s), no parent", got.Name(), got.TraceID(), got.ParentSpanID(), root.TraceID)
 	}
-	if got.Links().Len() != 1 || got.Links().At(0).SpanID().String() != root.SpanID.String() {
+	if got.Links().Len() != 1 || got.Links().At(0).SpanID().String() != root.SpanID.String() || got.Links().At(0).TraceID().String() != root.TraceID.String() {
 		t.Errorf("review span links: %d", got.Links().Len())
+	}
+	if v, ok := got.Attributes().Get("agentwatch.run.id"); !ok || v.AsString() != "20260301-120000-abcdef" {
+		t.Errorf("review span run id %v: a backend finds a run's reviews by it", v.AsString())
 	}
 	for k, want := range map[string]string{"agentwatch.review.decision": "rejected", "agentwatch.review.reviewer": "ana",
 		"agentwatch.failure.class": "test_failure", "openinference.span.kind": "EVALUATOR"} {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/agentwatch/agentwatch/telemetry"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -24,12 +23,14 @@ type Review struct {
 	Note         string
 }
 
-// ReviewSpan is the late `review` span of a run: in the run's trace, a
-// child of its agent_run root (OTLP accepts spans after their parent
-// ended), with a link to the root as well for backends that show links
-// and not late children. Its id is derived from the trace id and Seq, so
-// sending it again (`agentwatch export`) gives the same span, not a new
-// one. The note and URLs pass through the same redaction as command
+// ReviewSpan is a run's late `review` span, the root of its own trace
+// with a link to the run's agent_run span (relation "reviews"): a review
+// minutes or days later must not stretch the run's trace, nor turn it
+// red (a rejection is the reviewer's decision, not a failure of the run).
+// It carries agentwatch.run.id, so a backend finds the reviews of a run
+// by it. Its trace and span ids are derived from the run's trace id and
+// Seq, so sending it again (`agentwatch export`) gives the same span, not
+// a new one. The note and URLs pass through the same redaction as command
 // lines: a reviewer pasting a token-bearing URL must not export it.
 func ReviewSpan(root *telemetry.Span, rv Review) telemetry.Span {
 	var buf [16 + 8 + 6]byte
@@ -42,14 +43,18 @@ func ReviewSpan(root *telemetry.Span, rv Review) telemetry.Span {
 	if !id.IsValid() {
 		id[7] = 1
 	}
+	var tid trace.TraceID
+	copy(tid[:], sum[8:24])
+	if !tid.IsValid() {
+		tid[15] = 1
+	}
 	sp := telemetry.Span{
-		TraceID:  root.TraceID,
-		SpanID:   id,
-		ParentID: root.SpanID,
-		Name:     telemetry.SpanReview,
-		Kind:     trace.SpanKindInternal,
-		Start:    rv.Time,
-		End:      rv.Time,
+		TraceID: tid,
+		SpanID:  id,
+		Name:    "review " + nameText(rv.Decision),
+		Kind:    trace.SpanKindInternal,
+		Start:   rv.Time,
+		End:     rv.Time.Add(minSpan),
 		Attrs: []attribute.KeyValue{
 			telemetry.SpanType.String(telemetry.SpanReview),
 			telemetry.OpenInferenceKind.String(telemetry.OIEvaluator),
@@ -58,11 +63,7 @@ func ReviewSpan(root *telemetry.Span, rv Review) telemetry.Span {
 			telemetry.ReviewSeq.Int(rv.Seq),
 		},
 		Links: []telemetry.Link{{TraceID: root.TraceID, SpanID: root.SpanID,
-			Attrs: []attribute.KeyValue{telemetry.LinkRelation.String("reviews")}}},
-	}
-	if rv.Decision == "rejected" {
-		// A rejected run shows as failed in any backend's span list.
-		sp.Status, sp.StatusMessage = codes.Error, "rejected by "+RedactString(rv.Reviewer)
+			Attrs: []attribute.KeyValue{telemetry.LinkRelation.String(telemetry.LinkReviews)}}},
 	}
 	if v, ok := root.Attr(telemetry.RunID); ok {
 		sp.Attrs = append(sp.Attrs, telemetry.RunID.String(v.AsString()))

@@ -102,7 +102,7 @@ func auditOf(tr *telemetry.Trace) *JSONAudit {
 		switch {
 		case typ == telemetry.SpanPullRequest || s.Type() == telemetry.SpanPullRequest:
 			addOnce(&a.PullRequests, str(s, telemetry.PRURL))
-		case typ == telemetry.SpanReview && s.TraceID == root.TraceID:
+		case typ == telemetry.SpanReview && (tr.Reviewed(s) == root || s.TraceID == root.TraceID):
 			rv := JSONReview{
 				Time:         timestamp(s.Start),
 				Decision:     str(s, telemetry.ReviewDecision),

@@ -57,6 +57,14 @@ func buildTree(tr *telemetry.Trace) []*node {
 			continue // a duplicate span id: show the first
 		}
 		if !s.ParentID.IsValid() {
+			// A review is its own trace's root, linked to the run's:
+			// shown under the span it reviews.
+			if r := tr.Reviewed(s); r != nil && s.Type() == telemetry.SpanReview {
+				if p := nodes[r.SpanID]; p != nil && p != n {
+					p.children = append(p.children, n)
+					continue
+				}
+			}
 			tops = append(tops, n)
 			continue
 		}
@@ -247,7 +255,7 @@ func spanLine(n *node, ws string) string {
 // information (chat <model>, the agent's own spans).
 func shownName(s *telemetry.Span) string {
 	switch typ := s.Type(); typ {
-	case telemetry.SpanAgentRun, telemetry.SpanFileWrite, telemetry.SpanFileRead, telemetry.SpanNetworkCall:
+	case telemetry.SpanAgentRun, telemetry.SpanFileWrite, telemetry.SpanFileRead, telemetry.SpanNetworkCall, telemetry.SpanReview:
 		return typ
 	default:
 		if isProcess(s) {

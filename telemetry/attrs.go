@@ -27,7 +27,7 @@ const (
 	SpanFileRead          = "file_read"
 	SpanNetworkCall       = "network_call"
 	SpanLLMCall           = "llm_call"   // span type; the name is "chat <model>"
-	SpanReview            = "review"     // `agentwatch annotate`: a late span in the run's trace
+	SpanReview            = "review"     // `agentwatch annotate`: its own trace, linked to the run's root
 	SpanAgent             = "agent_span" // the type of every span the agent exported itself: its claim, never evidence
 )
 

@@ -45,6 +45,20 @@ type Link struct {
 	Attrs   []attribute.KeyValue
 }
 
+// LinkReviews is the agentwatch.link.relation of a review span's link to
+// the run it reviews.
+const LinkReviews = "reviews"
+
+// Attr returns the string value of key on the link ("" when unset).
+func (l Link) Attr(key attribute.Key) string {
+	for _, kv := range l.Attrs {
+		if kv.Key == key {
+			return kv.Value.AsString()
+		}
+	}
+	return ""
+}
+
 // Trace is the whole run record: the root span first, then the rest in
 // start order.
 type Trace struct {
@@ -53,11 +67,34 @@ type Trace struct {
 	Spans    []Span
 }
 
-// Root returns the agent_run span, or nil for an empty trace.
+// Root returns the agent_run span, or nil for an empty trace. A review
+// span (its own trace's root, linked to the run) is never the run's root.
 func (t *Trace) Root() *Span {
+	var first *Span
 	for i := range t.Spans {
-		if !t.Spans[i].ParentID.IsValid() {
-			return &t.Spans[i]
+		if s := &t.Spans[i]; !s.ParentID.IsValid() {
+			if s.Type() != SpanReview {
+				return s
+			}
+			if first == nil {
+				first = s
+			}
+		}
+	}
+	return first
+}
+
+// Reviewed returns the span a review span reviews (its "reviews" link)
+// when that span is in t.
+func (t *Trace) Reviewed(s *Span) *Span {
+	for _, l := range s.Links {
+		if l.Attr(LinkRelation) != LinkReviews {
+			continue
+		}
+		for i := range t.Spans {
+			if t.Spans[i].SpanID == l.SpanID && t.Spans[i].TraceID == l.TraceID {
+				return &t.Spans[i]
+			}
 		}
 	}
 	return nil
