@@ -514,10 +514,12 @@ func readTrace(path string) (*telemetry.Trace, error) {
 	return otlp.FromRequest(reqs[len(reqs)-1])
 }
 
-func spansOf(tr *telemetry.Trace, name string) []*telemetry.Span {
+// spansOf lists the spans of a type (agentwatch.span.type; names are for
+// people).
+func spansOf(tr *telemetry.Trace, typ string) []*telemetry.Span {
 	var out []*telemetry.Span
 	for i := range tr.Spans {
-		if tr.Spans[i].Name == name {
+		if tr.Spans[i].Type() == typ {
 			out = append(out, &tr.Spans[i])
 		}
 	}

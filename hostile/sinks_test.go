@@ -230,7 +230,7 @@ urllib.request.urlopen(req, timeout=5).read()
 	// test proves its premise: a route that did not run leaks nothing).
 	all := func(where string) string { return string(sinks[where]) }
 	for _, where := range []string{"trace file", "show --json", "OTLP collector"} {
-		for _, want := range []string{repoURL, branch, "src/plain-name.txt", "dir-[REDACTED:github-token]",
+		for _, want := range []string{strings.TrimSuffix(repoURL, ".git"), branch, "src/plain-name.txt", "dir-[REDACTED:github-token]",
 			"notes-[REDACTED].txt", "out-[REDACTED].json", "[prompt: ", ".exfil.test", "topic-[REDACTED:github-token]", "tool [REDACTED:github-token]"} {
 			if !strings.Contains(all(where), want) {
 				t.Errorf("%s lacks %q", where, want)

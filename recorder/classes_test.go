@@ -262,7 +262,8 @@ func TestSecretScanSpan(t *testing.T) {
 	}
 	wantAttrs(t, &tr.Spans[0], map[attribute.Key]string{
 		telemetry.AlertsCount: fmt.Sprint(maxSecretLocations + 1),
-		telemetry.AlertsRules: fmt.Sprintf(`["secret_found (%d)"]`, maxSecretLocations+1),
+		telemetry.AlertsRules: `["secret_found"]`,
+		attribute.Key(telemetry.AlertsRulePrefix + "secret_found"): fmt.Sprint(maxSecretLocations + 1),
 	})
 	noSecretIn(t, tr, gh, aws, gh[:len(gh)-2])
 }

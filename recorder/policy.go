@@ -508,7 +508,11 @@ func (r *Recorder) finishPolicy(t *telemetry.Trace, end End) {
 	root := &t.Spans[0]
 	root.SetAttr(telemetry.PolicySource.String(r.pol.Source))
 	root.SetAttr(telemetry.AlertsCount.Int(len(ps.alerts)))
-	root.SetAttr(telemetry.AlertsRules.StringSlice(ruleCounts(counts)))
+	rules := rulesByCount(counts)
+	root.SetAttr(telemetry.AlertsRules.StringSlice(rules))
+	for _, rule := range rules {
+		root.SetAttr(attribute.Int(telemetry.AlertsRulePrefix+rule, counts[rule]))
+	}
 	if ps.denied > 0 {
 		root.SetAttr(telemetry.NetworkDenied.Int(ps.denied)) // policy_block: failure.go
 	}
@@ -523,13 +527,14 @@ func (r *Recorder) finishPolicy(t *telemetry.Trace, end End) {
 	}
 	for _, k := range sortedKeys(r.pol.Attributes) {
 		if _, set := r.info.Attributes[k]; !set {
-			root.SetAttr(attribute.String(k, r.pol.Attributes[k]))
+			root.SetAttr(attribute.String(telemetry.LabelPrefix+k, r.pol.Attributes[k]))
 		}
 	}
 }
 
 // ruleCounts is "rule (n)", most first, ties by name.
-func ruleCounts(counts map[string]int) []string {
+// rulesByCount lists the rules that fired, most alerts first.
+func rulesByCount(counts map[string]int) []string {
 	rules := make([]string, 0, len(counts))
 	for k := range counts {
 		rules = append(rules, k)
@@ -540,11 +545,7 @@ func ruleCounts(counts map[string]int) []string {
 		}
 		return rules[i] < rules[j]
 	})
-	out := make([]string, len(rules))
-	for i, k := range rules {
-		out[i] = fmt.Sprintf("%s (%d)", k, counts[k])
-	}
-	return out
+	return rules
 }
 
 func nonNil(s []string) []string {

@@ -168,7 +168,8 @@ func TestPolicyRules(t *testing.T) {
 				wantAttrs(t, tr.Root(), map[attribute.Key]string{
 					telemetry.NetworkDenied: "2",
 					telemetry.AlertsCount:   "1",
-					telemetry.AlertsRules:   `["unknown_domain (1)"]`,
+					telemetry.AlertsRules:   `["unknown_domain"]`,
+					attribute.Key(telemetry.AlertsRulePrefix + "unknown_domain"): "1",
 				})
 			},
 		},
@@ -311,7 +312,9 @@ func TestPolicyRules(t *testing.T) {
 				wantAttrs(t, tr.Root(), map[attribute.Key]string{
 					telemetry.FilesProtected: `["` + ws + `/.github/workflows","` + ws + `/.gitlab-ci.yml"]`,
 					telemetry.AlertsCount:    "5",
-					telemetry.AlertsRules:    `["workflow_edit (4)","persistence (1)"]`,
+					telemetry.AlertsRules:    `["workflow_edit","persistence"]`,
+					attribute.Key(telemetry.AlertsRulePrefix + "workflow_edit"): "4",
+					attribute.Key(telemetry.AlertsRulePrefix + "persistence"):   "1",
 				})
 			},
 		},
@@ -355,16 +358,16 @@ func TestPolicyRules(t *testing.T) {
 			},
 			check: func(t *testing.T, tr *telemetry.Trace) {
 				wantAttrs(t, tr.Root(), map[attribute.Key]string{
-					telemetry.EnvKept:        `["HOME","PATH"]`,
-					telemetry.EnvDropped:     `["AWS_SECRET_ACCESS_KEY","DISPLAY"]`,
-					telemetry.EnvSet:         `["CI"]`,
-					telemetry.EnvFiltered:    "true",
-					telemetry.PolicyMode:     "enforce",
-					telemetry.PolicySource:   "test.yaml",
-					attribute.Key("org"):     "acme",
-					attribute.Key("team"):    "platform", // RunInfo's
-					telemetry.PolicyVersion:  mustPolicy(t, "enforce", "").Version,
-					telemetry.CaptureContent: "metadata",
+					telemetry.EnvKept:                      `["HOME","PATH"]`,
+					telemetry.EnvDropped:                   `["AWS_SECRET_ACCESS_KEY","DISPLAY"]`,
+					telemetry.EnvSet:                       `["CI"]`,
+					telemetry.EnvFiltered:                  "true",
+					telemetry.PolicyMode:                   "enforce",
+					telemetry.PolicySource:                 "test.yaml",
+					attribute.Key("agentwatch.label.org"):  "acme",
+					attribute.Key("agentwatch.label.team"): "platform", // RunInfo's
+					telemetry.PolicyVersion:                mustPolicy(t, "enforce", "").Version,
+					telemetry.CaptureContent:               "metadata",
 				})
 			},
 		},

@@ -74,7 +74,8 @@ type RunInfo struct {
 	Sensors        []string            // sensors that ran, e.g. ["ebpf", "fswatch"]
 	Gaps           []event.Gap         // capabilities missing from the start
 	CI             map[string]string   // e.g. cicd.pipeline.run.id when in CI
-	Attributes     map[string]string   // extra root attributes (team, org); the policy's attributes are added under them
+	Attributes     map[string]string   // labels of the run (team, org): agentwatch.label.<key> on the resource and the root; the policy's attributes are added under them
+	Host           string              // host.name on the resource (the supervisor's hostname)
 	ServiceVersion string
 	// RedactValues are the values of the environment variables the policy
 	// drops that are secrets (redact.Secrets): replaced by [REDACTED]

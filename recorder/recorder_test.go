@@ -82,6 +82,7 @@ func runInfo() RunInfo {
 		CI:             map[string]string{"cicd.pipeline.run.id": "9876"},
 		Attributes:     map[string]string{"team": "platform"},
 		ServiceVersion: "0.1.0",
+		Host:           "ci-runner-7",
 	}
 }
 
@@ -344,42 +345,54 @@ func TestFixtureRoot(t *testing.T) {
 		t.Errorf("root status %v with exit code 1", root.Status)
 	}
 	wantAttrs(t, root, map[attribute.Key]string{
-		telemetry.SpanType:              "agent_run",
-		telemetry.OpenInferenceKind:     "AGENT",
-		telemetry.GenAIOperationName:    "invoke_agent",
-		telemetry.RunID:                 "run-7f3a",
-		telemetry.SessionID:             "run-7f3a",
-		telemetry.GenAIAgentName:        "claude",
-		telemetry.ProcessCommandLine:    "claude -p " + shellQuote(PromptMarker("fix the flaky test")) + " --api-key [REDACTED]",
-		telemetry.ProcessExitCode:       "1",
-		telemetry.ErrorType:             "1",
-		telemetry.ProcessSignal:         "<unset>",
-		telemetry.VCSRepositoryURLFull:  "https://github.com/acme/app.git",
-		telemetry.VCSRefHeadName:        "main",
-		telemetry.VCSRefHeadRevision:    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		telemetry.WorktreeDirtyBefore:   "false",
-		telemetry.WorktreeDirtyAfter:    "true",
-		telemetry.HeadAfter:             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-		telemetry.TaskID:                "ENG-42",
-		telemetry.TaskURL:               "https://tracker.example/ENG-42",
-		telemetry.PolicyVersion:         policy.Default().Version,
-		telemetry.PolicyMode:            "observe",
-		telemetry.CaptureContent:        "metadata",
-		telemetry.EventsDropped:         "5",
-		telemetry.TelemetryGaps:         `["cgroup: hybrid hierarchy","netwatch: dns proxy not started","ebpf: ring buffer resized","events dropped: 5"]`,
-		telemetry.Sensors:               `["ebpf","fswatch"]`,
-		telemetry.Workspace:             ws,
-		telemetry.RunUser:               "dev",
-		telemetry.ProcessUserID:         "1000",
-		telemetry.CICDPipelineRunID:     "9876",
-		attribute.Key("team"):           "platform",
-		telemetry.ConnectionsCount:      "1", // the unknown pid's connect
-		telemetry.FilesWritten:          "<unset>",
-		telemetry.FilesOutsideWorkspace: "<unset>",
+		telemetry.SpanType:                     "agent_run",
+		telemetry.OpenInferenceKind:            "AGENT",
+		telemetry.GenAIOperationName:           "invoke_agent",
+		telemetry.RunID:                        "run-7f3a",
+		telemetry.SessionID:                    "run-7f3a",
+		telemetry.GenAIAgentName:               "claude",
+		telemetry.ProcessCommandLine:           "claude -p " + shellQuote(PromptMarker("fix the flaky test")) + " --api-key [REDACTED]",
+		telemetry.ProcessExitCode:              "1",
+		telemetry.ErrorType:                    "1",
+		telemetry.ProcessSignal:                "<unset>",
+		telemetry.VCSRepositoryURLFull:         "https://github.com/acme/app", // the convention's form: no .git
+		telemetry.VCSRepositoryName:            "app",
+		telemetry.VCSRefHeadType:               "branch",
+		telemetry.VCSRefHeadName:               "main",
+		telemetry.VCSRefHeadRevision:           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		telemetry.WorktreeDirtyBefore:          "false",
+		telemetry.WorktreeDirtyAfter:           "true",
+		telemetry.HeadAfter:                    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+		telemetry.TaskID:                       "ENG-42",
+		telemetry.TaskURL:                      "https://tracker.example/ENG-42",
+		telemetry.PolicyVersion:                policy.Default().Version,
+		telemetry.PolicyMode:                   "observe",
+		telemetry.CaptureContent:               "metadata",
+		telemetry.EventsDropped:                "5",
+		telemetry.TelemetryGaps:                `["cgroup: hybrid hierarchy","netwatch: dns proxy not started","ebpf: ring buffer resized","events dropped: 5"]`,
+		telemetry.Sensors:                      `["ebpf","fswatch"]`,
+		telemetry.Workspace:                    ws,
+		telemetry.RunUser:                      "dev",
+		telemetry.ProcessUserID:                "1000",
+		telemetry.CICDPipelineRunID:            "9876",
+		attribute.Key("agentwatch.label.team"): "platform",
+		telemetry.ConnectionsCount:             "1", // the unknown pid's connect
+		telemetry.FilesWritten:                 "<unset>",
+		telemetry.FilesOutsideWorkspace:        "<unset>",
 	})
-	if len(tr.Resource) != 2 || tr.Resource[0] != telemetry.ServiceName.String("agentwatch") ||
-		tr.Resource[1] != telemetry.ServiceVersion.String("0.1.0") {
-		t.Errorf("resource = %v", tr.Resource)
+	// The resource describes the run: a backend's search list shows it.
+	res := map[attribute.Key]string{}
+	for _, kv := range tr.Resource {
+		res[kv.Key] = kv.Value.Emit()
+	}
+	for k, want := range map[attribute.Key]string{
+		telemetry.ServiceName: "agentwatch", telemetry.ServiceVersion: "0.1.0", telemetry.ServiceInstanceID: "run-7f3a",
+		telemetry.GenAIAgentName: "claude", telemetry.VCSRepositoryURLFull: "https://github.com/acme/app",
+		telemetry.VCSRepositoryName: "app", attribute.Key("agentwatch.label.team"): "platform", telemetry.HostName: "ci-runner-7",
+	} {
+		if res[k] != want {
+			t.Errorf("resource %s = %q, want %q (resource %v)", k, res[k], want, tr.Resource)
+		}
 	}
 }
 

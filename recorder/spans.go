@@ -265,6 +265,13 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	if r.info.ServiceVersion != "" {
 		t.Resource = append(t.Resource, telemetry.ServiceVersion.String(r.info.ServiceVersion))
 	}
+	// Each run is an instance of the service; the rest of the resource
+	// (the agent, the repository, the labels) is copied from the root
+	// once it is made (resourceFromRoot).
+	t.Resource = append(t.Resource, telemetry.ServiceInstanceID.String(r.info.RunID))
+	if r.info.Host != "" {
+		t.Resource = append(t.Resource, telemetry.HostName.String(r.info.Host))
+	}
 	type ordered struct {
 		span telemetry.Span
 		seq  uint64
@@ -322,6 +329,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		{"policy", func() { r.finishPolicy(t, end) }},     // alerts on every span made above
 		{"failure", func() { r.finishFailure(t, end) }},   // the failure class, from everything above
 		{"intervals", func() { fitIntervals(t) }},         // every span inside its parent, none of zero length
+		{"resource", func() { resourceFromRoot(t) }},      // what the run is, where a backend's search list shows it
 		{"self cost", func() { selfCost(t, end) }},        // what observing cost, as late as possible
 		{"redact", func() { r.redactor().Trace(t) }},      // last: every string before any sink
 	} {
@@ -329,6 +337,33 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	}
 	r.result = t
 	return t
+}
+
+// resourceFromRoot describes the run on the resource, which backends show
+// in their search lists and filter by: the agent, the repository and the
+// labels (team, org), as on the root.
+func resourceFromRoot(t *telemetry.Trace) {
+	root := t.Root()
+	if root == nil {
+		return
+	}
+	for _, kv := range root.Attrs {
+		switch {
+		case kv.Key == telemetry.GenAIAgentName, kv.Key == telemetry.VCSRepositoryURLFull, kv.Key == telemetry.VCSRepositoryName,
+			strings.HasPrefix(string(kv.Key), telemetry.LabelPrefix):
+			t.Resource = append(t.Resource, kv)
+		}
+	}
+}
+
+// repositoryName is a repository URL's last path segment (without .git):
+// vcs.repository.name.
+func repositoryName(url string) string {
+	url = strings.TrimRight(strings.TrimSuffix(url, ".git"), "/")
+	if i := strings.LastIndexAny(url, "/:"); i >= 0 {
+		url = url[i+1:]
+	}
+	return url
 }
 
 // selfCost records on the root what observing the run cost the
@@ -398,8 +433,13 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 		a = append(a, telemetry.Sensors.StringSlice(info.Sensors))
 	}
 	if b := info.Before; b != nil && b.IsGit {
-		a = appendNonEmpty(a, telemetry.VCSRepositoryURLFull, b.RemoteURL)
+		url := strings.TrimSuffix(b.RemoteURL, ".git") // the convention's form: no .git
+		a = appendNonEmpty(a, telemetry.VCSRepositoryURLFull, url)
+		a = appendNonEmpty(a, telemetry.VCSRepositoryName, repositoryName(url))
 		a = appendNonEmpty(a, telemetry.VCSRefHeadName, b.Branch)
+		if b.Branch != "" {
+			a = append(a, telemetry.VCSRefHeadType.String("branch"))
+		}
 		a = appendNonEmpty(a, telemetry.VCSRefHeadRevision, b.Head)
 		a = append(a, telemetry.WorktreeDirtyBefore.Bool(b.Dirty))
 	}
@@ -413,7 +453,7 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 		a = append(a, attribute.String(k, info.CI[k]))
 	}
 	for _, k := range sortedKeys(info.Attributes) {
-		a = append(a, attribute.String(k, info.Attributes[k]))
+		a = append(a, attribute.String(telemetry.LabelPrefix+k, info.Attributes[k]))
 	}
 
 	for _, g := range end.Gaps {

@@ -88,7 +88,11 @@ func summary(tr *telemetry.Trace) string {
 	}
 
 	if n := num(root, telemetry.AlertsCount); n > 0 {
-		lines = append(lines, fmt.Sprintf("alerts: %s", strings.Join(strs(root, telemetry.AlertsRules), ", ")))
+		var rules []string
+		for _, rule := range strs(root, telemetry.AlertsRules) {
+			rules = append(rules, fmt.Sprintf("%s (%d)", rule, num(root, attribute.Key(telemetry.AlertsRulePrefix+rule))))
+		}
+		lines = append(lines, "alerts: "+strings.Join(rules, ", "))
 		shown := 0
 		for _, sev := range []string{telemetry.SeverityHigh, telemetry.SeverityMedium, telemetry.SeverityLow} {
 			for i := range tr.Spans {

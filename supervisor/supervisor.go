@@ -320,6 +320,7 @@ func (r *run) prepare(ctx context.Context) error {
 		TaskURL:        o.TaskURL,
 		CI:             ciAttributes(r.callerEnv),
 		ServiceVersion: o.Version,
+		Host:           hostname(),
 		Policy:         r.pol,
 		Prices:         o.Prices,
 		// Which dropped values are secrets depends on what the run shows
@@ -430,6 +431,12 @@ func (r *run) observe(ctx context.Context) error {
 	r.journal(metaInfo, startInfo)
 	r.gitConfig = watchGitConfig(r.info.Workspace, r.info.Home)
 	return nil
+}
+
+// hostname is host.name on the run's resource ("" when unknown).
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // runCgroup is the run's own cgroup v2, where the child is born.

@@ -71,6 +71,10 @@ const (
 	NetworkType             = semconv.NetworkTypeKey
 	DNSQuestionName         = semconv.DNSQuestionNameKey
 	VCSRepositoryURLFull    = semconv.VCSRepositoryURLFullKey
+	VCSRepositoryName       = semconv.VCSRepositoryNameKey
+	VCSRefHeadType          = semconv.VCSRefHeadTypeKey
+	ServiceInstanceID       = semconv.ServiceInstanceIDKey
+	HostName                = semconv.HostNameKey
 	VCSRefHeadName          = semconv.VCSRefHeadNameKey
 	VCSRefHeadRevision      = semconv.VCSRefHeadRevisionKey
 	SessionID               = semconv.SessionIDKey
@@ -152,7 +156,15 @@ const (
 	AlertSeverity = attribute.Key("agentwatch.alert.severity")
 	AlertMessage  = attribute.Key("agentwatch.alert.message")
 	AlertsCount   = attribute.Key("agentwatch.alerts.count")
-	AlertsRules   = attribute.Key("agentwatch.alerts.rules") // "rule (count)", most first
+	AlertsRules   = attribute.Key("agentwatch.alerts.rules") // the rules that fired, most alerts first
+	// AlertsRulePrefix + rule is the number of alerts a rule raised: one
+	// attribute per rule, so a backend searches a rule by name
+	// (agentwatch.alerts.rule.persistence > 0) where a list value would
+	// be one JSON string.
+	AlertsRulePrefix = "agentwatch.alerts.rule."
+	// LabelPrefix + key is a label of the run: the policy's attributes
+	// (team, org, …), on the resource and the root.
+	LabelPrefix = "agentwatch.label."
 
 	// Policy and its decisions (issue 3).
 	PolicySource    = attribute.Key("agentwatch.policy.source")  // the policy file, or "built-in"
