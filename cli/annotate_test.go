@@ -3,14 +3,18 @@ package cli
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -200,4 +204,55 @@ func startDeadEndpoint(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// export --format otlp-json writes the stored run, review spans included,
+// as the OTLP/JSON line --trace-file writes, to stdout or a file; it sends
+// nothing and leaves the export status alone.
+func TestExportOTLPJSON(t *testing.T) {
+	clearOTLPEnv(t)
+	dir := t.TempDir()
+	tr := storedRun(t, dir)
+	if code, _, stderr := execute(t, &fakeRun{}, "annotate", "latest", "--store", dir, "--review", "approved", "--reviewer", "ana"); code != 0 {
+		t.Fatalf("annotate: %s", stderr)
+	}
+	code, stdout, stderr := execute(t, &fakeRun{}, "export", "latest", "--store", dir, "--format", "otlp-json")
+	if code != 0 {
+		t.Fatalf("export to stdout: exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "run.json")
+	if err := os.WriteFile(out, []byte(stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "again.json")
+	if code, _, stderr := execute(t, &fakeRun{}, "export", "latest", "--store", dir, "--format", "otlp-json", "-o", file); code != 0 {
+		t.Fatalf("export to a file: exit %d: %s", code, stderr)
+	}
+	for _, p := range []string{out, file} {
+		reqs, err := export.ReadFile(p)
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("%s: %d requests, %v", p, len(reqs), err)
+		}
+		got, err := otlp.FromRequest(reqs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Spans) != len(tr.Spans)+1 || got.Root().SpanID != tr.Root().SpanID {
+			t.Errorf("%s: %d spans (want the run's %d and its review), root %s", p, len(got.Spans), len(tr.Spans), got.Root().SpanID)
+		}
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := st.List(context.Background(), 1)
+	st.Close()
+	if err != nil || len(runs) != 1 || runs[0].Exported {
+		t.Errorf("export status after writing JSON: %+v, %v", runs, err)
+	}
+	for _, args := range [][]string{{"--format", "jaeger"}, {"-o", file}} {
+		if code, _, _ := execute(t, &fakeRun{}, append([]string{"export", "latest", "--store", dir}, args...)...); code != ExitUsage {
+			t.Errorf("export %v: exit %d, want %d", args, code, ExitUsage)
+		}
+	}
 }

@@ -303,18 +303,74 @@ func (a *app) showCommand() *cobra.Command {
 type exportOptions struct {
 	storeDir     string
 	otlpEndpoint string
+	format       string // "" (send to the collector) or otlp-json
+	output       string // with --format: a file, or - for stdout
+}
+
+// exportJSON writes a stored run (its review spans included) as one
+// OTLP/JSON line: to stdout, or appended to a file the way --trace-file
+// appends (whole lines, synced).
+func (a *app) exportJSON(ctx context.Context, o exportOptions, id string) error {
+	st, err := a.openStore(o.storeDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tr, run, _, err := loadWithReviews(ctx, st, id)
+	if err != nil {
+		return fmt.Errorf("loading run %s: %w", id, err)
+	}
+	req := otlp.Request(tr)
+	if o.output == "" || o.output == "-" {
+		line, err := otlp.MarshalJSON(req)
+		if err != nil {
+			return fmt.Errorf("encoding run %s: %w", run.ID, err)
+		}
+		_, err = a.env.Stdout.Write(append(line, '\n'))
+		return err
+	}
+	f, err := export.OpenFile(o.output)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", o.output, err)
+	}
+	if err := f.Write(req); err != nil {
+		f.Close()
+		return fmt.Errorf("writing run %s to %s: %w", run.ID, o.output, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing run %s to %s: %w", run.ID, o.output, err)
+	}
+	fmt.Fprintf(a.env.Stderr, "agentwatch: run %s written to %s (%d spans)\n", run.ID, termtext.Escape(o.output), len(tr.Spans))
+	return nil
 }
 
 func (a *app) exportCommand() *cobra.Command {
 	var o exportOptions
 	cmd := &cobra.Command{
 		Use:   "export RUN",
-		Short: "Send a stored run to an OTLP collector (retry after a failed export)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Send a stored run to an OTLP collector (retry after a failed export), or write it as OTLP/JSON",
+		Long: `export sends a stored run, with its review spans, to the OTLP collector
+(--otlp-endpoint or OTEL_EXPORTER_OTLP_*), and marks it exported.
+
+With --format otlp-json it writes the run instead, as one OTLP/JSON line
+(the format of run --trace-file and of the OpenTelemetry Collector's file
+exporter) to --output FILE (appended) or stdout (-o -, the default);
+nothing is sent and the run's export status is unchanged.`,
+		Args: cobra.ExactArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			switch o.format {
+			case "":
+			case "otlp-json":
+				return a.exportJSON(cmd.Context(), o, args[0])
+			default:
+				return usageError{fmt.Errorf("--format %q: want otlp-json (or no --format to send to a collector)", o.format)}
+			}
+			if o.output != "" {
+				return usageError{errors.New("--output goes with --format otlp-json")}
+			}
 			cfg := export.Config{Endpoint: o.otlpEndpoint}
 			if !cfg.Enabled() {
-				return usageError{errors.New("export: no collector: pass --otlp-endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")}
+				return usageError{errors.New("export: no collector: pass --otlp-endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT (or --format otlp-json to write the run)")}
 			}
 			if err := cfg.Validate(); err != nil {
 				return configError{err}
@@ -344,6 +400,8 @@ func (a *app) exportCommand() *cobra.Command {
 			return nil
 		}),
 	}
+	cmd.Flags().StringVar(&o.format, "format", "", "write the run instead of sending it: `otlp-json`")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "with --format: append to `FILE` (- or unset: stdout)")
 	storeFlag(cmd, &o.storeDir)
 	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "collector `URL`; default: OTEL_EXPORTER_OTLP_* variables")
 	return cmd
