@@ -166,9 +166,7 @@ func writeAudit(w *errWriter, tr *telemetry.Trace) {
 	if a.TaskURL != "" {
 		task = strings.TrimSpace(task + " " + a.TaskURL)
 	}
-	row("Task", task)
-	row("Run", a.RunID)
-	row("Trace", a.TraceID)
+	row("Task", task) // the run and trace ids are in the header above
 	row("Base commit", a.BaseCommit)
 	row("Commits", strings.Join(a.Commits, ", "))
 	row("Pull request", strings.Join(a.PullRequests, ", "))

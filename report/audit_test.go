@@ -59,8 +59,6 @@ func TestAuditTrail(t *testing.T) {
 	for _, want := range []string{
 		"\nAudit trail\n",
 		"  Task           ENG-42 https://tracker.example/ENG-42\n",
-		"  Run            r-audit\n",
-		"  Trace          4bf92f3577b34da6a3ce929d0e0e4736\n",
 		"  Base commit    0123456789abcdef0123456789abcdef01234567\n",
 		"  Commits        cccccccccccccccccccccccccccccccccccccccc\n",
 		"  Pull request   https://github.com/acme/app/pull/7\n",
@@ -79,6 +77,9 @@ func TestAuditTrail(t *testing.T) {
 	}
 	if strings.Index(out, "Review 1") > strings.Index(out, "Review 2") {
 		t.Error("reviews not in seq order")
+	}
+	if strings.Count(out, "4bf92f3577b34da6a3ce929d0e0e4736") != 1 {
+		t.Errorf("the trace id is printed %d times, want once (the header):\n%s", strings.Count(out, "4bf92f3577b34da6a3ce929d0e0e4736"), out)
 	}
 
 	buf.Reset()

@@ -183,6 +183,8 @@ func writeHeader(w *errWriter, tr *telemetry.Trace) {
 		}
 	}
 	row("Duration", dur)
+	row("Models", modelSummary(&s))
+	row("Alerts", alertSummary(tr))
 	row("Spans", strconv.Itoa(len(tr.Spans)))
 	row("Sensors", strings.Join(strs(&s, telemetry.Sensors), ", "))
 	gaps := strs(&s, telemetry.TelemetryGaps)
@@ -263,6 +265,66 @@ func shownName(s *telemetry.Span) string {
 		}
 	}
 	return s.Name
+}
+
+// modelSummary is the run's model spend on one line: calls, tokens in and
+// out, cost ("none" when the run made no model call).
+func modelSummary(root *telemetry.Span) string {
+	calls, ok := root.Attr(telemetry.LLMCalls)
+	if !ok || calls.AsInt64() == 0 {
+		return "none"
+	}
+	parts := []string{plural(calls.AsInt64(), "call", "calls")}
+	in, inOK := root.Attr(telemetry.GenAIUsageInputTokens)
+	out, outOK := root.Attr(telemetry.GenAIUsageOutputTokens)
+	if inOK || outOK {
+		parts = append(parts, count(in.AsInt64())+" tokens in, "+count(out.AsInt64())+" out")
+	}
+	if c, ok := root.Attr(telemetry.CostUSD); ok {
+		parts = append(parts, usd(c.AsFloat64()))
+	} else {
+		parts = append(parts, "cost unknown")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// alertSummary counts the run's alerts by severity ("none" without).
+func alertSummary(tr *telemetry.Trace) string {
+	by := map[string]int64{}
+	var n int64
+	for i := range tr.Spans {
+		for _, e := range tr.Spans[i].Events {
+			if e.Name == telemetry.EventAlert {
+				for _, kv := range e.Attrs {
+					if kv.Key == telemetry.AlertSeverity {
+						by[kv.Value.AsString()]++
+					}
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, sev := range []string{telemetry.SeverityHigh, telemetry.SeverityMedium, telemetry.SeverityLow} {
+		if by[sev] > 0 {
+			parts = append(parts, strconv.FormatInt(by[sev], 10)+" "+sev)
+		}
+	}
+	if len(parts) == 0 {
+		return strconv.FormatInt(n, 10)
+	}
+	return strconv.FormatInt(n, 10) + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// plural is "1 call", "2 calls".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.FormatInt(n, 10) + " " + many
 }
 
 func isProcess(s *telemetry.Span) bool {

@@ -105,6 +105,8 @@ Workspace  /home/dev/proj
 Base       0123456789ab (main)
 Exit       1
 Duration   1m05s (started 2026-03-01 12:00:00 UTC)
+Models     none
+Alerts     1
 Spans      10
 Sensors    ebpf, fswatch
 Gaps       netwatch: dns proxy disabled
@@ -155,6 +157,8 @@ Workspace  -
 Base       -
 Exit       -
 Duration   1.50s (started 2026-03-01 12:00:00 UTC)
+Models     none
+Alerts     none
 Spans      2
 Sensors    -
 Gaps       none
@@ -302,6 +306,28 @@ func TestTreeMarksPolicyAndAlerts(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tree lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The header sums the run up: model calls, tokens and cost; alerts by
+// severity.
+func TestHeaderSummary(t *testing.T) {
+	root := telemetry.Span{SpanID: trace.SpanID{1}, Name: "invoke_agent claude", Start: time.Unix(0, 0), End: time.Unix(2, 0),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanAgentRun), telemetry.LLMCalls.Int(3),
+			telemetry.GenAIUsageInputTokens.Int(12345), telemetry.GenAIUsageOutputTokens.Int(56), telemetry.CostUSD.Float64(0.0125)},
+		Events: []telemetry.SpanEvent{
+			{Name: telemetry.EventAlert, Attrs: []attribute.KeyValue{telemetry.AlertSeverity.String(telemetry.SeverityHigh)}},
+			{Name: telemetry.EventAlert, Attrs: []attribute.KeyValue{telemetry.AlertSeverity.String(telemetry.SeverityLow)}},
+			{Name: telemetry.EventAlert, Attrs: []attribute.KeyValue{telemetry.AlertSeverity.String(telemetry.SeverityHigh)}},
+		}}
+	var b bytes.Buffer
+	if err := report.Tree(&b, &telemetry.Trace{RunID: "r", Spans: []telemetry.Span{root}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Models     3 calls, 12.3k tokens in, 56 out, $0.0125\n", "Alerts     3 (2 high, 1 low)\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("header lacks %q:\n%s", want, b.String())
 		}
 	}
 }
