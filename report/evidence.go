@@ -157,7 +157,7 @@ func writeEvidence(w *errWriter, tr *telemetry.Trace) {
 		if d.Error != "" {
 			row("diff", d.Error)
 		} else {
-			text := fmt.Sprintf("%d files, +%d −%d, %s, sha256 %s", d.Files, d.LinesAdded, d.LinesRemoved, byteSize(d.Bytes), short(d.SHA256))
+			text := fmt.Sprintf("%s, +%d −%d, %s, sha256 %s", plural(d.Files, "file", "files"), d.LinesAdded, d.LinesRemoved, byteSize(d.Bytes), short(d.SHA256))
 			if d.Truncated {
 				text += " (truncated)"
 			}
@@ -182,7 +182,11 @@ func gitDiffLabel(s *telemetry.Span) string {
 	if str(s, telemetry.DiffSHA256) == "" {
 		return "not taken"
 	}
-	text := fmt.Sprintf("%s files +%s −%s, %s", str(s, telemetry.DiffFiles), str(s, telemetry.DiffLinesAdded),
+	var files int64
+	if v, ok := s.Attr(telemetry.DiffFiles); ok {
+		files = v.AsInt64()
+	}
+	text := fmt.Sprintf("%s +%s −%s, %s", plural(files, "file", "files"), str(s, telemetry.DiffLinesAdded),
 		str(s, telemetry.DiffLinesRemoved), str(s, telemetry.DiffBytes)+" bytes")
 	if v, ok := s.Attr(telemetry.DiffTruncated); ok && v.AsBool() {
 		text += " (truncated)"

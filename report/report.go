@@ -366,7 +366,9 @@ func label(s *telemetry.Span, ws string) string {
 		}
 		return addr
 	case telemetry.SpanGitDiff:
-		return gitDiffLabel(s)
+		if !isProcess(s) { // agentwatch's evidence; the agent's own `git diff` is a command
+			return gitDiffLabel(s)
+		}
 	case telemetry.SpanAgent:
 		// What the agent says of itself, never read as evidence.
 		return "[agent's claim]"

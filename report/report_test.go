@@ -331,3 +331,28 @@ func TestHeaderSummary(t *testing.T) {
 		}
 	}
 }
+
+// The agent's own `git diff` is a command (its line is the command line),
+// not agentwatch's evidence "not taken"; one file is "1 file".
+func TestGitDiffLabels(t *testing.T) {
+	root := telemetry.Span{SpanID: trace.SpanID{1}, Name: "invoke_agent claude", Start: time.Unix(0, 0), End: time.Unix(9, 0),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanAgentRun)}}
+	cmd := telemetry.Span{SpanID: trace.SpanID{2}, ParentID: root.SpanID, Name: "git diff", Start: time.Unix(1, 0), End: time.Unix(2, 0),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanGitDiff), telemetry.ProcessCommandLine.String("git diff --stat")}}
+	ev := telemetry.Span{SpanID: trace.SpanID{3}, ParentID: root.SpanID, Name: telemetry.SpanGitDiff, Start: time.Unix(8, 0), End: time.Unix(9, 0),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanGitDiff), telemetry.DiffSHA256.String("ab12"),
+			telemetry.DiffFiles.Int(1), telemetry.DiffLinesAdded.Int(2), telemetry.DiffLinesRemoved.Int(0), telemetry.DiffBytes.Int(40)}}
+	var b bytes.Buffer
+	if err := report.Tree(&b, &telemetry.Trace{RunID: "r", Spans: []telemetry.Span{root, cmd, ev}}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"git_diff  git diff --stat  1.00s", "git_diff  1 file +2 −0, 40 bytes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "not taken") {
+		t.Errorf("a diff reads as not taken:\n%s", out)
+	}
+}
