@@ -342,6 +342,12 @@ type LLMCall struct {
 	Status    int    // HTTP status the client received; 0 when the upstream never answered
 	ErrorType string // error class when the call failed (upstream_unreachable, timeout, http_429, truncated_stream, malformed_response, ...)
 	Stream    bool
+	// ServerAddress and ServerPort are the upstream the proxy forwarded
+	// to (the provider's API host), MaxTokens the output limit the request
+	// set (max_tokens, max_completion_tokens or max_output_tokens; 0 none).
+	ServerAddress string
+	ServerPort    int
+	MaxTokens     int64
 
 	RequestModel        string
 	ResponseModel       string

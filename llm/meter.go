@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
@@ -117,6 +118,9 @@ func contentText(raw json.RawMessage) string {
 type requestBody struct {
 	Model         string          `json:"model"`
 	Stream        bool            `json:"stream"`
+	MaxTokens     int64           `json:"max_tokens"`            // anthropic, openai chat (older)
+	MaxCompletion int64           `json:"max_completion_tokens"` // openai chat
+	MaxOutput     int64           `json:"max_output_tokens"`     // openai responses
 	System        json.RawMessage `json:"system"`       // anthropic
 	Instructions  json.RawMessage `json:"instructions"` // openai responses
 	Messages      json.RawMessage `json:"messages"`
@@ -183,6 +187,7 @@ func (m *meter) request(body []byte, complete bool) {
 	}
 	c.RequestModel = req.Model
 	c.Stream = req.Stream
+	c.MaxTokens = cmp.Or(req.MaxTokens, req.MaxCompletion, req.MaxOutput)
 	if s := systemPrompt(c.API, &req); s != "" {
 		c.SystemPromptSHA256 = sha256Hex([]byte(s))
 	}

@@ -335,6 +335,19 @@ func (l *listener) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = "" // the upstream's own host name (TLS SNI and Host agree)
 }
 
+// hostPort is an upstream URL's host and port (the scheme's default when
+// the URL names none): server.address and server.port of its calls.
+func hostPort(u *url.URL) (string, int) {
+	port, _ := strconv.Atoi(u.Port())
+	if port == 0 {
+		port = 443
+		if u.Scheme == "http" {
+			port = 80
+		}
+	}
+	return u.Hostname(), port
+}
+
 // serve handles one request: read the request head for metering, forward,
 // meter the response as it is relayed, emit.
 func (p *Proxy) serve(l *listener, w http.ResponseWriter, r *http.Request) {
@@ -351,6 +364,7 @@ func (p *Proxy) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 		SessionID:   r.Header.Get("X-Claude-Code-Session-Id"),
 		TraceParent: r.Header.Get("Traceparent"),
 	}
+	c.ServerAddress, c.ServerPort = hostPort(l.upstream)
 	capture := p.cfg.Capture
 	if capture.Full && !capture.Until.IsZero() && c.Start.After(capture.Until) {
 		capture.Full = false

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +198,8 @@ func TestAnthropicMessages(t *testing.T) {
 				{"ErrorType", c.ErrorType, ""},
 				{"Stream", c.Stream, stream},
 				{"RequestModel", c.RequestModel, "claude-sonnet-4-5-20250929"},
+				{"MaxTokens", c.MaxTokens, int64(32000)},
+				{"upstream", net.JoinHostPort(c.ServerAddress, strconv.Itoa(c.ServerPort)), strings.TrimPrefix(behind.URL(), "http://")},
 				{"ResponseModel", c.ResponseModel, "claude-sonnet-4-5-20250929"},
 				{"FinishReasons", c.FinishReasons, []string{"tool_use"}},
 				{"ToolsOffered", c.ToolsOffered, []string{"Bash", "Read"}},

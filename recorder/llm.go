@@ -206,6 +206,12 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	if c.PID != 0 {
 		a = append(a, telemetry.ProcessPID.Int(int(c.PID)))
 	}
+	if c.ServerAddress != "" { // the provider's API host the proxy forwarded to
+		a = append(a, telemetry.ServerAddress.String(c.ServerAddress), telemetry.ServerPort.Int(c.ServerPort))
+	}
+	if c.MaxTokens > 0 {
+		a = append(a, telemetry.GenAIRequestMaxTokens.Int64(c.MaxTokens))
+	}
 	a = appendNonEmpty(a, telemetry.GenAIRequestModel, c.RequestModel)
 	a = appendNonEmpty(a, telemetry.GenAIResponseModel, c.ResponseModel)
 	a = appendNonEmpty(a, telemetry.OILLMModelName, modelOf(c))
@@ -217,7 +223,7 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	if c.Status != 0 {
 		a = append(a, telemetry.HTTPResponseStatusCode.Int(c.Status))
 	}
-	if !c.FirstByte.IsZero() {
+	if c.Stream && !c.FirstByte.IsZero() { // a first chunk only streams have
 		ttft := max(c.FirstByte.Sub(c.Start), 0)
 		a = append(a,
 			telemetry.LLMTTFTMillis.Float64(float64(ttft)/float64(time.Millisecond)),
@@ -229,14 +235,15 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 			telemetry.GenAIUsageOutputTokens.Int64(c.OutputTokens),
 			telemetry.GenAIUsageCacheReadTokens.Int64(c.CacheReadTokens),
 			telemetry.GenAIUsageCacheCreateTokens.Int64(c.CacheCreationTokens),
-			telemetry.GenAIUsageReasoningTokens.Int64(c.ReasoningTokens),
 			telemetry.OILLMTokensPrompt.Int64(c.InputTokens),
 			telemetry.OILLMTokensCompletion.Int64(c.OutputTokens),
 			telemetry.OILLMTokensTotal.Int64(c.InputTokens+c.OutputTokens),
 			telemetry.OILLMTokensCacheRead.Int64(c.CacheReadTokens),
 			telemetry.OILLMTokensCacheWrite.Int64(c.CacheCreationTokens),
-			telemetry.OILLMTokensReasoning.Int64(c.ReasoningTokens),
 		)
+		if c.ReasoningTokens > 0 { // only what the provider reported
+			a = append(a, telemetry.GenAIUsageReasoningTokens.Int64(c.ReasoningTokens), telemetry.OILLMTokensReasoning.Int64(c.ReasoningTokens))
+		}
 	}
 	if s.priced {
 		a = append(a, telemetry.CostUSD.Float64(s.cost), telemetry.OILLMCostTotal.Float64(s.cost))

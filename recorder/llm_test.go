@@ -32,7 +32,7 @@ func llmFixture() []event.Event {
 			InputTokens:   1234 + 100 + 50, OutputTokens: 56, CacheReadTokens: 100, CacheCreationTokens: 50, UsageKnown: true,
 			RequestBytes: 5120, ResponseBytes: 2048, PromptSHA256: "aa11", SystemPromptSHA256: "bb22",
 			ToolsOffered: []string{"Bash", "Read"}, ToolCalls: []event.ToolCall{{ID: "toolu_1", Name: "Bash"}},
-			SessionID: "sess-42",
+			SessionID: "sess-42", ServerAddress: "api.anthropic.com", ServerPort: 443, MaxTokens: 32000,
 		},
 		event.LLMCall{Header: hdr(11, 100), Start: at(11), End: at(12), Provider: "anthropic", API: "count_tokens",
 			Method: "POST", Path: "/v1/messages/count_tokens", Status: 200},
@@ -141,8 +141,11 @@ func TestLLMSpans(t *testing.T) {
 		telemetry.GenAIUsageOutputTokens:      "56",
 		telemetry.GenAIUsageCacheReadTokens:   "100",
 		telemetry.GenAIUsageCacheCreateTokens: "50",
-		telemetry.GenAIUsageReasoningTokens:   "0",
+		telemetry.GenAIUsageReasoningTokens:   "<unset>", // the provider reported none
 		telemetry.GenAIConversationID:         "sess-42",
+		telemetry.ServerAddress:               "api.anthropic.com",
+		telemetry.ServerPort:                  "443",
+		telemetry.GenAIRequestMaxTokens:       "32000",
 		telemetry.OILLMModelName:              "claude-sonnet-4-5",
 		telemetry.OILLMProvider:               "anthropic",
 		telemetry.OILLMTokensPrompt:           "1384",
@@ -172,10 +175,13 @@ func TestLLMSpans(t *testing.T) {
 		t.Errorf("duration %v, want 80ms", d)
 	}
 	wantAttrs(t, spans[1], map[attribute.Key]string{
-		telemetry.GenAIProviderName:     "openai",
-		telemetry.GenAIUsageInputTokens: "1000",
-		telemetry.OILLMTokensTotal:      "1500",
-		telemetry.LLMToolCallNames:      "<unset>",
+		telemetry.GenAIProviderName:        "openai",
+		telemetry.GenAIUsageInputTokens:    "1000",
+		telemetry.OILLMTokensTotal:         "1500",
+		telemetry.LLMToolCallNames:         "<unset>",
+		telemetry.GenAIResponseTimeToFirst: "<unset>", // not streamed: no first chunk
+		telemetry.LLMTTFTMillis:            "<unset>",
+		telemetry.GenAIRequestMaxTokens:    "<unset>",
 	})
 
 	root := &tr.Spans[0]

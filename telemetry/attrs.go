@@ -252,6 +252,7 @@ const (
 	GenAIResponseFinishReasons  = semconv.GenAIResponseFinishReasonsKey
 	GenAIResponseTimeToFirst    = semconv.GenAIResponseTimeToFirstChunkKey // seconds
 	GenAIRequestStream          = semconv.GenAIRequestStreamKey
+	GenAIRequestMaxTokens       = semconv.GenAIRequestMaxTokensKey
 	GenAIUsageInputTokens       = semconv.GenAIUsageInputTokensKey // cached included
 	GenAIUsageOutputTokens      = semconv.GenAIUsageOutputTokensKey
 	GenAIUsageCacheReadTokens   = semconv.GenAIUsageCacheReadInputTokensKey
