@@ -121,8 +121,8 @@ type requestBody struct {
 	MaxTokens     int64           `json:"max_tokens"`            // anthropic, openai chat (older)
 	MaxCompletion int64           `json:"max_completion_tokens"` // openai chat
 	MaxOutput     int64           `json:"max_output_tokens"`     // openai responses
-	System        json.RawMessage `json:"system"`       // anthropic
-	Instructions  json.RawMessage `json:"instructions"` // openai responses
+	System        json.RawMessage `json:"system"`                // anthropic
+	Instructions  json.RawMessage `json:"instructions"`          // openai responses
 	Messages      json.RawMessage `json:"messages"`
 	Input         json.RawMessage `json:"input"`
 	StreamOptions *struct {
