@@ -50,6 +50,15 @@ func TestSpanNames(t *testing.T) {
 	if got := byType[telemetry.SpanTestRun]; len(got) != 1 || got[0] != "go test" {
 		t.Errorf("test_run spans %q: the type stays what it was", got)
 	}
+	for _, typ := range []string{telemetry.SpanAgentRun, telemetry.SpanTestRun} {
+		for i := range tr.Spans {
+			if s := &tr.Spans[i]; s.Type() == typ {
+				if v, _ := s.Attr(telemetry.ProcessUserName); v.AsString() != "dev" {
+					t.Errorf("%s: process.user.name %q, want the run's account dev", typ, v.AsString())
+				}
+			}
+		}
+	}
 	for _, n := range names {
 		if strings.ContainsAny(n, "\x1b\x00\n") || len(n) > maxNameBytes+len("invoke_agent ") {
 			t.Errorf("span name %q: control characters or unbounded", n)

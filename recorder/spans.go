@@ -424,7 +424,7 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 		a = append(a, telemetry.ProcessSignal.String(signalName(end.Signal)))
 	}
 	if info.User != "" {
-		a = append(a, telemetry.RunUser.String(info.User))
+		a = append(a, telemetry.RunUser.String(info.User), telemetry.ProcessUserName.String(info.User))
 	}
 	if info.Workspace != "" {
 		a = append(a, telemetry.Workspace.String(info.Workspace))
@@ -521,6 +521,9 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 		telemetry.ProcessWorkingDirectory.String(s.cwd),
 		telemetry.ProcessUserID.Int(int(s.uid)),
 		telemetry.CommandArgsTruncated.Bool(s.truncated),
+	}
+	if r.info.User != "" && s.uid == r.info.UID { // the run's account; other uids stay numbers
+		a = append(a, telemetry.ProcessUserName.String(r.info.User))
 	}
 	switch {
 	case s.exited && s.signal != 0:

@@ -59,6 +59,7 @@ const (
 	ProcessCommandLine      = semconv.ProcessCommandLineKey
 	ProcessWorkingDirectory = semconv.ProcessWorkingDirectoryKey
 	ProcessUserID           = semconv.ProcessUserIDKey
+	ProcessUserName         = semconv.ProcessUserNameKey
 	ProcessExitCode         = semconv.ProcessExitCodeKey
 	ErrorType               = semconv.ErrorTypeKey
 	FilePath                = semconv.FilePathKey
@@ -177,7 +178,7 @@ const (
 	FilesProtected  = attribute.Key("agentwatch.files.protected")
 	DNSQuestionType = attribute.Key("agentwatch.dns.question.type")
 	DNSResponseCode = attribute.Key("agentwatch.dns.response_code")
-	DNSAnswers      = attribute.Key("agentwatch.dns.answers")
+	DNSAnswers      = semconv.DNSAnswersKey
 	DNSForwarded    = attribute.Key("agentwatch.dns.forwarded") // the query reached the upstream resolver
 	DNSLookups      = attribute.Key("agentwatch.dns.lookups")
 
