@@ -13,6 +13,13 @@ import (
 
 // knownAgents maps an executable (or bin) name to the gen_ai.agent.name we
 // report.
+// knownAgent names the agent an executable is, also as a packaged binary
+// (npm's @anthropic-ai/claude-code execs bin/claude.exe).
+func knownAgent(base string) (string, bool) {
+	a, ok := knownAgents[strings.TrimSuffix(base, ".exe")]
+	return a, ok
+}
+
 var knownAgents = map[string]string{
 	"claude":       "claude",
 	"claude-code":  "claude",
@@ -54,7 +61,7 @@ func agentName(argv []string, depth int) string {
 		return ""
 	}
 	base := path.Base(argv[0])
-	if a, ok := knownAgents[base]; ok {
+	if a, ok := knownAgent(base); ok {
 		return a
 	}
 	inner, ok := unwrapArgv(argv)

@@ -38,6 +38,9 @@ func processSpanName(exe string, args []string) string {
 	if name == "" || name == "." || name == "/" {
 		return "process"
 	}
+	if a, ok := knownAgent(name); ok {
+		name = a // claude.exe, npm's packaged binary, is claude
+	}
 	tool := toolName(name)
 	if subcommandTools[tool] && len(args) > 1 {
 		if pos := positionals(args[1:], valueOptions[tool]); len(pos) > 0 && isPlainWord(pos[0]) {

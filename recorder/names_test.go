@@ -83,6 +83,7 @@ func TestProcessSpanName(t *testing.T) {
 		{"/usr/bin/pip3", []string{"pip3", "install", "-r", "req.txt"}, "pip3 install"},
 		{"/usr/bin/git", []string{"git", "./not-a-word"}, "git"},
 		{"/usr/bin/curl", []string{"curl", "https://x"}, "curl"},
+		{"/usr/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe", []string{"claude", "-p", "fix"}, "claude"},
 		{"", []string{"/opt/tool/bin/thing", "run"}, "thing"},
 		{"", nil, "process"},
 	} {

@@ -15,6 +15,7 @@ func TestAgentName(t *testing.T) {
 		{[]string{"sh", "-c", "./ci/agent-task.sh --fast"}, "agent-task.sh"},
 		{[]string{"bash", "-c", "cd repo && claude -p 'fix it'"}, "claude"},
 		{[]string{"/home/u/.local/bin/claude", "--dangerously-skip-permissions"}, "claude"},
+		{[]string{"/usr/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe", "-p", "hi"}, "claude"}, // npm's packaged binary
 		{[]string{"/home/u/.local/share/claude/versions/2.0.31", "-p", "hi"}, "claude"},
 		{[]string{"npx", "@anthropic-ai/claude-code", "-p", "hi"}, "claude"},
 		{[]string{"npx", "-y", "@anthropic-ai/claude-code@latest", "-p", "hi"}, "claude"},
