@@ -79,7 +79,7 @@ func (r *Recorder) finishEvidence(t *telemetry.Trace, end End) {
 		start, stop = end.Time, end.Time
 	}
 	id, _ := r.nextSpanID()
-	sp := r.span(id, root.SpanID, telemetry.SpanGitDiff, telemetry.SpanGitDiff, telemetry.OIChain,
+	sp := r.span(id, root.SpanID, telemetry.SpanGitDiff, telemetry.SpanGitDiff, telemetry.OIEvaluator, // agentwatch's evidence on the run's result
 		trace.SpanKindInternal, start, stop)
 	if ev.DiffSHA256 == "" {
 		// The diff itself failed (a timeout): the span says so rather

@@ -79,7 +79,7 @@ func TestEvidenceSpanAndRoot(t *testing.T) {
 	}
 	wantAttrs(t, gd, map[attribute.Key]string{
 		telemetry.SpanType:          telemetry.SpanGitDiff,
-		telemetry.OpenInferenceKind: telemetry.OIChain,
+		telemetry.OpenInferenceKind: telemetry.OIEvaluator,
 		telemetry.DiffSHA256:        "5f0c",
 		telemetry.DiffBytes:         "79",
 		telemetry.DiffFiles:         "4",

@@ -194,6 +194,7 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 		telemetry.GenAIOperationName.String("chat"),
 		telemetry.GenAIProviderName.String(c.Provider),
 		telemetry.OILLMProvider.String(c.Provider),
+		telemetry.OILLMSystem.String(c.Provider),
 		telemetry.LLMAPI.String(c.API),
 		telemetry.HTTPRequestMethod.String(c.Method),
 		telemetry.URLPath.String(c.Path),

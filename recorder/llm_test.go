@@ -148,6 +148,7 @@ func TestLLMSpans(t *testing.T) {
 		telemetry.GenAIRequestMaxTokens:       "32000",
 		telemetry.OILLMModelName:              "claude-sonnet-4-5",
 		telemetry.OILLMProvider:               "anthropic",
+		telemetry.OILLMSystem:                 "anthropic",
 		telemetry.OILLMTokensPrompt:           "1384",
 		telemetry.OILLMTokensCompletion:       "56",
 		telemetry.OILLMTokensTotal:            "1440",

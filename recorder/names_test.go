@@ -50,6 +50,14 @@ func TestSpanNames(t *testing.T) {
 	if got := byType[telemetry.SpanTestRun]; len(got) != 1 || got[0] != "go test" {
 		t.Errorf("test_run spans %q: the type stays what it was", got)
 	}
+	for i := range tr.Spans {
+		s := &tr.Spans[i]
+		if exe, ok := s.Attr(telemetry.ProcessExecutableName); ok && s.Type() != telemetry.SpanAgentRun {
+			if v, _ := s.Attr(telemetry.OIToolName); v.AsString() != exe.AsString() {
+				t.Errorf("%s: tool.name %q, want the executable %q", s.Name, v.AsString(), exe.AsString())
+			}
+		}
+	}
 	for _, typ := range []string{telemetry.SpanAgentRun, telemetry.SpanTestRun} {
 		for i := range tr.Spans {
 			if s := &tr.Spans[i]; s.Type() == typ {

@@ -445,8 +445,9 @@ func (r *Recorder) shown(p string) string {
 
 // dnsTelemetry builds a lookup span.
 func (r *Recorder) dnsTelemetry(ds *dnsSpan) telemetry.Span {
-	sp := r.span(ds.id, ds.parent, "dns lookup", telemetry.SpanNetworkCall, telemetry.OIChain,
+	sp := r.span(ds.id, ds.parent, "dns lookup", telemetry.SpanNetworkCall, telemetry.OITool,
 		trace.SpanKindClient, ds.start, ds.end)
+	sp.Attrs = append(sp.Attrs, telemetry.OIToolName.String(telemetry.SpanNetworkCall))
 	transport := ds.transport
 	if transport == 0 {
 		transport = event.UDP

@@ -506,7 +506,8 @@ func TestFixtureFiles(t *testing.T) {
 	}
 	wantAttrs(t, main, map[attribute.Key]string{
 		telemetry.SpanType:            "file_write",
-		telemetry.OpenInferenceKind:   "CHAIN",
+		telemetry.OpenInferenceKind:   "TOOL",
+		telemetry.OIToolName:          "file_write",
 		telemetry.FilePath:            ws + "/src/main.go",
 		telemetry.FileOperation:       "create",
 		telemetry.FileOperations:      `["create","write","chmod"]`,
@@ -571,7 +572,8 @@ func TestFixtureNetwork(t *testing.T) {
 	}
 	wantAttrs(t, api, map[attribute.Key]string{
 		telemetry.SpanType:           "network_call",
-		telemetry.OpenInferenceKind:  "CHAIN",
+		telemetry.OpenInferenceKind:  "TOOL",
+		telemetry.OIToolName:         "network_call",
 		telemetry.ServerAddress:      "api.anthropic.com",
 		telemetry.ServerPort:         "443",
 		telemetry.NetworkPeerAddress: "160.79.104.10",

@@ -515,6 +515,7 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 		telemetry.ProcessPID.Int(int(s.pid)),
 		telemetry.ProcessParentPID.Int(int(s.ppid)),
 		telemetry.ProcessExecutableName.String(exeName),
+		telemetry.OIToolName.String(exeName), // OpenInference: the TOOL span's tool
 		telemetry.ProcessExecutablePath.String(s.exe),
 		telemetry.ProcessCommandArgs.StringSlice(s.args),
 		telemetry.ProcessCommandLine.String(CommandLine(s.args)),
@@ -563,7 +564,8 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 		rel = strings.TrimPrefix(strings.TrimPrefix(fs.path, r.ws), "/")
 	}
 	class := classifyFile(fs.path, rel, fs.secret)
-	sp := r.span(fs.id, parent, fileSpanName(fs.mainOp(), class), name, telemetry.OIChain, trace.SpanKindInternal, fs.start, fs.end)
+	sp := r.span(fs.id, parent, fileSpanName(fs.mainOp(), class), name, telemetry.OITool, trace.SpanKindInternal, fs.start, fs.end)
+	sp.Attrs = append(sp.Attrs, telemetry.OIToolName.String(name)) // OpenInference: an action of the agent's tools
 	ops := make([]string, len(fs.ops))
 	for i, op := range fs.ops {
 		ops[i] = op.String()
@@ -616,8 +618,9 @@ func (r *Recorder) fileTelemetry(fs *fileSpan, parent trace.SpanID) telemetry.Sp
 }
 
 func (r *Recorder) netTelemetry(ns *netSpan, parent trace.SpanID) telemetry.Span {
-	sp := r.span(ns.id, parent, telemetry.SpanNetworkCall, telemetry.SpanNetworkCall, telemetry.OIChain,
+	sp := r.span(ns.id, parent, telemetry.SpanNetworkCall, telemetry.SpanNetworkCall, telemetry.OITool,
 		trace.SpanKindClient, ns.start, ns.end)
+	sp.Attrs = append(sp.Attrs, telemetry.OIToolName.String(telemetry.SpanNetworkCall))
 	if ns.key.transport == event.Unix {
 		sp.Name = "connect unix"
 		return r.unixTelemetry(sp, ns)

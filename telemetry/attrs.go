@@ -285,6 +285,8 @@ const (
 	CostPriceTable              = attribute.Key("agentwatch.cost.price_table") // root: version of the price table used
 	OILLMModelName              = attribute.Key("llm.model_name")
 	OILLMProvider               = attribute.Key("llm.provider")
+	OILLMSystem                 = attribute.Key("llm.system")             // the model family's vendor (anthropic, openai)
+	OIToolName                  = attribute.Key("tool.name")              // on TOOL spans: the executable, or the span type
 	OILLMTokensPrompt           = attribute.Key("llm.token_count.prompt") // inclusive of cached
 	OILLMTokensCompletion       = attribute.Key("llm.token_count.completion")
 	OILLMTokensTotal            = attribute.Key("llm.token_count.total")
