@@ -171,7 +171,8 @@ struct exec_rec {
 	__u16 cwd_len;
 	__u8 argv_truncated;
 	__u8 _pad;
-	__u32 _pad2;
+	__u16 interp_len; // a script's interpreter (bprm->interp), 0 for a binary
+	__u16 _pad2;
 };
 
 // The environment of a new image, sent just before its exec record (the
@@ -672,6 +673,20 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	r->cwd_len = put_cwd(pos);
 	pos += r->cwd_len;
+
+	// A script (#!): bprm->interp is the interpreter binfmt_script
+	// found, what /proc/PID/exe will point at; for a binary it is the
+	// filename itself. Skipped when the record is already at its
+	// bound (a full argv and two full paths).
+	r->interp_len = 0;
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	if (interp && interp != BPF_CORE_READ(bprm, filename) && pos <= POS_MASK) {
+		long m = bpf_probe_read_kernel_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, interp);
+		if (m > 0) {
+			r->interp_len = m;
+			pos += m;
+		}
+	}
 	submit(hp, pos);
 	return 0;
 }

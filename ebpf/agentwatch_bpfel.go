@@ -40,7 +40,8 @@ type agentwatchExecRec struct {
 	CwdLen        uint16
 	ArgvTruncated uint8
 	Pad           uint8
-	Pad2          uint32
+	InterpLen     uint16
+	Pad2          uint16
 }
 
 type agentwatchExitRec struct {

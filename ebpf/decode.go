@@ -91,7 +91,7 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 		if len(b) < execFixedSize {
 			return nil, fmt.Errorf("decoding exec record: %w", errShort)
 		}
-		lens := [4]int{int(ne.Uint16(b[28:30])), int(ne.Uint16(b[30:32])), int(ne.Uint16(b[32:34]))}
+		lens := [4]int{int(ne.Uint16(b[28:30])), int(ne.Uint16(b[30:32])), int(ne.Uint16(b[32:34])), int(ne.Uint16(b[36:38]))}
 		strs, err := splitData(b[execFixedSize:], &lens)
 		if err != nil {
 			return nil, fmt.Errorf("decoding exec record: %w", err)
@@ -105,6 +105,7 @@ func decode(b []byte, bootOffset int64) (event.Event, error) {
 			Argv:          splitArgv(strs[1]),
 			ArgvTruncated: b[34] != 0,
 			Cwd:           cstring(strs[2]),
+			Interpreter:   cstring(strs[3]),
 		}
 		if ev.Filename != "" && !filepath.IsAbs(ev.Filename) && ev.Cwd != "" {
 			ev.Filename = filepath.Join(ev.Cwd, ev.Filename)

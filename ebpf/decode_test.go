@@ -44,6 +44,7 @@ func TestLayoutMatchesBPFObject(t *testing.T) {
 		{"exec.argv_len", unsafe.Offsetof(agentwatchExecRec{}.ArgvLen), 30},
 		{"exec.cwd_len", unsafe.Offsetof(agentwatchExecRec{}.CwdLen), 32},
 		{"exec.argv_truncated", unsafe.Offsetof(agentwatchExecRec{}.ArgvTruncated), 34},
+		{"exec.interp_len", unsafe.Offsetof(agentwatchExecRec{}.InterpLen), 36},
 		{"file.op", unsafe.Offsetof(agentwatchFileRec{}.Op), 16},
 		{"file.err", unsafe.Offsetof(agentwatchFileRec{}.Err), 20},
 		{"file.mode", unsafe.Offsetof(agentwatchFileRec{}.Mode), 24},

@@ -804,6 +804,45 @@ func TestSensorDeepPaths(t *testing.T) {
 	}
 }
 
+// A script's exec carries its interpreter (what /proc/PID/exe points at);
+// a binary's carries none.
+func TestSensorScriptInterpreter(t *testing.T) {
+	privtest.Require(t)
+	cg := newCgroup(t)
+	s, col := startSensor(t, cg)
+	dir := realDir(t, t.TempDir())
+	script := filepath.Join(dir, "task.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, cg.command(script))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sawScript, sawBinary bool
+	for _, ev := range col.events() {
+		e, ok := ev.(event.Exec)
+		if !ok {
+			continue
+		}
+		switch e.Filename {
+		case script:
+			sawScript = true
+			if e.Interpreter != "/bin/sh" {
+				t.Errorf("script exec: interpreter %q, want /bin/sh", e.Interpreter)
+			}
+		case "/bin/true":
+			sawBinary = true
+			if e.Interpreter != "" {
+				t.Errorf("binary exec: interpreter %q, want none", e.Interpreter)
+			}
+		}
+	}
+	if !sawScript || !sawBinary {
+		t.Errorf("execs seen: script %v, /bin/true %v", sawScript, sawBinary)
+	}
+}
+
 func TestSensorIgnoresProcessesOutsideTheCgroup(t *testing.T) {
 	privtest.Require(t)
 	cg := newCgroup(t)

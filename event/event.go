@@ -78,6 +78,7 @@ type Exec struct {
 	UID           uint32
 	GID           uint32
 	Filename      string   // as passed to execve, made absolute against Cwd when relative
+	Interpreter   string   // a script's interpreter (what /proc/PID/exe points at); empty for a binary
 	Argv          []string // possibly truncated, see ArgvTruncated
 	ArgvTruncated bool
 	Cwd           string

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/telemetry"
 )
@@ -99,4 +101,28 @@ func TestProcessSpanName(t *testing.T) {
 			t.Errorf("processSpanName(%q, %q) = %q, want %q", tt.exe, tt.args, got, tt.want)
 		}
 	}
+}
+
+// A script's span is named by the script; process.executable.* is the
+// interpreter, as /proc/PID/exe would say.
+func TestScriptExecutable(t *testing.T) {
+	e := exec(2, 101, 100, ws+"/ci/task.sh", ws, "./ci/task.sh", "--fast")
+	e.Interpreter = "/bin/bash"
+	tr := record(runInfo(), []event.Event{
+		exec(1, 100, 1, "/usr/bin/claude", ws, "claude"),
+		e, exit(3, 101, 0, 0), exit(4, 100, 0, 0),
+	}, End{Time: at(5)})
+	for i := range tr.Spans {
+		s := &tr.Spans[i]
+		if s.Name != "task.sh" {
+			continue
+		}
+		wantAttrs(t, s, map[attribute.Key]string{
+			telemetry.ProcessExecutablePath: "/bin/bash",
+			telemetry.ProcessExecutableName: "bash",
+			telemetry.ProcessCommandLine:    "./ci/task.sh --fast",
+		})
+		return
+	}
+	t.Errorf("no span named task.sh")
 }

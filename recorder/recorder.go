@@ -400,7 +400,7 @@ func (r *Recorder) exec(e event.Exec) {
 	}
 	s := &procSpan{parent: parent.id, start: e.Time} // registered below, unless aggregated
 	s.pid, s.ppid = e.PID, ppid
-	s.exe = e.Filename
+	s.exe, s.interp = e.Filename, e.Interpreter
 	s.args = r.commandArgs(e.Argv, e.Time)
 	s.truncated = e.ArgvTruncated
 	s.cwd = e.Cwd

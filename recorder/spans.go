@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"path"
@@ -37,6 +38,7 @@ type procSpan struct {
 	name           string
 	pid, ppid, uid uint32
 	exe, cwd       string
+	interp         string   // a script's interpreter: process.executable.* (exe stays the script, for names and classes)
 	args           []string // redacted
 	truncated      bool
 	cls            *commandClass // test_run, commit, … (commands.go); nil: bash_command
@@ -505,6 +507,15 @@ func (r *Recorder) activityAttrs(s *procSpan) []attribute.KeyValue {
 	return a
 }
 
+// executableName is process.executable.name: what /proc/PID/exe names,
+// the interpreter for a script.
+func executableName(exeName, interp string) string {
+	if interp != "" {
+		return path.Base(interp)
+	}
+	return exeName
+}
+
 func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 	sp := r.span(s.id, s.parent, processSpanName(s.exe, s.args), s.name, telemetry.OITool, trace.SpanKindInternal, s.start, s.end)
 	exeName := path.Base(s.exe)
@@ -514,9 +525,9 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 	a := []attribute.KeyValue{
 		telemetry.ProcessPID.Int(int(s.pid)),
 		telemetry.ProcessParentPID.Int(int(s.ppid)),
-		telemetry.ProcessExecutableName.String(exeName),
+		telemetry.ProcessExecutableName.String(executableName(exeName, s.interp)),
 		telemetry.OIToolName.String(exeName), // OpenInference: the TOOL span's tool
-		telemetry.ProcessExecutablePath.String(s.exe),
+		telemetry.ProcessExecutablePath.String(cmp.Or(s.interp, s.exe)),
 		telemetry.ProcessCommandArgs.StringSlice(s.args),
 		telemetry.ProcessCommandLine.String(CommandLine(s.args)),
 		telemetry.ProcessWorkingDirectory.String(s.cwd),
