@@ -128,14 +128,64 @@ func Tree(w io.Writer, tr *telemetry.Trace) error {
 	return ew.err
 }
 
+// collapseAfter is how many alike siblings show before "… N more": a
+// shell that ran /bin/true 60 times is three lines and a count, not 60.
+const collapseAfter = 3
+
+// collapseKey says which siblings are alike: the same type and label, no
+// children, nothing to flag (no alert, no failure). "" for a span that is
+// always shown.
+func collapseKey(n *node, ws string) string {
+	s := n.span
+	if len(n.children) > 0 || len(alertMarks(s)) > 0 || s.Status == codes.Error {
+		return ""
+	}
+	if v, ok := s.Attr(telemetry.ProcessExitCode); ok && v.AsInt64() != 0 {
+		return ""
+	}
+	return shownName(s) + "\x00" + label(s, ws)
+}
+
 func writeChildren(w *errWriter, children []*node, indent, ws string) {
-	for i, c := range children {
+	type line struct {
+		n    *node
+		more string // a collapsed run's summary instead of a node
+	}
+	var lines []line
+	for i := 0; i < len(children); {
+		key := collapseKey(children[i], ws)
+		j := i + 1
+		for key != "" && j < len(children) && collapseKey(children[j], ws) == key {
+			j++
+		}
+		if run := j - i; key != "" && run > collapseAfter+1 {
+			for _, c := range children[i : i+collapseAfter] {
+				lines = append(lines, line{n: c})
+			}
+			first := children[i].span
+			what := shownName(first)
+			if l := label(first, ws); l != "" {
+				what += "  " + l
+			}
+			lines = append(lines, line{more: fmt.Sprintf("… %d more %s", run-collapseAfter, what)})
+		} else {
+			for _, c := range children[i:j] {
+				lines = append(lines, line{n: c})
+			}
+		}
+		i = j
+	}
+	for i, l := range lines {
 		branch, next := "├── ", "│   "
-		if i == len(children)-1 {
+		if i == len(lines)-1 {
 			branch, next = "└── ", "    "
 		}
-		w.printf("%s%s%s\n", indent, branch, spanLine(c, ws))
-		writeChildren(w, c.children, indent+next, ws)
+		if l.n == nil {
+			w.printf("%s%s%s\n", indent, branch, l.more)
+			continue
+		}
+		w.printf("%s%s%s\n", indent, branch, spanLine(l.n, ws))
+		writeChildren(w, l.n.children, indent+next, ws)
 	}
 }
 

@@ -356,3 +356,38 @@ func TestGitDiffLabels(t *testing.T) {
 		t.Errorf("a diff reads as not taken:\n%s", out)
 	}
 }
+
+// 60 alike children of one shell are three lines and a count; a child
+// that failed or raised an alert is always shown.
+func TestTreeCollapsesAlikeSiblings(t *testing.T) {
+	root := telemetry.Span{SpanID: trace.SpanID{1}, Name: "invoke_agent sh", Start: time.Unix(0, 0), End: time.Unix(100, 0),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanAgentRun)}}
+	shell := telemetry.Span{SpanID: trace.SpanID{2}, ParentID: root.SpanID, Name: "sh", Start: time.Unix(1, 0), End: time.Unix(99, 0),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanBashCommand), telemetry.ProcessCommandLine.String("sh -c loop")}}
+	spans := []telemetry.Span{root, shell}
+	for i := range 60 {
+		code := 0
+		if i == 30 {
+			code = 1
+		}
+		spans = append(spans, telemetry.Span{SpanID: trace.SpanID{3, byte(i)}, ParentID: shell.SpanID, Name: "true",
+			Start: time.Unix(int64(2+i), 0), End: time.Unix(int64(2+i), 1000),
+			Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanBashCommand),
+				telemetry.ProcessCommandLine.String("/bin/true"), telemetry.ProcessExitCode.Int(code)}})
+	}
+	var b bytes.Buffer
+	if err := report.Tree(&b, &telemetry.Trace{RunID: "r", Spans: spans}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"├── … 27 more bash_command  /bin/true\n", "exit 1", "└── … 26 more bash_command  /bin/true\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tree lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "bash_command  /bin/true  "); n != 2*collapseShown+1 {
+		t.Errorf("%d /bin/true lines shown, want %d:\n%s", n, 2*collapseShown+1, out)
+	}
+}
+
+const collapseShown = 3 // report.collapseAfter
