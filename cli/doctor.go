@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/export"
+	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
 	"github.com/agentwatch/agentwatch/termtext"
@@ -337,9 +337,7 @@ func writeDoctorJSON(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bo
 	}
 	r.Sensors.EBPF, r.Sensors.Cgroup, r.Sensors.FSWatch, r.Sensors.Enforce = ebpfOK, cgroupOK, fswatchOK, enforceOK(checks)
 	r.Failed = failedChecks(checks)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return report.WriteJSON(w, r) // details quote paths and error texts
 }
 
 func writeDoctor(w io.Writer, checks []check, ebpfOK, cgroupOK, fswatchOK bool) {

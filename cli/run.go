@@ -326,7 +326,9 @@ func (a *app) exportJSON(ctx context.Context, o exportOptions, id string) error 
 		if err != nil {
 			return fmt.Errorf("encoding run %s: %w", run.ID, err)
 		}
-		_, err = a.env.Stdout.Write(append(line, '\n'))
+		// Often read on a terminal: the run's strings as \u escapes
+		// there, as in show --json.
+		_, err = a.env.Stdout.Write(termtext.JSON(append(line, '\n')))
 		return err
 	}
 	f, err := export.OpenFile(o.output)

@@ -122,9 +122,12 @@ func TestRunTextReachesTheTerminalEscaped(t *testing.T) {
 	}
 	showJSON, _, _ := aw(t, w.dir, "show", "--json", "--store", storeDir, runID)
 	runs, _, _ := aw(t, w.dir, "runs", "--store", storeDir)
+	runsJSON, _, _ := aw(t, w.dir, "runs", "--json", "--store", storeDir)
+	exportJSON, _, _ := aw(t, w.dir, "export", runID, "--format", "otlp-json", "--store", storeDir)
 	t.Logf("run stderr:\n%s\nshow:\n%s\nruns:\n%s", stderr, show, runs)
 
-	for what, out := range map[string]string{"run stderr": stderr, "show": show, "show --json": showJSON, "runs": runs} {
+	for what, out := range map[string]string{"run stderr": stderr, "show": show, "show --json": showJSON, "runs": runs,
+		"runs --json": runsJSON, "export --format otlp-json": exportJSON} {
 		terminalSafe(t, what, out)
 	}
 	for what, c := range map[string]struct {

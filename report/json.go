@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/agentwatch/agentwatch/termtext"
@@ -99,59 +97,22 @@ func Document(tr *telemetry.Trace) JSONDocument {
 // characters, everything termtext.Escape would show escaped — is written
 // as a JSON \u escape.
 func JSON(w io.Writer, tr *telemetry.Trace) error {
+	return WriteJSON(w, Document(tr))
+}
+
+// WriteJSON writes v as indented JSON whose bytes are safe on a terminal
+// (termtext.JSON), like show --json: every agentwatch command that prints
+// JSON writes it through here.
+func WriteJSON(w io.Writer, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // command lines with < > & stay readable
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(Document(tr)); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	_, err := w.Write(jsonTerminalSafe(buf.Bytes()))
+	_, err := w.Write(termtext.JSON(buf.Bytes()))
 	return err
-}
-
-// jsonTerminalSafe rewrites the runes of encoded JSON that a terminal
-// would act on or not show as \u escapes. Outside strings JSON is ASCII,
-// so every such rune is inside a string, where the escape means the same
-// character.
-func jsonTerminalSafe(b []byte) []byte {
-	var out []byte // nil until the first rewrite
-	for i := 0; i < len(b); {
-		c := b[i]
-		if c < 0x7f {
-			if out != nil {
-				out = append(out, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		raw := b[i : i+size]
-		// encoding/json wrote valid UTF-8 (it replaces invalid bytes with
-		// U+FFFD), so a rune is safe exactly when Escape keeps it.
-		if r == utf8.RuneError && size <= 1 || termtext.Escape(string(raw)) != string(raw) {
-			if out == nil {
-				out = append(make([]byte, 0, len(b)+64), b[:i]...)
-			}
-			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
-				out = appendU(appendU(out, r1), r2)
-			} else {
-				out = appendU(out, r)
-			}
-		} else if out != nil {
-			out = append(out, raw...)
-		}
-		i += size
-	}
-	if out == nil {
-		return b
-	}
-	return out
-}
-
-func appendU(b []byte, r rune) []byte {
-	const hex = "0123456789abcdef"
-	return append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
 }
 
 func jsonRun(tr *telemetry.Trace) JSONRun {

@@ -6,7 +6,6 @@ package report
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -686,9 +685,9 @@ type runJSON struct {
 	ExportError  string   `json:"export_error,omitempty"`
 }
 
-// RunsJSON writes runs as a JSON array, newest first like Runs. Strings
-// are JSON-escaped (control characters included), so a hostile command
-// line cannot reach a terminal raw through it either.
+// RunsJSON writes runs as a JSON array, newest first like Runs, through
+// WriteJSON: a hostile command line cannot reach a terminal raw through it
+// either.
 func RunsJSON(w io.Writer, runs []store.Run) error {
 	out := make([]runJSON, 0, len(runs))
 	for _, r := range runs {
@@ -720,7 +719,5 @@ func RunsJSON(w io.Writer, runs []store.Run) error {
 		}
 		out = append(out, j)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return WriteJSON(w, out)
 }

@@ -6,10 +6,12 @@
 // newline or a bidi override could make a line of `agentwatch show` say
 // something the record does not.
 //
-// It owns one function, Escape, and depends on nothing but the standard
-// library, so every package that prints can use it. It must not be applied
-// to formats that are not a terminal's (JSON, the trace, the store): they
-// keep the run's strings as they were.
+// It owns Escape, and JSON for encoded JSON that goes to a terminal (the
+// same runes as \u escapes, which decode to the run's strings), and
+// depends on nothing but the standard library, so every package that
+// prints can use it. Escape must not be applied to formats that are not a
+// terminal's (JSON, the trace, the store): they keep the run's strings as
+// they were.
 package termtext
 
 import (
