@@ -133,24 +133,34 @@ func matchAny(globs []Glob, p, workspace, home string) int {
 	if len(globs) == 0 || !strings.HasPrefix(p, "/") {
 		return -1
 	}
-	name := baseName(p)
-	var clean, ws, h string
-	cleaned := false
+	q := query{p: p, name: baseName(p), workspace: workspace, home: home}
 	for i, g := range globs {
-		// The base-name reject first, without cleaning anything: the
-		// recorder asks about every file a build writes, so most
-		// calls end here.
-		if n := len(g.segs) - 1; n >= 0 && name != "" && g.segs[n] != "**" && !segMatch(g.segs[n], g.forms[n], name) {
-			continue
-		}
-		if !cleaned {
-			clean, ws, h, cleaned = path.Clean(p), cleanBase(workspace), cleanBase(home), true
-		}
-		if g.matchClean(p, name, clean, ws, h) {
+		if q.matches(g) {
 			return i
 		}
 	}
 	return -1
+}
+
+// query is one path asked of several globs: its base name, and its clean
+// form and the clean anchors, made on the first glob that needs them.
+type query struct {
+	p, name, workspace, home string
+	clean, ws, h             string
+	cleaned                  bool
+}
+
+func (q *query) matches(g Glob) bool {
+	// The base-name reject first, without cleaning anything: the
+	// recorder asks about every file a build writes, so most calls end
+	// here.
+	if n := len(g.segs) - 1; n >= 0 && q.name != "" && g.segs[n] != "**" && !segMatch(g.segs[n], g.forms[n], q.name) {
+		return false
+	}
+	if !q.cleaned {
+		q.clean, q.ws, q.h, q.cleaned = path.Clean(q.p), cleanBase(q.workspace), cleanBase(q.home), true
+	}
+	return g.matchClean(q.p, q.name, q.clean, q.ws, q.h)
 }
 
 // matchClean is Match with p's base name (baseName) and p cleaned given,
@@ -283,8 +293,7 @@ func matchIndexed(x *globIndex, globs []Glob, p, workspace, home string) int {
 		return matchAny(globs, p, workspace, home)
 	}
 	named, rest := x.byName[name], x.rest
-	var clean, ws, h string
-	cleaned := false
+	q := query{p: p, name: name, workspace: workspace, home: home}
 	// Both lists are in list order; merged, the first match is the list's.
 	for len(named) > 0 || len(rest) > 0 {
 		var i int
@@ -293,14 +302,7 @@ func matchIndexed(x *globIndex, globs []Glob, p, workspace, home string) int {
 		} else {
 			i, rest = rest[0], rest[1:]
 		}
-		g := globs[i]
-		if n := len(g.segs) - 1; g.segs[n] != "**" && !segMatch(g.segs[n], g.forms[n], name) {
-			continue
-		}
-		if !cleaned {
-			clean, ws, h, cleaned = path.Clean(p), cleanBase(workspace), cleanBase(home), true
-		}
-		if g.matchClean(p, name, clean, ws, h) {
+		if q.matches(globs[i]) {
 			return i
 		}
 	}
