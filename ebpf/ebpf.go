@@ -147,17 +147,7 @@ func Start(cfg Config) (*Sensor, error) {
 		s.objs.Close()
 		return nil, err
 	}
-	for _, p := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		// Syscalls (sys_exit) first, then exit/exec, fork last: a process seen forking
-		// is then never missing its later events.
-		{"sys_exit", s.objs.OnSysExit},
-		{"sched_process_exit", s.objs.OnExit},
-		{"sched_process_exec", s.objs.OnExec},
-		{"sched_process_fork", s.objs.OnFork},
-	} {
+	for _, p := range s.programs() {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
 		if err != nil {
 			s.detach()
@@ -170,6 +160,24 @@ func Start(cfg Config) (*Sensor, error) {
 	}
 	go s.read()
 	return s, nil
+}
+
+// program is one of the sensor's programs and the tracepoint it runs on.
+type program struct {
+	name string
+	prog *ebpf.Program
+}
+
+// programs lists the sensor's programs in attach order: syscalls
+// (sys_exit) first, then exit/exec, fork last, so that a process seen
+// forking is never missing its later events.
+func (s *Sensor) programs() []program {
+	return []program{
+		{"sys_exit", s.objs.OnSysExit},
+		{"sched_process_exit", s.objs.OnExit},
+		{"sched_process_exec", s.objs.OnExec},
+		{"sched_process_fork", s.objs.OnFork},
+	}
 }
 
 // load loads the collection with the run's settings. Verifier errors are
@@ -437,15 +445,7 @@ type ProgramStat struct {
 // development aid for `make bench` investigations.
 func (s *Sensor) ProgramStats() []ProgramStat {
 	var out []ProgramStat
-	for _, p := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sys_exit", s.objs.OnSysExit},
-		{"sched_process_exec", s.objs.OnExec},
-		{"sched_process_fork", s.objs.OnFork},
-		{"sched_process_exit", s.objs.OnExit},
-	} {
+	for _, p := range s.programs() {
 		st, err := p.prog.Stats()
 		if err != nil {
 			continue
