@@ -163,40 +163,12 @@ func Upload(ctx context.Context, cfg Config, req *coltracepb.ExportTraceServiceR
 	return nil
 }
 
-// Probe sends the configured collector one export request that carries a
-// resource and no span, as Upload would (address, protocol, TLS, headers):
+// Probe uploads one export request that carries a resource and no span
+// (address, protocol, TLS and headers as for a run's trace):
 // doctor's proof that a run's trace will get through. nil when the
 // collector accepted it; an *UploadError naming the cause otherwise.
 func Probe(ctx context.Context, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("probing %s: %w", cfg.Target(), err)
-	}
-	s, err := resolve(cfg)
-	if err != nil {
-		return fmt.Errorf("probing %s: %w", cfg.Target(), err)
-	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client := s.client()
-	if err := client.Start(ctx); err != nil {
-		c, _ := cause(err)
-		return &UploadError{Target: s.target, Cause: c}
-	}
-	upErr := client.UploadTraces(ctx, []*tracepb.ResourceSpans{{Resource: &resourcepb.Resource{}}})
-	stopCtx, stopCancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer stopCancel()
-	stopErr := client.Stop(stopCtx)
-	for _, err := range []error{upErr, stopErr} {
-		if err != nil {
-			c, _ := cause(err)
-			return &UploadError{Target: s.target, Cause: c}
-		}
-	}
-	return nil
+	return Upload(ctx, cfg, &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{Resource: &resourcepb.Resource{}}}})
 }
 
 // retry is bounded well inside DefaultTimeout: a collector that is briefly
