@@ -30,16 +30,33 @@ func fitIntervals(t *telemetry.Trace) {
 	for i := range t.Spans {
 		idx[t.Spans[i].SpanID] = i
 	}
+	// Each span's depth once (memoized: a deep process chain must not
+	// cost a walk to the root per span); -2 marks a span being resolved,
+	// so a parent cycle ends at depth 0 instead of recursing forever.
+	depth := make([]int, len(t.Spans))
+	for i := range depth {
+		depth[i] = -1
+	}
+	var depthOf func(i int) int
+	depthOf = func(i int) int {
+		switch depth[i] {
+		case -1:
+		case -2:
+			return 0
+		default:
+			return depth[i]
+		}
+		depth[i] = -2
+		d := 0
+		if p, ok := idx[t.Spans[i].ParentID]; ok && t.Spans[i].ParentID.IsValid() {
+			d = depthOf(p) + 1
+		}
+		depth[i] = d
+		return d
+	}
 	byDepth := [][]int{}
 	for i := range t.Spans {
-		d, s := 0, &t.Spans[i]
-		for seen := 0; seen <= len(t.Spans); seen++ {
-			p, ok := idx[s.ParentID]
-			if !ok || !s.ParentID.IsValid() {
-				break
-			}
-			d, s = d+1, &t.Spans[p]
-		}
+		d := depthOf(i)
 		for len(byDepth) <= d {
 			byDepth = append(byDepth, nil)
 		}

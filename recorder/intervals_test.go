@@ -46,3 +46,18 @@ func TestFitIntervals(t *testing.T) {
 		t.Errorf("claimed start %q", v.AsString())
 	}
 }
+
+// Spans the agent sent can name each other as parents: fitting them ends.
+func TestFitIntervalsParentCycle(t *testing.T) {
+	a := telemetry.Span{SpanID: trace.SpanID{1}, ParentID: trace.SpanID{2}, Start: at(0), End: at(5),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanAgent)}}
+	b := telemetry.Span{SpanID: trace.SpanID{2}, ParentID: trace.SpanID{1}, Start: at(3), End: at(9),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanAgent)}}
+	tr := &telemetry.Trace{Spans: []telemetry.Span{a, b}}
+	fitIntervals(tr)
+	for _, s := range tr.Spans {
+		if !s.End.After(s.Start) {
+			t.Errorf("span %s %v..%v", s.SpanID, s.Start, s.End)
+		}
+	}
+}
