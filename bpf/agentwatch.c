@@ -646,7 +646,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	r->gid = ugid >> 32;
 
 	__u32 pos = sizeof(*r);
-	long n = bpf_probe_read_kernel_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, BPF_CORE_READ(bprm, filename));
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	long n = bpf_probe_read_kernel_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, filename);
 	if (n < 0)
 		n = 0;
 	r->filename_len = n;
@@ -680,7 +681,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	// bound (a full argv and two full paths).
 	r->interp_len = 0;
 	const char *interp = BPF_CORE_READ(bprm, interp);
-	if (interp && interp != BPF_CORE_READ(bprm, filename) && pos <= POS_MASK) {
+	if (interp && interp != filename && pos <= POS_MASK) {
 		long m = bpf_probe_read_kernel_str(&hp->buf[pos & POS_MASK], PATH_MAX_LEN, interp);
 		if (m > 0) {
 			r->interp_len = m;
