@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,6 +267,19 @@ func TestDoctorStoreAndCollector(t *testing.T) {
 	}
 	if c := statusOf(r, "collector"); c.Status != "ok" || !strings.Contains(c.Detail, "accepted") {
 		t.Errorf("collector check with a live receiver: %+v", c)
+	}
+	// The receiver does not pass a request without spans on to its
+	// sink; a bare OTLP/HTTP endpoint shows that the probe is sent.
+	var posts atomic.Int32
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+			posts.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(bare.Close)
+	if _, r, _ := failedOf("--store", dir, "--otlp-endpoint", bare.URL); statusOf(r, "collector").Status != "ok" || posts.Load() != 1 {
+		t.Errorf("probe over HTTP: %+v, %d requests; want ok and one", statusOf(r, "collector"), posts.Load())
 	}
 	if os.Geteuid() == 0 && (code != 0 || len(r.Failed) != 0) {
 		t.Errorf("all good: exit %d, failed %v", code, r.Failed)
