@@ -149,10 +149,10 @@ func TestClaudeTelemetryJoinsRun(t *testing.T) {
 	sh := linked[0]
 	// linked_by says whether the shell's TRACEPARENT was read from its
 	// environment or (the shell ended before the read) the time fallback.
-	t.Logf("linked process span (linked_by=%s): %s %v", sh.str(telemetry.AgentLinkedBy), sh.Name, sh.Attrs[string(telemetry.ProcessCommandLine)])
-	if sh.str(telemetry.AgentSpanID) != toolExec.SpanID || !strings.Contains(sh.str(telemetry.ProcessCommandLine), scriptedCommand) {
+	t.Logf("linked process span (linked_by=%s): %s %v", sh.str(telemetry.AgentLinkedBy), sh.Name, sh.Attrs[string(telemetry.CommandLine)])
+	if sh.str(telemetry.AgentSpanID) != toolExec.SpanID || !strings.Contains(sh.str(telemetry.CommandLine), scriptedCommand) {
 		t.Errorf("linked span %s: agent span id %q, command %q; want %s running %q",
-			sh.Name, sh.str(telemetry.AgentSpanID), sh.str(telemetry.ProcessCommandLine), toolExec.SpanID, scriptedCommand)
+			sh.Name, sh.str(telemetry.AgentSpanID), sh.str(telemetry.CommandLine), toolExec.SpanID, scriptedCommand)
 	}
 
 	// Logs: events on spans, counted on the root; api_request matched

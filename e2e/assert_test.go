@@ -30,7 +30,7 @@ func isClaude(s *span) bool {
 	}
 	exe := filepath.Base(s.str(telemetry.ProcessExecutablePath))
 	name := s.str(telemetry.ProcessExecutableName)
-	line := s.str(telemetry.ProcessCommandLine)
+	line := s.str(telemetry.CommandLine)
 	named := strings.HasPrefix(exe, "claude") || strings.HasPrefix(name, "claude") ||
 		(strings.HasPrefix(name, "node") && strings.Contains(line, "claude"))
 	// Metadata mode: the prompt is content, kept as its length and
@@ -79,7 +79,7 @@ func checkTrace(t *testing.T, tr *traceTree, a account, ws string, modelPort int
 	// The Bash tool's shell: Claude Code wraps the model's command in a
 	// longer bash -c line, so match the command inside it.
 	shells := tr.filter(func(s *span) bool {
-		return isProcess(s) && strings.Contains(s.str(telemetry.ProcessCommandLine), scriptedCommand)
+		return isProcess(s) && strings.Contains(s.str(telemetry.CommandLine), scriptedCommand)
 	})
 	if len(shells) == 0 {
 		t.Fatalf("no process span whose command line contains %q", scriptedCommand)
@@ -163,7 +163,7 @@ func logTree(t *testing.T, tr *traceTree) {
 		fmt.Fprintf(&b, "%s%s", strings.Repeat("  ", depth), s.Name)
 		for _, k := range []string{
 			string(telemetry.ProcessPID), string(telemetry.ProcessUserID), string(telemetry.ProcessExecutablePath),
-			string(telemetry.ProcessCommandLine), string(telemetry.ProcessExitCode), string(telemetry.FilePath),
+			string(telemetry.CommandLine), string(telemetry.ProcessExitCode), string(telemetry.FilePath),
 			string(telemetry.FileOperation), string(telemetry.NetworkPeerAddress), string(telemetry.ServerAddress),
 			string(telemetry.ServerPort), string(telemetry.GenAIAgentName), string(telemetry.TelemetryGaps),
 		} {
@@ -227,7 +227,7 @@ func checkShowAgrees(t *testing.T, tr *traceTree, runID, out string) {
 			doc.Run, runID, root.TraceID, len(tr.Spans))
 	}
 	compared := []attribute.Key{
-		telemetry.ProcessCommandLine, telemetry.ProcessUserID, telemetry.ProcessPID,
+		telemetry.CommandLine, telemetry.ProcessUserID, telemetry.ProcessPID,
 		telemetry.FilePath, telemetry.ServerPort, telemetry.NetworkPeerAddress,
 	}
 	seen := map[string]bool{}

@@ -100,7 +100,7 @@ func TestClassTree(t *testing.T) {
 	byCmd := func(line string) *telemetry.Span {
 		t.Helper()
 		for i := range tr.Spans {
-			if v, ok := tr.Spans[i].Attr(telemetry.ProcessCommandLine); ok && v.AsString() == line && tr.Spans[i].Type() != telemetry.SpanAgentRun {
+			if v, ok := tr.Spans[i].Attr(telemetry.CommandLine); ok && v.AsString() == line && tr.Spans[i].Type() != telemetry.SpanAgentRun {
 				return &tr.Spans[i]
 			}
 		}
@@ -184,7 +184,7 @@ func TestCommitSHAs(t *testing.T) {
 		if s.Type() != telemetry.SpanCommit && !strings.HasPrefix(s.Type(), "bash") {
 			continue
 		}
-		line, _ := s.Attr(telemetry.ProcessCommandLine)
+		line, _ := s.Attr(telemetry.CommandLine)
 		sha, ok := s.Attr(telemetry.CommitSHA)
 		if ok {
 			got[line.AsString()] = s.Type() + " " + sha.AsString()

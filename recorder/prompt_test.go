@@ -88,7 +88,7 @@ func TestPromptInTrace(t *testing.T) {
 		tr := r.Finish(End{Time: at(1000)})
 		var lines []string
 		for _, sp := range tr.Spans {
-			if v, ok := sp.Attr(telemetry.ProcessCommandLine); ok {
+			if v, ok := sp.Attr(telemetry.CommandLine); ok {
 				lines = append(lines, v.AsString())
 			}
 		}

@@ -414,7 +414,7 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 		telemetry.RunID.String(info.RunID),
 		telemetry.SessionID.String(info.RunID),
 		telemetry.GenAIAgentName.String(AgentName(info.Argv)),
-		telemetry.ProcessCommandLine.String(CommandLine(args)),
+		telemetry.CommandLine.String(CommandLine(args)),
 		telemetry.ProcessCommandArgs.StringSlice(args),
 		telemetry.ProcessExitCode.Int(end.ExitCode),
 		telemetry.ProcessUserID.Int(int(info.UID)),
@@ -529,7 +529,7 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 		telemetry.OIToolName.String(exeName), // OpenInference: the TOOL span's tool
 		telemetry.ProcessExecutablePath.String(cmp.Or(s.interp, s.exe)),
 		telemetry.ProcessCommandArgs.StringSlice(s.args),
-		telemetry.ProcessCommandLine.String(CommandLine(s.args)),
+		telemetry.CommandLine.String(CommandLine(s.args)),
 		telemetry.ProcessWorkingDirectory.String(s.cwd),
 		telemetry.ProcessUserID.Int(int(s.uid)),
 		telemetry.CommandArgsTruncated.Bool(s.truncated),

@@ -70,7 +70,7 @@ exit 4
 	command := func(line string) *telemetry.Span {
 		t.Helper()
 		for i := range tr.Spans {
-			if s := &tr.Spans[i]; s.Type() == telemetry.SpanBashCommand && str(s, telemetry.ProcessCommandLine) == line {
+			if s := &tr.Spans[i]; s.Type() == telemetry.SpanBashCommand && str(s, telemetry.CommandLine) == line {
 				return s
 			}
 		}

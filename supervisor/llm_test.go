@@ -124,7 +124,7 @@ exit 0`
 			for i, u := range []fakemodel.Usage{u1, u2} {
 				s := calls[i]
 				p := byID[s.ParentID.String()]
-				if p == nil || str(p, telemetry.ProcessExecutableName) != "curl" || !strings.Contains(str(p, telemetry.ProcessCommandLine), "req"+string(rune('1'+i))) {
+				if p == nil || str(p, telemetry.ProcessExecutableName) != "curl" || !strings.Contains(str(p, telemetry.CommandLine), "req"+string(rune('1'+i))) {
 					t.Errorf("%s #%d: parent %v, want the curl that sent it", s.Name, i, p)
 				}
 				in := int64(u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens)

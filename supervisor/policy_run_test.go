@@ -90,7 +90,7 @@ func TestEnvPolicyRun(t *testing.T) {
 			for i := range tr.Spans {
 				s := &tr.Spans[i]
 				if v, _ := s.Attr(telemetry.ProcessExecutableName); v.AsString() == "echo" {
-					l, _ := s.Attr(telemetry.ProcessCommandLine)
+					l, _ := s.Attr(telemetry.CommandLine)
 					echoLine = l.AsString()
 				}
 				for _, e := range s.Events {

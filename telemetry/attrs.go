@@ -51,11 +51,14 @@ const (
 
 // Semantic-convention keys, from the pinned package.
 const (
-	ProcessPID              = semconv.ProcessPIDKey
-	ProcessParentPID        = semconv.ProcessParentPIDKey
-	ProcessExecutableName   = semconv.ProcessExecutableNameKey
-	ProcessExecutablePath   = semconv.ProcessExecutablePathKey
-	ProcessCommandArgs      = semconv.ProcessCommandArgsKey
+	ProcessPID            = semconv.ProcessPIDKey
+	ProcessParentPID      = semconv.ProcessParentPIDKey
+	ProcessExecutableName = semconv.ProcessExecutableNameKey
+	ProcessExecutablePath = semconv.ProcessExecutablePathKey
+	ProcessCommandArgs    = semconv.ProcessCommandArgsKey
+	// ProcessCommandLine is only read: runs recorded before W2.5 carry it.
+	// semconv asks not to assemble it for monitoring where argv exists
+	// (process.command_args); the quoted line people read is CommandLine.
 	ProcessCommandLine      = semconv.ProcessCommandLineKey
 	ProcessWorkingDirectory = semconv.ProcessWorkingDirectoryKey
 	ProcessUserID           = semconv.ProcessUserIDKey
@@ -119,8 +122,12 @@ const (
 	SupervisorCPUSeconds = attribute.Key("agentwatch.supervisor.cpu_seconds")
 	SupervisorMaxRSS     = attribute.Key("agentwatch.supervisor.max_rss_bytes")
 
-	CommandApproval       = attribute.Key("agentwatch.command.approval")
-	CommandArgsTruncated  = attribute.Key("agentwatch.command.args_truncated")
+	CommandApproval      = attribute.Key("agentwatch.command.approval")
+	CommandArgsTruncated = attribute.Key("agentwatch.command.args_truncated")
+	// CommandLine is process.command_args shell-quoted into one line, for
+	// backends that show arrays as JSON and for people; agentwatch's own key
+	// because semconv's process.command_line must not be assembled.
+	CommandLine           = attribute.Key("agentwatch.command_line")
 	ProcessSignal         = attribute.Key("agentwatch.process.signal")
 	FilesWritten          = attribute.Key("agentwatch.files.written")
 	FilesOutsideWorkspace = attribute.Key("agentwatch.files.outside_workspace")

@@ -121,6 +121,18 @@ func (s *Span) SetAttr(kv attribute.KeyValue) {
 	s.Attrs = append(s.Attrs, kv)
 }
 
+// CommandLine is the span's command line as recorded: CommandLine, or
+// process.command_line in runs recorded before it.
+func (s *Span) CommandLine() string {
+	if v, ok := s.Attr(CommandLine); ok {
+		return v.AsString()
+	}
+	if v, ok := s.Attr(ProcessCommandLine); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
 // Type is what the span records (agentwatch.span.type: agent_run,
 // bash_command, file_write, …): the key to ask a span by, since its name
 // is for people (docs/telemetry.md, "Span names"). A span without the
