@@ -33,6 +33,7 @@ package recorder
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -175,6 +176,22 @@ func modelOf(c event.LLMCall) string {
 	return c.ResponseModel
 }
 
+// invocationParameters is OpenInference's llm.invocation_parameters: the
+// request's parameters the proxy read, as a JSON object ("" when none).
+func invocationParameters(c event.LLMCall) string {
+	var parts []string
+	if c.MaxTokens > 0 {
+		parts = append(parts, `"max_tokens":`+strconv.FormatInt(c.MaxTokens, 10))
+	}
+	if c.Stream {
+		parts = append(parts, `"stream":true`)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
 // llmSpanName follows the GenAI convention "{operation} {request model}".
 func llmSpanName(c event.LLMCall) string {
 	if m := modelOf(c); m != "" {
@@ -219,7 +236,10 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	a = appendNonEmpty(a, telemetry.GenAIResponseID, c.ResponseID)
 	a = appendNonEmpty(a, telemetry.GenAIConversationID, c.SessionID)
 	if len(c.FinishReasons) > 0 {
-		a = append(a, telemetry.GenAIResponseFinishReasons.StringSlice(c.FinishReasons))
+		a = append(a, telemetry.GenAIResponseFinishReasons.StringSlice(c.FinishReasons), telemetry.OILLMFinishReason.String(c.FinishReasons[0]))
+	}
+	if p := invocationParameters(c); p != "" {
+		a = append(a, telemetry.OILLMInvocationParameters.String(p))
 	}
 	if c.Status != 0 {
 		a = append(a, telemetry.HTTPResponseStatusCode.Int(c.Status))

@@ -147,6 +147,8 @@ func TestLLMSpans(t *testing.T) {
 		telemetry.ServerPort:                  "443",
 		telemetry.GenAIRequestMaxTokens:       "32000",
 		telemetry.OILLMModelName:              "claude-sonnet-4-5",
+		telemetry.OILLMFinishReason:           "tool_use",
+		telemetry.OILLMInvocationParameters:   `{"max_tokens":32000,"stream":true}`,
 		telemetry.OILLMProvider:               "anthropic",
 		telemetry.OILLMSystem:                 "anthropic",
 		telemetry.OILLMTokensPrompt:           "1384",
@@ -176,13 +178,15 @@ func TestLLMSpans(t *testing.T) {
 		t.Errorf("duration %v, want 80ms", d)
 	}
 	wantAttrs(t, spans[1], map[attribute.Key]string{
-		telemetry.GenAIProviderName:        "openai",
-		telemetry.GenAIUsageInputTokens:    "1000",
-		telemetry.OILLMTokensTotal:         "1500",
-		telemetry.LLMToolCallNames:         "<unset>",
-		telemetry.GenAIResponseTimeToFirst: "<unset>", // not streamed: no first chunk
-		telemetry.LLMTTFTMillis:            "<unset>",
-		telemetry.GenAIRequestMaxTokens:    "<unset>",
+		telemetry.GenAIProviderName:         "openai",
+		telemetry.GenAIUsageInputTokens:     "1000",
+		telemetry.OILLMTokensTotal:          "1500",
+		telemetry.LLMToolCallNames:          "<unset>",
+		telemetry.GenAIResponseTimeToFirst:  "<unset>", // not streamed: no first chunk
+		telemetry.LLMTTFTMillis:             "<unset>",
+		telemetry.GenAIRequestMaxTokens:     "<unset>",
+		telemetry.OILLMFinishReason:         "stop",
+		telemetry.OILLMInvocationParameters: "<unset>", // neither max_tokens nor a stream
 	})
 
 	root := &tr.Spans[0]

@@ -301,6 +301,10 @@ const (
 	OILLMTokensCacheWrite       = attribute.Key("llm.token_count.prompt_details.cache_write")
 	OILLMTokensReasoning        = attribute.Key("llm.token_count.completion_details.reasoning")
 	OILLMCostTotal              = attribute.Key("llm.cost.total")
+	OILLMCostPrompt             = attribute.Key("llm.cost.prompt")     // input side, cached tokens included
+	OILLMCostCompletion         = attribute.Key("llm.cost.completion") // output side, reasoning included
+	OILLMFinishReason           = attribute.Key("llm.finish_reason")   // the first of gen_ai.response.finish_reasons
+	OILLMInvocationParameters   = attribute.Key("llm.invocation_parameters")
 )
 
 // The agent's own telemetry and content capture (issue 5, agentotel).
