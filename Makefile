@@ -35,9 +35,16 @@ vet:
 # build cache): its seeds and committed crashers already ran above; this
 # looks a little further.
 TESTFUZZTIME ?= 2s
-test:
+test: bin/jaeger
 	$(GO) test -count=1 -timeout 20m ./...
 	FUZZTIME=$(TESTFUZZTIME) GO=$(GO) ./scripts/fuzz.sh
+
+# A real Jaeger v2 for e2e's TestJaegerShowsRunsReadably, built from the
+# Go module proxy at the version pinned in tools/jaeger (its own module, so
+# its ~400 dependencies stay out of ours): ~4-5 minutes the first time on a
+# 2-core machine, then cached.
+bin/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum
+	cd tools/jaeger && $(GO) build -o ../../bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 
 # Every Fuzz* target in the module (found by `go test -list`), FUZZTIME
 # each, one after another. A failing input lands in the package's

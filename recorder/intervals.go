@@ -62,8 +62,18 @@ func fitIntervals(t *telemetry.Trace) {
 		}
 		byDepth[d] = append(byDepth[d], i)
 	}
+	// Whole microseconds, start rounded down and end up: Jaeger (and
+	// Zipkin) keep microseconds, and truncating nanosecond times there put a
+	// child that ends where its parent ends one microsecond past it (a
+	// clock-skew warning). Rounding outwards keeps every containment that
+	// held in nanoseconds.
 	for i := range t.Spans {
-		if s := &t.Spans[i]; !s.End.After(s.Start) {
+		s := &t.Spans[i]
+		s.Start = s.Start.Truncate(minSpan)
+		if e := s.End.Truncate(minSpan); e.Before(s.End) {
+			s.End = e.Add(minSpan)
+		}
+		if !s.End.After(s.Start) {
 			s.End = s.Start.Add(minSpan)
 		}
 	}

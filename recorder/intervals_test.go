@@ -61,3 +61,26 @@ func TestFitIntervalsParentCycle(t *testing.T) {
 		}
 	}
 }
+
+// Backends keep microseconds: times rounded outwards to whole
+// microseconds keep a child that ended with its parent inside it there
+// (truncating each nanosecond time put it one microsecond past).
+func TestFitIntervalsWholeMicroseconds(t *testing.T) {
+	base := time.Unix(1767225600, 700) // 700 ns past a microsecond
+	root := telemetry.Span{SpanID: trace.SpanID{1}, Start: base, End: base.Add(105_722_600 * time.Nanosecond),
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanAgentRun)}}
+	scan := telemetry.Span{SpanID: trace.SpanID{2}, ParentID: trace.SpanID{1}, Start: root.End, End: root.End,
+		Attrs: []attribute.KeyValue{telemetry.SpanType.String(telemetry.SpanSecretScan)}}
+	tr := &telemetry.Trace{Spans: []telemetry.Span{root, scan}}
+	fitIntervals(tr)
+	us := func(t time.Time) int64 { return t.UnixNano() / 1000 }
+	r, s := tr.Spans[0], tr.Spans[1]
+	for _, x := range []time.Time{r.Start, r.End, s.Start, s.End} {
+		if x.UnixNano()%1000 != 0 {
+			t.Errorf("%v is not a whole microsecond", x)
+		}
+	}
+	if us(s.Start) < us(r.Start) || us(s.End) > us(r.End) || us(s.End)-us(s.Start) < 1 {
+		t.Errorf("in microseconds the scan [%d, %d] is not inside the root [%d, %d]", us(s.Start), us(s.End), us(r.Start), us(r.End))
+	}
+}
