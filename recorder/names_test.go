@@ -120,7 +120,7 @@ func TestScriptExecutable(t *testing.T) {
 		wantAttrs(t, s, map[attribute.Key]string{
 			telemetry.ProcessExecutablePath: "/bin/bash",
 			telemetry.ProcessExecutableName: "bash",
-			telemetry.CommandLine:    "./ci/task.sh --fast",
+			telemetry.CommandLine:           "./ci/task.sh --fast",
 		})
 		return
 	}

@@ -351,7 +351,7 @@ func TestFixtureRoot(t *testing.T) {
 		telemetry.RunID:                        "run-7f3a",
 		telemetry.SessionID:                    "run-7f3a",
 		telemetry.GenAIAgentName:               "claude",
-		telemetry.CommandLine:           "claude -p " + shellQuote(PromptMarker("fix the flaky test")) + " --api-key [REDACTED]",
+		telemetry.CommandLine:                  "claude -p " + shellQuote(PromptMarker("fix the flaky test")) + " --api-key [REDACTED]",
 		telemetry.ProcessExitCode:              "1",
 		telemetry.ErrorType:                    "1",
 		telemetry.ProcessSignal:                "<unset>",
@@ -445,7 +445,7 @@ func TestFixtureProcesses(t *testing.T) {
 
 	goSpan := find(t, tr, "test_run go")
 	wantAttrs(t, goSpan, map[attribute.Key]string{
-		telemetry.CommandLine:    "go test ./...",
+		telemetry.CommandLine:           "go test ./...",
 		telemetry.ProcessExitCode:       "1",
 		telemetry.FilesWritten:          "3",
 		telemetry.FilesOutsideWorkspace: "3",
@@ -459,10 +459,10 @@ func TestFixtureProcesses(t *testing.T) {
 
 	git := find(t, tr, "bash_command git")
 	wantAttrs(t, git, map[attribute.Key]string{
-		telemetry.CommandLine: "git push https://dev:[REDACTED:url-password]@github.com/acme/app.git",
-		telemetry.ProcessSignal:      "SIGTERM",
-		telemetry.ProcessExitCode:    "143",
-		telemetry.ErrorType:          "SIGTERM",
+		telemetry.CommandLine:     "git push https://dev:[REDACTED:url-password]@github.com/acme/app.git",
+		telemetry.ProcessSignal:   "SIGTERM",
+		telemetry.ProcessExitCode: "143",
+		telemetry.ErrorType:       "SIGTERM",
 	})
 	if git.Status != codes.Error {
 		t.Errorf("killed git status %v", git.Status)
@@ -479,10 +479,10 @@ func TestFixtureProcesses(t *testing.T) {
 		telemetry.ProcessPID:      "107",
 	})
 	wantAttrs(t, py, map[attribute.Key]string{
-		telemetry.ProcessPID:         "107",
-		telemetry.ProcessParentPID:   "100",
-		telemetry.ProcessExitCode:    "0",
-		telemetry.CommandLine: "python3 script.py --db-password [REDACTED]",
+		telemetry.ProcessPID:       "107",
+		telemetry.ProcessParentPID: "100",
+		telemetry.ProcessExitCode:  "0",
+		telemetry.CommandLine:      "python3 script.py --db-password [REDACTED]",
 	})
 
 	sleep := find(t, tr, "bash_command sleep")
