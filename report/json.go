@@ -122,7 +122,7 @@ func jsonRun(tr *telemetry.Trace) JSONRun {
 		return r
 	}
 	r.TraceID = root.TraceID.String()
-	r.Command = str(root, telemetry.ProcessCommandLine)
+	r.Command = root.CommandLine()
 	r.Agent = str(root, telemetry.GenAIAgentName)
 	r.User = str(root, telemetry.RunUser)
 	r.Workspace = str(root, telemetry.Workspace)

@@ -204,7 +204,7 @@ func writeHeader(w *errWriter, tr *telemetry.Trace) {
 	if root != nil {
 		row("Trace", s.TraceID.String())
 	}
-	row("Command", str(&s, telemetry.ProcessCommandLine))
+	row("Command", s.CommandLine())
 	row("Agent", str(&s, telemetry.GenAIAgentName))
 	user := str(&s, telemetry.RunUser)
 	if v, ok := s.Attr(telemetry.ProcessUserID); ok {
@@ -377,6 +377,9 @@ func plural(n int64, one, many string) string {
 }
 
 func isProcess(s *telemetry.Span) bool {
+	if _, ok := s.Attr(telemetry.CommandLine); ok {
+		return true
+	}
 	_, ok := s.Attr(telemetry.ProcessCommandLine)
 	return ok
 }
@@ -422,7 +425,7 @@ func label(s *telemetry.Span, ws string) string {
 		// What the agent says of itself, never read as evidence.
 		return "[agent's claim]"
 	}
-	if cl := str(s, telemetry.ProcessCommandLine); cl != "" {
+	if cl := s.CommandLine(); cl != "" {
 		return shorten(cl, CommandWidth)
 	}
 	return ""

@@ -47,7 +47,7 @@ func claudeRun() *telemetry.Trace {
 	root := span(1, 0, telemetry.SpanAgentRun, 0, 65_400,
 		telemetry.RunID.String("20260301-120000-a1b2c3"),
 		telemetry.GenAIAgentName.String("claude"),
-		telemetry.ProcessCommandLine.String(`claude -p "fix the flaky test"`),
+		telemetry.CommandLine.String(`claude -p "fix the flaky test"`),
 		telemetry.ProcessExitCode.Int(1),
 		telemetry.ProcessUserID.Int(1000),
 		telemetry.RunUser.String("dev"),
@@ -61,7 +61,7 @@ func claudeRun() *telemetry.Trace {
 	)
 	root.Status, root.StatusMessage = codes.Error, "exit code 1"
 	claude := span(2, 1, telemetry.SpanBashCommand, 5, 65_000,
-		telemetry.ProcessCommandLine.String(`claude -p "fix the flaky test"`),
+		telemetry.CommandLine.String(`claude -p "fix the flaky test"`),
 		telemetry.ProcessExitCode.Int(1), telemetry.FilesWritten.Int(1), telemetry.ConnectionsCount.Int(3))
 	shell := span(3, 2, telemetry.SpanBashCommand, 20_000, 62_500,
 		telemetry.ProcessCommandLine.String(longCmd), telemetry.ProcessExitCode.Int(0),

@@ -310,9 +310,7 @@ func Summarize(tr *telemetry.Trace) (Run, error) {
 	if r.ID == "" {
 		return Run{}, errors.New("trace has no run id")
 	}
-	if v, ok := root.Attr(telemetry.ProcessCommandLine); ok {
-		r.Command = v.AsString()
-	}
+	r.Command = root.CommandLine()
 	if v, ok := root.Attr(telemetry.GenAIAgentName); ok {
 		r.Agent = v.AsString()
 	}

@@ -32,7 +32,7 @@ func runTrace(id string, start time.Time, exit int, extra ...attribute.KeyValue)
 	attrs := []attribute.KeyValue{
 		telemetry.SpanType.String(telemetry.SpanAgentRun),
 		telemetry.RunID.String(id),
-		telemetry.ProcessCommandLine.String(`claude -p "fix the flaky test"`),
+		telemetry.CommandLine.String(`claude -p "fix the flaky test"`),
 		telemetry.GenAIAgentName.String("claude"),
 	}
 	if exit >= 0 {
