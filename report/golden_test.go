@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/telemetry"
@@ -62,6 +63,12 @@ func golden(t *testing.T, name, got string) {
 func representativeRun() *telemetry.Trace {
 	tr := claudeRun()
 	root := &tr.Spans[0]
+	for i, kv := range root.Attrs {
+		if kv.Key == telemetry.TelemetryGaps {
+			root.Attrs[i] = telemetry.TelemetryGaps.StringSlice([]string{"netwatch: dns proxy disabled",
+				"fswatch: inotify watch limit reached (fs.inotify.max_user_watches=8192), 1204 directories not watched"})
+		}
+	}
 	root.Attrs = append(root.Attrs,
 		telemetry.LLMCalls.Int(14), telemetry.GenAIUsageInputTokens.Int(184_220),
 		telemetry.GenAIUsageOutputTokens.Int(6_310), telemetry.CostUSD.Float64(0.8421))
@@ -138,22 +145,130 @@ func TestTreeGolden(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		tr   func() *telemetry.Trace
+		o    report.TreeOptions
 	}{
-		{"representative", representativeRun},
-		{"collapse", shellLoop},
-		{"deep", deepRun},
-		{"hostile", hostileRun},
+		{"representative", representativeRun, report.TreeOptions{}},
+		{"representative-w120", representativeRun, report.TreeOptions{Width: 120}},
+		{"representative-w60", representativeRun, report.TreeOptions{Width: 60}},
+		{"representative-w60-color", representativeRun, report.TreeOptions{Width: 60, Color: true}},
+		{"collapse", shellLoop, report.TreeOptions{}},
+		{"collapse-w60", shellLoop, report.TreeOptions{Width: 60}},
+		{"deep", deepRun, report.TreeOptions{}},
+		{"deep-w60", deepRun, report.TreeOptions{Width: 60}},
+		{"hostile", hostileRun, report.TreeOptions{}},
+		{"hostile-w60", hostileRun, report.TreeOptions{Width: 60}},
+		{"hostile-w60-color", hostileRun, report.TreeOptions{Width: 60, Color: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := report.Tree(&b, tt.tr()); err != nil {
+			if err := report.TreeWith(&b, tt.tr(), tt.o); err != nil {
 				t.Fatal(err)
 			}
 			out := b.String()
+			if tt.o.Color {
+				if !strings.Contains(out, "\x1b[") {
+					t.Errorf("colour on, yet no SGR code:\n%s", out)
+				}
+				assertOnlyOurSGR(t, out)
+			} else if strings.ContainsRune(out, 0x1b) {
+				t.Errorf("colour off, yet an ESC in the output:\n%q", out)
+			}
+			if tt.o.Width > 0 {
+				assertFits(t, plainText(out), tt.o.Width)
+			}
 			if strings.HasPrefix(tt.name, "hostile") {
-				assertTerminalSafe(t, tt.name, out)
+				assertTerminalSafe(t, tt.name, plainText(out))
 			}
 			golden(t, tt.name, out)
 		})
+	}
+}
+
+// sgrCodes are the only escape sequences show may write: its own colours.
+var sgrCodes = []string{"\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[0m"}
+
+// assertOnlyOurSGR parses out: every ESC starts one of sgrCodes, each
+// colour is reset on its line, and no line ends inside a colour.
+func assertOnlyOurSGR(t *testing.T, out string) {
+	t.Helper()
+	for n, line := range strings.Split(out, "\n") {
+		open := false
+		for i := 0; i < len(line); i++ {
+			if line[i] != 0x1b {
+				continue
+			}
+			code := ""
+			for _, c := range sgrCodes {
+				if strings.HasPrefix(line[i:], c) {
+					code = c
+				}
+			}
+			if code == "" {
+				t.Errorf("line %d: an ESC that is not one of our SGR codes at byte %d: %q", n+1, i, line)
+				return
+			}
+			open = code != "\x1b[0m"
+			i += len(code) - 1
+		}
+		if open {
+			t.Errorf("line %d ends inside a colour: %q", n+1, line)
+		}
+	}
+}
+
+// plainText is out without our SGR codes.
+func plainText(out string) string {
+	for _, c := range sgrCodes {
+		out = strings.ReplaceAll(out, c, "")
+	}
+	return out
+}
+
+// assertFits fails on a line wider than width cells: runes count 1, East
+// Asian wide ones 2 (the test's own count, kept simple: the golden files'
+// wide characters are CJK).
+func assertFits(t *testing.T, out string, width int) {
+	t.Helper()
+	for n, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		c := 0
+		for _, r := range line {
+			c++
+			if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana) {
+				c++
+			}
+		}
+		if c > width {
+			t.Errorf("line %d is %d cells wide, more than %d: %q", n+1, c, width, line)
+		}
+	}
+}
+
+// At every width from 1 to 140, in colour or not, every line fits, the
+// only ESC bytes are our SGR codes, and the hostile run stays escaped.
+func TestTreeFitsEveryWidth(t *testing.T) {
+	traces := map[string]*telemetry.Trace{"representative": representativeRun(), "collapse": shellLoop(), "deep": deepRun(),
+		"hostile": hostileRun(), "minimal": {RunID: "r"}}
+	for name, tr := range traces {
+		for w := 1; w <= 140; w++ {
+			for _, color := range []bool{false, true} {
+				var b bytes.Buffer
+				if err := report.TreeWith(&b, tr, report.TreeOptions{Width: w, Color: color}); err != nil {
+					t.Fatal(err)
+				}
+				out := b.String()
+				if !color && strings.ContainsRune(out, 0x1b) {
+					t.Fatalf("%s at %d: colour off, yet an ESC:\n%q", name, w, out)
+				}
+				assertOnlyOurSGR(t, out)
+				plain := plainText(out)
+				assertFits(t, plain, w)
+				if name == "hostile" {
+					assertTerminalSafe(t, name, plain)
+				}
+				if t.Failed() {
+					t.Fatalf("%s at width %d, colour %v:\n%s", name, w, color, out)
+				}
+			}
+		}
 	}
 }
