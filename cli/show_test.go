@@ -217,8 +217,8 @@ func TestShowTerminalWidth(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Command    claude -p '[prompt: 90 chars\n           sha256:", // a header value wraps
-		"agent_run  claude -p '[prompt: 90 chars sh…  5.00s\n",         // a label is cut
-		"    ├── test_run  go test ./pkg01/…  2ms  exit 1 ✗\n",          // before the marks
+		"agent_run  claude -p '[prompt: 90 chars sh…  5.00s\n",        // a label is cut
+		"    ├── test_run  go test ./pkg01/…  2ms  exit 1 ✗\n",        // before the marks
 	} {
 		if !strings.Contains(plain, want) {
 			t.Errorf("terminal output lacks %q:\n%s", want, plain)

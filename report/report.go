@@ -23,8 +23,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// CommandWidth is how many characters of a command line a tree line or the
-// runs table shows.
+// CommandWidth is how many characters of a command line a tree line shows
+// without a width (a pipe, a file: TreeOptions.Width 0), and an alert's
+// span in the Alerts block; with a width the line is fitted as a whole.
 const CommandWidth = 80
 
 // failMark flags a failed span so it stands out when scanning a long tree.
