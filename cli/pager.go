@@ -78,12 +78,14 @@ func useColor(mode string, t terminal) (bool, error) {
 	return false, fmt.Errorf("--color %q: want %s", mode, strings.Join(colorModes, ", "))
 }
 
-// rows is how many terminal rows out takes at width (0: one per line).
+// rows is how many terminal rows out takes at width (0: one per line),
+// counting runes, not our SGR codes (ESC … m: the only ESC show's output
+// holds).
 func rows(out []byte, width int) int {
 	n := 0
 	for _, line := range bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n")) {
 		r := 1
-		if c := utf8.RuneCount(line); width > 0 && c > width {
+		if c := utf8.RuneCount(line) - sgrBytes(line); width > 0 && c > width {
 			r = (c + width - 1) / width
 		}
 		n += r
@@ -162,4 +164,21 @@ func page(out []byte, t terminal, width int, color, noPager bool, stdout, stderr
 		return err
 	}
 	return nil
+}
+
+// sgrBytes counts the bytes of the SGR codes in line.
+func sgrBytes(line []byte) int {
+	n := 0
+	for {
+		i := bytes.IndexByte(line, 0x1b)
+		if i < 0 {
+			return n
+		}
+		j := bytes.IndexByte(line[i:], 'm')
+		if j < 0 {
+			return n
+		}
+		n += j + 1
+		line = line[i+j+1:]
+	}
 }

@@ -24,9 +24,9 @@ import (
 // line of the tests.
 var longCommand = []string{"claude", "-p", "fix the flaky test in internal/platform/storage and run the whole suite twice, then commit"}
 
-// showRun saves a run whose tree is children+3 lines (the agent and the
-// children it started, each with a hostile argument), and returns its
-// store.
+// showRun saves a run whose tree is children+2 lines (the root, the
+// agent, and the children it started, each with a hostile argument), and
+// returns its store.
 func showRun(t *testing.T, children int) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -86,7 +86,7 @@ func TestShowFlags(t *testing.T) {
 	}
 }
 
-// treeLines are the lines of show's tree (after the header's blank line).
+// widest is the longest line of out, in runes.
 func widest(out string) (int, string) {
 	n, line := 0, ""
 	for _, l := range strings.Split(out, "\n") {
@@ -254,7 +254,7 @@ func fakePager(t *testing.T) (pager, got string) {
 // print directly.
 func TestShowPager(t *testing.T) {
 	showEnv(t)
-	dir := showRun(t, 30) // 15 header rows + 33 tree lines
+	dir := showRun(t, 30) // some 30 header and audit rows, 32 tree lines
 	pager, got := fakePager(t)
 
 	t.Setenv("PAGER", pager)
@@ -322,5 +322,15 @@ func TestShowPager(t *testing.T) {
 		if _, err := os.Stat(got); err == nil {
 			t.Errorf("PAGER=%q %v: the pager ran", tt.pager, tt.args)
 		}
+	}
+}
+
+func TestPagerRows(t *testing.T) {
+	out := []byte("ab\n\x1b[31mexit 1 ✗\x1b[0m  \x1b[2m4ms\x1b[0m\n" + strings.Repeat("x", 25) + "\n")
+	if got := rows(out, 15); got != 4 { // 1 + 1 (13 runes once the SGR codes are left out) + 2
+		t.Errorf("rows = %d, want 4", got)
+	}
+	if got := rows(out, 0); got != 3 {
+		t.Errorf("rows without a width = %d, want 3", got)
 	}
 }
