@@ -312,7 +312,7 @@ type partKind int
 const (
 	partName     partKind = iota // the type or the span's name
 	partLabel                    // the command, path or destination
-	partDuration                 //
+	partDuration                 // the span's duration: kept
 	partFailure                  // a failure message: shortened, never dropped
 	partMark                     // exit code, policy decision, alert: kept whole while it can
 	partExtra                    // counts, the missing parent: dropped when out of room
@@ -339,8 +339,8 @@ func escapeParts(parts []part) []part {
 
 // spanParts is one span's line without the tree glyphs, in parts,
 // escaped: name, label, duration, marks. Paths inside the workspace ws are
-// shown relative to it. With a width (not 0) a command line is not cut to CommandWidth
-// first: the line is fitted as a whole.
+// shown relative to it. With a width (not 0) a command line is not cut to
+// CommandWidth first: the line is fitted as a whole (fitParts).
 func spanParts(n *node, ws string, width int) []part {
 	s := n.span
 	parts := []part{{text: shownName(s), kind: partName}}
