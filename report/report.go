@@ -23,8 +23,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// CommandWidth is how many characters of a command line a tree line or the
-// runs table shows.
+// CommandWidth is how many characters of a command line a tree line shows
+// without a width (a pipe, a file: TreeOptions.Width 0), and an alert's
+// span in the Alerts block; with a width the line is fitted as a whole.
 const CommandWidth = 80
 
 // failMark flags a failed span so it stands out when scanning a long tree.
@@ -106,11 +107,31 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// TreeOptions lay Tree out for a terminal. The zero value is the output
+// for a pipe or a file: no width limit, no colour.
+type TreeOptions struct {
+	// Width is the terminal's width in cells: every line fits in it
+	// (labels are shortened first, then the marks after them; the
+	// indentation of a very deep tree is capped; header values wrap).
+	// 0 is no limit.
+	Width int
+	// Color marks alerts, denies and failures with ANSI SGR colours and
+	// dims durations. The codes are agentwatch's own, added after the run's
+	// strings were escaped: a run cannot add or end one.
+	Color bool
+}
+
 // Tree writes the run as an indented tree: a header with the run's facts,
 // then one line per span — name, a short label, duration, a marked exit code
 // when not zero, and counts — children in start order.
 func Tree(w io.Writer, tr *telemetry.Trace) error {
-	ew := &errWriter{w: w}
+	return TreeWith(w, tr, TreeOptions{})
+}
+
+// TreeWith is Tree laid out for a terminal of o.Width cells, in colour
+// when o.Color is set.
+func TreeWith(w io.Writer, tr *telemetry.Trace, o TreeOptions) error {
+	ew := &errWriter{w: w, width: max(o.Width, 0), color: o.Color}
 	writeHeader(ew, tr)
 	writeEvidence(ew, tr)
 	writeAudit(ew, tr)
@@ -121,8 +142,8 @@ func Tree(w io.Writer, tr *telemetry.Trace) error {
 	writeAlerts(ew, tr, ws)
 	ew.printf("\n")
 	for _, top := range buildTree(tr) {
-		ew.printf("%s\n", spanLine(top, ws))
-		writeChildren(ew, top.children, "", ws)
+		ew.treeLine(nil, "", spanParts(top, ws, ew.width))
+		writeChildren(ew, top.children, nil, ws)
 	}
 	return ew.err
 }
@@ -145,10 +166,12 @@ func collapseKey(n *node, ws string) string {
 	return shownName(s) + "\x00" + label(s, ws)
 }
 
-func writeChildren(w *errWriter, children []*node, indent, ws string) {
+// writeChildren writes children under a parent whose lines are indented
+// by indent, one "│   " or "    " per level.
+func writeChildren(w *errWriter, children []*node, indent []string, ws string) {
 	type line struct {
 		n    *node
-		more string // a collapsed run's summary instead of a node
+		more []part // a collapsed run's summary instead of a node
 	}
 	var lines []line
 	for i := 0; i < len(children); {
@@ -162,11 +185,11 @@ func writeChildren(w *errWriter, children []*node, indent, ws string) {
 				lines = append(lines, line{n: c})
 			}
 			first := children[i].span
-			what := shownName(first)
-			if l := label(first, ws); l != "" {
-				what += "  " + l
+			more := []part{{pre: fmt.Sprintf("… %d more ", run-collapseAfter), text: shownName(first), kind: partName}}
+			if l, cut := labelFor(first, ws, w.width); l != "" {
+				more = append(more, part{text: l, kind: partLabel, cut: cut})
 			}
-			lines = append(lines, line{more: fmt.Sprintf("… %d more %s", run-collapseAfter, what)})
+			lines = append(lines, line{more: escapeParts(more)})
 		} else {
 			for _, c := range children[i:j] {
 				lines = append(lines, line{n: c})
@@ -180,11 +203,11 @@ func writeChildren(w *errWriter, children []*node, indent, ws string) {
 			branch, next = "└── ", "    "
 		}
 		if l.n == nil {
-			w.printf("%s%s%s\n", indent, branch, l.more)
+			w.treeLine(indent, branch, l.more)
 			continue
 		}
-		w.printf("%s%s%s\n", indent, branch, spanLine(l.n, ws))
-		writeChildren(w, l.n.children, indent+next, ws)
+		w.treeLine(indent, branch, spanParts(l.n, ws, w.width))
+		writeChildren(w, l.n.children, append(indent[:len(indent):len(indent)], next), ws)
 	}
 }
 
@@ -194,11 +217,11 @@ func writeHeader(w *errWriter, tr *telemetry.Trace) {
 	if root != nil {
 		s = *root
 	}
-	row := func(label, value string) {
+	row := func(label, value string, color ...string) {
 		if value == "" {
 			value = "-"
 		}
-		w.printf("%-10s %s\n", label, value)
+		w.row(label, value, append(color, "")[0])
 	}
 	row("Run", tr.RunID)
 	if root != nil {
@@ -223,7 +246,15 @@ func writeHeader(w *errWriter, tr *telemetry.Trace) {
 		base += ", dirty before"
 	}
 	row("Base", base)
-	row("Exit", exitText(&s))
+	exit := exitText(&s)
+	exitColor := ""
+	if exit != "" && exit != "0" {
+		exitColor = sgrRed
+		if exit == "still running" {
+			exitColor = sgrYellow
+		}
+	}
+	row("Exit", exit, exitColor)
 	dur := "-"
 	if root != nil {
 		dur = duration(s.End.Sub(s.Start))
@@ -233,7 +264,8 @@ func writeHeader(w *errWriter, tr *telemetry.Trace) {
 	}
 	row("Duration", dur)
 	row("Models", modelSummary(&s))
-	row("Alerts", alertSummary(tr))
+	alerts, alertColor := alertSummary(tr)
+	row("Alerts", alerts, alertColor)
 	row("Spans", strconv.Itoa(len(tr.Spans)))
 	row("Sensors", strings.Join(strs(&s, telemetry.Sensors), ", "))
 	gaps := strs(&s, telemetry.TelemetryGaps)
@@ -264,40 +296,146 @@ func exitText(s *telemetry.Span) string {
 	return text
 }
 
-// spanLine is one span's line without the tree glyphs. Paths inside the
-// workspace ws are shown relative to it.
-func spanLine(n *node, ws string) string {
-	s := n.span
-	parts := []string{shownName(s)}
-	if l := label(s, ws); l != "" {
-		parts = append(parts, l)
+// part is a piece of a tree line: what fitting it to a width may do to
+// it depends on its kind. pre and post are agentwatch's own words around
+// text; after escapeParts, all three are escaped.
+type part struct {
+	pre, text, post string
+	kind            partKind
+	color           string
+	// cut shortens text to a number of cells (cutEnd when nil).
+	cut func(string, int) string
+}
+
+type partKind int
+
+const (
+	partName     partKind = iota // the type or the span's name
+	partLabel                    // the command, path or destination
+	partDuration                 // the span's duration: kept
+	partFailure                  // a failure message: shortened, never dropped
+	partMark                     // exit code, policy decision, alert: kept whole while it can
+	partExtra                    // counts, the missing parent: dropped when out of room
+)
+
+func (p part) whole() string { return p.pre + p.text + p.post }
+
+// escapeParts escapes the run's text in each part as termtext.Escape
+// would the joined line ("  " between parts): a backslash at the end of a
+// part is followed by a space, except at the end of the line.
+func escapeParts(parts []part) []part {
+	for i := range parts {
+		p := &parts[i]
+		p.pre = termtext.Escape(p.pre)
+		if i == len(parts)-1 && p.post == "" {
+			p.text = termtext.Escape(p.text)
+		} else {
+			p.text = strings.TrimSuffix(termtext.Escape(p.text+" "), " ")
+		}
+		p.post = termtext.Escape(p.post)
 	}
-	parts = append(parts, duration(s.End.Sub(s.Start)))
+	return parts
+}
+
+// spanParts is one span's line without the tree glyphs, in parts,
+// escaped: name, label, duration, marks. Paths inside the workspace ws are
+// shown relative to it. With a width (not 0) a command line is not cut to
+// CommandWidth first: the line is fitted as a whole (fitParts).
+func spanParts(n *node, ws string, width int) []part {
+	s := n.span
+	parts := []part{{text: shownName(s), kind: partName}}
+	if l, cut := labelFor(s, ws, width); l != "" {
+		parts = append(parts, part{text: l, kind: partLabel, cut: cut})
+	}
+	parts = append(parts, part{text: duration(s.End.Sub(s.Start)), kind: partDuration, color: sgrDim})
 	if v, ok := s.Attr(telemetry.ProcessExitCode); ok && v.AsInt64() != 0 {
 		e := "exit " + v.Emit()
 		if sig := str(s, telemetry.ProcessSignal); sig != "" {
 			e += " " + sig
 		}
-		parts = append(parts, e+" "+failMark)
+		parts = append(parts, part{text: e, post: " " + failMark, kind: partMark, color: sgrRed})
 	} else if s.Status == codes.Error && !isProcess(s) {
 		msg := s.StatusMessage
 		if msg == "" {
 			msg = "error"
 		}
-		parts = append(parts, "failed: "+msg+" "+failMark)
+		parts = append(parts, part{pre: "failed: ", text: msg, post: " " + failMark, kind: partFailure, color: sgrRed})
 	}
 	if b, ok := s.Attr(telemetry.ProcessStillRunning); ok && b.AsBool() {
-		parts = append(parts, "still running")
+		parts = append(parts, part{text: "still running", kind: partMark, color: sgrYellow})
 	}
-	parts = append(parts, counts(s)...)
-	if d := str(s, telemetry.PolicyDecision); d == "deny" || d == "audit" {
-		parts = append(parts, "policy "+d)
+	for _, c := range counts(s) {
+		parts = append(parts, part{text: c, kind: partExtra})
 	}
-	parts = append(parts, alertMarks(s)...)
+	switch d := str(s, telemetry.PolicyDecision); d {
+	case "deny":
+		parts = append(parts, part{text: "policy " + d, kind: partMark, color: sgrRed})
+	case "audit":
+		parts = append(parts, part{text: "policy " + d, kind: partMark, color: sgrYellow})
+	}
+	parts = append(parts, alertMarkParts(s)...)
 	if n.orphan {
-		parts = append(parts, "(parent "+s.ParentID.String()+" not in trace)")
+		parts = append(parts, part{text: "(parent " + s.ParentID.String() + " not in trace)", kind: partExtra})
 	}
-	return strings.Join(parts, "  ")
+	return escapeParts(parts)
+}
+
+// How much of a label, a failure message and a name a line keeps before
+// the marks after them are touched, and how much of a label after that.
+const (
+	minLabel     = 20
+	minFailure   = 12
+	minName      = 16
+	lastLabel    = 8
+	lastFailure  = 1
+	minRowValues = 20 // below this width a header value is cut, not wrapped
+)
+
+// fitParts shortens a line's parts towards avail cells: the label first
+// (to minLabel), a failure message (to minFailure), a long span name (to
+// minName); then it drops the counts from the end; then the label goes
+// down to lastLabel and the failure message to "…". What still does not
+// fit is cut at the end by cutSegs (into the marks, ending in "…").
+func fitParts(parts []part, avail int) []part {
+	over := func() int {
+		n := 2 * (len(parts) - 1)
+		for _, p := range parts {
+			n += cells(p.whole())
+		}
+		return n - avail
+	}
+	shrink := func(kind partKind, floor int) {
+		for i := range parts {
+			p := &parts[i]
+			o := over()
+			if o <= 0 {
+				return
+			}
+			if p.kind != kind {
+				continue
+			}
+			c := cells(p.text)
+			target := max(min(floor, c), c-o)
+			if target < c {
+				cut := p.cut
+				if cut == nil {
+					cut = cutEnd
+				}
+				p.text = cut(p.text, target)
+			}
+		}
+	}
+	shrink(partLabel, minLabel)
+	shrink(partFailure, minFailure)
+	shrink(partName, minName)
+	for i := len(parts) - 1; i >= 0 && over() > 0; i-- {
+		if parts[i].kind == partExtra {
+			parts = slices.Delete(parts, i, i+1)
+		}
+	}
+	shrink(partLabel, lastLabel)
+	shrink(partFailure, lastFailure)
+	return parts
 }
 
 // shownName is a span's first word in show: the type for the spans
@@ -337,8 +475,9 @@ func modelSummary(root *telemetry.Span) string {
 	return strings.Join(parts, ", ")
 }
 
-// alertSummary counts the run's alerts by severity ("none" without).
-func alertSummary(tr *telemetry.Trace) string {
+// alertSummary counts the run's alerts by severity ("none" without), and
+// says how to colour that: red with a high one, yellow with others.
+func alertSummary(tr *telemetry.Trace) (string, string) {
 	by := map[string]int64{}
 	var n int64
 	for i := range tr.Spans {
@@ -354,7 +493,11 @@ func alertSummary(tr *telemetry.Trace) string {
 		}
 	}
 	if n == 0 {
-		return "none"
+		return "none", ""
+	}
+	color := sgrYellow
+	if by[telemetry.SeverityHigh] > 0 {
+		color = sgrRed
 	}
 	var parts []string
 	for _, sev := range []string{telemetry.SeverityHigh, telemetry.SeverityMedium, telemetry.SeverityLow} {
@@ -363,9 +506,9 @@ func alertSummary(tr *telemetry.Trace) string {
 		}
 	}
 	if len(parts) == 0 {
-		return strconv.FormatInt(n, 10)
+		return strconv.FormatInt(n, 10), color
 	}
-	return strconv.FormatInt(n, 10) + " (" + strings.Join(parts, ", ") + ")"
+	return strconv.FormatInt(n, 10) + " (" + strings.Join(parts, ", ") + ")", color
 }
 
 // plural is "1 call", "2 calls".
@@ -388,6 +531,24 @@ func isProcess(s *telemetry.Span) bool {
 // process, the path and operations for a file, the destination for a
 // connection.
 func label(s *telemetry.Span, ws string) string {
+	l, _ := labelLimit(s, ws, CommandWidth)
+	return l
+}
+
+// labelFor is a tree line's label and how to shorten it further: for a
+// width (not 0), a command line is cut to that many runes at most, not to
+// CommandWidth; the line is fitted as a whole.
+func labelFor(s *telemetry.Span, ws string, width int) (string, func(string, int) string) {
+	if width > 0 {
+		return labelLimit(s, ws, max(width, CommandWidth))
+	}
+	return labelLimit(s, ws, CommandWidth)
+}
+
+// labelLimit is label with command lines cut to limit runes, and how to
+// shorten the label further: in the middle for a path or an address (the
+// file name and the port stay), at the end for the rest.
+func labelLimit(s *telemetry.Span, ws string, limit int) (string, func(string, int) string) {
 	typ := str(s, telemetry.SpanType)
 	if typ == "" {
 		typ = s.Name
@@ -401,7 +562,7 @@ func label(s *telemetry.Span, ws string) string {
 		if to := str(s, telemetry.FileRenamedTo); to != "" {
 			p += " → " + relative(to, ws)
 		}
-		return p
+		return p, cutMiddle
 	case telemetry.SpanNetworkCall:
 		addr := str(s, telemetry.ServerAddress)
 		if addr == "" {
@@ -416,19 +577,19 @@ func label(s *telemetry.Span, ws string) string {
 		if t := str(s, telemetry.NetworkTransport); t != "" && t != "tcp" {
 			addr += " " + t
 		}
-		return addr
+		return addr, cutMiddle
 	case telemetry.SpanGitDiff:
 		if !isProcess(s) { // agentwatch's evidence; the agent's own `git diff` is a command
-			return gitDiffLabel(s)
+			return gitDiffLabel(s), cutEnd
 		}
 	case telemetry.SpanAgent:
 		// What the agent says of itself, never read as evidence.
-		return "[agent's claim]"
+		return "[agent's claim]", cutEnd
 	}
 	if cl := s.CommandLine(); cl != "" {
-		return shorten(cl, CommandWidth)
+		return shorten(cl, limit), cutEnd
 	}
-	return ""
+	return "", cutEnd
 }
 
 // relative shows a path inside the workspace relative to it (the trace
@@ -443,20 +604,41 @@ func relative(p, ws string) string {
 // alertMarks names the alerts raised on a span, once per rule.
 func alertMarks(s *telemetry.Span) []string {
 	var out []string
-	seen := map[string]bool{}
+	for _, p := range alertMarkParts(s) {
+		out = append(out, p.text)
+	}
+	return out
+}
+
+// alertMarkParts are the alert marks of a tree line, once per rule, red
+// when one of the rule's alerts is high, else yellow.
+func alertMarkParts(s *telemetry.Span) []part {
+	var out []part
+	seen := map[string]int{}
 	for _, e := range s.Events {
 		if e.Name != telemetry.EventAlert {
 			continue
 		}
-		rule := ""
+		rule, high := "", false
 		for _, kv := range e.Attrs {
-			if kv.Key == telemetry.AlertRule {
+			switch kv.Key {
+			case telemetry.AlertRule:
 				rule = kv.Value.Emit()
+			case telemetry.AlertSeverity:
+				high = kv.Value.Emit() == telemetry.SeverityHigh
 			}
 		}
-		if rule != "" && !seen[rule] {
-			seen[rule] = true
-			out = append(out, "⚠ "+rule)
+		if rule == "" {
+			continue
+		}
+		i, ok := seen[rule]
+		if !ok {
+			i = len(out)
+			seen[rule] = i
+			out = append(out, part{text: "⚠ " + rule, kind: partMark, color: sgrYellow})
+		}
+		if high {
+			out[i].color = sgrRed
 		}
 	}
 	return out
@@ -650,9 +832,15 @@ func dash(s string) string {
 // passed through termtext.Escape, once, so no path, argv, span name or
 // message of the run drives the terminal or forges a line. The format
 // strings are agentwatch's own and go out as they are.
+//
+// With a width, every line it writes fits in it: tree lines and header
+// rows are laid out to fit (treeLine, row), other lines are cut at the
+// end. With color, treeLine and row add SGR codes — after escaping.
 type errWriter struct {
-	w   io.Writer
-	err error
+	w     io.Writer
+	err   error
+	width int // 0: no limit
+	color bool
 }
 
 func (e *errWriter) printf(format string, args ...any) {
@@ -664,7 +852,86 @@ func (e *errWriter) printf(format string, args ...any) {
 			args[i] = termtext.Escape(s)
 		}
 	}
-	_, e.err = fmt.Fprintf(e.w, format, args...)
+	text := fmt.Sprintf(format, args...)
+	if e.width > 0 {
+		lines := strings.Split(text, "\n")
+		for i, l := range lines {
+			lines[i] = cutEnd(l, e.width)
+		}
+		text = strings.Join(lines, "\n")
+	}
+	e.write(text)
+}
+
+func (e *errWriter) write(s string) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = io.WriteString(e.w, s)
+}
+
+// treeLine writes a tree line: the indentation (one "│   " or "    " per
+// level), the branch glyph and the escaped parts. With a width, the
+// indentation keeps at most half of it (deeper levels show as "[+N]", N
+// levels left out) and the parts are fitted to the rest.
+func (e *errWriter) treeLine(indent []string, branch string, parts []part) {
+	prefix := strings.Join(indent, "") + branch
+	if e.width > 0 {
+		prefix = capIndent(indent, branch, e.width/2)
+		parts = fitParts(parts, e.width-cells(prefix))
+	}
+	segs := []seg{{text: prefix}}
+	for i, p := range parts {
+		if i > 0 {
+			segs = append(segs, seg{text: "  "})
+		}
+		segs = append(segs, seg{text: p.whole(), color: p.color})
+	}
+	e.write(paint(cutSegs(segs, e.width), e.color) + "\n")
+}
+
+// capIndent is the indentation and branch of a tree line in at most max
+// cells when it can be: the innermost levels are kept, the others are
+// counted in a "[+N]".
+func capIndent(indent []string, branch string, maxCells int) string {
+	full := strings.Join(indent, "") + branch
+	if cells(full) <= maxCells {
+		return full
+	}
+	keep := len(indent)
+	for keep > 0 && len("[+"+strconv.Itoa(len(indent)-keep)+"]")+4*keep+cells(branch) > maxCells {
+		keep--
+	}
+	return "[+" + strconv.Itoa(len(indent)-keep) + "]" + strings.Join(indent[len(indent)-keep:], "") + branch
+}
+
+// rowIndent is the width of a header row's label column.
+const rowIndent = 11
+
+// maxRowLines bounds a wrapped header value: the rest is cut.
+const maxRowLines = 4
+
+// row writes a header row: the label, then the value, escaped, in color
+// (an SGR code, or ""). With a width, a value that does not fit wraps
+// under itself, up to maxRowLines lines.
+func (e *errWriter) row(label, value, color string) {
+	head := fmt.Sprintf("%-10s ", label)
+	v := termtext.Escape(value)
+	lines := []string{v}
+	if e.width > 0 && cells(head)+cells(v) > e.width {
+		if w := e.width - rowIndent; w >= minRowValues {
+			lines = wrapCells(v, w, maxRowLines)
+		} else {
+			lines = []string{cutEnd(v, max(e.width-cells(head), 1))}
+		}
+	}
+	for i, l := range lines {
+		if i > 0 {
+			head = strings.Repeat(" ", rowIndent)
+		}
+		segs := cutSegs([]seg{{text: head}, {text: l, color: color}}, e.width)
+		e.write(paint(segs, e.color) + "\n")
+	}
 }
 
 // runJSON is one run of `runs --json`: the columns of Runs, unabbreviated,
