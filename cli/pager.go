@@ -48,13 +48,17 @@ func envSize(name string) int {
 }
 
 // outputWidth is the width show lays the tree out for: --width when given
-// (0: no limit), else the terminal's, else COLUMNS, else no limit (a pipe
-// or a file gets the whole lines).
+// (0: no limit), else the terminal's, else COLUMNS for a terminal whose
+// size cannot be read, else no limit. A pipe or a file gets whole lines
+// whatever COLUMNS says: a script that reads show's output must not get
+// lines cut because its shell exported COLUMNS (--width asks for it).
 func outputWidth(flag int, flagSet bool, t terminal) int {
 	switch {
 	case flagSet:
 		return flag
-	case t.file != nil && t.width > 0:
+	case t.file == nil:
+		return 0
+	case t.width > 0:
 		return t.width
 	}
 	return envSize("COLUMNS")

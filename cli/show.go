@@ -31,8 +31,8 @@ On a terminal the tree fits its width (labels are shortened with "…",
 then the marks after them), colour marks failures, denies and alerts, and
 output longer than the screen goes through $PAGER (default less; LESS=FRX
 when LESS is unset; PAGER= or PAGER=cat for none). Piped or redirected,
-the output has whole lines, no colour and no pager, unless COLUMNS,
---width or --color say otherwise. NO_COLOR (set and not empty) or
+the output has whole lines (whatever COLUMNS says), no colour and no pager,
+unless --width or --color say otherwise. NO_COLOR (set and not empty) or
 TERM=dumb turn colour off for --color auto. Everything the run recorded
 is escaped before it reaches the terminal or the pager.`,
 		Args: cobra.MaximumNArgs(1),
@@ -81,7 +81,7 @@ is escaped before it reaches the terminal or the pager.`,
 	storeFlag(cmd, &o.storeDir)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the run as one JSON document")
 	cmd.Flags().BoolVar(&o.files, "files", false, "list every workspace path the run changed (spanned or aggregated), one per line; with --json one JSON object per line")
-	cmd.Flags().IntVar(&o.width, "width", 0, "fit the tree in `N` columns (0: no limit); default: the terminal's width, else COLUMNS, else no limit")
+	cmd.Flags().IntVar(&o.width, "width", 0, "fit the tree in `N` columns (0: no limit); default: the terminal's width (COLUMNS when it cannot be read), no limit when piped")
 	cmd.Flags().StringVar(&o.color, "color", "auto", "colour alerts, denies and failures: `WHEN` is auto (on a terminal, unless NO_COLOR is set or TERM=dumb), always or never")
 	cmd.Flags().BoolVar(&o.noPager, "no-pager", false, "never page the output (default: $PAGER, or less, on a terminal when the output is longer than the screen)")
 	return cmd

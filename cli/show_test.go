@@ -98,7 +98,7 @@ func widest(out string) (int, string) {
 }
 
 // Piped: whole lines, no colour, no pager — byte for byte report.Tree's
-// output; COLUMNS or --width fit it; --color always colours it.
+// output, whatever COLUMNS says; --width fits it; --color always colours it.
 func TestShowPipe(t *testing.T) {
 	showEnv(t)
 	dir := showRun(t, 3)
@@ -129,7 +129,8 @@ func TestShowPipe(t *testing.T) {
 		width   int
 	}{
 		{[]string{"--width", "50"}, "", 50},
-		{nil, "64", 64},
+		{nil, "64", 0}, // a pipe: COLUMNS is the shell's, not a request
+		{[]string{"--width", "64"}, "", 64},
 		{[]string{"--width", "0"}, "64", 0}, // the flag wins: no limit
 		{nil, "zero", 0},                    // not a width: ignored
 	} {
