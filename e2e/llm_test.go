@@ -129,9 +129,9 @@ func fileContains(t *testing.T, path, text string) string {
 	return found
 }
 
-// writePrices writes a --prices file for the models the pinned Claude
-// Code CLI uses by default that the built-in table does not know yet
-// (made-up prices: the test checks the arithmetic, not the market).
+// writePrices writes a --prices file over the built-in database for the
+// models the pinned Claude Code CLI uses by default (made-up prices: the
+// test checks that an override wins and the arithmetic, not the market).
 func writePrices(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "prices.json")
