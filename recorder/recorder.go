@@ -74,7 +74,7 @@ type RunInfo struct {
 	Sensors        []string            // sensors that ran, e.g. ["ebpf", "fswatch"]
 	Gaps           []event.Gap         // capabilities missing from the start
 	CI             map[string]string   // e.g. cicd.pipeline.run.id when in CI
-	Attributes     map[string]string   // labels of the run (team, org): agentwatch.label.<key> on the resource and the root; the policy's attributes are added under them
+	Attributes     map[string]string   // labels of the run (--label team=x): agentwatch.label.<key> on the root and the resource, merged over the policy's attributes (these win on the same key)
 	Host           string              // host.name on the resource (the supervisor's hostname)
 	ServiceVersion string
 	// RedactValues are the values of the environment variables the policy

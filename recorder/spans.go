@@ -403,6 +403,19 @@ func (r *Recorder) span(id, parent trace.SpanID, name, spanType, oiKind string, 
 	}
 }
 
+// labels are the run's labels: the policy's attributes, with the
+// command line's (--label, RunInfo.Attributes) over them on the same key.
+func (r *Recorder) labels() map[string]string {
+	out := make(map[string]string, len(r.pol.Attributes)+len(r.info.Attributes))
+	for k, v := range r.pol.Attributes {
+		out[k] = v
+	}
+	for k, v := range r.info.Attributes {
+		out[k] = v
+	}
+	return out
+}
+
 func (r *Recorder) rootSpan(end End) telemetry.Span {
 	info := r.info
 	// The GenAI agent-span name: invoke_agent {gen_ai.agent.name}.
@@ -454,8 +467,9 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 	for _, k := range sortedKeys(info.CI) {
 		a = append(a, attribute.String(k, info.CI[k]))
 	}
-	for _, k := range sortedKeys(info.Attributes) {
-		a = append(a, attribute.String(telemetry.LabelPrefix+k, info.Attributes[k]))
+	labels := r.labels()
+	for _, k := range sortedKeys(labels) {
+		a = append(a, attribute.String(telemetry.LabelPrefix+k, labels[k]))
 	}
 
 	for _, g := range end.Gaps {

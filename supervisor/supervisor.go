@@ -53,6 +53,10 @@ type Options struct {
 	StoreDir  string // the run store; required
 	TaskID    string
 	TaskURL   string
+	// Labels (--label key=value, keys checked by the CLI) are
+	// agentwatch.label.<key> on the root and the resource, over the
+	// policy's attributes of the same key.
+	Labels map[string]string
 
 	// Stdin, Stdout, Stderr are the supervisor's streams. An *os.File is
 	// handed to the child as is (no copying); a terminal stdin gets the
@@ -319,6 +323,7 @@ func (r *run) prepare(ctx context.Context) error {
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
 		CI:             ciAttributes(r.callerEnv),
+		Attributes:     o.Labels,
 		ServiceVersion: o.Version,
 		Host:           hostname(),
 		Policy:         r.pol,
