@@ -778,16 +778,6 @@ func newTraceID() trace.TraceID {
 	return id
 }
 
-// ciAttributes recognises the common CI systems' run ids.
-func ciAttributes(env []string) map[string]string {
-	for _, name := range []string{"GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILDKITE_BUILD_ID", "CIRCLE_WORKFLOW_ID", "BUILD_ID"} {
-		if v := lookupEnv(env, name); v != "" {
-			return map[string]string{string(telemetry.CICDPipelineRunID): v}
-		}
-	}
-	return nil
-}
-
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
