@@ -203,6 +203,7 @@ type run struct {
 	snapshot  *workspace.Snapshot // the start snapshot, once observe has it
 	sigs      chan os.Signal
 	tm        *terminal
+	scans     []*prStream // the output scanner's streams (prscan.go), flushed when the relay is done
 }
 
 // deferred adds f to what cleanup undoes.
@@ -470,6 +471,14 @@ func (r *run) launch(ctx context.Context) (*child, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", o.Argv[0], err)
 	}
+	// The output the supervisor relays is scanned for pull request URLs,
+	// judged against the run's repository (prscan.go).
+	info := r.info
+	info.Before = r.snapshot
+	repo, _ := recorder.RunRepository(info)
+	sink := newPRSink(repo, r.emit)
+	outScan, errScan := sink.stream(), sink.stream()
+	r.scans = []*prStream{outScan, errScan}
 	spec := childSpec{
 		path: r.path, argv: o.Argv, env: r.env, dir: r.dir, target: r.account,
 		stdin: o.Stdin, stdout: r.capture.tee(o.Stdout), stderr: r.capture.tee(o.Stderr),
@@ -482,8 +491,8 @@ func (r *run) launch(ctx context.Context) (*child, error) {
 		spec.stdinT = f
 	} else {
 		// Pipe mode: the child never holds the operator's terminal.
-		spec.stdout = r.capture.tee(terminalOutput(o.Stdout))
-		spec.stderr = r.capture.tee(terminalOutput(o.Stderr))
+		spec.stdout = outScan.pipe(r.capture.tee(terminalOutput(o.Stdout)))
+		spec.stderr = errScan.pipe(r.capture.tee(terminalOutput(o.Stderr)))
 	}
 	ch, err := startChild(spec)
 	if err != nil {
@@ -498,7 +507,7 @@ func (r *run) launch(ctx context.Context) (*child, error) {
 		if out == nil {
 			out = io.Discard
 		}
-		if err := r.tm.attach(r.capture.tee(out)); err != nil {
+		if err := r.tm.attach(outScan.tee(r.capture.tee(out))); err != nil {
 			// Not fatal: the child still has its PTY, the user's terminal
 			// just stays cooked.
 			fmt.Fprintf(r.stderr, "agentwatch: %s\n", termtext.Escape(err.Error()))
@@ -571,6 +580,9 @@ func (r *run) wait(ch *child) (recorder.End, error) {
 		r.tm.finish()
 	}
 	r.capture.fill(&end) // the relay is done: the pipes by Wait, the PTY by finish
+	for _, s := range r.scans {
+		s.Flush() // a URL the output ended on
+	}
 	end.Time = time.Now()
 	end.SelfCost = selfCost
 	return end, nil
