@@ -196,6 +196,16 @@ func (r *Recorder) finishAgent(t *telemetry.Trace, end End) {
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Start.Before(rest[j].Start) })
 
 	root := &t.Spans[0]
+	if _, ok := root.Attr(telemetry.GenAIConversationID); !ok {
+		// The agent's session id, when no proxied call carried one: a
+		// resumed session (the same id) joins its runs.
+		for _, rec := range as.logs {
+			if rec.SessionID != "" {
+				root.SetAttr(telemetry.GenAIConversationID.String(rec.SessionID))
+				break
+			}
+		}
+	}
 	if r.agent != nil {
 		root.SetAttr(telemetry.AgentSpans.Int(len(received)))
 		root.SetAttr(telemetry.AgentLogs.Int(len(as.logs)))
