@@ -35,6 +35,7 @@ type runOptions struct {
 	fswatch      bool
 	noFSWatch    bool
 	resultFile   string
+	labels       []string // --label key=value, repeatable (labels.go)
 }
 
 func (o runOptions) supervisorOptions(env Env) supervisor.Options {
@@ -96,6 +97,9 @@ func (a *app) runCommand() *cobra.Command {
 			if err := so.OTLP.Validate(); err != nil {
 				return configError{err}
 			}
+			if so.Labels, err = parseLabels(o.labels); err != nil {
+				return configError{err}
+			}
 			so.Policy = pol
 			so.PolicyNotes = notes
 			if o.pricesFile != "" {
@@ -128,6 +132,7 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.user, "user", "", "run the command as `USER` (name or uid); default: the sudo user; root only with --user root")
 	f.StringVar(&o.task, "task", "", "task `ID` this run works on (recorded as agentwatch.task.id)")
 	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
+	f.StringArrayVar(&o.labels, "label", nil, "label the run `KEY=VALUE` (repeatable; agentwatch.label.KEY on the root and the resource, over the policy's attributes; keys as the policy's)")
 	f.StringVar(&o.policyFile, "policy", "", "policy `FILE`; default: .agentwatch.yaml at the workspace's git root, else the built-in (see `agentwatch policy`)")
 	f.DurationVar(&o.captureFull, "capture-full", 0, "record prompts, responses, tool arguments and command output (redacted) for `DURATION` (e.g. 30m); default: metadata only")
 	f.StringVar(&o.pricesFile, "prices", "", "model price `FILE` (JSON, the shape of prices/prices.json) merged over the built-in table for agentwatch.cost.usd")

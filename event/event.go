@@ -399,3 +399,13 @@ type AgentTelemetry struct {
 	// receiver (the recorder reads these, not the logs Payload).
 	Logs []AgentLogRecord
 }
+
+// OutputURL is a pull or merge request URL in the output the supervisor
+// relayed from the run to the operator (the PTY, or the pipes it copies):
+// what the run printed, found by the supervisor's output scanner. The run
+// chooses what it prints, so this is a claim; the recorder judges it
+// against the run's repository (recorder/pr.go).
+type OutputURL struct {
+	Header // PID 0: which process wrote it is not known
+	URL    string
+}

@@ -32,6 +32,7 @@ var registered = []event.Event{
 	event.ProtectedPath{},
 	event.LLMCall{},
 	event.AgentTelemetry{},
+	event.OutputURL{},
 }
 
 var (

@@ -752,6 +752,10 @@ var reservedAttrPrefixes = []string{"agentwatch.", "gen_ai.", "process.", "servi
 
 var attrKey = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 
+// CheckAttributeKey checks a label's key as the policy's attributes keys
+// are checked: `agentwatch run --label key=value` takes the same keys.
+func CheckAttributeKey(s string) error { return checkAttributeKey(s) }
+
 func checkAttributeKey(s string) error {
 	if !attrKey.MatchString(s) {
 		return fmt.Errorf("bad attribute name %q (lower-case words separated by . or _)", s)

@@ -55,6 +55,7 @@ var agentContentKeys = map[string]bool{
 }
 
 type agentState struct {
+	pairs      []int // agentPairs, once made
 	traces     [][]byte
 	traceBytes int
 	logs       []event.AgentLogRecord
@@ -196,6 +197,16 @@ func (r *Recorder) finishAgent(t *telemetry.Trace, end End) {
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Start.Before(rest[j].Start) })
 
 	root := &t.Spans[0]
+	if _, ok := root.Attr(telemetry.GenAIConversationID); !ok {
+		// The agent's session id, when no proxied call carried one: a
+		// resumed session (the same id) joins its runs.
+		for _, rec := range as.logs {
+			if rec.SessionID != "" {
+				root.SetAttr(telemetry.GenAIConversationID.String(rec.SessionID))
+				break
+			}
+		}
+	}
 	if r.agent != nil {
 		root.SetAttr(telemetry.AgentSpans.Int(len(received)))
 		root.SetAttr(telemetry.AgentLogs.Int(len(as.logs)))
@@ -460,10 +471,9 @@ func anyValue(k attribute.Key, v *commonpb.AnyValue, redact func(string) string)
 // agentLogs attaches the agent's log records as span events and returns
 // the LLM spans made from api_request records no proxy call matched.
 func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs []event.AgentLogRecord, redact func(string) string) []telemetry.Span {
-	calls := r.proxyCalls()
-	used := make([]bool, len(calls))
+	pairs := r.agentPairs()
 	var llm []telemetry.Span
-	for _, rec := range logs {
+	for k, rec := range logs {
 		i := 0
 		if sid, err := trace.SpanIDFromHex(rec.SpanID); err == nil {
 			if j, ok := byID[sid]; ok {
@@ -474,17 +484,41 @@ func (r *Recorder) agentLogs(t *telemetry.Trace, byID map[trace.SpanID]int, logs
 		if rec.Name != event.ClaudeAPIRequest {
 			continue
 		}
-		if matchCall(rec, calls, used) {
-			continue
+		if k < len(pairs) && pairs[k] >= 0 {
+			continue // the proxy's call: its span is made (llm.go)
 		}
 		llm = append(llm, r.apiRequestSpan(rec, t.Spans[i].SpanID))
 	}
 	return llm
 }
 
+// agentPairs pairs the agent's api_request records with the proxy's calls,
+// once per run: pairs[i] is the index in the proxy's calls of the call
+// log record i describes, -1 for none. Both the model-call spans (the
+// agent's cost for a call without a price) and the agent's own
+// chat spans (only for records no call matched) read it.
+func (r *Recorder) agentPairs() []int {
+	as := r.agent
+	if as == nil {
+		return nil
+	}
+	if as.pairs == nil {
+		calls := r.proxyCalls()
+		used := make([]bool, len(calls))
+		as.pairs = make([]int, len(as.logs))
+		for i, rec := range as.logs {
+			as.pairs[i] = -1
+			if rec.Name == event.ClaudeAPIRequest {
+				as.pairs[i] = matchCall(rec, calls, used)
+			}
+		}
+	}
+	return as.pairs
+}
+
 // matchCall finds the proxy call rec describes: the unused match whose
-// end is nearest rec's time (event.AgentLogRecord.Matches).
-func matchCall(rec event.AgentLogRecord, calls []event.LLMCall, used []bool) bool {
+// end is nearest rec's time (event.AgentLogRecord.Matches); -1 for none.
+func matchCall(rec event.AgentLogRecord, calls []event.LLMCall, used []bool) int {
 	best := -1
 	for j, c := range calls {
 		if used[j] || !rec.Matches(c) {
@@ -494,11 +528,10 @@ func matchCall(rec event.AgentLogRecord, calls []event.LLMCall, used []bool) boo
 			best = j
 		}
 	}
-	if best < 0 {
-		return false
+	if best >= 0 {
+		used[best] = true
 	}
-	used[best] = true
-	return true
+	return best
 }
 
 func logEvent(rec event.AgentLogRecord, redact func(string) string, content bool) telemetry.SpanEvent {
@@ -581,7 +614,8 @@ func (r *Recorder) apiRequestSpan(rec event.AgentLogRecord, parent trace.SpanID)
 		// The agent's own price: ours needs the provider's model id,
 		// which is what the agent reports too, but the agent's figure is
 		// what its user was shown.
-		sp.Attrs = append(sp.Attrs, telemetry.CostUSD.Float64(rec.CostUSD), telemetry.OILLMCostTotal.Float64(rec.CostUSD))
+		sp.Attrs = append(sp.Attrs, telemetry.CostUSD.Float64(rec.CostUSD), telemetry.OILLMCostTotal.Float64(rec.CostUSD),
+			telemetry.CostSource.String(telemetry.CostSourceAgentReported))
 	}
 	if rec.SessionID != "" {
 		sp.Attrs = append(sp.Attrs, telemetry.GenAIConversationID.String(rec.SessionID))
@@ -609,7 +643,7 @@ func (r *Recorder) addAgentLLMTotals(root *telemetry.Span, spans []telemetry.Spa
 	}
 	var in, out int64
 	var cost float64
-	var priced bool
+	var priced, unpriced int
 	for i := range spans {
 		v, _ := spans[i].Attr(telemetry.GenAIUsageInputTokens)
 		in += v.AsInt64()
@@ -617,7 +651,9 @@ func (r *Recorder) addAgentLLMTotals(root *telemetry.Span, spans []telemetry.Spa
 		out += v.AsInt64()
 		if v, ok := spans[i].Attr(telemetry.CostUSD); ok {
 			cost += v.AsFloat64()
-			priced = true
+			priced++
+		} else {
+			unpriced++
 		}
 	}
 	add := func(k attribute.Key, n int64) {
@@ -627,9 +663,15 @@ func (r *Recorder) addAgentLLMTotals(root *telemetry.Span, spans []telemetry.Spa
 	add(telemetry.LLMCalls, int64(len(spans)))
 	add(telemetry.GenAIUsageInputTokens, in)
 	add(telemetry.GenAIUsageOutputTokens, out)
-	if priced {
+	add(telemetry.LLMCallsUnpriced, int64(unpriced))
+	if priced > 0 {
 		v, _ := root.Attr(telemetry.CostUSD)
 		root.SetAttr(telemetry.CostUSD.Float64(v.AsFloat64() + cost))
+		table, agent := 0, priced
+		if st := r.llm; st != nil {
+			table, agent = st.table, st.agent+priced
+		}
+		root.SetAttr(telemetry.CostSource.String(costSource(table, agent)))
 	}
 }
 

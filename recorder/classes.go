@@ -140,8 +140,8 @@ func (r *Recorder) classAttrs(s *procSpan) []attribute.KeyValue {
 			a = append(a, telemetry.CommitSHA.String(c.sha))
 		}
 	case telemetry.SpanPullRequest:
-		// TODO(full capture): agentwatch.pr.url from gh's stdout, which
-		// metadata capture does not see.
+		// agentwatch.pr.url: finishPR, from the output the supervisor
+		// relays (gh's stdout itself goes to the agent, unseen).
 	}
 	return a
 }

@@ -17,13 +17,19 @@ package recorder
 //     process agentwatch launched (root_process: it is the agent in the
 //     usual `agentwatch run -- claude …`); else agent_run (run).
 //   - agentwatch.cost.usd is set only when the call carried usage and its
-//     model has a price; otherwise the span has no cost (never a zero) and,
-//     for a call that succeeded, a missing_cost_data alert. A failed call
-//     (429, unreachable upstream, cut before any usage) gets neither: its
+//     model has a price, or — a model the price table does not know — the
+//     agent reported its own cost for that very call (a claude_code.
+//     api_request record matched as in event.AgentLogRecord.Matches: same
+//     model, same token counts, within MatchWindow, each record once);
+//     agentwatch.cost.source says which (price_table, agent_reported).
+//     Otherwise the span has no cost (never a zero) and, for a call that
+//     succeeded, a missing_cost_data alert. A failed call (429,
+//     unreachable upstream, cut before any usage) gets neither: its
 //     error.type already says why there is nothing to price.
 //   - The root's agentwatch.cost.usd is the sum of the priced calls;
 //     agentwatch.llm.calls.unpriced says how many calls it leaves out, so
-//     a total with gaps is visibly a floor.
+//     a total with gaps is visibly a floor; its agentwatch.cost.source is
+//     mixed when both sources were used.
 //   - runaway_spend fires once, on the call whose cost takes the running
 //     total over alerts.spend_usd (in the order calls finished).
 //   - A model request whose whole body is byte-identical to an earlier
@@ -67,6 +73,8 @@ type llmState struct {
 	cost     float64        // priced calls only
 	in, out  int64
 	unpriced int
+	table    int  // calls priced from the price table
+	agent    int  // calls priced with the agent's figure (applyAgentCosts)
 	spent    bool // runaway_spend raised
 	prices   *prices.Table
 }
@@ -80,7 +88,8 @@ type llmSpan struct {
 	call   event.LLMCall
 	cost   float64
 	priced bool
-	repeat int // earlier identical requests
+	source string // agentwatch.cost.source when priced
+	repeat int    // earlier identical requests
 }
 
 func (r *Recorder) ls() *llmState {
@@ -122,11 +131,79 @@ func (r *Recorder) llmCall(e event.LLMCall) {
 	s.cost, s.priced = st.prices.Cost(e)
 	if s.priced {
 		st.cost += s.cost
+		st.table++
+		s.source = telemetry.CostSourcePriceTable
 	} else {
 		st.unpriced++
 	}
 	st.calls = append(st.calls, s)
 	r.llmAlerts(s)
+}
+
+// spendAlert raises runaway_spend on s when total, the spend up to and
+// including s, crosses alerts.spend_usd for the first time.
+func (r *Recorder) spendAlert(s *llmSpan, total float64) {
+	st := r.ls()
+	if limit := r.pol.Alerts.SpendUSD; limit > 0 && !st.spent && total > limit {
+		st.spent = true
+		r.raise(s.id, s.call.End, telemetry.AlertRunawaySpend, telemetry.SeverityHigh, "",
+			fmt.Sprintf("model spend reached $%.4f, over alerts.spend_usd $%.2f", total, limit))
+	}
+}
+
+// applyAgentCosts prices the calls the price table could not with the
+// agent's own figure for the same call (agentPairs), then raises what is
+// still unpriced, and runaway_spend if the agent's figures took the spend
+// over the limit (on the call that did, in the order calls finished).
+func (r *Recorder) applyAgentCosts() {
+	st := r.llm
+	added := false
+	if as := r.agent; st != nil && as != nil {
+		for i, ci := range r.agentPairs() {
+			rec := as.logs[i]
+			if ci < 0 || !rec.CostKnown || rec.CostUSD < 0 {
+				continue
+			}
+			if s := st.calls[ci]; !s.priced {
+				s.cost, s.priced, s.source = rec.CostUSD, true, telemetry.CostSourceAgentReported
+				st.cost += s.cost
+				st.unpriced--
+				st.agent++
+				added = true
+			}
+		}
+	}
+	if st == nil {
+		return
+	}
+	var total float64
+	for _, s := range st.calls {
+		c := s.call
+		if !s.priced && c.UsageKnown {
+			r.raise(s.id, c.End, telemetry.AlertMissingCostData, telemetry.SeverityLow, "price",
+				fmt.Sprintf("no price for %s model %q: its cost is unknown (add it with --prices FILE)", c.Provider, modelOf(c)))
+		}
+		if s.priced {
+			total += s.cost
+		}
+		if added {
+			r.spendAlert(s, total)
+		}
+	}
+}
+
+// costSource is agentwatch.cost.source for calls priced table and agent
+// ways: "" when none was priced.
+func costSource(table, agent int) string {
+	switch {
+	case table > 0 && agent > 0:
+		return telemetry.CostSourceMixed
+	case table > 0:
+		return telemetry.CostSourcePriceTable
+	case agent > 0:
+		return telemetry.CostSourceAgentReported
+	}
+	return ""
 }
 
 // llmParent is the span a call hangs under (see the decisions above).
@@ -143,19 +220,13 @@ func (r *Recorder) llmParent(pid uint32) (*procSpan, string) {
 func (r *Recorder) llmAlerts(s *llmSpan) {
 	st, c := r.ls(), s.call
 	failed := c.ErrorType != "" || c.Status >= 400 || c.Status == 0
-	switch {
-	case !s.priced && !failed && !c.UsageKnown:
+	// A call without a price is judged at Finish, when the agent's
+	// figure for it is known (unpricedAlerts).
+	if !s.priced && !failed && !c.UsageKnown {
 		r.raise(s.id, c.End, telemetry.AlertMissingCostData, telemetry.SeverityLow, "usage",
 			fmt.Sprintf("model call %s %s returned no token usage: its cost is unknown", c.Method, c.Path))
-	case !s.priced && c.UsageKnown:
-		r.raise(s.id, c.End, telemetry.AlertMissingCostData, telemetry.SeverityLow, "price",
-			fmt.Sprintf("no price for %s model %q: its cost is unknown (add it with --prices FILE)", c.Provider, modelOf(c)))
 	}
-	if limit := r.pol.Alerts.SpendUSD; limit > 0 && !st.spent && st.cost > limit {
-		st.spent = true
-		r.raise(s.id, c.End, telemetry.AlertRunawaySpend, telemetry.SeverityHigh, "",
-			fmt.Sprintf("model spend reached $%.4f, over alerts.spend_usd $%.2f", st.cost, limit))
-	}
+	r.spendAlert(s, st.cost)
 	if d := c.PromptSHA256; d != "" {
 		s.repeat = st.repeats[d]
 		if len(st.repeats) >= maxPromptDigests && s.repeat == 0 {
@@ -267,7 +338,7 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 		}
 	}
 	if s.priced {
-		a = append(a, telemetry.CostUSD.Float64(s.cost), telemetry.OILLMCostTotal.Float64(s.cost))
+		a = append(a, telemetry.CostUSD.Float64(s.cost), telemetry.OILLMCostTotal.Float64(s.cost), telemetry.CostSource.String(s.source))
 	}
 	a = appendNonEmpty(a, telemetry.PromptSHA256, c.PromptSHA256)
 	a = appendNonEmpty(a, telemetry.SystemPromptSHA256, c.SystemPromptSHA256)
@@ -317,6 +388,7 @@ func (r *Recorder) finishLLM(t *telemetry.Trace) {
 		}
 		return
 	}
+	r.applyAgentCosts()
 	for _, s := range st.calls {
 		t.Spans = append(t.Spans, r.llmTelemetry(s))
 	}
@@ -335,6 +407,7 @@ func (r *Recorder) finishLLM(t *telemetry.Trace) {
 	root.SetAttr(telemetry.GenAIUsageOutputTokens.Int64(st.out))
 	if st.unpriced < len(st.calls) {
 		root.SetAttr(telemetry.CostUSD.Float64(st.cost))
+		root.SetAttr(telemetry.CostSource.String(costSource(st.table, st.agent)))
 	}
 	root.SetAttr(telemetry.LLMCallsUnpriced.Int(st.unpriced))
 	if v := st.prices.Version; v != "" {

@@ -526,11 +526,6 @@ func (r *Recorder) finishPolicy(t *telemetry.Trace, end End) {
 	if len(ps.protected) > 0 {
 		root.SetAttr(telemetry.FilesProtected.StringSlice(ps.protected))
 	}
-	for _, k := range sortedKeys(r.pol.Attributes) {
-		if _, set := r.info.Attributes[k]; !set {
-			root.SetAttr(attribute.String(telemetry.LabelPrefix+k, r.pol.Attributes[k]))
-		}
-	}
 }
 
 // ruleCounts is "rule (n)", most first, ties by name.

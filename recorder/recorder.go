@@ -73,10 +73,16 @@ type RunInfo struct {
 	Before         *workspace.Snapshot // nil when no evidence could be taken
 	Sensors        []string            // sensors that ran, e.g. ["ebpf", "fswatch"]
 	Gaps           []event.Gap         // capabilities missing from the start
-	CI             map[string]string   // e.g. cicd.pipeline.run.id when in CI
-	Attributes     map[string]string   // labels of the run (team, org): agentwatch.label.<key> on the resource and the root; the policy's attributes are added under them
+	Attributes     map[string]string   // labels of the run (--label team=x): agentwatch.label.<key> on the root and the resource, merged over the policy's attributes (these win on the same key)
 	Host           string              // host.name on the resource (the supervisor's hostname)
 	ServiceVersion string
+	// CI is what the CI job's variables say (the supervisor reads the
+	// environment agentwatch was started with, never the child's):
+	// cicd.pipeline.*, agentwatch.ci.system and the like go on the root as
+	// they are; vcs.repository.url.full and vcs.repository.name only when
+	// the workspace has no git remote; agentwatch.pr.url and vcs.change.id
+	// are the job's pull request (pr.go).
+	CI map[string]string
 	// RedactValues are the values of the environment variables the policy
 	// drops that are secrets (redact.Secrets): replaced by [REDACTED]
 	// wherever they appear in the trace. Never stored in the trace.
@@ -204,6 +210,7 @@ type Recorder struct {
 	llm    *llmState    // see llm.go; created on first use
 	agent  *agentState  // see agenttel.go; created on first use
 	rules  *ruleState   // see rules.go; created on first use
+	pr     *prState     // see pr.go; created on first use
 
 	result *telemetry.Trace
 }
@@ -326,6 +333,8 @@ func (r *Recorder) Add(ev event.Event) {
 		r.ioURing(e)
 	case event.AgentTelemetry:
 		r.agentTelemetry(e)
+	case event.OutputURL:
+		r.outputURL(e)
 	default:
 		// Sensors send values (a pointer is a bug): never silently.
 		r.addGap(fmt.Sprintf("recorder: event of unhandled type %T", ev))
@@ -413,6 +422,7 @@ func (r *Recorder) exec(e event.Exec) {
 	r.spans = append(r.spans, s)
 	r.noteToolContext(s, e)
 	r.noteExec(s)
+	r.notePush(s)
 	p.cur = s
 }
 

@@ -69,7 +69,11 @@ func ReviewSpan(root *telemetry.Span, rv Review) telemetry.Span {
 		sp.Attrs = append(sp.Attrs, telemetry.RunID.String(v.AsString()))
 	}
 	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.FailureClass, rv.FailureClass)
-	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.PRURL, RedactString(rv.PRURL))
+	if rv.PRURL != "" {
+		// The reviewer's word: on the review span, never the run's root
+		// (whose pull request is what the CI job or the output showed).
+		sp.Attrs = append(sp.Attrs, telemetry.PRURL.String(RedactString(rv.PRURL)), telemetry.PRSource.String(telemetry.PRSourceAnnotate))
+	}
 	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.CICDRunURL, RedactString(rv.CIRunURL))
 	sp.Attrs = appendNonEmpty(sp.Attrs, telemetry.ReviewNote, RedactString(rv.Note))
 	return sp

@@ -43,6 +43,7 @@ func TestReviewSpan(t *testing.T) {
 		telemetry.ReviewSeq:         "2",
 		telemetry.FailureClass:      "test_failure",
 		telemetry.PRURL:             "https://github.com/acme/app/pull/7",
+		telemetry.PRSource:          "annotate",
 		telemetry.ReviewNote:        "tests fail on CI",
 		telemetry.RunID:             "run-7f3a",
 	})

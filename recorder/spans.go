@@ -325,6 +325,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 	}{
 		{"evidence", func() { r.finishEvidence(t, end) }}, // git_diff, secret_scan, the root's workspace attributes
 		{"classes", func() { r.finishClasses(t, end) }},   // test_run, commit, … outcomes on the root
+		{"pull request", func() { r.finishPR(t) }},        // the run's PR and pushed branches, from the root's repository
 		{"llm", func() { r.finishLLM(t) }},                // model-call spans: before policy, whose alerts land on them
 		{"agent", func() { r.finishAgent(t, end) }},       // the agent's claims: before policy, whose alerts land on them
 		{"rules", func() { r.finishRules(end) }},          // built-in alert rules
@@ -403,6 +404,19 @@ func (r *Recorder) span(id, parent trace.SpanID, name, spanType, oiKind string, 
 	}
 }
 
+// labels are the run's labels: the policy's attributes, with the
+// command line's (--label, RunInfo.Attributes) over them on the same key.
+func (r *Recorder) labels() map[string]string {
+	out := make(map[string]string, len(r.pol.Attributes)+len(r.info.Attributes))
+	for k, v := range r.pol.Attributes {
+		out[k] = v
+	}
+	for k, v := range r.info.Attributes {
+		out[k] = v
+	}
+	return out
+}
+
 func (r *Recorder) rootSpan(end End) telemetry.Span {
 	info := r.info
 	// The GenAI agent-span name: invoke_agent {gen_ai.agent.name}.
@@ -434,10 +448,14 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 	if len(info.Sensors) > 0 {
 		a = append(a, telemetry.Sensors.StringSlice(info.Sensors))
 	}
-	if b := info.Before; b != nil && b.IsGit {
-		url := strings.TrimSuffix(b.RemoteURL, ".git") // the convention's form: no .git
+	if url, fromGit := RunRepository(info); fromGit {
+		a = append(a, telemetry.VCSRepositoryURLFull.String(url), telemetry.VCSRepositoryName.String(repositoryName(url)))
+	} else {
+		// No git remote: the CI job's repository, when it names one.
 		a = appendNonEmpty(a, telemetry.VCSRepositoryURLFull, url)
-		a = appendNonEmpty(a, telemetry.VCSRepositoryName, repositoryName(url))
+		a = appendNonEmpty(a, telemetry.VCSRepositoryName, info.CI[string(telemetry.VCSRepositoryName)])
+	}
+	if b := info.Before; b != nil && b.IsGit {
 		a = appendNonEmpty(a, telemetry.VCSRefHeadName, b.Branch)
 		if b.Branch != "" {
 			a = append(a, telemetry.VCSRefHeadType.String("branch"))
@@ -452,10 +470,15 @@ func (r *Recorder) rootSpan(end End) telemetry.Span {
 	a = appendNonEmpty(a, telemetry.TaskID, info.TaskID)
 	a = appendNonEmpty(a, telemetry.TaskURL, info.TaskURL)
 	for _, k := range sortedKeys(info.CI) {
+		switch attribute.Key(k) {
+		case telemetry.VCSRepositoryURLFull, telemetry.VCSRepositoryName, telemetry.PRURL, telemetry.VCSChangeID:
+			continue // above, and finishPR
+		}
 		a = append(a, attribute.String(k, info.CI[k]))
 	}
-	for _, k := range sortedKeys(info.Attributes) {
-		a = append(a, attribute.String(telemetry.LabelPrefix+k, info.Attributes[k]))
+	labels := r.labels()
+	for _, k := range sortedKeys(labels) {
+		a = append(a, attribute.String(telemetry.LabelPrefix+k, labels[k]))
 	}
 
 	for _, g := range end.Gaps {

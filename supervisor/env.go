@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -114,6 +115,14 @@ func publicMetadata(info recorder.RunInfo, dir string) []string {
 	pub := []string{dir, info.Workspace, info.Home, info.User}
 	if b := info.Before; b != nil {
 		pub = append(pub, b.Root, b.RemoteURL, b.Branch, b.Head)
+	}
+	// The CI job's run, pipeline and repository, and the labels: recorded
+	// on purpose, chosen by the operator's side (ci.go).
+	for _, k := range slices.Sorted(maps.Keys(info.CI)) {
+		pub = append(pub, info.CI[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(info.Attributes)) {
+		pub = append(pub, info.Attributes[k])
 	}
 	return pub
 }

@@ -65,6 +65,7 @@ type runHeader struct {
 	TaskID       string
 	TaskURL      string
 	CI           map[string]string
+	Labels       map[string]string // --label (RunInfo.Attributes)
 	Version      string
 	Policy       []byte // policy.Marshal: parses back to the same version
 	PolicySource string
@@ -241,7 +242,7 @@ func newRunHeader(info recorder.RunInfo, pol *policy.Policy) []byte {
 	h := runHeader{
 		RunID: info.RunID, TraceID: info.TraceID.String(), Argv: info.Argv, Start: info.Start,
 		UID: info.UID, User: info.User, Home: info.Home, Workspace: info.Workspace,
-		TaskID: info.TaskID, TaskURL: info.TaskURL, CI: info.CI, Version: info.ServiceVersion,
+		TaskID: info.TaskID, TaskURL: info.TaskURL, CI: info.CI, Labels: info.Attributes, Version: info.ServiceVersion,
 		Policy: pol.Marshal(), PolicySource: pol.Source, RedactValues: info.RedactValues,
 	}
 	b, _ := json.Marshal(h)
@@ -348,7 +349,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 	rec := recorder.New(recorder.RunInfo{
 		RunID: h.RunID, TraceID: traceID, Argv: h.Argv, Start: h.Start, RootPID: rootPID,
 		UID: h.UID, User: h.User, Home: h.Home, Workspace: h.Workspace, TaskID: h.TaskID, TaskURL: h.TaskURL,
-		CI: h.CI, ServiceVersion: h.Version, Policy: pol, RedactValues: h.RedactValues,
+		CI: h.CI, Attributes: h.Labels, ServiceVersion: h.Version, Policy: pol, RedactValues: h.RedactValues,
 		Sensors: start.Sensors, Gaps: start.gaps(),
 	})
 	if _, err := o.Replay(func(r journal.Record) error {

@@ -53,6 +53,10 @@ type Options struct {
 	StoreDir  string // the run store; required
 	TaskID    string
 	TaskURL   string
+	// Labels (--label key=value, keys checked by the CLI) are
+	// agentwatch.label.<key> on the root and the resource, over the
+	// policy's attributes of the same key.
+	Labels map[string]string
 
 	// Stdin, Stdout, Stderr are the supervisor's streams. An *os.File is
 	// handed to the child as is (no copying); a terminal stdin gets the
@@ -199,6 +203,7 @@ type run struct {
 	snapshot  *workspace.Snapshot // the start snapshot, once observe has it
 	sigs      chan os.Signal
 	tm        *terminal
+	scans     []*prStream // the output scanner's streams (prscan.go), flushed when the relay is done
 }
 
 // deferred adds f to what cleanup undoes.
@@ -319,6 +324,7 @@ func (r *run) prepare(ctx context.Context) error {
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
 		CI:             ciAttributes(r.callerEnv),
+		Attributes:     o.Labels,
 		ServiceVersion: o.Version,
 		Host:           hostname(),
 		Policy:         r.pol,
@@ -465,6 +471,14 @@ func (r *run) launch(ctx context.Context) (*child, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", o.Argv[0], err)
 	}
+	// The output the supervisor relays is scanned for pull request URLs,
+	// judged against the run's repository (prscan.go).
+	info := r.info
+	info.Before = r.snapshot
+	repo, _ := recorder.RunRepository(info)
+	sink := newPRSink(repo, r.emit)
+	outScan, errScan := sink.stream(), sink.stream()
+	r.scans = []*prStream{outScan, errScan}
 	spec := childSpec{
 		path: r.path, argv: o.Argv, env: r.env, dir: r.dir, target: r.account,
 		stdin: o.Stdin, stdout: r.capture.tee(o.Stdout), stderr: r.capture.tee(o.Stderr),
@@ -477,8 +491,8 @@ func (r *run) launch(ctx context.Context) (*child, error) {
 		spec.stdinT = f
 	} else {
 		// Pipe mode: the child never holds the operator's terminal.
-		spec.stdout = r.capture.tee(terminalOutput(o.Stdout))
-		spec.stderr = r.capture.tee(terminalOutput(o.Stderr))
+		spec.stdout = outScan.pipe(r.capture.tee(terminalOutput(o.Stdout)))
+		spec.stderr = errScan.pipe(r.capture.tee(terminalOutput(o.Stderr)))
 	}
 	ch, err := startChild(spec)
 	if err != nil {
@@ -493,7 +507,7 @@ func (r *run) launch(ctx context.Context) (*child, error) {
 		if out == nil {
 			out = io.Discard
 		}
-		if err := r.tm.attach(r.capture.tee(out)); err != nil {
+		if err := r.tm.attach(outScan.tee(r.capture.tee(out))); err != nil {
 			// Not fatal: the child still has its PTY, the user's terminal
 			// just stays cooked.
 			fmt.Fprintf(r.stderr, "agentwatch: %s\n", termtext.Escape(err.Error()))
@@ -566,6 +580,9 @@ func (r *run) wait(ch *child) (recorder.End, error) {
 		r.tm.finish()
 	}
 	r.capture.fill(&end) // the relay is done: the pipes by Wait, the PTY by finish
+	for _, s := range r.scans {
+		s.Flush() // a URL the output ended on
+	}
 	end.Time = time.Now()
 	end.SelfCost = selfCost
 	return end, nil
@@ -771,16 +788,6 @@ func newTraceID() trace.TraceID {
 	var id trace.TraceID
 	_, _ = rand.Read(id[:])
 	return id
-}
-
-// ciAttributes recognises the common CI systems' run ids.
-func ciAttributes(env []string) map[string]string {
-	for _, name := range []string{"GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILDKITE_BUILD_ID", "CIRCLE_WORKFLOW_ID", "BUILD_ID"} {
-		if v := lookupEnv(env, name); v != "" {
-			return map[string]string{string(telemetry.CICDPipelineRunID): v}
-		}
-	}
-	return nil
 }
 
 func oneLine(err error) string {

@@ -441,3 +441,51 @@ const (
 	FilesListSHA256   = attribute.Key("agentwatch.files.list.sha256")
 	FilesListUnlisted = attribute.Key("agentwatch.files.list.unlisted") // paths past the list's bound (counted, not named)
 )
+
+// Labels, CI and the run's pull request (the fleet report's grouping keys).
+// Everything here on the root comes from the operator's side — the
+// command line, the policy, the environment agentwatch itself was started
+// with — or, for the pull request from output and the pushed branches,
+// from what the sensors saw the run do; docs/telemetry.md.
+const (
+	CICDPipelineName = semconv.CICDPipelineNameKey // GITHUB_WORKFLOW, CI_PIPELINE_NAME, BUILDKITE_PIPELINE_NAME, JOB_NAME
+	// CISystem is the CI system whose variables were read: one of the
+	// CISystem* values.
+	CISystem = attribute.Key("agentwatch.ci.system")
+	// PRSource says where agentwatch.pr.url came from: one of the
+	// PRSource* values.
+	PRSource = attribute.Key("agentwatch.pr.source")
+	// PRClaimedURLs are pull/merge request URLs the run printed that were
+	// not taken as its pull request (another repository's, or a second
+	// one): what the output claimed, capped.
+	PRClaimedURLs = attribute.Key("agentwatch.pr.claimed_urls")
+	// GitPushedBranches are the branches `git push` command lines named
+	// (the destination of each refspec), in order, capped.
+	GitPushedBranches = attribute.Key("agentwatch.git.pushed_branches")
+	// CostSource says where a model call's agentwatch.cost.usd came from
+	// (CostSource* values); on the root, mixed when both were used.
+	CostSource = attribute.Key("agentwatch.cost.source")
+)
+
+// Values of agentwatch.ci.system.
+const (
+	CISystemGitHubActions = "github_actions"
+	CISystemGitLabCI      = "gitlab_ci"
+	CISystemBuildkite     = "buildkite"
+	CISystemCircleCI      = "circleci"
+	CISystemJenkins       = "jenkins"
+)
+
+// Values of agentwatch.pr.source.
+const (
+	PRSourceCI       = "ci"       // the CI job's variables (a pull_request build)
+	PRSourceOutput   = "output"   // a URL of the run's repository in the output the supervisor relayed
+	PRSourceAnnotate = "annotate" // `agentwatch annotate --pr`, on the review span
+)
+
+// Values of agentwatch.cost.source.
+const (
+	CostSourcePriceTable    = "price_table"    // usage × agentwatch's price table (prices/)
+	CostSourceAgentReported = "agent_reported" // the agent's own figure (Claude Code's api_request cost_usd)
+	CostSourceMixed         = "mixed"          // root: some calls of each
+)
