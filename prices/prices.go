@@ -380,20 +380,21 @@ func (mp modelPrice) cost(c event.LLMCall) (Parts, bool) {
 		return Parts{}, false // tokens of a kind the model has no rate for: unknown, not free
 	}
 	n := c.InputTokens // selects the tier
-	perM := func(p tieredPrice, tokens int64) float64 {
+	// Summed in millionths of a dollar (price per million × tokens) and
+	// divided once, so that a cost reads as the figure a person computes
+	// (0.0045, not 0.0045000000000000005).
+	micro := func(p tieredPrice, tokens int64) float64 {
 		if tokens <= 0 {
 			return 0
 		}
-		return p.at(n) * float64(tokens) / 1e6
+		return p.at(n) * float64(tokens)
 	}
-	var p Parts
-	p.Prompt = perM(in, plainIn) + perM(cr, cacheRead) + perM(cw, cacheWrite)
+	prompt := micro(in, plainIn) + micro(cr, cacheRead) + micro(cw, cacheWrite)
 	if fee, ok := mp[keyRequests]; ok {
-		p.Prompt += fee.at(n) / 1e3
+		prompt += fee.at(n) * 1e3 // per thousand requests
 	}
-	p.Completion = perM(out, plainOut) + perM(rs, reasoning)
-	p.Total = p.Prompt + p.Completion
-	return p, true
+	completion := micro(out, plainOut) + micro(rs, reasoning)
+	return Parts{Prompt: prompt / 1e6, Completion: completion / 1e6, Total: (prompt + completion) / 1e6}, true
 }
 
 // Cost prices one call: CostParts(call).Total.

@@ -89,6 +89,11 @@ type llmSpan struct {
 	cost   float64
 	priced bool
 	source string // agentwatch.cost.source when priced
+	// parts splits a table-priced cost into its input and output sides
+	// (llm.cost.prompt / llm.cost.completion); the agent's own figure
+	// comes as one number, so hasParts is false for it.
+	parts    prices.Parts
+	hasParts bool
 	repeat int    // earlier identical requests
 }
 
@@ -128,7 +133,8 @@ func (r *Recorder) llmCall(e event.LLMCall) {
 		st.in += e.InputTokens
 		st.out += e.OutputTokens
 	}
-	s.cost, s.priced = st.prices.Cost(e)
+	s.parts, s.priced = st.prices.CostParts(e)
+	s.cost, s.hasParts = s.parts.Total, s.priced
 	if s.priced {
 		st.cost += s.cost
 		st.table++
@@ -339,6 +345,9 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	}
 	if s.priced {
 		a = append(a, telemetry.CostUSD.Float64(s.cost), telemetry.OILLMCostTotal.Float64(s.cost), telemetry.CostSource.String(s.source))
+		if s.hasParts {
+			a = append(a, telemetry.OILLMCostPrompt.Float64(s.parts.Prompt), telemetry.OILLMCostCompletion.Float64(s.parts.Completion))
+		}
 	}
 	a = appendNonEmpty(a, telemetry.PromptSHA256, c.PromptSHA256)
 	a = appendNonEmpty(a, telemetry.SystemPromptSHA256, c.SystemPromptSHA256)

@@ -107,6 +107,9 @@ func TestLLMSpans(t *testing.T) {
 		(800*0.15 + 200*0.075 + 500*0.6) / 1e6,
 		(17*1 + 3*5) / 1e6,
 	}
+	// The input side (cache reads and writes included) and the output side.
+	wantPrompt := []float64{(1234*3 + 100*0.3 + 50*3.75) / 1e6, (800*0.15 + 200*0.075) / 1e6, 17 * 1 / 1e6}
+	wantCompletion := []float64{56 * 15 / 1e6, 500 * 0.6 / 1e6, 3 * 5 / 1e6}
 	parents := []string{"bash_command claude", "bash_command python3", "bash_command claude"}
 	by := []string{"pid", "pid", "root_process"}
 	for i, s := range spans {
@@ -122,6 +125,12 @@ func TestLLMSpans(t *testing.T) {
 		}
 		if v, _ := s.Attr(telemetry.OILLMCostTotal); !near(v.AsFloat64(), wantCost[i]) {
 			t.Errorf("%s: llm.cost.total %v, want %v", s.Name, v.AsFloat64(), wantCost[i])
+		}
+		if v, ok := s.Attr(telemetry.OILLMCostPrompt); !ok || !near(v.AsFloat64(), wantPrompt[i]) {
+			t.Errorf("%s: llm.cost.prompt %v (set %v), want %v", s.Name, v.AsFloat64(), ok, wantPrompt[i])
+		}
+		if v, ok := s.Attr(telemetry.OILLMCostCompletion); !ok || !near(v.AsFloat64(), wantCompletion[i]) {
+			t.Errorf("%s: llm.cost.completion %v (set %v), want %v", s.Name, v.AsFloat64(), ok, wantCompletion[i])
 		}
 		wantAttrs(t, s, map[attribute.Key]string{telemetry.LLMAttributedBy: by[i]})
 		if len(s.Events) != 0 {
