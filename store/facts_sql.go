@@ -9,10 +9,12 @@ package store
 // dialect rewrites them to $1, $2, … (factsDialect.rebind).
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +29,11 @@ import (
 // store is opened. Applying it again (a test rewinding schema_version) is
 // harmless: it queues only runs without facts.
 //
-// Size, measured by TestFactsSize (page_count × page_size with and without
-// the facts of 10,000 synthetic runs, each with 3 labels, 2 alerts, 4
-// changed paths and 6 missing fields): about 1.2 KB per run — mostly the
-// command line and the child rows' repeated run ids.
+// Size, measured by TestFactsSize (page_count × page_size of the same
+// 10,000 synthetic runs stored without and with their facts; each run with
+// 3 labels, 2 alerts, 4 changed paths, 2-6 missing fields, a 60-byte
+// command line): about 2.7 KB per run, a third of it the packed column,
+// the rest the columns, the child rows and their primary-key indexes.
 const factsSchema = `
 CREATE TABLE IF NOT EXISTS run_facts (
 	run_id               TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
@@ -88,7 +91,8 @@ CREATE TABLE IF NOT EXISTS run_facts (
 	lines_added          INTEGER NOT NULL DEFAULT 0,
 	lines_removed        INTEGER NOT NULL DEFAULT 0,
 	gaps                 TEXT NOT NULL DEFAULT '',
-	span_count           INTEGER NOT NULL DEFAULT 0
+	span_count           INTEGER NOT NULL DEFAULT 0,
+	packed               TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS run_facts_start ON run_facts (start_ns);
 CREATE INDEX IF NOT EXISTS run_facts_repo ON run_facts (repo);
@@ -127,7 +131,7 @@ INSERT INTO run_facts_pending (run_id)
 `
 
 // factsColumns are run_facts' columns in the order factsValues writes and
-// scanFacts reads them.
+// scanFacts reads them; packed (facts_codec.go) is written after them.
 var factsColumns = []string{
 	"run_id", "start_ns", "end_ns", "status", "agent", "command", "run_user", "host", "exit_code",
 	"repo", "repo_url", "branch", "base_sha", "session_id", "task", "team", "org",
@@ -159,14 +163,15 @@ type factsDialect struct {
 var sqliteFacts = newFactsDialect(func(q string) string { return q })
 
 func newFactsDialect(rebind func(string) string) *factsDialect {
-	set := make([]string, 0, len(factsColumns)-1)
-	for _, c := range factsColumns[1:] {
+	cols := append(slices.Clone(factsColumns), "packed")
+	set := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] {
 		set = append(set, c+" = excluded."+c)
 	}
 	return &factsDialect{
 		rebind: rebind,
-		upsertFacts: `INSERT INTO run_facts (` + strings.Join(factsColumns, ", ") + `) VALUES (` +
-			strings.TrimSuffix(strings.Repeat("?, ", len(factsColumns)), ", ") + `)
+		upsertFacts: `INSERT INTO run_facts (` + strings.Join(cols, ", ") + `) VALUES (` +
+			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)
 			ON CONFLICT (run_id) DO UPDATE SET ` + strings.Join(set, ", "),
 		selectFacts: `SELECT ` + strings.Join(factsColumns, ", ") + ` FROM run_facts`,
 	}
@@ -191,7 +196,7 @@ type querier interface {
 
 // writeFacts replaces the facts of f.RunID, in the caller's transaction.
 func (d *factsDialect) writeFacts(ctx context.Context, tx execer, f Facts) error {
-	if _, err := tx.ExecContext(ctx, d.rebind(d.upsertFacts), factsValues(f)...); err != nil {
+	if _, err := tx.ExecContext(ctx, d.rebind(d.upsertFacts), append(factsValues(f), packFacts(f))...); err != nil {
 		return fmt.Errorf("saving facts: %w", err)
 	}
 	rows := [][][]any{nil, nil, nil, nil}
@@ -360,136 +365,94 @@ func (d *factsDialect) where(f FactsFilter) (string, []any, error) {
 }
 
 // Facts returns the facts of the runs filter f selects, newest first (by
-// start time, then id). It reads only the facts tables: run_facts and one
-// query per child table, run side by side and joined here.
+// start time, then id). The filter is SQL over the columns and child
+// tables; the facts themselves are read from each run's packed column
+// (facts_codec.go says why) and decoded here, on every core.
 //
-// Measured (BenchmarkFacts100k, 2-core VM): all of 100,000 runs in about
-// 0.6 s.
+// Measured (BenchmarkFacts100k, the 2-core VM, other work running):
+// all of 100,000 runs in 0.2-0.3 s.
 func (s *Store) Facts(ctx context.Context, f FactsFilter) ([]Facts, error) {
 	d := sqliteFacts
 	where, args, err := d.where(f)
 	if err != nil {
 		return nil, err
 	}
-	order := ` ORDER BY start_ns DESC, run_id DESC`
-	limit := ""
-	if f.Limit > 0 {
-		limit = ` LIMIT ` + strconv.Itoa(f.Limit)
-	}
-	cond := ""
+	q := `SELECT start_ns, run_id, packed FROM run_facts`
 	if where != "" {
-		cond = ` WHERE ` + where
+		q += ` WHERE ` + where
 	}
-	// The child queries select the same runs by subquery, so they need not
-	// wait for the main one: all five run at once, each on its own
-	// connection (WAL readers do not block one another).
-	childFilter, childArgs := "", []any(nil)
-	if cond != "" || limit != "" {
-		childFilter = ` WHERE run_id IN (SELECT run_id FROM run_facts` + cond + order + limit + `)`
-		childArgs = args
+	if f.Limit > 0 {
+		// The newest, through the start_ns index. Without a limit the
+		// table is read in its own order and sorted here: faster than
+		// visiting every row in index order.
+		q += ` ORDER BY start_ns DESC, run_id DESC LIMIT ` + strconv.Itoa(f.Limit)
 	}
-	var (
-		wg                 sync.WaitGroup
-		list               []Facts
-		alerts             map[string][]Alert
-		changes            map[string][]Change
-		missing            map[string][]string
-		labels             map[string]map[string]string
-		e0, e1, e2, e3, e4 error
-	)
-	wg.Add(5)
-	go func() {
-		defer wg.Done()
-		list, e0 = s.queryFacts(ctx, d.rebind(d.selectFacts+cond+order+limit), args)
-	}()
-	go func() {
-		defer wg.Done()
-		alerts, e1 = queryChildren(ctx, s.db, d.rebind(`SELECT run_id, rule, severity, count FROM run_alerts`+childFilter), childArgs,
-			func(sc scanner, raw *[3]sql.RawBytes) (Alert, error) {
-				var a Alert
-				var n int64
-				err := sc.Scan(&raw[0], &a.Rule, &a.Severity, &n)
-				a.Count = int(n)
-				return a, err
-			})
-	}()
-	go func() {
-		defer wg.Done()
-		if f.WithoutPaths {
-			return
-		}
-		changes, e2 = queryChildren(ctx, s.db, d.rebind(`SELECT run_id, path, class FROM run_changes`+childFilter), childArgs,
-			func(sc scanner, raw *[3]sql.RawBytes) (Change, error) {
-				var c Change
-				if err := sc.Scan(&raw[0], &c.Path, &raw[1]); err != nil {
-					return c, err
-				}
-				c.Class = internClass(raw[1])
-				return c, nil
-			})
-	}()
-	go func() {
-		defer wg.Done()
-		missing, e3 = queryChildren(ctx, s.db, d.rebind(`SELECT run_id, field FROM run_missing`+childFilter), childArgs,
-			func(sc scanner, raw *[3]sql.RawBytes) (string, error) {
-				if err := sc.Scan(&raw[0], &raw[1]); err != nil {
-					return "", err
-				}
-				return internField(raw[1]), nil
-			})
-	}()
-	go func() {
-		defer wg.Done()
-		var kv map[string][][2]string
-		kv, e4 = queryChildren(ctx, s.db, d.rebind(`SELECT run_id, key, value FROM run_labels`+childFilter), childArgs,
-			func(sc scanner, raw *[3]sql.RawBytes) ([2]string, error) {
-				var p [2]string
-				err := sc.Scan(&raw[0], &p[0], &p[1])
-				return p, err
-			})
-		labels = make(map[string]map[string]string, len(kv))
-		for id, pairs := range kv {
-			m := make(map[string]string, len(pairs))
-			for _, p := range pairs {
-				m[p[0]] = p[1]
-			}
-			labels[id] = m
-		}
-	}()
-	wg.Wait()
-	if err := errors.Join(e0, e1, e2, e3, e4); err != nil {
+	type row struct {
+		start      int64
+		id, packed string
+	}
+	var read []row
+	rows, err := s.db.QueryContext(ctx, d.rebind(q), args...)
+	if err != nil {
 		return nil, fmt.Errorf("reading run facts: %w", s.corrupt(err))
 	}
+	for rows.Next() {
+		var (
+			r     row
+			start any // *any: database/sql's cheapest Scan
+		)
+		if err := rows.Scan(&start, &r.id, &r.packed); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading run facts: %w", s.corrupt(err))
+		}
+		r.start, _ = start.(int64)
+		read = append(read, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading run facts: %w", s.corrupt(err))
+	}
+	if f.Limit <= 0 {
+		slices.SortFunc(read, func(a, b row) int {
+			if a.start != b.start {
+				return cmp.Compare(b.start, a.start)
+			}
+			return strings.Compare(b.id, a.id)
+		})
+	}
+	list := make([]Facts, len(read))
+	stale := make([]bool, len(read)) // packed by another version, or damaged: read from the columns
+	var wg sync.WaitGroup
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(read)/1024))
+	for w := range workers {
+		wg.Go(func() {
+			for i := w * len(read) / workers; i < (w+1)*len(read)/workers; i++ {
+				if unpackFacts(read[i].packed, &list[i]) != nil || list[i].RunID != read[i].id {
+					stale[i] = true
+				}
+				if f.WithoutPaths {
+					list[i].ChangedPaths = nil
+				}
+			}
+		})
+	}
+	wg.Wait()
 	for i := range list {
-		r := &list[i]
-		r.Alerts, r.ChangedPaths, r.Labels = alerts[r.RunID], changes[r.RunID], labels[r.RunID]
-		if m := missing[r.RunID]; len(m) > 0 {
-			sortMissing(m)
-			r.Missing = m
+		if !stale[i] {
+			continue
+		}
+		if list[i], err = s.columnFacts(ctx, read[i].id); err != nil {
+			return nil, err
+		}
+		if f.WithoutPaths {
+			list[i].ChangedPaths = nil
 		}
 	}
 	return list, nil
 }
 
-func (s *Store) queryFacts(ctx context.Context, q string, args []any) ([]Facts, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var list []Facts
-	for rows.Next() {
-		list = append(list, Facts{})
-		if err := scanFacts(rows, &list[len(list)-1]); err != nil {
-			return nil, err
-		}
-	}
-	return list, rows.Err()
-}
-
 // queryChildren reads a child table's rows (run id first) into lists per
-// run. The run id is scanned into raw[0] and a new string made only for
-// the first row of each run.
+// run.
 func queryChildren[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner, *[3]sql.RawBytes) (T, error)) (map[string][]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -497,61 +460,15 @@ func queryChildren[T any](ctx context.Context, q querier, query string, args []a
 	}
 	defer rows.Close()
 	out := map[string][]T{}
-	var (
-		raw     [3]sql.RawBytes
-		lastID  string
-		lastVal []T
-		have    bool
-	)
-	flush := func() {
-		if have {
-			out[lastID] = lastVal
-		}
-	}
+	var raw [3]sql.RawBytes
 	for rows.Next() {
 		v, err := scan(rows, &raw)
 		if err != nil {
 			return nil, err
 		}
-		if !have || string(raw[0]) != lastID {
-			flush()
-			if prev, ok := out[string(raw[0])]; ok {
-				lastID, lastVal = string(raw[0]), prev
-			} else {
-				lastID, lastVal = string(raw[0]), nil
-			}
-			have = true
-		}
-		lastVal = append(lastVal, v)
+		out[string(raw[0])] = append(out[string(raw[0])], v)
 	}
-	flush()
 	return out, rows.Err()
-}
-
-// internClass and internField return the shared string for a known value
-// (no allocation per row), a copy otherwise.
-func internClass(b []byte) string {
-	for _, c := range ChangeClasses {
-		if string(b) == c {
-			return c
-		}
-	}
-	if string(b) == ChangeOther {
-		return ChangeOther
-	}
-	return string(b)
-}
-
-func internField(b []byte) string {
-	for _, m := range MissingFields {
-		if string(b) == m {
-			return m
-		}
-	}
-	if string(b) == MissingTrace {
-		return MissingTrace
-	}
-	return string(b)
 }
 
 // RunFacts returns the facts of one run: id is an exact id, a unique
@@ -563,17 +480,25 @@ func (s *Store) RunFacts(ctx context.Context, id string) (Facts, error) {
 	if err != nil {
 		return Facts{}, err
 	}
-	d := sqliteFacts
-	var f Facts
-	err = scanFacts(s.db.QueryRowContext(ctx, d.rebind(d.selectFacts+` WHERE run_id = ?`), r.ID), &f)
+	f, err := s.columnFacts(ctx, r.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.computeFacts(ctx, s.db, r)
 	}
+	return f, err
+}
+
+// columnFacts reads the facts of run id (an exact id) from the columns
+// and child tables; sql.ErrNoRows (wrapped) when it has none.
+func (s *Store) columnFacts(ctx context.Context, id string) (Facts, error) {
+	d := sqliteFacts
+	var f Facts
+	err := scanFacts(s.db.QueryRowContext(ctx, d.rebind(d.selectFacts+` WHERE run_id = ?`), id), &f)
 	if err != nil {
-		return Facts{}, fmt.Errorf("reading facts of run %s: %w", r.ID, s.corrupt(err))
+		return Facts{}, fmt.Errorf("reading facts of run %s: %w", id, s.corrupt(err))
 	}
+	r := Run{ID: id}
 	one := []any{r.ID}
-	alerts, e1 := queryChildren(ctx, s.db, d.rebind(`SELECT run_id, rule, severity, count FROM run_alerts WHERE run_id = ?`), one,
+	alerts, e1 := queryChildren(ctx, s.db, d.rebind(`SELECT run_id, rule, severity, count FROM run_alerts WHERE run_id = ? ORDER BY rule`), one,
 		func(sc scanner, raw *[3]sql.RawBytes) (Alert, error) {
 			var a Alert
 			var n int64
@@ -581,7 +506,7 @@ func (s *Store) RunFacts(ctx context.Context, id string) (Facts, error) {
 			a.Count = int(n)
 			return a, err
 		})
-	changes, e2 := queryChildren(ctx, s.db, d.rebind(`SELECT run_id, path, class FROM run_changes WHERE run_id = ?`), one,
+	changes, e2 := queryChildren(ctx, s.db, d.rebind(`SELECT run_id, path, class FROM run_changes WHERE run_id = ? ORDER BY path`), one,
 		func(sc scanner, raw *[3]sql.RawBytes) (Change, error) {
 			var c Change
 			err := sc.Scan(&raw[0], &c.Path, &c.Class)
@@ -626,7 +551,7 @@ func (s *Store) computeFacts(ctx context.Context, q querier, r Run) (Facts, erro
 		return Facts{}, err
 	}
 	var blob []byte
-	if err := q.QueryRowContext(ctx, `SELECT trace FROM runs WHERE id = ?`, r.ID).Scan(&blob); err != nil {
+	if err := q.QueryRowContext(ctx, sqliteFacts.rebind(`SELECT trace FROM runs WHERE id = ?`), r.ID).Scan(&blob); err != nil {
 		return Facts{}, fmt.Errorf("reading run %s: %w", r.ID, s.corrupt(err))
 	}
 	tr, err := decodeTrace(r.ID, blob)
@@ -643,7 +568,7 @@ func (s *Store) computeFacts(ctx context.Context, q querier, r Run) (Facts, erro
 // refreshFacts recomputes and writes the facts of run id in tx (after an
 // annotation).
 func (s *Store) refreshFacts(ctx context.Context, tx *sql.Tx, id string) error {
-	r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE id = ?`, id))
+	r, err := scanRun(tx.QueryRowContext(ctx, sqliteFacts.rebind(`SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE id = ?`), id))
 	if err != nil {
 		return fmt.Errorf("reading run %s: %w", id, err)
 	}
@@ -687,7 +612,7 @@ func (s *Store) backfillBatch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT run_id FROM run_facts_pending ORDER BY run_id LIMIT ?`, factsBatch)
+	rows, err := tx.QueryContext(ctx, sqliteFacts.rebind(`SELECT run_id FROM run_facts_pending ORDER BY run_id LIMIT ?`), factsBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -705,7 +630,7 @@ func (s *Store) backfillBatch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, id := range ids {
-		r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE id = ?`, id))
+		r, err := scanRun(tx.QueryRowContext(ctx, sqliteFacts.rebind(`SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE id = ?`), id))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			// gone: nothing to compute
@@ -722,7 +647,7 @@ func (s *Store) backfillBatch(ctx context.Context) (int, error) {
 				return 0, err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM run_facts_pending WHERE run_id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, sqliteFacts.rebind(`DELETE FROM run_facts_pending WHERE run_id = ?`), id); err != nil {
 			return 0, err
 		}
 	}
