@@ -465,6 +465,44 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 	return runs, nil
 }
 
+// RunsByID returns the summaries of the runs with these exact ids, in the
+// order given (an id that matches no run is left out): the rows of
+// `runs` for what Facts selected.
+func (s *Store) RunsByID(ctx context.Context, ids []string) ([]Run, error) {
+	byID := make(map[string]Run, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(len(ids), start+500)]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM `+runsWithCosts+
+			` WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
+		}
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("listing runs: %w", err)
+			}
+			byID[r.ID] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
+		}
+	}
+	out := make([]Run, 0, len(ids))
+	for _, id := range ids {
+		if r, ok := byID[id]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // Latest names the most recent run wherever a run id is accepted.
 const Latest = "latest"
 
