@@ -257,6 +257,9 @@ func traceFacts(tr *telemetry.Trace, st Status) partialFacts {
 	}
 	if v, ok := root.Attr(telemetry.TelemetryGaps); ok {
 		f.Gaps = nonEmpty(v.AsStringSlice())
+		for i, g := range f.Gaps {
+			f.Gaps[i] = strings.ReplaceAll(g, "\n", " ") // one line each: run_facts.gaps is newline-separated
+		}
 	}
 	ebpf := false
 	if v, ok := root.Attr(telemetry.Sensors); ok {

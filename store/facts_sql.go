@@ -340,7 +340,10 @@ func (d *factsDialect) where(f FactsFilter) (string, []any, error) {
 	eq("agent", f.Agent)
 	eq("model", f.Model)
 	eq("failure_class", f.Failure)
-	eq("pr_url", strings.TrimRight(f.PR, "/"))
+	if pr := strings.TrimRight(f.PR, "/"); pr != "" { // with or without the trailing slash
+		conds = append(conds, "(pr_url = ? OR pr_url = ?)")
+		args = append(args, pr, pr+"/")
+	}
 	eq("session_id", f.Session)
 	if f.Changed != "" {
 		col, ok := changedColumn[f.Changed]
