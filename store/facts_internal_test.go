@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,6 +16,8 @@ import (
 	"github.com/agentwatch/agentwatch/event"
 	"github.com/agentwatch/agentwatch/recorder"
 	"github.com/agentwatch/agentwatch/telemetry"
+	"github.com/agentwatch/agentwatch/telemetry/otlp"
+	"google.golang.org/protobuf/proto"
 )
 
 // The store's copy of the file classes agrees with the recorder's: the
@@ -291,4 +295,87 @@ func factsDiff(a, b Facts) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// A store made by an agentwatch from before the facts: only migrations
+// 1-5 applied, runs written the way that version's saveTx wrote them
+// (runs, run_status, run_costs), an annotation. Opened by this version,
+// it gains every run's facts, the same ExtractFacts gives.
+func TestFactsBackfillFromVersion5(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (5)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations[:5] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var traces []*telemetry.Trace
+	for i := range 3 {
+		id := fmt.Sprintf("20260301-12000%d-old%03d", i, i)
+		r := recorder.New(recorder.RunInfo{RunID: id, Argv: []string{"claude", "-p", "fix"}, Start: t0, RootPID: 10, Workspace: "/w",
+			Sensors: []string{"ebpf"}, Attributes: map[string]string{"team": "payments"}})
+		r.Add(event.Exec{Header: event.Header{Time: t0, PID: 10}, Filename: "/usr/bin/claude", Argv: []string{"claude", "-p", "fix"}, Cwd: "/w"})
+		r.Add(event.File{Header: event.Header{Time: t0.Add(time.Second), PID: 10}, Source: event.SourceEBPF, Op: event.FileCreate, Path: "/w/main.go"})
+		tr := r.Finish(recorder.End{Time: t0.Add(2 * time.Second), ExitCode: i})
+		traces = append(traces, tr)
+		run, err := Summarize(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob, err := proto.Marshal(otlp.Request(tr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO runs (id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, created_ns, trace)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)`, run.ID, run.TraceID, nanos(run.Start), nanos(run.End), run.Command, run.Agent,
+			nullableExit(run.ExitCode), run.Spans, time.Now().UnixNano(), blob); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT OR REPLACE INTO run_status (run_id, status, reason) VALUES (?, 'complete', '')`, run.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT OR REPLACE INTO run_costs (run_id, cost_usd, input_tokens, output_tokens) VALUES (?, NULL, NULL, NULL)`, run.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO annotations (run_id, seq, created_ns, review, reviewer, pr_url) VALUES (?, 1, 1, 'approved', 'ana', 'https://x/pull/1')`, traces[2].RunID); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatalf("opening a version-5 store: %v", err)
+	}
+	defer s.Close()
+	list, err := s.Facts(ctx, FactsFilter{})
+	if err != nil || len(list) != 3 {
+		t.Fatalf("Facts after backfill: %d, %v", len(list), err)
+	}
+	for i, got := range list {
+		tr := traces[2-i] // newest first: same start, ids descending
+		var anns []Annotation
+		if i == 0 {
+			anns = []Annotation{{Seq: 1, Review: "approved", Reviewer: "ana", PRURL: "https://x/pull/1"}}
+		}
+		want := ExtractFacts(tr, StatusComplete, anns)
+		got.Start, got.End, want.Start, want.End = got.Start.UTC(), got.End.UTC(), want.Start.UTC(), want.End.UTC()
+		if d := factsDiff(got, want); d != "" {
+			t.Errorf("%s: %s", tr.RunID, d)
+		}
+		if got.Team != "payments" || got.ChangedCode != 1 || got.ExitCode != 2-i {
+			t.Errorf("%s: team %q, code changes %d, exit %d", got.RunID, got.Team, got.ChangedCode, got.ExitCode)
+		}
+	}
+	if list[0].Review != "approved" || list[0].PRURL != "https://x/pull/1" {
+		t.Errorf("annotation not in the backfilled facts: %+v", list[0])
+	}
 }
