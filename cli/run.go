@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentwatch/agentwatch/export"
 	"github.com/agentwatch/agentwatch/prices"
-	"github.com/agentwatch/agentwatch/report"
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/supervisor"
 	"github.com/agentwatch/agentwatch/telemetry/otlp"
@@ -224,44 +223,6 @@ func (a *app) recover(st *store.Store, dir string) {
 	if err != nil {
 		fmt.Fprintf(a.env.Stderr, "agentwatch: %s\n", termtext.Escape(strings.Join(strings.Fields(err.Error()), " ")))
 	}
-}
-
-type runsOptions struct {
-	storeDir string
-	limit    int
-	json     bool
-}
-
-func (a *app) runsCommand() *cobra.Command {
-	var o runsOptions
-	cmd := &cobra.Command{
-		Use:   "runs",
-		Short: "List recent runs, newest first",
-		Args:  cobra.NoArgs,
-		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
-			if o.limit <= 0 {
-				return usageError{fmt.Errorf("-n must be positive, got %d", o.limit)}
-			}
-			st, err := a.openStore(o.storeDir)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			runs, err := st.List(cmd.Context(), o.limit)
-			if err != nil {
-				return fmt.Errorf("listing runs: %w", err)
-			}
-			runs = append(a.unsaved(o.storeDir), runs...)
-			if o.json {
-				return report.RunsJSON(a.env.Stdout, runs)
-			}
-			return report.Runs(a.env.Stdout, runs)
-		}),
-	}
-	storeFlag(cmd, &o.storeDir)
-	cmd.Flags().BoolVar(&o.json, "json", false, "print the runs as a JSON array")
-	cmd.Flags().IntVarP(&o.limit, "limit", "n", 20, "show at most `N` runs")
-	return cmd
 }
 
 type exportOptions struct {

@@ -54,6 +54,11 @@ func (s *Store) Annotate(ctx context.Context, a Annotation) (Annotation, error) 
 	if err != nil {
 		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, err)
 	}
+	// The review, and a PR or CI run the trace does not name, are facts
+	// of the run (facts.go): recomputed with the new annotation.
+	if err := s.refreshFacts(ctx, tx, a.RunID); err != nil {
+		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, err)
 	}
@@ -64,7 +69,12 @@ func (s *Store) Annotate(ctx context.Context, a Annotation) (Annotation, error) 
 // Annotations returns the run's annotations (an exact id), oldest first;
 // none is an empty list, not an error.
 func (s *Store) Annotations(ctx context.Context, runID string) ([]Annotation, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	return annotationsOf(ctx, s.db, runID)
+}
+
+// annotationsOf is Annotations in q: the store, or a transaction.
+func annotationsOf(ctx context.Context, q querier, runID string) ([]Annotation, error) {
+	rows, err := q.QueryContext(ctx, `
 		SELECT run_id, seq, created_ns, review, reviewer, failure_class, pr_url, ci_run_url, note, exported, export_error
 		FROM annotations WHERE run_id = ? ORDER BY seq`, runID)
 	if err != nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -15,8 +16,8 @@ import (
 	"github.com/agentwatch/agentwatch/telemetry"
 )
 
-// damagedStore saves n runs, each with a long unique command line (kept
-// in the runs table's leaf pages), closes the store and overwrites the
+// damagedStore saves n runs, each with a long unique command line (so few
+// rows share a leaf page of the runs table), closes the store and overwrites the
 // page holding victim's row with garbage: a real corrupt page.
 func damagedStore(t *testing.T, n int, victim int) string {
 	t.Helper()
@@ -44,7 +45,23 @@ func damagedStore(t *testing.T, n int, victim int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := bytes.Index(b, []byte(fmt.Sprintf("cmd-%03d-", victim)))
+	// The runs row is its trace_id (hex) closely followed by its command
+	// line: the trace id alone is also in the index runs_trace_id, the
+	// command line also in the run's facts (run_facts), on other pages.
+	tid := []byte(hex.EncodeToString([]byte(fmt.Sprintf("%-16s", fmt.Sprintf("run-%03d", victim)))))
+	cmd := []byte(fmt.Sprintf("cmd-%03d-", victim))
+	at := -1
+	for off := 0; off < len(b); {
+		i := bytes.Index(b[off:], tid)
+		if i < 0 {
+			break
+		}
+		if i += off; bytes.Contains(b[i:min(len(b), i+len(tid)+64)], cmd) {
+			at = i
+			break
+		}
+		off = i + 1
+	}
 	if at < 0 {
 		t.Fatalf("run %d's row is not in %s (WAL not checkpointed?)", victim, path)
 	}

@@ -156,6 +156,10 @@ var migrations = []string{
 		reason  TEXT NOT NULL DEFAULT ''
 	);
 	INSERT OR IGNORE INTO run_status (run_id, status) SELECT id, 'complete' FROM runs;`,
+	// 6: the facts of each run, the columns the fleet questions read
+	// (facts.go, facts_sql.go), and the queue of stored runs whose facts
+	// Open computes from their traces (backfillFacts).
+	factsSchema,
 }
 
 // Status is how a run was saved.
@@ -217,6 +221,11 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
+	// A store from before the facts tables gains them here, from its
+	// traces. Never a reason to refuse the store: what is not done now
+	// stays queued for the next open, and RunFacts computes a queued
+	// run's facts when asked.
+	_ = s.backfillFacts(context.Background())
 	return s, nil
 }
 
@@ -370,6 +379,8 @@ func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb
 	if err != nil {
 		return false, fmt.Errorf("saving run %s: encoding trace: %w", r.ID, err)
 	}
+	facts := traceFacts(tr, status) // before the write lock: it reads the whole trace
+	facts.RunID = r.ID
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
@@ -400,6 +411,15 @@ func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb
 	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_costs (run_id, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, ?)`,
 		r.ID, nullable(r.CostUSD, r.HasCost), nullable(r.InputTokens, r.HasTokens), nullable(r.OutputTokens, r.HasTokens))
 	if err != nil {
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
+	// The facts, replaced with the run; a run saved again keeps its
+	// annotations, which some facts come from.
+	anns, err := annotationsOf(ctx, tx, r.ID)
+	if err != nil {
+		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
+	}
+	if err := sqliteFacts.writeFacts(ctx, tx, facts.finish(anns)); err != nil {
 		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -445,6 +465,44 @@ func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
 	return runs, nil
 }
 
+// RunsByID returns the summaries of the runs with these exact ids, in the
+// order given (an id that matches no run is left out): the rows of
+// `runs` for what Facts selected.
+func (s *Store) RunsByID(ctx context.Context, ids []string) ([]Run, error) {
+	byID := make(map[string]Run, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(len(ids), start+500)]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM `+runsWithCosts+
+			` WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
+		}
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("listing runs: %w", err)
+			}
+			byID[r.ID] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("listing runs: %w", s.corrupt(err))
+		}
+	}
+	out := make([]Run, 0, len(ids))
+	for _, id := range ids {
+		if r, ok := byID[id]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // Latest names the most recent run wherever a run id is accepted.
 const Latest = "latest"
 
@@ -462,16 +520,25 @@ func (s *Store) Load(ctx context.Context, id string) (*telemetry.Trace, Run, err
 			return nil, Run{}, fmt.Errorf("reading run %s: %w", r.ID, s.corrupt(err))
 		}
 	}
+	tr, err := decodeTrace(r.ID, blob)
+	if err != nil {
+		return nil, Run{}, err
+	}
+	return tr, r, nil
+}
+
+// decodeTrace decodes run id's stored trace.
+func decodeTrace(id string, blob []byte) (*telemetry.Trace, error) {
 	var req coltracepb.ExportTraceServiceRequest
 	if err := proto.Unmarshal(blob, &req); err != nil {
-		return nil, Run{}, fmt.Errorf("decoding run %s: %w", r.ID, err)
+		return nil, fmt.Errorf("decoding run %s: %w", id, err)
 	}
 	tr, err := otlp.FromRequest(&req)
 	if err != nil {
-		return nil, Run{}, fmt.Errorf("decoding run %s: %w", r.ID, err)
+		return nil, fmt.Errorf("decoding run %s: %w", id, err)
 	}
-	tr.RunID = r.ID
-	return tr, r, nil
+	tr.RunID = id
+	return tr, nil
 }
 
 func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
