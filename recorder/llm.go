@@ -94,7 +94,7 @@ type llmSpan struct {
 	// comes as one number, so hasParts is false for it.
 	parts    prices.Parts
 	hasParts bool
-	repeat int    // earlier identical requests
+	repeat   int // earlier identical requests
 }
 
 func (r *Recorder) ls() *llmState {

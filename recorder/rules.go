@@ -44,6 +44,7 @@ package recorder
 
 import (
 	"fmt"
+	"github.com/agentwatch/agentwatch/fileclass"
 	"sort"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ import (
 const maxRetryKeys = 4096 // distinct command lines remembered for retries_without_progress
 
 // cacheDirs are workspace directories tools rewrite on every run.
-var cacheDirs = newSegmentSet(".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".cache/", ".tox/", ".nox/", ".gradle/", ".eslintcache", ".turbo/", ".parcel-cache/")
+var cacheDirs = fileclass.NewSegmentSet(".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".cache/", ".tox/", ".nox/", ".gradle/", ".eslintcache", ".turbo/", ".parcel-cache/")
 
 // ruleState is what the whole-run rules need from the live stream.
 type ruleState struct {
@@ -132,7 +133,7 @@ func (r *Recorder) isProgressWrite(p string) bool {
 	if rel == ".git" || strings.HasPrefix(rel, ".git/") || classifyFile(p, rel, false) == ClassGenerated {
 		return false
 	}
-	return !cacheDirs.in(rel)
+	return !cacheDirs.In(rel)
 }
 
 // finishRules raises the whole-run alerts. It runs after resolveClasses

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"github.com/agentwatch/agentwatch/fileclass"
 	"strings"
 	"testing"
 )
@@ -183,7 +184,7 @@ func TestSegmentSet(t *testing.T) {
 	} {
 		// The expression the set replaced: seg at the start of a segment.
 		old := strings.HasPrefix(tc.rel, tc.seg) || strings.Contains(tc.rel, "/"+tc.seg)
-		if got := newSegmentSet("other/", tc.seg, ".x").in(tc.rel); got != tc.want || got != old {
+		if got := fileclass.NewSegmentSet("other/", tc.seg, ".x").In(tc.rel); got != tc.want || got != old {
 			t.Errorf("segment %q in %q = %v, want %v (the old expression: %v)", tc.seg, tc.rel, got, tc.want, old)
 		}
 	}

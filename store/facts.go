@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"github.com/agentwatch/agentwatch/fileclass"
 	"maps"
 	"path"
 	"slices"
@@ -397,9 +398,9 @@ func traceFacts(tr *telemetry.Trace, st Status) partialFacts {
 			cls := classifyRel(rel)
 			switch k {
 			case telemetry.LockfilesChanged:
-				cls = classLockfile
+				cls = fileclass.Lockfile
 			case telemetry.WorkflowsChanged:
-				cls = classWorkflow
+				cls = fileclass.Workflow
 			}
 			addChange(changes, rel, changeClass(rel, cls))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/agentwatch/agentwatch/fileclass"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,7 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// The store's copy of the file classes agrees with the recorder's: the
+// The store classes evidence-only paths as the recorder classes file spans: the
 // class a file span carries is the one the store gives the same path when
 // only the workspace evidence names it.
 func TestClassifyMatchesRecorder(t *testing.T) {
@@ -59,7 +60,7 @@ func TestClassifyMatchesRecorder(t *testing.T) {
 		t.Errorf("%d file spans for %d paths", seen, len(paths))
 	}
 	for _, p := range []string{".env", "app/.env.local", "certs/server.pem", "keys/id_rsa.pub"} {
-		if got := classifyRel(p); got != classSecret {
+		if got := classifyRel(p); got != fileclass.Secret {
 			t.Errorf("%s: %s, want secret (the built-in files.secrets)", p, got)
 		}
 	}
