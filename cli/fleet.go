@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentwatch/agentwatch/fleet"
+	"github.com/agentwatch/agentwatch/store"
+)
+
+type reportOptions struct {
+	storeDir            string
+	since, until        string
+	repo, team, org     string
+	agent, model, label string
+	groupBy             []string
+	byUser              bool
+	json                bool
+	format              string
+	maxRuns             int
+	spikeFactor         float64
+}
+
+// reportCommand is `agentwatch report`: the fleet questions over the
+// runs of a window (docs/fleet.md).
+func (a *app) reportCommand() *cobra.Command {
+	o := reportOptions{since: "7d"}
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Answer the fleet questions over recent runs: changes, retries, pull requests, cost, failures, missing telemetry",
+		Long: `report answers six questions over the runs of a window (default: the last 7 days):
+which runs changed code, dependencies, workflows or secrets-related files; which
+sessions retried without progress, and the waste; which pull requests lack test
+output, a security scan or an approval; where cost spikes (p50/p95/p99 per run
+and per session, by team and repository); which failure classes repeat across
+agents, models and environments; which telemetry fields the traces miss.
+
+Cost is grouped by team and repository by default. --group-by user (the
+person who ran the agent) is refused unless --by-user is given: that view is
+for security and incident work, not for ranking people (docs/fleet.md).`,
+		Args: cobra.NoArgs,
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			format := o.format
+			if o.json {
+				if format != "" && format != "json" {
+					return configError{fmt.Errorf("--json and --format %s disagree", format)}
+				}
+				format = "json"
+			}
+			if format == "" {
+				format = "text"
+			}
+			if !slices.Contains([]string{"text", "json", "markdown"}, format) {
+				return configError{fmt.Errorf("--format %q: want text, json or markdown", format)}
+			}
+			var groups []string
+			for _, g := range o.groupBy {
+				for _, x := range strings.Split(g, ",") {
+					x = strings.TrimSpace(x)
+					if x == "" {
+						continue
+					}
+					if !slices.Contains(fleet.GroupBys, x) {
+						return configError{fmt.Errorf("--group-by %q: want one of %s", x, strings.Join(fleet.GroupBys, ", "))}
+					}
+					if x == fleet.ByUser && !o.byUser {
+						return configError{fmt.Errorf("--group-by user names people: add --by-user (for security and incident work; docs/fleet.md)")}
+					}
+					groups = append(groups, x)
+				}
+			}
+			now := time.Now()
+			var f store.FactsFilter
+			var err error
+			if strings.TrimSpace(o.since) != "" { // --since '': every run
+				if f.Since, err = parseWhen(o.since, now, false); err != nil { // runs.go
+					return configError{fmt.Errorf("--since: %w", err)}
+				}
+			}
+			if o.until != "" {
+				if f.Until, err = parseWhen(o.until, now, true); err != nil {
+					return configError{fmt.Errorf("--until: %w", err)}
+				}
+			}
+			f.Repo, f.Team, f.Org, f.Agent, f.Model, f.Label = o.repo, o.team, o.org, o.agent, o.model, o.label
+			st, err := a.openStore(o.storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			facts, err := st.Facts(cmd.Context(), f)
+			if err != nil {
+				return fmt.Errorf("reading run facts: %w", err)
+			}
+			r := fleet.Build(facts, fleet.Options{Since: f.Since, Until: f.Until, GroupBy: groups, ByUser: o.byUser,
+				MaxRuns: o.maxRuns, SpikeFactor: o.spikeFactor})
+			switch format {
+			case "json":
+				return fleet.WriteJSON(a.env.Stdout, r)
+			case "markdown":
+				return fleet.WriteMarkdown(a.env.Stdout, r)
+			}
+			return fleet.WriteText(a.env.Stdout, r)
+		}),
+	}
+	storeFlag(cmd, &o.storeDir)
+	fl := cmd.Flags()
+	fl.StringVar(&o.since, "since", o.since, "runs that started within `DURATION` (30m, 24h, 7d, 4w) or since a date (2026-12-01); empty: all")
+	fl.StringVar(&o.until, "until", "", "runs that started before `DURATION` ago or a date")
+	fl.StringVar(&o.repo, "repo", "", "only runs in repository `OWNER/NAME`")
+	fl.StringVar(&o.team, "team", "", "only runs labelled team=`TEAM`")
+	fl.StringVar(&o.org, "org", "", "only runs labelled org=`ORG`")
+	fl.StringVar(&o.agent, "agent", "", "only runs of agent `NAME`")
+	fl.StringVar(&o.model, "model", "", "only runs whose main model is `MODEL`")
+	fl.StringVar(&o.label, "label", "", "only runs with label `KEY=VALUE`")
+	fl.StringSliceVar(&o.groupBy, "group-by", nil, "cost groups: team, repo, org, session, pr, model, agent (default team,repo); user needs --by-user")
+	fl.BoolVar(&o.byUser, "by-user", false, "allow --group-by user: cost per person, for security and incident work")
+	fl.BoolVar(&o.json, "json", false, "print the report as JSON (same as --format json)")
+	fl.StringVar(&o.format, "format", "", "`FORMAT`: text, json or markdown")
+	fl.IntVar(&o.maxRuns, "max-runs", 20, "run ids listed per finding")
+	fl.Float64Var(&o.spikeFactor, "spike-factor", 3, "a group spikes when its p99 run cost is `X` times its median")
+	return cmd
+}
