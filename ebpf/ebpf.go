@@ -25,13 +25,15 @@ import (
 
 const (
 	// DefaultRingBytes is the ring buffer size when Config.RingBytes is 0.
-	// At ~1 M records/s of ~100 bytes (100 MB/s, more than this machine's
-	// syscalls can produce while traced) 4 MiB holds ~40 ms — twice the
-	// reader's longest sleep (DefaultMaxLatency) — and far more at the
-	// rates measured by `make bench` (~150-250 k/s). The ring is mapped
-	// twice into this process (the kernel maps the data pages again for
-	// wrap-around), so every MiB here costs 2 MiB of the supervisor's RSS.
-	DefaultRingBytes = 4 << 20
+	// The ring is mapped twice into this process (the kernel maps the data
+	// pages again for wrap-around), so every MiB here costs 2 MiB of the
+	// supervisor's RSS once the ring has wrapped: 4 MiB made 8 of the exec
+	// loop's ~44 MB (W2.4 asks ≤ 40). 2 MiB holds ~20 ms at 1 M records/s
+	// of ~100 bytes (more than this machine's syscalls produce while
+	// traced) — the reader's longest sleep (DefaultMaxLatency) — and
+	// 80-130 ms at the rates `make bench` measures (~150-250 k/s); its
+	// lossless-ceiling step checks that no record is dropped.
+	DefaultRingBytes = 2 << 20
 	// DefaultMaxLatency is how long a record may wait in the ring before
 	// the reader looks, when too little is pending to wake it.
 	DefaultMaxLatency = 20 * time.Millisecond
