@@ -63,6 +63,7 @@ func bench() error {
 	aw := flag.String("agentwatch", "bin/agentwatch", "agentwatch binary")
 	reps := flag.Int("reps", 5, "repetitions per measurement (median reported); startup takes 10 unless set")
 	soakFor := flag.Duration("soak", 10*time.Minute, "how long the soak section's busy agent loop runs (its RSS slope is the figure)")
+	fleetN := flag.Int("fleet-runs", fleetRuns, "synthetic runs the fleet section's report is timed over")
 	startupReps := 10
 	h := &harness{}
 	sections := []section{
@@ -75,6 +76,7 @@ func bench() error {
 		{"llm", "the model-call proxy", func() error { return h.llmProxy(300, *reps) }},
 		{"workloads", "C build, git, tar, go test: agentwatch, strace -f and bpftrace against unwrapped", func() error { return h.workloads(*reps) }},
 		{"ceiling", "lossless event rate ceiling", func() error { return h.ceiling() }},
+		{"fleet", "agentwatch report over 100,000 synthetic runs", func() error { return h.fleet(*fleetN, min(*reps, 3)) }},
 		{"soak", "supervisor RSS over a long busy run", func() error { return h.soak(*soakFor) }},
 	}
 	var names []string
