@@ -1,16 +1,21 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentwatch/agentwatch/event"
+	"github.com/agentwatch/agentwatch/recorder"
+	"github.com/agentwatch/agentwatch/telemetry"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // anthropicBody is a Messages request of system, tools (JSON array
@@ -387,5 +392,114 @@ func TestCanonicalTool(t *testing.T) {
 	c := read(`{"name":"X","input_schema":{"type":"object","properties":{"n":{"type":"number","maximum":2}}}}`)
 	if a != b || a == c {
 		t.Errorf("canonical forms:\n%s\n%s\n%s", a, b, c)
+	}
+}
+
+// TestConversationIntoSpans runs Claude Code's loop against the scripted
+// model through the proxy — a turn that asks for Bash, the client's
+// retry of the next request after a 529, the tool result sent back — and
+// records the events: the second span links to the first by the tool
+// call id the model chose, the retry to its failed attempt, and the
+// template digest is the same on every turn.
+func TestConversationIntoSpans(t *testing.T) {
+	fake := startFake(t)
+	var failOnce sync.Once
+	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "tool_result") {
+			failed := false
+			failOnce.Do(func() { failed = true })
+			if failed {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Retry-After", "2")
+				w.WriteHeader(529)
+				io.WriteString(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+				return
+			}
+		}
+		req, _ := http.NewRequest(r.Method, fake.URL()+r.URL.Path, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := client.Do(req)
+		if err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	p, calls := startProxy(t, Config{Upstreams: map[string]string{Anthropic: up}})
+	send := func(body string) event.LLMCall {
+		t.Helper()
+		do(t, "POST", p.URL(Anthropic)+"/v1/messages", body, claudeHeaders)
+		return calls.next(t)
+	}
+	first := send(anthropicBody("You are Claude Code.", []string{bashTool, readTool}, firstTurn))
+	if len(first.ToolCalls) != 1 {
+		t.Fatalf("first turn: tool calls %+v", first.ToolCalls)
+	}
+	id := first.ToolCalls[0].ID
+	second := anthropicBody("You are Claude Code.", []string{bashTool, readTool}, firstTurn,
+		fmt.Sprintf(`{"role":"assistant","content":[{"type":"tool_use","id":%q,"name":"Bash","input":{"command":"go test ./..."}}]}`, id),
+		fmt.Sprintf(`{"role":"user","content":[{"type":"tool_result","tool_use_id":%q,"content":"FAIL","is_error":true}]}`, id))
+	overloaded := send(second)
+	retried := send(second)
+	if overloaded.Status != 529 || retried.Status != 200 || retried.PromptSHA256 != overloaded.PromptSHA256 {
+		t.Fatalf("statuses %d, %d; same body %v", overloaded.Status, retried.Status, retried.PromptSHA256 == overloaded.PromptSHA256)
+	}
+
+	r := recorder.New(recorder.RunInfo{RunID: "run-conv", Start: first.Start.Add(-time.Second)})
+	for _, c := range []event.LLMCall{first, overloaded, retried} {
+		r.Add(c)
+	}
+	tr := r.Finish(recorder.End{Time: retried.End.Add(time.Second)})
+	var spans []*telemetry.Span
+	for i := range tr.Spans {
+		if tr.Spans[i].Type() == telemetry.SpanLLMCall {
+			spans = append(spans, &tr.Spans[i])
+		}
+	}
+	if len(spans) != 3 {
+		t.Fatalf("%d chat spans", len(spans))
+	}
+	attr := func(s *telemetry.Span, k attribute.Key) string {
+		v, ok := s.Attr(k)
+		if !ok {
+			return "<unset>"
+		}
+		return v.Emit()
+	}
+	linked := func(s *telemetry.Span, relation string, to *telemetry.Span) bool {
+		for _, l := range s.Links {
+			if l.SpanID == to.SpanID && l.Attr(telemetry.LinkRelation) == relation {
+				return true
+			}
+		}
+		return false
+	}
+	for _, s := range spans[1:] {
+		if !linked(s, telemetry.LinkToolResultOf, spans[0]) {
+			t.Errorf("%s: no tool_result_of link to the call that asked for %s: %+v", s.Name, id, s.Links)
+		}
+		if got := attr(s, telemetry.LLMContextToolResultIDs); got != fmt.Sprintf("[%q]", id) || attr(s, telemetry.LLMContextToolErrors) != "1" {
+			t.Errorf("%s: tool result ids %s, errors %s", s.Name, got, attr(s, telemetry.LLMContextToolErrors))
+		}
+		if attr(s, telemetry.LLMTemplateSHA256) != attr(spans[0], telemetry.LLMTemplateSHA256) {
+			t.Errorf("%s: the template digest changed with the conversation", s.Name)
+		}
+	}
+	if !linked(spans[2], telemetry.LinkRetryOf, spans[1]) || attr(spans[2], telemetry.LLMRetryCount) != "1" {
+		t.Errorf("the retry: links %+v, count %s", spans[2].Links, attr(spans[2], telemetry.LLMRetryCount))
+	}
+	for k, want := range map[attribute.Key]string{telemetry.LLMRetryAfterS: "2", telemetry.ErrorType: "http_529", telemetry.LLMGuardrail: "<unset>"} {
+		if got := attr(spans[1], k); got != want {
+			t.Errorf("the 529: %s = %s, want %s", k, got, want)
+		}
+	}
+	if attr(spans[2], telemetry.LLMGuardrail) != "none" || attr(tr.Root(), telemetry.LLMRetryCalls) != "1" {
+		t.Errorf("guardrail %s, root retries %s", attr(spans[2], telemetry.LLMGuardrail), attr(tr.Root(), telemetry.LLMRetryCalls))
 	}
 }
