@@ -503,3 +503,30 @@ func TestConversationIntoSpans(t *testing.T) {
 		t.Errorf("guardrail %s, root retries %s", attr(spans[2], telemetry.LLMGuardrail), attr(tr.Root(), telemetry.LLMRetryCalls))
 	}
 }
+
+// arrayItems splits what json.Unmarshal would into []json.RawMessage,
+// byte for byte.
+func FuzzArrayItems(f *testing.F) {
+	for _, s := range []string{
+		`[]`, ` [ ] `, `[1]`, `[1, "a,b" ,{"x":[1,2,{"y":"]"}]}, null , true]`,
+		`["\"", "\\", "\\\"]", "a\\\\"]`, `[[[]],[{}]]`, `"str"`, `{"a":1}`, `[ "unterminated`,
+		"[\n\t{\"role\":\"user\",\"content\":\"hi\"}\r\n]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want []json.RawMessage
+		if json.Unmarshal([]byte(s), &want) != nil || want == nil {
+			return // arrayItems is only given valid JSON
+		}
+		got := arrayItems([]byte(s))
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d items, want %d", s, len(got), len(want))
+		}
+		for i := range got {
+			if string(got[i]) != string(want[i]) {
+				t.Fatalf("%q: item %d %q, want %q", s, i, got[i], want[i])
+			}
+		}
+	})
+}

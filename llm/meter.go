@@ -279,15 +279,14 @@ func stopSequences(req *requestBody) []string {
 }
 
 // contextItem is one message or input item of a request, as much as the
-// tool-result extraction reads: Anthropic messages (their content
-// blocks), OpenAI Chat messages (role tool, tool_call_id), Responses
-// input items (type *_call_output, call_id).
+// tool-result extraction reads: Anthropic messages (role; their content
+// blocks are read apart), OpenAI Chat messages (role tool, tool_call_id),
+// Responses input items (type *_call_output, call_id).
 type contextItem struct {
-	Type       string          `json:"type"`
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	ToolCallID string          `json:"tool_call_id"`
-	CallID     string          `json:"call_id"`
+	Type       string `json:"type"`
+	Role       string `json:"role"`
+	ToolCallID string `json:"tool_call_id"`
+	CallID     string `json:"call_id"`
 }
 
 type toolResultBlock struct {
@@ -302,31 +301,93 @@ func (it *contextItem) isModelOutput() bool {
 	return it.Role == "assistant" || it.Type == "reasoning" || strings.HasSuffix(it.Type, "_call")
 }
 
+// arrayItems splits a JSON array into its elements without decoding
+// them (raw is valid JSON: json.Unmarshal produced it); nil when raw is not
+// an array. A history of megabytes is only scanned, never copied.
+func arrayItems(raw []byte) [][]byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '[' {
+		return nil
+	}
+	var items [][]byte
+	depth, start := 0, -1
+	for i := 1; i < len(raw); i++ {
+		ch := raw[i]
+		switch ch {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			if start < 0 {
+				start = i
+			}
+			// Skip the string: to the next quote not escaped (preceded
+			// by an even run of backslashes).
+			for {
+				j := bytes.IndexByte(raw[i+1:], '"')
+				if j < 0 {
+					return nil
+				}
+				i += 1 + j
+				n := 0
+				for k := i - 1; raw[k] == '\\'; k-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // the array's own end
+				if start >= 0 {
+					items = append(items, bytes.TrimSpace(raw[start:i]))
+				}
+				return items
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				items = append(items, bytes.TrimSpace(raw[start:i]))
+				start = -1
+				continue
+			}
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	return nil // not terminated: not JSON
+}
+
 // toolResults reads the tool results that are new in this request: those
 // after the model's last output in the conversation (an agent sends the
 // whole history every turn; what follows the model's last message is what
 // the client adds to it). A conversation continued server-side
 // (previous_response_id) sends only new items: all of its results count.
+// Only that tail is decoded: the request waits for its metering.
 func (m *meter) toolResults(req *requestBody) {
 	c := m.call
 	raw := req.Messages
 	if c.API == apiResponses {
 		raw = req.Input
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
-		return // absent, or a plain string input
-	}
-	list := make([]contextItem, len(items))
-	start := 0
-	for i, b := range items {
-		if json.Unmarshal(b, &list[i]) != nil {
-			list[i] = contextItem{}
+	items := arrayItems(raw) // nil: absent, or a plain string input
+	start := len(items)
+	var list []contextItem
+	for ; start > 0; start-- {
+		var it contextItem
+		if json.Unmarshal(items[start-1], &it) != nil {
+			it = contextItem{}
 		}
-		if list[i].isModelOutput() {
-			start = i + 1
+		if it.isModelOutput() {
+			break
 		}
+		list = append(list, it)
 	}
+	slices.Reverse(list)
+	items = items[start:]
 	add := func(id string, isErr bool) {
 		c.ToolResultCount++
 		if isErr {
@@ -336,14 +397,16 @@ func (m *meter) toolResults(req *requestBody) {
 			c.ToolResults = append(c.ToolResults, event.ToolResult{ToolCallID: id, IsError: isErr})
 		}
 	}
-	for _, it := range list[start:] {
+	for i, it := range list {
 		switch {
 		case c.API == apiMessages && it.Role == "user":
-			var blocks []json.RawMessage
-			if json.Unmarshal(it.Content, &blocks) != nil {
-				continue // a plain string: no tool results
+			var msg struct {
+				Content json.RawMessage `json:"content"`
 			}
-			for _, raw := range blocks {
+			if json.Unmarshal(items[i], &msg) != nil {
+				continue
+			}
+			for _, raw := range arrayItems(msg.Content) { // none for a plain string
 				var b toolResultBlock
 				if json.Unmarshal(raw, &b) == nil && b.Type == "tool_result" {
 					add(b.ToolUseID, b.IsError)
