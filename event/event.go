@@ -349,6 +349,24 @@ type LLMCall struct {
 	ServerAddress string
 	ServerPort    int
 	MaxTokens     int64
+	// Sampling parameters the request set; each Has* says it was set (a
+	// zero is a real value: temperature 0). TopK is Anthropic's.
+	Temperature, TopP                         float64
+	TopK, Seed                                int64
+	HasTemperature, HasTopP, HasTopK, HasSeed bool
+	// StopSequences are the request's stop sequences (Anthropic
+	// stop_sequences, OpenAI stop): content, so only in full capture,
+	// bounded, not redacted (see Prompt).
+	StopSequences []string
+	// RetryAfter is the upstream's Retry-After (or retry-after-ms), when
+	// HasRetryAfter: how long it asked the client to wait.
+	RetryAfter    time.Duration
+	HasRetryAfter bool
+	// Guardrail names a provider refusal or content filter that ended the
+	// response: "refusal" (Anthropic stop_reason refusal, an OpenAI
+	// refusal), "content_filter" (finish_reason / incomplete reason
+	// content_filter); "" none seen.
+	Guardrail string
 
 	RequestModel        string
 	ResponseModel       string
@@ -365,10 +383,23 @@ type LLMCall struct {
 	ResponseBytes      int64
 	PromptSHA256       string // of the whole request body
 	SystemPromptSHA256 string
-	ToolsOffered       []string // tool names offered to the model
-	ToolCalls          []ToolCall
-	SessionID          string // the agent's session id when it sends one (x-claude-code-session-id)
-	TraceParent        string // an inbound traceparent header, when the agent propagates one
+	// ToolsSHA256 digests the tool definitions offered (names and input
+	// schemas, canonical JSON, in no particular order); TemplateSHA256
+	// the system prompt and those definitions together: the agent's
+	// template, which the conversation's messages do not change.
+	ToolsSHA256    string
+	TemplateSHA256 string
+	ToolsOffered   []string // tool names offered to the model
+	ToolCalls      []ToolCall
+	// ToolResults are the tool results the request brought back to the
+	// model that are new in it (after the model's last output in the
+	// conversation), at most MaxToolResults of them; ToolResultCount and
+	// ToolErrorCount count all of them and those marked as errors.
+	ToolResults     []ToolResult
+	ToolResultCount int
+	ToolErrorCount  int
+	SessionID       string // the agent's session id when it sends one (x-claude-code-session-id)
+	TraceParent     string // an inbound traceparent header, when the agent propagates one
 
 	// Content, only in full-capture mode, bounded but NOT redacted: the
 	// recorder redacts each text, then cuts it to ContentLimit bytes (the
@@ -377,6 +408,21 @@ type LLMCall struct {
 	Prompt       string
 	Response     string
 	ContentLimit int
+	// ContentCaptured: the request was metered in full capture (content
+	// could be kept); false in metadata mode or past the capture's expiry.
+	ContentCaptured bool
+}
+
+// MaxToolResults bounds LLMCall.ToolResults.
+const MaxToolResults = 64
+
+// ToolResult is a tool's result sent back to the model: the id of the
+// tool call it answers (Anthropic tool_use_id, OpenAI tool_call_id or
+// call_id) and whether the client marked it an error (Anthropic is_error;
+// OpenAI has no such mark).
+type ToolResult struct {
+	ToolCallID string
+	IsError    bool
 }
 
 // ToolCall is a tool invocation the model asked for.

@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -80,6 +83,7 @@ type meter struct {
 	done       bool   // the stream reached its terminal event
 	malformed  bool
 	streamErr  string // error type carried inside a 200 stream
+	refused    bool   // an OpenAI refusal (message.refusal, a refusal content part)
 	text       strings.Builder
 	toolByIdx  map[int]int // Anthropic/OpenAI stream index → index in call.ToolCalls
 	argsByTool map[int]*strings.Builder
@@ -128,13 +132,292 @@ type requestBody struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	Tools []struct {
-		Type     string `json:"type"`
-		Name     string `json:"name"`
-		Function *struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	} `json:"tools"`
+	// Each tool and parameter is read on its own (tool, number), so that
+	// one of an unexpected shape loses only itself, not the request's
+	// metering.
+	Tools []json.RawMessage `json:"tools"`
+	// Sampling parameters: temperature and top_p everywhere, top_k
+	// (Anthropic), seed (OpenAI chat); stop sequences are content.
+	Temperature   json.RawMessage `json:"temperature"`
+	TopP          json.RawMessage `json:"top_p"`
+	TopK          json.RawMessage `json:"top_k"`
+	Seed          json.RawMessage `json:"seed"`
+	StopSequences json.RawMessage `json:"stop_sequences"` // anthropic: array of strings
+	Stop          json.RawMessage `json:"stop"`           // openai chat: a string or an array of strings
+}
+
+// tool is one entry of a request's tools: Anthropic {name, input_schema}
+// (a built-in: {type, name}), OpenAI Chat {type: function, function:
+// {name, parameters}}, Responses {type: function, name, parameters} (a
+// built-in: {type}).
+type tool struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	InputSchema json.RawMessage `json:"input_schema"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Function    *struct {
+		Name       string          `json:"name"`
+		Parameters json.RawMessage `json:"parameters"`
+	} `json:"function"`
+}
+
+// name is what ToolsOffered lists: the tool's name, or a built-in's type.
+func (t *tool) name() string {
+	switch {
+	case t.Function != nil && t.Function.Name != "":
+		return t.Function.Name
+	case t.Name != "":
+		return t.Name
+	}
+	return t.Type // a built-in tool (web_search, ...)
+}
+
+// canonical is the tool's definition as the template digest sees it: its
+// type, name and input schema, as JSON with sorted keys and numbers as
+// written. The description and cache-control markers are left out.
+func (t *tool) canonical() string {
+	schema := cmp.Or(string(t.InputSchema), string(t.Parameters))
+	if t.Function != nil && schema == "" {
+		schema = string(t.Function.Parameters)
+	}
+	name := t.Name
+	if t.Function != nil && t.Function.Name != "" {
+		name = t.Function.Name
+	}
+	b, _ := json.Marshal(struct {
+		Type   string `json:"type,omitempty"`
+		Name   string `json:"name,omitempty"`
+		Schema any    `json:"schema,omitempty"`
+	}{t.Type, name, canonicalJSON(schema)})
+	return string(b)
+}
+
+// canonicalJSON decodes a JSON text so that marshalling it again sorts
+// object keys (numbers stay as written); nil for none or invalid JSON.
+func canonicalJSON(s string) any {
+	if s == "" || s == "null" {
+		return nil
+	}
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return nil
+	}
+	return v
+}
+
+// toolsDigest is ToolsSHA256: the sha256 of the canonical definitions,
+// sorted, as a JSON array (the order tools are offered in does not count);
+// defs is that array ("[]" for no tools).
+func toolsDigest(tools []tool) (digest, defs string) {
+	if len(tools) == 0 {
+		return "", "[]"
+	}
+	c := make([]string, len(tools))
+	for i := range tools {
+		c[i] = tools[i].canonical()
+	}
+	slices.Sort(c)
+	defs = "[" + strings.Join(c, ",") + "]"
+	return sha256Hex([]byte(defs)), defs
+}
+
+// templateDigest is TemplateSHA256: of the system prompt and the tool
+// definitions together, {"system": …, "tools": […]}; "" when the request
+// has neither.
+func templateDigest(system, defs string) string {
+	if system == "" && defs == "[]" {
+		return ""
+	}
+	b, _ := json.Marshal(struct {
+		System string          `json:"system"`
+		Tools  json.RawMessage `json:"tools"`
+	}{system, json.RawMessage(defs)})
+	return sha256Hex(b)
+}
+
+// jsonFloat reads a JSON number.
+func jsonFloat(raw json.RawMessage) (float64, bool) {
+	var f float64
+	if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &f) != nil {
+		return 0, false // absent, null or not a number
+	}
+	return f, true
+}
+
+// jsonInt reads a JSON integer (an integral number written as 40.0 too).
+func jsonInt(raw json.RawMessage) (int64, bool) {
+	if n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64); err == nil {
+		return n, true
+	}
+	if f, ok := jsonFloat(raw); ok && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+		return int64(f), true
+	}
+	return 0, false
+}
+
+// maxStopSequences bounds LLMCall.StopSequences.
+const maxStopSequences = 16
+
+// stopSequences reads Anthropic's stop_sequences or OpenAI's stop (one
+// string or several).
+func stopSequences(req *requestBody) []string {
+	var list []string
+	for _, raw := range []json.RawMessage{req.StopSequences, req.Stop} {
+		var one string
+		var many []string
+		switch {
+		case len(raw) == 0:
+		case json.Unmarshal(raw, &one) == nil:
+			list = append(list, one)
+		case json.Unmarshal(raw, &many) == nil:
+			list = append(list, many...)
+		}
+	}
+	return list
+}
+
+// contextItem is one message or input item of a request, as much as the
+// tool-result extraction reads: Anthropic messages (role; their content
+// blocks are read apart), OpenAI Chat messages (role tool, tool_call_id),
+// Responses input items (type *_call_output, call_id).
+type contextItem struct {
+	Type       string `json:"type"`
+	Role       string `json:"role"`
+	ToolCallID string `json:"tool_call_id"`
+	CallID     string `json:"call_id"`
+}
+
+type toolResultBlock struct {
+	Type      string `json:"type"`
+	ToolUseID string `json:"tool_use_id"`
+	IsError   bool   `json:"is_error"`
+}
+
+// isModelOutput: a conversation item the model produced (its message,
+// reasoning, or a tool call of any kind).
+func (it *contextItem) isModelOutput() bool {
+	return it.Role == "assistant" || it.Type == "reasoning" || strings.HasSuffix(it.Type, "_call")
+}
+
+// arrayItems splits a JSON array into its elements without decoding
+// them (raw is valid JSON: json.Unmarshal produced it); nil when raw is not
+// an array. A history of megabytes is only scanned, never copied.
+func arrayItems(raw []byte) [][]byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '[' {
+		return nil
+	}
+	var items [][]byte
+	depth, start := 0, -1
+	for i := 1; i < len(raw); i++ {
+		ch := raw[i]
+		switch ch {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			if start < 0 {
+				start = i
+			}
+			// Skip the string: to the next quote not escaped (preceded
+			// by an even run of backslashes).
+			for {
+				j := bytes.IndexByte(raw[i+1:], '"')
+				if j < 0 {
+					return nil
+				}
+				i += 1 + j
+				n := 0
+				for k := i - 1; raw[k] == '\\'; k-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // the array's own end
+				if start >= 0 {
+					items = append(items, bytes.TrimSpace(raw[start:i]))
+				}
+				return items
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				items = append(items, bytes.TrimSpace(raw[start:i]))
+				start = -1
+				continue
+			}
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	return nil // not terminated: not JSON
+}
+
+// toolResults reads the tool results that are new in this request: those
+// after the model's last output in the conversation (an agent sends the
+// whole history every turn; what follows the model's last message is what
+// the client adds to it). A conversation continued server-side
+// (previous_response_id) sends only new items: all of its results count.
+// Only that tail is decoded: the request waits for its metering.
+func (m *meter) toolResults(req *requestBody) {
+	c := m.call
+	raw := req.Messages
+	if c.API == apiResponses {
+		raw = req.Input
+	}
+	items := arrayItems(raw) // nil: absent, or a plain string input
+	start := len(items)
+	var list []contextItem
+	for ; start > 0; start-- {
+		var it contextItem
+		if json.Unmarshal(items[start-1], &it) != nil {
+			it = contextItem{}
+		}
+		if it.isModelOutput() {
+			break
+		}
+		list = append(list, it)
+	}
+	slices.Reverse(list)
+	items = items[start:]
+	add := func(id string, isErr bool) {
+		c.ToolResultCount++
+		if isErr {
+			c.ToolErrorCount++
+		}
+		if len(c.ToolResults) < event.MaxToolResults {
+			c.ToolResults = append(c.ToolResults, event.ToolResult{ToolCallID: id, IsError: isErr})
+		}
+	}
+	for i, it := range list {
+		switch {
+		case c.API == apiMessages && it.Role == "user":
+			var msg struct {
+				Content json.RawMessage `json:"content"`
+			}
+			if json.Unmarshal(items[i], &msg) != nil {
+				continue
+			}
+			for _, raw := range arrayItems(msg.Content) { // none for a plain string
+				var b toolResultBlock
+				if json.Unmarshal(raw, &b) == nil && b.Type == "tool_result" {
+					add(b.ToolUseID, b.IsError)
+				}
+			}
+		case c.API == apiChatCompletions && it.Role == "tool":
+			add(it.ToolCallID, false)
+		case c.API == apiResponses && strings.HasSuffix(it.Type, "_call_output"):
+			add(it.CallID, false)
+		}
+	}
 }
 
 type roleMessage struct {
@@ -188,20 +471,37 @@ func (m *meter) request(body []byte, complete bool) {
 	c.RequestModel = req.Model
 	c.Stream = req.Stream
 	c.MaxTokens = cmp.Or(req.MaxTokens, req.MaxCompletion, req.MaxOutput)
-	if s := systemPrompt(c.API, &req); s != "" {
-		c.SystemPromptSHA256 = sha256Hex([]byte(s))
+	c.Temperature, c.HasTemperature = jsonFloat(req.Temperature)
+	c.TopP, c.HasTopP = jsonFloat(req.TopP)
+	c.TopK, c.HasTopK = jsonInt(req.TopK)
+	c.Seed, c.HasSeed = jsonInt(req.Seed)
+	system := systemPrompt(c.API, &req)
+	if system != "" {
+		c.SystemPromptSHA256 = sha256Hex([]byte(system))
 	}
-	for _, t := range req.Tools {
-		switch {
-		case t.Function != nil && t.Function.Name != "":
-			c.ToolsOffered = append(c.ToolsOffered, t.Function.Name)
-		case t.Name != "":
-			c.ToolsOffered = append(c.ToolsOffered, t.Name)
-		case t.Type != "":
-			c.ToolsOffered = append(c.ToolsOffered, t.Type) // a built-in tool (web_search, ...)
+	var tools []tool
+	for _, raw := range req.Tools {
+		var t tool
+		if json.Unmarshal(raw, &t) != nil {
+			continue
+		}
+		tools = append(tools, t)
+		if n := t.name(); n != "" {
+			c.ToolsOffered = append(c.ToolsOffered, n)
 		}
 	}
+	var defs string
+	c.ToolsSHA256, defs = toolsDigest(tools)
+	c.TemplateSHA256 = templateDigest(system, defs)
+	if c.API != apiCountTokens {
+		m.toolResults(&req)
+	}
 	if m.capture.Full {
+		for _, s := range stopSequences(&req) {
+			if len(c.StopSequences) < maxStopSequences {
+				c.StopSequences = append(c.StopSequences, m.bound(s))
+			}
+		}
 		prompt := map[string]json.RawMessage{}
 		for k, v := range map[string]json.RawMessage{
 			"system": req.System, "instructions": req.Instructions,
@@ -285,9 +585,16 @@ func (m *meter) finish(eof bool) {
 	if m.decoder != nil && m.decoder.close() != nil {
 		m.malformed = true
 	}
-	if !isModelAPI(c.API) || c.Status < 200 || c.Status > 299 {
+	if !isModelAPI(c.API) {
 		return
 	}
+	if c.Status < 200 || c.Status > 299 {
+		if eof && !m.stream && !m.bodyOver {
+			m.errorBody()
+		}
+		return
+	}
+	defer m.guardrail()
 	switch {
 	case m.sse != nil:
 		if m.sse.overflow {
@@ -315,6 +622,44 @@ func (m *meter) finish(eof bool) {
 				c.ToolCalls[i].Arguments = m.bound(b.String())
 			}
 		}
+	}
+}
+
+// Values of event.LLMCall.Guardrail.
+const (
+	guardrailRefusal       = "refusal"
+	guardrailContentFilter = "content_filter"
+)
+
+// guardrail names the provider guardrail that ended a response, from
+// what the response said: Anthropic's stop_reason refusal, OpenAI's
+// finish_reason (or Responses incomplete_details.reason) content_filter,
+// an OpenAI refusal (message.refusal, a refusal output part).
+func (m *meter) guardrail() {
+	c := m.call
+	switch {
+	case slices.Contains(c.FinishReasons, guardrailContentFilter):
+		c.Guardrail = guardrailContentFilter
+	case slices.Contains(c.FinishReasons, guardrailRefusal) || m.refused:
+		c.Guardrail = guardrailRefusal
+	}
+}
+
+// errorBody reads a JSON error response for a content filter that
+// refused the request itself (Azure OpenAI's 400 content_filter, OpenAI's
+// content_policy_violation); the call stays failed (error.type http_400).
+func (m *meter) errorBody() {
+	body, err := decode(m.body.Bytes(), m.encoding, m.max)
+	if err != nil {
+		return
+	}
+	var e apiError
+	if json.Unmarshal(body, &e) != nil {
+		return
+	}
+	switch e.errorType() {
+	case "content_filter", "content_policy_violation":
+		m.call.Guardrail = guardrailContentFilter
 	}
 }
 
@@ -588,10 +933,12 @@ type chatCompletion struct {
 		FinishReason *string `json:"finish_reason"`
 		Message      *struct {
 			Content   json.RawMessage `json:"content"`
+			Refusal   *string         `json:"refusal"`
 			ToolCalls []chatToolCall  `json:"tool_calls"`
 		} `json:"message"`
 		Delta *struct {
 			Content   *string        `json:"content"`
+			Refusal   *string        `json:"refusal"`
 			ToolCalls []chatToolCall `json:"tool_calls"`
 		} `json:"delta"`
 	} `json:"choices"`
@@ -667,6 +1014,9 @@ func (m *meter) json(body []byte) {
 			if ch.Message == nil {
 				continue
 			}
+			if r := ch.Message.Refusal; r != nil && *r != "" {
+				m.refused = true
+			}
 			m.addText(contentText(ch.Message.Content))
 			for _, tc := range ch.Message.ToolCalls {
 				m.addArgs(m.addToolCall(tc.ID, tc.Function.Name), tc.Function.Arguments)
@@ -703,8 +1053,11 @@ func (m *meter) response(r *responseObject) {
 			m.addArgs(m.addToolCall(o.CallID, o.Name), o.Arguments)
 		case "message":
 			for _, p := range o.Content {
-				if p.Type == "output_text" {
+				switch p.Type {
+				case "output_text":
 					m.addText(p.Text)
+				case "refusal":
+					m.refused = true
 				}
 			}
 		}
@@ -830,6 +1183,9 @@ func (m *meter) chatEvent(data []byte) {
 		}
 		if d.Content != nil {
 			m.addText(*d.Content)
+		}
+		if d.Refusal != nil && *d.Refusal != "" {
+			m.refused = true
 		}
 		for _, tc := range d.ToolCalls {
 			// The first delta of a tool call carries its id and name; later

@@ -370,6 +370,7 @@ func (p *Proxy) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 		capture.Full = false
 	}
 	x.m = meter{call: c, capture: capture, max: p.cfg.MaxMeteredBody}
+	c.ContentCaptured = capture.Full
 	c.PID = p.pidOf(r)
 
 	// Always emit, even when the relay aborts (a truncated upstream body
@@ -473,6 +474,9 @@ func modifyResponse(resp *http.Response) error {
 	}
 	x.header = time.Now()
 	x.m.begin(resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding"))
+	if d, ok := retryAfter(resp.Header, x.header); ok {
+		x.m.call.RetryAfter, x.m.call.HasRetryAfter = d, true
+	}
 	// A 101 (Codex tries a WebSocket to /v1/responses first) hands the
 	// connection over: ReverseProxy needs the body's own ReadWriteCloser to
 	// splice it, so it is not metered.
@@ -481,6 +485,36 @@ func modifyResponse(resp *http.Response) error {
 		resp.Body = x.body
 	}
 	return nil
+}
+
+// retryAfter reads how long the upstream asked the client to wait:
+// retry-after-ms (OpenAI's, milliseconds) or Retry-After, in seconds or
+// an HTTP date (counted from the response's Date when it has one, else
+// from now; a date in the past is 0).
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms <= 1e12 { // NaN fails both
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if !(s >= 0 && s <= 1e9) { // negative, NaN, absurd
+			return 0, false
+		}
+		return time.Duration(s * float64(time.Second)), true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = d
+	}
+	return max(t.Sub(now), 0), true
 }
 
 // upstreamError answers when the upstream could not be reached or failed

@@ -36,9 +36,22 @@ package recorder
 //     one carries no new context (a tool result or a new turn would change
 //     it): the alerts.retries_without_progress-th identical request raises
 //     retries_without_progress on its span.
+//   - Such a request is a retry, whether the earlier attempt failed (a
+//     429, a cut stream: the client's own retry) or succeeded (the answer
+//     was thrown away): its span links to the previous attempt (retry_of)
+//     and carries the tokens and cost of all the earlier attempts of that
+//     body as wasted; the root's waste counts every attempt that was
+//     retried once. Judged at Finish, when the agent's own costs are in.
+//   - The tool results a request carries link its span to the model
+//     call(s) that asked for them (tool_result_of), by tool call id.
+//   - Every proxied call is recorded (agentwatch.llm.sampled=true, no
+//     sampling); agentwatch.capture.content on the span says whether its
+//     content could be kept.
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +90,9 @@ type llmState struct {
 	agent    int  // calls priced with the agent's figure (applyAgentCosts)
 	spent    bool // runaway_spend raised
 	prices   *prices.Table
+	// toolUses maps a tool call id to the call whose response asked for
+	// it, for the tool_result_of links (bounded like repeats).
+	toolUses map[string]*llmSpan
 }
 
 // llmSpan is one model call, placed when its event arrived.
@@ -95,11 +111,26 @@ type llmSpan struct {
 	parts    prices.Parts
 	hasParts bool
 	repeat   int // earlier identical requests
+	// from are the earlier calls whose tool calls this request answers,
+	// each with the ids it answers, in the order the results came.
+	from []toolLink
+	// Retries (finishRetries): the previous attempt of this request body,
+	// how many came before, and what they cost.
+	retryOf   *llmSpan
+	retries   int
+	wastedTok int64
+	wastedUSD float64
+}
+
+// toolLink: the call that asked for tool calls ids.
+type toolLink struct {
+	span *llmSpan
+	ids  []string
 }
 
 func (r *Recorder) ls() *llmState {
 	if r.llm == nil {
-		r.llm = &llmState{repeats: make(map[string]int), prices: r.info.Prices}
+		r.llm = &llmState{repeats: make(map[string]int), toolUses: make(map[string]*llmSpan), prices: r.info.Prices}
 		if r.llm.prices == nil {
 			r.llm.prices = prices.Builtin()
 		}
@@ -143,7 +174,80 @@ func (r *Recorder) llmCall(e event.LLMCall) {
 		st.unpriced++
 	}
 	st.calls = append(st.calls, s)
+	st.linkToolResults(s)
 	r.llmAlerts(s)
+}
+
+// linkToolResults finds the calls that asked for the tool results s
+// carries, then remembers the tool calls s's response asked for.
+func (st *llmState) linkToolResults(s *llmSpan) {
+	for _, tr := range s.call.ToolResults {
+		from := st.toolUses[tr.ToolCallID]
+		if tr.ToolCallID == "" || from == nil {
+			continue
+		}
+		i := slices.IndexFunc(s.from, func(l toolLink) bool { return l.span == from })
+		if i < 0 {
+			s.from = append(s.from, toolLink{span: from})
+			i = len(s.from) - 1
+		}
+		s.from[i].ids = append(s.from[i].ids, tr.ToolCallID)
+	}
+	for _, tc := range s.call.ToolCalls {
+		if tc.ID == "" {
+			continue
+		}
+		if len(st.toolUses) >= maxPromptDigests {
+			clear(st.toolUses)
+		}
+		st.toolUses[tc.ID] = s
+	}
+}
+
+// llmTokens is what a call's usage says it used, input and output.
+func llmTokens(c event.LLMCall) int64 {
+	if !c.UsageKnown {
+		return 0
+	}
+	return c.InputTokens + c.OutputTokens
+}
+
+// finishRetries marks each call whose request body repeats an earlier
+// call's as a retry of the latest of them, with the earlier attempts'
+// tokens and cost as its waste, and returns the run's retry totals: retry
+// calls, and the tokens and cost of every attempt that was retried (each
+// once).
+func (st *llmState) finishRetries() (calls int, tokens int64, usd float64) {
+	attempts := map[string][]*llmSpan{}
+	for _, s := range st.calls {
+		d := s.call.PromptSHA256
+		if d == "" {
+			continue
+		}
+		earlier := attempts[d]
+		if n := len(earlier); n > 0 {
+			s.retryOf, s.retries = earlier[n-1], n
+			for _, e := range earlier {
+				s.wastedTok += llmTokens(e.call)
+				if e.priced {
+					s.wastedUSD += e.cost
+				}
+			}
+			prev := earlier[n-1]
+			calls++
+			tokens += llmTokens(prev.call)
+			if prev.priced {
+				usd += prev.cost
+			}
+		}
+		attempts[d] = append(earlier, s)
+	}
+	return calls, tokens, usd
+}
+
+// llmFailed: the call did not get a whole successful response.
+func llmFailed(c event.LLMCall) bool {
+	return c.ErrorType != "" || c.Status >= 400 || c.Status == 0
 }
 
 // spendAlert raises runaway_spend on s when total, the spend up to and
@@ -225,7 +329,7 @@ func (r *Recorder) llmParent(pid uint32) (*procSpan, string) {
 
 func (r *Recorder) llmAlerts(s *llmSpan) {
 	st, c := r.ls(), s.call
-	failed := c.ErrorType != "" || c.Status >= 400 || c.Status == 0
+	failed := llmFailed(c)
 	// A call without a price is judged at Finish, when the agent's
 	// figure for it is known (unpricedAlerts).
 	if !s.priced && !failed && !c.UsageKnown {
@@ -263,10 +367,31 @@ func invocationParameters(c event.LLMCall) string {
 	if c.Stream {
 		parts = append(parts, `"stream":true`)
 	}
+	if c.HasTemperature {
+		parts = append(parts, `"temperature":`+jsonNumber(c.Temperature))
+	}
+	if c.HasTopP {
+		parts = append(parts, `"top_p":`+jsonNumber(c.TopP))
+	}
+	if c.HasTopK {
+		parts = append(parts, `"top_k":`+strconv.FormatInt(c.TopK, 10))
+	}
+	if c.HasSeed {
+		parts = append(parts, `"seed":`+strconv.FormatInt(c.Seed, 10))
+	}
 	if len(parts) == 0 {
 		return ""
 	}
 	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// jsonNumber writes f as a JSON number (shortest form; never NaN or
+// infinite: it was read from JSON).
+func jsonNumber(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "null"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // llmSpanName follows the GenAI convention "{operation} {request model}".
@@ -307,6 +432,28 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	if c.MaxTokens > 0 {
 		a = append(a, telemetry.GenAIRequestMaxTokens.Int64(c.MaxTokens))
 	}
+	if c.HasTemperature {
+		a = append(a, telemetry.GenAIRequestTemperature.Float64(c.Temperature))
+	}
+	if c.HasTopP {
+		a = append(a, telemetry.GenAIRequestTopP.Float64(c.TopP))
+	}
+	if c.HasTopK {
+		a = append(a, telemetry.GenAIRequestTopK.Float64(float64(c.TopK))) // a double in the convention
+	}
+	if c.HasSeed {
+		a = append(a, telemetry.GenAIRequestSeed.Int64(c.Seed))
+	}
+	if len(c.StopSequences) > 0 { // full capture only: content
+		stops := make([]string, len(c.StopSequences))
+		for i, v := range c.StopSequences {
+			stops[i] = r.capturedText(v, c.ContentLimit)
+		}
+		a = append(a, telemetry.GenAIRequestStopSequences.StringSlice(stops))
+	}
+	// Every call is recorded: the sampling decision is always yes, and
+	// the tier says what of it was kept.
+	a = append(a, telemetry.LLMSampled.Bool(true), telemetry.CaptureContent.String(llmCaptureTier(c)))
 	a = appendNonEmpty(a, telemetry.GenAIRequestModel, c.RequestModel)
 	a = appendNonEmpty(a, telemetry.GenAIResponseModel, c.ResponseModel)
 	a = appendNonEmpty(a, telemetry.OILLMModelName, modelOf(c))
@@ -320,6 +467,16 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	}
 	if c.Status != 0 {
 		a = append(a, telemetry.HTTPResponseStatusCode.Int(c.Status))
+	}
+	failed := llmFailed(c)
+	if failed && c.HasRetryAfter {
+		a = append(a, telemetry.LLMRetryAfterS.Float64(c.RetryAfter.Seconds()))
+	}
+	switch {
+	case c.Guardrail != "":
+		a = append(a, telemetry.LLMGuardrail.String(c.Guardrail))
+	case !failed:
+		a = append(a, telemetry.LLMGuardrail.String(telemetry.GuardrailNone))
 	}
 	if c.Stream && !c.FirstByte.IsZero() { // a first chunk only streams have
 		ttft := max(c.FirstByte.Sub(c.Start), 0)
@@ -351,6 +508,33 @@ func (r *Recorder) llmTelemetry(s *llmSpan) telemetry.Span {
 	}
 	a = appendNonEmpty(a, telemetry.PromptSHA256, c.PromptSHA256)
 	a = appendNonEmpty(a, telemetry.SystemPromptSHA256, c.SystemPromptSHA256)
+	a = appendNonEmpty(a, telemetry.LLMTemplateSHA256, c.TemplateSHA256)
+	a = appendNonEmpty(a, telemetry.LLMToolsSHA256, c.ToolsSHA256)
+	if c.ToolResultCount > 0 {
+		ids := make([]string, 0, len(c.ToolResults))
+		for _, tr := range c.ToolResults {
+			ids = append(ids, tr.ToolCallID)
+		}
+		a = append(a,
+			telemetry.LLMContextToolResultIDs.StringSlice(ids),
+			telemetry.LLMContextToolResults.Int(c.ToolResultCount),
+			telemetry.LLMContextToolErrors.Int(c.ToolErrorCount))
+	}
+	for _, l := range s.from {
+		sp.Links = append(sp.Links, telemetry.Link{TraceID: r.traceID, SpanID: l.span.id, Attrs: []attribute.KeyValue{
+			telemetry.LinkRelation.String(telemetry.LinkToolResultOf),
+			telemetry.LLMContextToolResultIDs.StringSlice(l.ids),
+		}})
+	}
+	if s.retryOf != nil {
+		sp.Links = append(sp.Links, telemetry.Link{TraceID: r.traceID, SpanID: s.retryOf.id, Attrs: []attribute.KeyValue{
+			telemetry.LinkRelation.String(telemetry.LinkRetryOf),
+		}})
+		a = append(a,
+			telemetry.LLMRetryCount.Int(s.retries),
+			telemetry.LLMRetryWastedTokens.Int64(s.wastedTok),
+			telemetry.LLMRetryWastedUSD.Float64(s.wastedUSD))
+	}
 	if len(c.ToolsOffered) > 0 {
 		a = append(a, telemetry.LLMToolsOffered.StringSlice(c.ToolsOffered))
 	}
@@ -398,6 +582,7 @@ func (r *Recorder) finishLLM(t *telemetry.Trace) {
 		return
 	}
 	r.applyAgentCosts()
+	retries, wastedTok, wastedUSD := st.finishRetries()
 	for _, s := range st.calls {
 		t.Spans = append(t.Spans, r.llmTelemetry(s))
 	}
@@ -419,9 +604,22 @@ func (r *Recorder) finishLLM(t *telemetry.Trace) {
 		root.SetAttr(telemetry.CostSource.String(costSource(st.table, st.agent)))
 	}
 	root.SetAttr(telemetry.LLMCallsUnpriced.Int(st.unpriced))
+	root.SetAttr(telemetry.LLMRetryCalls.Int(retries))
+	root.SetAttr(telemetry.LLMRetryWastedTokens.Int64(wastedTok))
+	root.SetAttr(telemetry.LLMRetryWastedUSD.Float64(wastedUSD))
 	if v := st.prices.Version; v != "" {
 		root.SetAttr(telemetry.CostPriceTable.String(strings.TrimSpace(v)))
 	}
+}
+
+// llmCaptureTier is the agentwatch.capture.content of one call: full
+// when the proxy metered it in full capture (or content came with it).
+func llmCaptureTier(c event.LLMCall) string {
+	full := c.ContentCaptured || c.Prompt != "" || c.Response != "" || len(c.StopSequences) > 0
+	for _, tc := range c.ToolCalls {
+		full = full || tc.Arguments != ""
+	}
+	return Capture{Full: full}.Mode()
 }
 
 // capturedText is a text the model-call sensor captured (full capture):

@@ -179,6 +179,11 @@ func TestLLMSpans(t *testing.T) {
 		telemetry.ErrorType:                   "<unset>",
 		telemetry.LLMToolCallArgs:             "<unset>", // metadata capture
 		telemetry.LLMPrompt:                   "<unset>",
+		telemetry.LLMGuardrail:                "none",
+		telemetry.LLMSampled:                  "true",
+		telemetry.CaptureContent:              "metadata",
+		telemetry.LLMRetryCount:               "<unset>",
+		telemetry.LLMTemplateSHA256:           "<unset>", // the fixture has none
 	})
 	if spans[0].Name != "chat claude-sonnet-4-5" || spans[1].Name != "chat gpt-4o-mini" {
 		t.Errorf("names %q, %q", spans[0].Name, spans[1].Name)
@@ -209,6 +214,9 @@ func TestLLMSpans(t *testing.T) {
 		telemetry.LLMProxyEndpoints:      `["127.0.0.1:4001","127.0.0.1:4002"]`,
 		telemetry.CostPriceTable:         prices.Builtin().Version,
 		telemetry.GenAIRequestModel:      "<unset>", // Langfuse: the root is not a generation
+		telemetry.LLMRetryCalls:          "0",
+		telemetry.LLMRetryWastedTokens:   "0",
+		telemetry.LLMRetryWastedUSD:      "0",
 	})
 	if v, _ := root.Attr(telemetry.CostUSD); !near(v.AsFloat64(), wantCost[0]+wantCost[1]+wantCost[2]) {
 		t.Errorf("root cost %v, want %v", v.AsFloat64(), wantCost[0]+wantCost[1]+wantCost[2])

@@ -489,3 +489,42 @@ const (
 	CostSourceAgentReported = "agent_reported" // the agent's own figure (Claude Code's api_request cost_usd)
 	CostSourceMixed         = "mixed"          // root: some calls of each
 )
+
+// Model calls (W2.5b): the agent's template, the context a request
+// carried, guardrails, the sampling decision, request parameters and
+// retries, on chat spans; retry totals on the root. docs/telemetry.md,
+// "Model calls".
+const (
+	GenAIRequestTemperature   = semconv.GenAIRequestTemperatureKey
+	GenAIRequestTopP          = semconv.GenAIRequestTopPKey
+	GenAIRequestTopK          = semconv.GenAIRequestTopKKey
+	GenAIRequestSeed          = semconv.GenAIRequestSeedKey
+	GenAIRequestStopSequences = semconv.GenAIRequestStopSequencesKey // full capture only, redacted
+
+	LLMTemplateSHA256 = attribute.Key("agentwatch.llm.template.sha256") // system prompt + tool definitions
+	LLMToolsSHA256    = attribute.Key("agentwatch.llm.tools.sha256")    // tool definitions (names, input schemas), order-independent
+	// The tool results the request brought back that are new in it: their
+	// tool call ids (capped), how many, how many marked errors.
+	LLMContextToolResultIDs = attribute.Key("agentwatch.llm.context.tool_result_ids")
+	LLMContextToolResults   = attribute.Key("agentwatch.llm.context.tool_results")
+	LLMContextToolErrors    = attribute.Key("agentwatch.llm.context.tool_errors")
+	LLMGuardrail            = attribute.Key("agentwatch.llm.guardrail")     // none, refusal, content_filter
+	LLMSampled              = attribute.Key("agentwatch.llm.sampled")       // always true: every call is recorded
+	LLMRetryAfterS          = attribute.Key("agentwatch.llm.retry_after_s") // failed calls: the upstream's Retry-After, seconds
+	// Retries: a call whose request body is identical to an earlier one's.
+	LLMRetryCount        = attribute.Key("agentwatch.llm.retry.count")         // earlier attempts of this body
+	LLMRetryWastedTokens = attribute.Key("agentwatch.llm.retry.wasted_tokens") // span: the earlier attempts' tokens; root: every retried attempt's, once
+	LLMRetryWastedUSD    = attribute.Key("agentwatch.llm.retry.wasted_usd")
+	LLMRetryCalls        = attribute.Key("agentwatch.llm.retry.calls") // root: calls that were retries
+)
+
+// Values of agentwatch.llm.guardrail, and agentwatch.link.relation of a
+// chat span's links.
+const (
+	GuardrailNone          = "none"
+	GuardrailRefusal       = "refusal"
+	GuardrailContentFilter = "content_filter"
+
+	LinkToolResultOf = "tool_result_of" // to the model call that asked for a tool result this request carries
+	LinkRetryOf      = "retry_of"       // to the previous attempt of the same request body
+)
