@@ -28,10 +28,14 @@ const fleetRuns = 100_000
 func (h *harness) fleet(n, reps int) error {
 	fmt.Printf("== agentwatch report over %d synthetic runs (median of %d)\n", n, reps)
 	dir := filepath.Join(filepath.Dir(h.work), "fleet-store")
+	if keep := os.Getenv("BENCH_FLEET_KEEP"); keep != "" {
+		dir = keep // kept afterwards, for profiling `report` (AGENTWATCH_CPUPROFILE)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
 	st, err := store.Open(dir)
 	if err != nil {
 		return err

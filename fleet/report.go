@@ -96,7 +96,7 @@ type RunSet struct {
 	IDs   []string `json:"run_ids"`
 }
 
-func (s *RunSet) add(f *store.Facts, files, max int) {
+func (s *RunSet) add(f *run, files, max int) {
 	if files <= 0 {
 		return
 	}
@@ -267,31 +267,44 @@ func Build(facts []store.Facts, o Options) Report {
 		u := o.Until.UTC()
 		r.Until = &u
 	}
-	// Newest first, whatever order the store gave.
-	fs := make([]*store.Facts, len(facts))
+	// Newest first, whatever order the store gave; each run's session
+	// interned once (costs sums per session many times over).
+	fs := make([]*run, len(facts))
+	runs := make([]run, len(facts))
+	sessions := map[string]int{}
 	for i := range facts {
-		fs[i] = &facts[i]
+		s := session(&facts[i])
+		n, ok := sessions[s]
+		if !ok {
+			n = len(sessions)
+			sessions[s] = n
+		}
+		runs[i] = run{Facts: &facts[i], sess: n}
+		fs[i] = &runs[i]
 	}
-	slices.SortStableFunc(fs, func(a, b *store.Facts) int {
+	slices.SortStableFunc(fs, func(a, b *run) int {
 		if c := b.Start.Compare(a.Start); c != 0 {
 			return c
 		}
 		return strings.Compare(a.RunID, b.RunID)
 	})
-	sessions := map[string]bool{}
-	for _, f := range fs {
-		sessions[session(f)] = true
-	}
 	r.Sessions = len(sessions)
+	sums := &sessionSums{sum: make([]float64, len(sessions)), seen: make([]bool, len(sessions))}
 
 	r.Changes = changes(fs, o.MaxRuns)
 	r.Retries = retries(fs, o.MaxRuns)
 	r.PRs = prs(fs, o.MaxRuns)
-	r.Cost = cost(fs, o)
+	r.Cost = cost(fs, o, sums)
 	r.Failures = failures(fs, o.MaxRuns)
 	r.Missing = missing(fs)
 	r.Truncated = len(fs) > o.MaxRuns
 	return r
+}
+
+// run is one run's facts with its session's index (Build).
+type run struct {
+	*store.Facts
+	sess int
 }
 
 func session(f *store.Facts) string {
@@ -301,7 +314,7 @@ func session(f *store.Facts) string {
 	return f.RunID
 }
 
-func changes(fs []*store.Facts, max int) Changes {
+func changes(fs []*run, max int) Changes {
 	var c Changes
 	for _, f := range fs {
 		c.Code.add(f, f.ChangedCode, max)
@@ -319,7 +332,7 @@ func changes(fs []*store.Facts, max int) Changes {
 // between, and a denied action tried again.
 var retryRules = map[string]bool{"retries_without_progress": true, "denied_loop": true}
 
-func retries(fs []*store.Facts, max int) Retries {
+func retries(fs []*run, max int) Retries {
 	var r Retries
 	bySession := map[string]*RetryGroup{}
 	for _, f := range fs {
@@ -337,7 +350,7 @@ func retries(fs []*store.Facts, max int) Retries {
 		r.Runs++
 		r.WasteTokens += f.RetryWasteTokens
 		r.WasteUSD += f.RetryWasteUSD
-		s := session(f)
+		s := session(f.Facts)
 		g := bySession[s]
 		if g == nil {
 			g = &RetryGroup{Session: s}
@@ -374,7 +387,7 @@ func retries(fs []*store.Facts, max int) Retries {
 // when any of its runs ran tests, a security-scan status when any run's
 // scan is clean or reported findings, and approval when the latest
 // review of any of its runs is "approved".
-func prs(fs []*store.Facts, max int) PRs {
+func prs(fs []*run, max int) PRs {
 	type pr struct {
 		info                  PRInfo
 		tests, scan, approved bool
@@ -421,7 +434,7 @@ func scanned(s string) bool {
 	return s == "clean" || strings.HasPrefix(s, "findings")
 }
 
-func groupKey(f *store.Facts, by string) string {
+func groupKey(f *run, by string) string {
 	var v string
 	switch by {
 	case ByTeam:
@@ -431,7 +444,7 @@ func groupKey(f *store.Facts, by string) string {
 	case ByOrg:
 		v = f.Org
 	case BySession:
-		v = session(f)
+		v = session(f.Facts)
 	case ByPR:
 		v = f.PRURL
 	case ByModel:
@@ -461,39 +474,47 @@ func percentiles(v []float64) Percentiles {
 	return Percentiles{N: len(v), P50: rank(50), P95: rank(95), P99: rank(99), Max: v[len(v)-1]}
 }
 
+// sessionSums adds up cost per session without hashing session ids:
+// every run carries its session's index (Build).
+type sessionSums struct {
+	sum     []float64
+	seen    []bool
+	touched []int
+}
+
 // costs are the priced runs' costs and the sessions' summed costs.
-func costs(fs []*store.Facts) (perRun, perSession []float64) {
-	sess := map[string]float64{}
-	var order []string
+func costs(fs []*run, ss *sessionSums) (perRun, perSession []float64) {
 	for _, f := range fs {
 		if !f.HasCost {
 			continue
 		}
 		perRun = append(perRun, f.CostUSD)
-		s := session(f)
-		if _, ok := sess[s]; !ok {
-			order = append(order, s)
+		if !ss.seen[f.sess] {
+			ss.seen[f.sess] = true
+			ss.touched = append(ss.touched, f.sess)
 		}
-		sess[s] += f.CostUSD
+		ss.sum[f.sess] += f.CostUSD
 	}
-	for _, s := range order {
-		perSession = append(perSession, sess[s])
+	for _, i := range ss.touched {
+		perSession = append(perSession, ss.sum[i])
+		ss.sum[i], ss.seen[i] = 0, false
 	}
+	ss.touched = ss.touched[:0]
 	return perRun, perSession
 }
 
-func rollup(key string, fs []*store.Facts) Rollup {
+func rollup(key string, fs []*run, ss *sessionSums) (Rollup, []float64) {
 	r := Rollup{Key: key}
 	for _, f := range fs {
-		r.Totals.add(f)
+		r.Totals.add(f.Facts)
 	}
-	run, sess := costs(fs)
-	r.PerRun, r.Session = percentiles(run), percentiles(sess)
-	return r
+	perRun, sess := costs(fs, ss)
+	r.PerRun, r.Session = percentiles(perRun), percentiles(sess)
+	return r, perRun
 }
 
-func groupFacts(fs []*store.Facts, by string) (keys []string, groups map[string][]*store.Facts) {
-	groups = map[string][]*store.Facts{}
+func groupFacts(fs []*run, by string) (keys []string, groups map[string][]*run) {
+	groups = map[string][]*run{}
 	for _, f := range fs {
 		k := groupKey(f, by)
 		if _, ok := groups[k]; !ok {
@@ -504,16 +525,16 @@ func groupFacts(fs []*store.Facts, by string) (keys []string, groups map[string]
 	return keys, groups
 }
 
-func cost(fs []*store.Facts, o Options) Cost {
+func cost(fs []*run, o Options, ss *sessionSums) Cost {
 	c := Cost{SpikeFactor: o.SpikeFactor}
 	for _, f := range fs {
-		c.Total.add(f)
+		c.Total.add(f.Facts)
 		if !f.HasCost && f.LLMCalls > 0 {
 			c.Unpriced++
 		}
 	}
-	run, sess := costs(fs)
-	c.PerRun, c.Session = percentiles(run), percentiles(sess)
+	perRun, sess := costs(fs, ss)
+	c.PerRun, c.Session = percentiles(perRun), percentiles(sess)
 	byCost := func(a, b Rollup) int {
 		if x := cmp.Compare(b.Totals.CostUSD, a.Totals.CostUSD); x != 0 {
 			return x
@@ -529,8 +550,9 @@ func cost(fs []*store.Facts, o Options) Cost {
 		keys, groups := groupFacts(fs, by)
 		g := CostGroups{By: by}
 		for _, k := range keys {
-			g.Groups = append(g.Groups, rollup(k, groups[k]))
-			if sp, ok := spike(by, k, groups[k], o); ok {
+			ru, perRun := rollup(k, groups[k], ss)
+			g.Groups = append(g.Groups, ru)
+			if sp, ok := spike(by, k, groups[k], ru.PerRun, perRun, o); ok {
 				c.Spikes = append(c.Spikes, sp)
 			}
 		}
@@ -548,7 +570,8 @@ func cost(fs []*store.Facts, o Options) Cost {
 	})
 	keys, groups := groupFacts(fs, ByModel)
 	for _, k := range keys {
-		c.Models = append(c.Models, rollup(k, groups[k]))
+		ru, _ := rollup(k, groups[k], ss)
+		c.Models = append(c.Models, ru)
 	}
 	slices.SortFunc(c.Models, byCost)
 	return c
@@ -557,23 +580,21 @@ func cost(fs []*store.Facts, o Options) Cost {
 // spike: a group with at least MinSpikeRuns priced runs whose p99 run
 // cost is at least SpikeFactor times its median; the runs behind it are
 // those at or above the p99, most expensive first.
-func spike(by, key string, fs []*store.Facts, o Options) (Spike, bool) {
-	run, _ := costs(fs)
-	if len(run) < o.MinSpikeRuns {
+func spike(by, key string, fs []*run, p Percentiles, perRun []float64, o Options) (Spike, bool) {
+	if len(perRun) < o.MinSpikeRuns {
 		return Spike{}, false
 	}
-	p := percentiles(run)
 	if p.P50 <= 0 || p.P99 < o.SpikeFactor*p.P50 {
 		return Spike{}, false
 	}
 	sp := Spike{By: by, Key: key, P50: p.P50, P99: p.P99, Factor: p.P99 / p.P50}
-	var behind []*store.Facts
+	var behind []*run
 	for _, f := range fs {
 		if f.HasCost && f.CostUSD >= p.P99 {
 			behind = append(behind, f)
 		}
 	}
-	slices.SortStableFunc(behind, func(a, b *store.Facts) int { return cmp.Compare(b.CostUSD, a.CostUSD) })
+	slices.SortStableFunc(behind, func(a, b *run) int { return cmp.Compare(b.CostUSD, a.CostUSD) })
 	for _, f := range behind[:min(len(behind), o.MaxRuns)] {
 		sp.RunIDs = append(sp.RunIDs, f.RunID)
 	}
@@ -582,8 +603,8 @@ func spike(by, key string, fs []*store.Facts, o Options) (Spike, bool) {
 
 // failures lists the failure classes of two or more runs, most runs
 // first, with the spread across agents, models and environments.
-func failures(fs []*store.Facts, max int) []FailureRepeat {
-	byClass := map[string][]*store.Facts{}
+func failures(fs []*run, max int) []FailureRepeat {
+	byClass := map[string][]*run{}
 	for _, f := range fs {
 		c := f.FailureClass
 		if c == "" || c == telemetry.FailureNone {
@@ -597,10 +618,10 @@ func failures(fs []*store.Facts, max int) []FailureRepeat {
 			continue
 		}
 		fr := FailureRepeat{Class: c, Runs: len(runs)}
-		fr.Agents = countBy(runs, func(f *store.Facts) string { return f.Agent })
-		fr.Models = countBy(runs, func(f *store.Facts) string { return f.Model })
-		fr.Environments = countBy(runs, func(f *store.Facts) string { return f.Environment })
-		fr.Repos = countBy(runs, func(f *store.Facts) string { return f.Repo })
+		fr.Agents = countBy(runs, func(f *run) string { return f.Agent })
+		fr.Models = countBy(runs, func(f *run) string { return f.Model })
+		fr.Environments = countBy(runs, func(f *run) string { return f.Environment })
+		fr.Repos = countBy(runs, func(f *run) string { return f.Repo })
 		for _, f := range runs[:min(len(runs), max)] {
 			fr.RunIDs = append(fr.RunIDs, f.RunID)
 		}
@@ -615,7 +636,7 @@ func failures(fs []*store.Facts, max int) []FailureRepeat {
 	return out
 }
 
-func countBy(fs []*store.Facts, key func(*store.Facts) string) []Count {
+func countBy(fs []*run, key func(*run) string) []Count {
 	n := map[string]int{}
 	for _, f := range fs {
 		k := key(f)
@@ -639,7 +660,7 @@ func countBy(fs []*store.Facts, key func(*store.Facts) string) []Count {
 
 // missing reports every field of store.MissingFields, in that order,
 // even at 0%: a zero is the evidence that the field is there.
-func missing(fs []*store.Facts) []MissingField {
+func missing(fs []*run) []MissingField {
 	idx := map[string]int{}
 	out := make([]MissingField, len(store.MissingFields))
 	for i, f := range store.MissingFields {
