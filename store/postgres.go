@@ -226,7 +226,11 @@ func openPostgres(location string, migrate bool) (*Store, error) {
 	srv := &pgServer{secrets: passwords(location)}
 	cfg, err := pgx.ParseConfig(location)
 	if err != nil {
-		return nil, fmt.Errorf("store URL %s: %s", Redact(location), srv.scrubText(oneLine(err.Error())))
+		msg := oneLine(err.Error())
+		if i := strings.Index(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i > 0 {
+			msg = msg[i+3:] // pgx's prefix repeats the URL
+		}
+		return nil, fmt.Errorf("store URL %s: %s", Redact(location), srv.scrubText(msg))
 	}
 	srv.host = net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
 	if strings.HasPrefix(cfg.Host, "/") {
@@ -289,9 +293,31 @@ func (p *pgServer) explain(err error) error {
 		return err
 	}
 	if cause, ok := connectionTrouble(err); ok {
-		return &ServerError{Host: p.host, Cause: p.scrubText(cause), Err: err}
+		se := &ServerError{Host: p.host, Cause: p.scrubText(cause), Err: err}
+		if prefix := contextPrefix(err); prefix != "" {
+			// "saving run X: " stays in front of the server's line.
+			return &scrubbed{msg: p.scrubText(prefix) + se.Error(), err: se}
+		}
+		return se
 	}
 	return p.scrub(err)
+}
+
+// contextPrefix is what the store's own wrapping (fmt.Errorf with %w)
+// put in front of the driver's error: "saving run X: ".
+func contextPrefix(err error) string {
+	e := err
+	for fmt.Sprintf("%T", e) == "*fmt.wrapError" {
+		e = errors.Unwrap(e)
+	}
+	if e == err || e == nil {
+		return ""
+	}
+	prefix, ok := strings.CutSuffix(err.Error(), e.Error())
+	if !ok {
+		return ""
+	}
+	return prefix
 }
 
 // connectionTrouble says, in a few words, why the server could not be

@@ -427,7 +427,16 @@ func (s *Store) SaveLate(ctx context.Context, tr *telemetry.Trace, req *coltrace
 
 func (s *Store) save(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
 	saved, err := s.saveTx(ctx, tr, req, status, reason)
-	return saved, s.corrupt(err)
+	err = s.corrupt(err)
+	if errors.Is(err, ErrServer) && ctx.Err() == nil {
+		// The connection the pool gave was dead (the server restarted
+		// since it was opened, hours ago at the start of the run): once
+		// more, over a new one. Saving is idempotent, even when the lost
+		// reply was to a COMMIT that went through.
+		saved, err = s.saveTx(ctx, tr, req, status, reason)
+		err = s.corrupt(err)
+	}
+	return saved, err
 }
 
 func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
