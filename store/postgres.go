@@ -401,6 +401,9 @@ var ErrNotSQLite = errors.New("applies to SQLite stores (directories) only")
 // pgCheck is Check for PostgreSQL: the server answers and the runs are
 // counted (the server keeps its own pages intact; amcheck is the DBA's).
 func (s *Store) pgCheck(ctx context.Context) (int, error) {
+	if s.fresh {
+		return 0, nil
+	}
 	var n int
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM runs`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("checking store %s: %w", s.path, s.corrupt(err))
