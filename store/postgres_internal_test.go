@@ -482,3 +482,30 @@ func TestPostgresServerGoesAway(t *testing.T) {
 		t.Errorf("%d runs, %v; want before, restart and after", len(runs), err)
 	}
 }
+
+// A role the server asks for a password: the right one opens the store,
+// a wrong one fails in one line saying so, and neither shows up.
+func TestPostgresPassword(t *testing.T) {
+	pg := SharedPostgres(t)
+	const right, wrong = "right-horse-battery", "wrong-staple-42"
+	name := fmt.Sprintf("vault%d", time.Now().UnixNano()%1000000)
+	dsn := pg.AddPasswordUser(t, name, right)
+	with := func(pw string) string { return strings.Replace(dsn, name+"@", name+":"+pw+"@", 1) }
+	s, err := Open(with(right))
+	if err != nil {
+		t.Fatalf("the right password: %v", err)
+	}
+	if strings.Contains(s.Path(), right) || s.Key() != dsn {
+		t.Errorf("path %s, key %s: want the URL without the password", s.Path(), s.Key())
+	}
+	s.Close()
+	_, err = Open(with(wrong))
+	t.Log(err)
+	want := fmt.Sprintf(`PostgreSQL server 127.0.0.1:%d: password authentication failed for user "%s" (SQLSTATE 28P01)`, pg.Port, name)
+	if err == nil || err.Error() != want {
+		t.Errorf("a wrong password: %v; want %s", err, want)
+	}
+	if err != nil && (strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), right)) {
+		t.Errorf("the error shows a password: %v", err)
+	}
+}

@@ -90,6 +90,11 @@ func TestPostgresStoreCommands(t *testing.T) {
 		t.Errorf("report --store URL --json: exit %d, runs %d\n%s\n%s", code, rep.Runs, out, errs)
 	}
 
+	_, out, errs = aw(nil, "doctor", "--store", dsn)
+	if !strings.Contains(out, store.Redact(dsn)+": 1 runs") {
+		t.Errorf("doctor --store URL does not count the run:\n%s\n%s", out, errs)
+	}
+
 	// The server stopped: every command fails at once, in one line.
 	pg.Stop()
 	marker := filepath.Join(t.TempDir(), "child-ran")
