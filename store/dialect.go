@@ -6,17 +6,20 @@ package store
 // LIMIT -1, no rowid outside repair.go. What still differs is held here:
 // the placeholders (PostgreSQL's $1, $2, …: rebind), row locks (SQLite
 // locks the whole database from BEGIN, _txlock=immediate; PostgreSQL
-// needs FOR UPDATE), and byte-wise ordering of text (SQLite's BINARY
+// needs FOR UPDATE), byte-wise ordering of text (SQLite's BINARY
 // collation; PostgreSQL's database collation may be a locale's, so ids
-// are ordered COLLATE "C" to list in the same order everywhere). The
+// are ordered COLLATE "C" to list in the same order everywhere), and what
+// TEXT takes (PostgreSQL: valid UTF-8 without NUL; pgText). The
 // schema is the one place with two texts: migrations and pgMigrations
 // (postgres.go), compared by TestSchemasMatch.
 
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 type dialect struct {
@@ -31,13 +34,60 @@ type dialect struct {
 	skipLocked string
 	// collateC follows a text column in ORDER BY: byte order.
 	collateC string
+	// text makes a string argument storable (nil: any bytes are).
+	text func(string) string
 }
 
 var (
 	sqliteDialect = &dialect{name: "sqlite", rebind: func(q string) string { return q }}
 	pgDialect     = &dialect{name: "postgres", rebind: dollarPlaceholders,
-		forUpdate: " FOR UPDATE", skipLocked: " FOR UPDATE SKIP LOCKED", collateC: ` COLLATE "C"`}
+		forUpdate: " FOR UPDATE", skipLocked: " FOR UPDATE SKIP LOCKED", collateC: ` COLLATE "C"`, text: pgText}
 )
+
+// pgText is s as PostgreSQL's TEXT takes it: valid UTF-8 without NUL.
+// SQLite keeps any bytes; a run's strings are UTF-8 already (the trace is
+// protobuf), but an annotation's note or a collector's reply in an export
+// error need not be. Each byte PostgreSQL would refuse becomes 0x1A
+// (SUB), so lengths are kept and the packed facts (length-prefixed
+// strings) stay readable.
+func pgText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	b := []byte(s)
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0 || (r == utf8.RuneError && n == 1) {
+			b[i] = 0x1a
+			i++
+			continue
+		}
+		i += n
+	}
+	return string(b)
+}
+
+// args applies the dialect's text rule to a query's arguments.
+func (d *dialect) args(args []any) []any {
+	if d.text == nil {
+		return args
+	}
+	var out []any
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			if t := d.text(s); t != s {
+				if out == nil {
+					out = slices.Clone(args)
+				}
+				out[i] = t
+			}
+		}
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
 
 // byText is an ORDER BY term for a text column in byte order.
 func (d *dialect) byText(col string) string { return col + d.collateC }
@@ -80,24 +130,24 @@ type conn struct {
 }
 
 func (c conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return c.DB.ExecContext(ctx, c.d.rebind(q), args...)
+	return c.DB.ExecContext(ctx, c.d.rebind(q), c.d.args(args)...)
 }
 
 func (c conn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return c.DB.QueryContext(ctx, c.d.rebind(q), args...)
+	return c.DB.QueryContext(ctx, c.d.rebind(q), c.d.args(args)...)
 }
 
 func (c conn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return c.DB.QueryRowContext(ctx, c.d.rebind(q), args...)
+	return c.DB.QueryRowContext(ctx, c.d.rebind(q), c.d.args(args)...)
 }
 
 // QueryRow and Exec without a context (tests, PRAGMAs).
 func (c conn) QueryRow(q string, args ...any) *sql.Row {
-	return c.DB.QueryRowContext(context.Background(), c.d.rebind(q), args...)
+	return c.DB.QueryRowContext(context.Background(), c.d.rebind(q), c.d.args(args)...)
 }
 
 func (c conn) Exec(q string, args ...any) (sql.Result, error) {
-	return c.DB.ExecContext(context.Background(), c.d.rebind(q), args...)
+	return c.DB.ExecContext(context.Background(), c.d.rebind(q), c.d.args(args)...)
 }
 
 func (c conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*tx, error) {
@@ -115,13 +165,13 @@ type tx struct {
 }
 
 func (t *tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.d.rebind(q), args...)
+	return t.Tx.ExecContext(ctx, t.d.rebind(q), t.d.args(args)...)
 }
 
 func (t *tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, t.d.rebind(q), args...)
+	return t.Tx.QueryContext(ctx, t.d.rebind(q), t.d.args(args)...)
 }
 
 func (t *tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+	return t.Tx.QueryRowContext(ctx, t.d.rebind(q), t.d.args(args)...)
 }
