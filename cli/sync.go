@@ -52,7 +52,7 @@ the conflict is reported (exit 125).`,
 	}
 	storeFlag(cmd, &o.storeDir)
 	cmd.Flags().StringVar(&o.to, "to", "", "the target store: a PostgreSQL `URL` (postgres://user@host/db) or a store directory")
-	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "say what would be copied; change nothing, here or there")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "say what would be copied; send and record nothing (the target is opened read-only)")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -169,6 +170,21 @@ func TestSync(t *testing.T) {
 		rep, err = store.Sync(ctx, src, dst, store.SyncOptions{Progress: func(p store.SyncProgress) { t.Errorf("third sync sent %s", p.RunID) }})
 		if err != nil || rep.Copied != 0 || rep.Updated != 0 || rep.Unchanged != 50 {
 			t.Errorf("third sync: %+v, %v", rep, err)
+		}
+
+		// Sent but not recorded (killed between the target's commit and
+		// the local record): found on the target, not copied again.
+		db, err := sql.Open("sqlite", src.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`DELETE FROM sync_state WHERE run_id IN (SELECT run_id FROM sync_state ORDER BY run_id LIMIT 3)`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		rep, err = store.Sync(ctx, src, dst, store.SyncOptions{})
+		if err != nil || rep.Copied != 0 || rep.Present != 3 || rep.AlreadyThere() != 50 {
+			t.Errorf("sync after losing three records: %+v, %v", rep, err)
 		}
 
 		// Annotated (and exported) after its sync: sent again.
