@@ -35,6 +35,8 @@ import (
 // 3 labels, 2 alerts, 4 changed paths, 2-6 missing fields, a 60-byte
 // command line): about 2.8 KB per run, a third of it the packed column,
 // the rest the columns, the child rows and their primary-key indexes.
+// On PostgreSQL (BenchmarkFactsPostgres100k, pg_total_relation_size of
+// 100,000 such runs): 3.3 KB per run, run_facts 1.6 KB of it.
 const factsSchema = `
 CREATE TABLE IF NOT EXISTS run_facts (
 	run_id               TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
@@ -371,7 +373,8 @@ func (d *factsSQL) where(f FactsFilter) (string, []any, error) {
 // Measured (BenchmarkFacts100k, the 2-core VM, other work running):
 // all of 100,000 runs in 0.28-0.33 s (0.24-0.27 s WithoutPaths); the 20,000
 // of one team in 0.1 s; the newest 100 of a repository since a date in
-// 0.5 ms.
+// 0.5 ms. On PostgreSQL (BenchmarkFactsPostgres100k, a private server on
+// the same VM): 0.31 s, 0.12 s and 1.1 ms.
 func (s *Store) Facts(ctx context.Context, f FactsFilter) ([]Facts, error) {
 	d := factsQueries
 	where, args, err := d.where(f)
