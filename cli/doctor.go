@@ -217,6 +217,24 @@ func storeCheck(ctx context.Context, dir string) check {
 		c.detail, c.fix = "no default directory", "pass --store DIR"
 		return c
 	}
+	if store.IsURL(dir) {
+		// Read-only: doctor never migrates the fleet's database.
+		name := store.Redact(dir)
+		st, err := store.OpenReadOnly(dir)
+		if err != nil {
+			c.detail = oneLineText(err.Error())
+			c.fix = "check the server, the credentials and the database of " + name + " (runs wait in " + store.JournalDir(dir) + " meanwhile)"
+			return c
+		}
+		defer st.Close()
+		runs, err := st.Check(ctx)
+		if err != nil {
+			c.detail, c.fix = oneLineText(err.Error()), "check the server"
+			return c
+		}
+		c.ok, c.detail = true, fmt.Sprintf("%s: %d runs", name, runs)
+		return c
+	}
 	if _, err := os.Stat(filepath.Join(dir, store.FileName)); errors.Is(err, fs.ErrNotExist) {
 		c.ok, c.detail = true, dir+" (none yet: the first run creates it)"
 		return c

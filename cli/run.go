@@ -127,7 +127,7 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringVar(&o.resultFile, "result-file", "", "write what became of the run to `FILE` as JSON: run_id, exit_code (the command's), saved, error (agentwatch's own failure); for CI")
 	f.StringVar(&o.traceFile, "trace-file", "", "also append the trace to `FILE` as OTLP/JSON (one ExportTraceServiceRequest per line)")
 	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "send the trace to an OTLP collector at `URL` (grpc://host:port, http://host:port); default: OTEL_EXPORTER_OTLP_* variables")
-	f.StringVar(&o.storeDir, "store", store.DefaultDir(), "run store `DIR`")
+	storeFlag(cmd, &o.storeDir)
 	f.StringVar(&o.user, "user", "", "run the command as `USER` (name or uid); default: the sudo user; root only with --user root")
 	f.StringVar(&o.task, "task", "", "task `ID` this run works on (recorded as agentwatch.task.id)")
 	f.StringVar(&o.taskURL, "task-url", "", "task `URL` (recorded as agentwatch.task.url)")
@@ -164,9 +164,24 @@ func writeResult(path string, code int, res supervisor.Result, runErr error) err
 	return nil
 }
 
-// storeFlag adds --store to a reading command.
+// StoreEnv sets the default of every --store flag (a directory or a
+// PostgreSQL URL); unset, it is store.DefaultDir().
+const StoreEnv = "AGENTWATCH_STORE"
+
+// defaultStore is the default of --store.
+func defaultStore() string {
+	if v := os.Getenv(StoreEnv); v != "" {
+		return v
+	}
+	return store.DefaultDir()
+}
+
+// storeFlag adds --store to a command. The help shows the default
+// without a URL's password.
 func storeFlag(cmd *cobra.Command, dir *string) {
-	cmd.Flags().StringVar(dir, "store", store.DefaultDir(), "run store `DIR`")
+	def := defaultStore()
+	cmd.Flags().StringVar(dir, "store", def, "run store: a `DIR`, or a PostgreSQL URL postgres://user@host/db; default $"+StoreEnv+", else the state directory")
+	cmd.Flags().Lookup("store").DefValue = store.Redact(def)
 }
 
 // openStore opens the store a reading command reads, after saving the
@@ -177,6 +192,9 @@ func (a *app) openStore(dir string) (*store.Store, error) {
 		return nil, errors.New("finding the run store: no default directory (pass --store)")
 	}
 	st, err := store.Open(dir)
+	if err != nil && store.IsURL(dir) {
+		return nil, fmt.Errorf("opening store %s: %w", store.Redact(dir), err)
+	}
 	if errors.Is(err, store.ErrNotWritable) {
 		// A full disk or a read-only mount: what the store holds is still
 		// readable; its unsaved runs wait in the journal.

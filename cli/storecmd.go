@@ -28,6 +28,9 @@ func (a *app) storeCommand() *cobra.Command {
 				return errors.New("finding the run store: no default directory (pass --store)")
 			}
 			rep, err := store.Repair(cmd.Context(), dir)
+			if errors.Is(err, store.ErrNotSQLite) {
+				return configError{err}
+			}
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,7 +20,9 @@ import (
 	"github.com/agentwatch/agentwatch/fleet"
 	"github.com/agentwatch/agentwatch/llm"
 	"github.com/agentwatch/agentwatch/prices"
+	"github.com/agentwatch/agentwatch/privtest"
 	"github.com/agentwatch/agentwatch/store"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver: logPostgresSize
 )
 
 // fleetModel is the model every fixture run calls; fakemodel answers a
@@ -168,6 +171,56 @@ func TestFleetReport(t *testing.T) {
 
 	rep := fleetReport(t, bin, "--store", storeDir)
 	checkFleetReport(t, rep, ids, runs)
+
+	// The fleet's PostgreSQL store: synced into, it answers the same.
+	pg := privtest.StartPostgres(t)
+	syncOut := func() string {
+		t.Helper()
+		out, err := exec.Command(bin, "sync", "--store", storeDir, "--to", pg.DSN).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sync: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	n := len(ids)
+	if out := syncOut(); !strings.HasSuffix(out, fmt.Sprintf(": %d runs: %d copied, 0 already there\n", n, n)) {
+		t.Errorf("first sync: %q", out)
+	}
+	if got := fleetReport(t, bin, "--store", pg.DSN); !reflect.DeepEqual(got, rep) {
+		a, _ := json.MarshalIndent(rep, "", " ")
+		b, _ := json.MarshalIndent(got, "", " ")
+		t.Errorf("the PostgreSQL store's report differs from the SQLite store's:\nSQLite:\n%s\nPostgreSQL:\n%s", a, b)
+	}
+	if out := syncOut(); !strings.HasSuffix(out, fmt.Sprintf(": %d runs: 0 copied, %d already there\n", n, n)) {
+		t.Errorf("second sync copied something: %q", out)
+	}
+	logPostgresSize(t, pg.DSN, n)
+}
+
+// logPostgresSize logs what the fleet's runs take on PostgreSQL
+// (pg_total_relation_size: rows, indexes, TOAST), per run: all tables,
+// and the facts tables alone (docs/fleet.md's sizing).
+func logPostgresSize(t *testing.T, dsn string, runs int) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var all, traces, stored, spans, artifacts int64
+	err = db.QueryRow(`SELECT
+		(SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relkind = 'r'),
+		sum(length(trace)), sum(pg_column_size(trace)), sum(span_count),
+		(SELECT coalesce(sum(pg_column_size(content)), 0) FROM artifacts)
+		FROM runs`).Scan(&all, &traces, &stored, &spans, &artifacts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With a handful of runs the totals are mostly each table's and
+	// index's first pages; the per-run figures are the traces'.
+	t.Logf("PostgreSQL: %d runs, %d bytes in all tables; per run: %d spans, trace %d bytes (OTLP proto), %d as stored (TOAST-compressed), artifacts %d",
+		runs, all, spans/int64(runs), traces/int64(runs), stored/int64(runs), artifacts/int64(runs))
 }
 
 func fleetReport(t *testing.T, bin string, args ...string) fleet.Report {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // PostgresUser is the account a test's PostgreSQL runs as: initdb and
@@ -154,4 +155,45 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// AddPasswordUser creates login role name with password and database
+// name owned by it, and makes the server ask that role for its password
+// (scram-sha-256) over TCP; everyone else keeps trust. It returns the
+// DSN of that database as that role, without the password.
+func (pg *Postgres) AddPasswordUser(t testing.TB, name, password string) string {
+	t.Helper()
+	for _, q := range []string{
+		fmt.Sprintf("CREATE ROLE %q LOGIN PASSWORD '%s'", name, strings.ReplaceAll(password, "'", "''")),
+		fmt.Sprintf("CREATE DATABASE %q OWNER %q", name, name),
+	} {
+		if out, err := pg.command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port), "-U", "agentwatch", "-d", "agentwatch",
+			"-v", "ON_ERROR_STOP=1", "-c", q).CombinedOutput(); err != nil {
+			t.Fatalf("psql %s: %v: %s", q, err, out)
+		}
+	}
+	hba := filepath.Join(pg.dir, "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("host all %q 127.0.0.1/32 scram-sha-256\n", name) // the first matching line wins
+	if err := os.WriteFile(hba, append([]byte(line), old...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pg.command("pg_ctl", "-D", pg.dir, "reload").CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl reload: %v: %s", err, out)
+	}
+	// The reload is asynchronous: wait until the role is asked for a
+	// password.
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		err := pg.command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port), "-U", name, "-d", name, "-w", "-c", "select 1").Run()
+		if err != nil {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the server still lets the role in without a password after pg_ctl reload")
+		}
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", name, pg.Port, name)
 }

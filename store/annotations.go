@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -35,15 +37,17 @@ func (s *Store) Annotate(ctx context.Context, a Annotation) (Annotation, error) 
 		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, err)
 	}
 	defer tx.Rollback()
-	var exists int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE id = ?`, a.RunID).Scan(&exists); err != nil {
-		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, err)
-	}
-	if exists == 0 {
+	// The run's row is locked until the end of the transaction (SQLite:
+	// the write lock is held from BEGIN, _txlock=immediate; PostgreSQL:
+	// FOR UPDATE), so two annotators never get the same seq.
+	var id string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE id = ?`+s.d.forUpdate, a.RunID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
 		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, ErrNotFound)
 	}
-	// The write lock is held from BEGIN (_txlock=immediate), so two
-	// annotators never get the same seq.
+	if err != nil {
+		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, s.corrupt(err))
+	}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM annotations WHERE run_id = ?`, a.RunID).Scan(&a.Seq); err != nil {
 		return Annotation{}, fmt.Errorf("annotating run %s: %w", a.RunID, err)
 	}

@@ -11,9 +11,11 @@ import (
 	"github.com/agentwatch/agentwatch/store"
 )
 
-func TestAnnotations(t *testing.T) {
+func TestAnnotations(t *testing.T) { eachBackend(t, testAnnotations) }
+
+func testAnnotations(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	start := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	if err := s.Save(ctx, runTrace("run-a", start, 1)); err != nil {
 		t.Fatal(err)

@@ -85,7 +85,7 @@ func (s *Store) Artifacts(ctx context.Context, runID string) ([]Artifact, error)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT name, sha256, size, created_ns FROM artifacts WHERE run_id = ? ORDER BY name`, r.ID)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, sha256, size, created_ns FROM artifacts WHERE run_id = ? ORDER BY `+s.d.byText("name"), r.ID)
 	if err != nil {
 		return nil, fmt.Errorf("listing artifacts of run %s: %w", r.ID, err)
 	}

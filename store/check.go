@@ -10,6 +10,9 @@ import (
 // every index entry) and counts the runs. A damaged store's error wraps
 // ErrCorrupt and says how to repair it. doctor asks it.
 func (s *Store) Check(ctx context.Context) (runs int, err error) {
+	if s.pg != nil {
+		return s.pgCheck(ctx)
+	}
 	rows, err := s.db.QueryContext(ctx, `PRAGMA quick_check`)
 	if err != nil {
 		return 0, fmt.Errorf("checking store %s: %w", s.path, s.corrupt(err))

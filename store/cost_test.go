@@ -15,11 +15,10 @@ import (
 // calls has its cost and tokens, one without has neither (not zero), and
 // a store from before the cost columns keeps its runs, costless.
 func TestRunCost(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	s := open(t, dir)
 	old := runTrace("20260301-110000-aaaaaa", base, 0)
-	if err := s.Save(ctx, old); err != nil {
+	if err := s.Save(context.Background(), old); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -32,8 +31,25 @@ func TestRunCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	checkRunCost(t, open(t, dir))
+}
 
-	s = open(t, dir)
+// Both backends: a run saved without spend has none (not zero).
+func TestRunCostBackends(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore newStoreFunc) {
+		s := newStore(t)
+		if err := s.Save(context.Background(), runTrace("20260301-110000-aaaaaa", base, 0)); err != nil {
+			t.Fatal(err)
+		}
+		checkRunCost(t, s)
+	})
+}
+
+// checkRunCost saves two runs with spend into s, which holds run
+// 20260301-110000-aaaaaa without any, and checks the three summaries.
+func checkRunCost(t *testing.T, s *store.Store) {
+	t.Helper()
+	ctx := context.Background()
 	priced := runTrace("20260301-120000-bbbbbb", base.Add(time.Hour), 0,
 		telemetry.CostUSD.Float64(0.012345), telemetry.GenAIUsageInputTokens.Int64(4208), telemetry.GenAIUsageOutputTokens.Int64(77))
 	tokensOnly := runTrace("20260301-130000-cccccc", base.Add(2*time.Hour), 0,

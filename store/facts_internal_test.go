@@ -117,7 +117,7 @@ func insertSynthetic(t testing.TB, s *Store, n int, withFacts bool) {
 			t.Fatal(err)
 		}
 		if withFacts {
-			if err := sqliteFacts.writeFacts(ctx, tx, f); err != nil {
+			if err := factsQueries.writeFacts(ctx, tx, f); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -228,6 +228,7 @@ func TestMain(m *testing.M) {
 	if bench100k.dir != "" {
 		os.RemoveAll(bench100k.dir)
 	}
+	stopSharedPostgres()
 	os.Exit(code)
 }
 

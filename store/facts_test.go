@@ -306,9 +306,11 @@ func factIDs(list []store.Facts) string {
 	return strings.Join(ids, " ")
 }
 
-func TestFactsFilter(t *testing.T) {
+func TestFactsFilter(t *testing.T) { eachBackend(t, testFactsFilter) }
+
+func testFactsFilter(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	filterRuns(t, s)
 	for _, tt := range []struct {
 		name string
@@ -382,9 +384,11 @@ func TestFactsFilter(t *testing.T) {
 }
 
 // Saving a run again replaces its facts, children included.
-func TestFactsResave(t *testing.T) {
+func TestFactsResave(t *testing.T) { eachBackend(t, testFactsResave) }
+
+func testFactsResave(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	if err := s.Save(ctx, richTrace("again", base)); err != nil {
 		t.Fatal(err)
 	}
@@ -416,9 +420,11 @@ func TestFactsResave(t *testing.T) {
 }
 
 // An annotation updates the review, PR and CI facts of its run.
-func TestFactsAnnotation(t *testing.T) {
+func TestFactsAnnotation(t *testing.T) { eachBackend(t, testFactsAnnotation) }
+
+func testFactsAnnotation(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	if err := s.Save(ctx, runTrace("ann", base, 0)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,11 @@ import (
 // The file list round-trips through the store, names with newlines,
 // quotes and markup included, at 100,000 entries; a run without one says
 // so.
-func TestFiles(t *testing.T) {
+func TestFiles(t *testing.T) { eachBackend(t, testFiles) }
+
+func testFiles(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	if err := s.Save(ctx, runTrace("20260301-120000-aaaaaa", base, 0)); err != nil {
 		t.Fatal(err)
 	}

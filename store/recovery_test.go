@@ -15,9 +15,11 @@ import (
 	"github.com/agentwatch/agentwatch/telemetry/otlp"
 )
 
-func TestRunStatus(t *testing.T) {
+func TestRunStatus(t *testing.T) { eachBackend(t, testRunStatus) }
+
+func testRunStatus(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	done := runTrace("20260301-120000-aaaaaa", base, 0)
 	if err := s.Save(ctx, done); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,14 @@ import (
 // OpenReadOnly opens an existing store for reading only: for the reading
 // commands when Open fails with ErrNotWritable. Nothing is created or
 // migrated; saving fails.
-func OpenReadOnly(dir string) (*Store, error) {
+//
+// A PostgreSQL URL is connected to without migrating: a database without
+// the schema yet reads as empty.
+func OpenReadOnly(location string) (*Store, error) {
+	if IsURL(location) {
+		return openPostgres(location, false)
+	}
+	dir := location
 	path := filepath.Join(dir, FileName)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -36,7 +43,7 @@ func OpenReadOnly(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, readOnly: true}
+	s := &Store{db: conn{db, sqliteDialect}, d: sqliteDialect, path: path, readOnly: true, key: dirKey(dir)}
 	var v int
 	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil {
 		db.Close()
@@ -148,12 +155,15 @@ type RepairReport struct {
 // directory is untouched: its runs are saved by the next command.
 func Repair(ctx context.Context, dir string) (RepairReport, error) {
 	var rep RepairReport
+	if IsURL(dir) {
+		return rep, fmt.Errorf("store repair %w: %s is a PostgreSQL database (its server keeps its own pages; ask its administrator)", ErrNotSQLite, Redact(dir))
+	}
 	path := filepath.Join(dir, FileName)
 	old, err := sql.Open("sqlite", "file:"+strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return rep, fmt.Errorf("opening %s: %w", path, err)
 	}
-	src := &Store{db: old, path: path}
+	src := &Store{db: conn{old, sqliteDialect}, d: sqliteDialect, path: path}
 	runs, lost, err := src.intactRuns(ctx)
 	rep.Lost = lost
 	if err != nil {

@@ -1,7 +1,9 @@
-// Package store is the embedded local run store (SQLite, pure Go): every
-// run's trace is kept here, whether or not a collector received it, so
-// `runs`, `show` and `export` work with no collector at all. It stores what
-// it is given; it never redacts.
+// Package store is the run store: every run's trace is kept here,
+// whether or not a collector received it, so `runs`, `show` and `export`
+// work with no collector at all. It stores what it is given; it never
+// redacts. A store is a directory (the embedded SQLite database, pure Go,
+// below) or a PostgreSQL URL (postgres.go: the fleet's store, same schema,
+// same API).
 //
 // One file, runs.db, in WAL mode so that `agentwatch runs` can read while
 // a run is being saved, with a busy timeout so that two agentwatch processes
@@ -13,7 +15,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -68,11 +72,15 @@ type Run struct {
 }
 
 // Store is an open run store. It is safe for concurrent use, and several
-// processes may open the same directory.
+// processes may open the same directory (or PostgreSQL database).
 type Store struct {
-	db       *sql.DB
-	path     string
-	readOnly bool // OpenReadOnly
+	db       conn // rebinds placeholders for d
+	d        *dialect
+	path     string // the database file, or the URL without its password
+	readOnly bool   // OpenReadOnly
+	pg       *pgServer
+	fresh    bool   // OpenReadOnly of a PostgreSQL database without the schema: nothing stored yet
+	key      string // Key: the name sync_state gives this store
 }
 
 // DefaultDir is $XDG_STATE_HOME/agentwatch, or ~/.local/state/agentwatch.
@@ -90,7 +98,9 @@ func DefaultDir() string {
 }
 
 // migrations are applied in order; schema_version holds how many ran. Later
-// issues append, never edit.
+// issues append, never edit. pgMigrations (postgres.go) is the same list
+// for PostgreSQL: a migration appended here is appended there too
+// (TestSchemasMatch fails otherwise).
 var migrations = []string{
 	`CREATE TABLE runs (
 		id           TEXT PRIMARY KEY,
@@ -160,6 +170,8 @@ var migrations = []string{
 	// (facts.go, facts_sql.go), and the queue of stored runs whose facts
 	// Open computes from their traces (backfillFacts).
 	factsSchema,
+	// 7: what `agentwatch sync` sent each target (sync.go).
+	syncSchema,
 }
 
 // Status is how a run was saved.
@@ -173,13 +185,31 @@ const (
 )
 
 // JournalDir is where the supervisor keeps the journals of runs not yet
-// saved in the store in dir: journal.Pending(JournalDir(dir)) lists the
-// unsaved runs (supervisor dead, or the store could not take them).
-func JournalDir(dir string) string { return filepath.Join(dir, "journal") }
+// saved in the store at location (a directory or a PostgreSQL URL):
+// journal.Pending(JournalDir(location)) lists the unsaved runs
+// (supervisor dead, or the store could not take them). A directory keeps
+// them in its journal subdirectory; a URL's journal is local, in
+// DefaultDir()/journal-<the first 12 hex digits of the sha256 of Key(url)>,
+// so a run survives the server it could not reach.
+func JournalDir(location string) string {
+	if IsURL(location) {
+		sum := sha256.Sum256([]byte(Key(location)))
+		return filepath.Join(DefaultDir(), "journal-"+hex.EncodeToString(sum[:6]))
+	}
+	return filepath.Join(location, "journal")
+}
 
-// Open opens (creating when needed) the store in dir. It fails at once when
-// dir is not writable, so a run never starts that could not be kept.
-func Open(dir string) (*Store, error) {
+// Open opens (creating when needed) the store at location: a postgres://
+// or postgresql:// URL opens that PostgreSQL database (postgres.go),
+// anything else is a directory. It fails at once when the store cannot
+// take a write (a directory that is not writable; a server that cannot be
+// reached, refuses the credentials or lacks the database), so a run never
+// starts that could not be kept.
+func Open(location string) (*Store, error) {
+	if IsURL(location) {
+		return openPostgres(location, true)
+	}
+	dir := location
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating store directory: %w", err)
 	}
@@ -213,7 +243,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: conn{db, sqliteDialect}, d: sqliteDialect, path: path, key: dirKey(dir)}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		if c := s.corrupt(err); c != err {
@@ -227,6 +257,14 @@ func Open(dir string) (*Store, error) {
 	// run's facts when asked.
 	_ = s.backfillFacts(context.Background())
 	return s, nil
+}
+
+// dirKey is a store directory's Key: its absolute path.
+func dirKey(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // privateFiles makes the store directory 0700 and the database 0600
@@ -253,12 +291,31 @@ func privateFiles(dir, path string) error {
 	return nil
 }
 
+// migrate applies the migrations the store lacks, in one transaction.
+// On PostgreSQL it first takes a transaction-scoped advisory lock, so
+// that runners opening a fresh database at once migrate it one after the
+// other (the others then find it done); SQLite's BEGIN IMMEDIATE is that
+// lock already.
 func (s *Store) migrate(ctx context.Context) error {
+	list := migrations
+	if s.d == pgDialect {
+		list = pgMigrations
+		// Up to date (the common case): no lock taken.
+		var v int
+		if s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v) == nil && v == len(list) {
+			return nil
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("starting migration: %w", err)
 	}
 	defer tx.Rollback()
+	if s.d == pgDialect {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, migrationLock); err != nil {
+			return fmt.Errorf("locking the schema for migration: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("creating schema_version: %w", err)
 	}
@@ -272,16 +329,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("reading schema version: %w", err)
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("store schema version %d is newer than this agentwatch understands (%d): upgrade agentwatch", version, len(migrations))
+	if version > len(list) {
+		return fmt.Errorf("store schema version %d is newer than this agentwatch understands (%d): upgrade agentwatch", version, len(list))
 	}
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+	for i := version; i < len(list); i++ {
+		if _, err := tx.ExecContext(ctx, list[i]); err != nil {
 			return fmt.Errorf("applying migration %d: %w", i+1, err)
 		}
 	}
-	if version < len(migrations) {
-		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
+	if version < len(list) {
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(list)); err != nil {
 			return fmt.Errorf("recording schema version: %w", err)
 		}
 	}
@@ -291,8 +348,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Path is the database file.
+// Path is the database file, or the PostgreSQL URL without its password.
 func (s *Store) Path() string { return s.path }
+
+// IsPostgres reports whether the store is a PostgreSQL database.
+func (s *Store) IsPostgres() bool { return s.d == pgDialect }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
@@ -367,7 +427,16 @@ func (s *Store) SaveLate(ctx context.Context, tr *telemetry.Trace, req *coltrace
 
 func (s *Store) save(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
 	saved, err := s.saveTx(ctx, tr, req, status, reason)
-	return saved, s.corrupt(err)
+	err = s.corrupt(err)
+	if errors.Is(err, ErrServer) && ctx.Err() == nil {
+		// The connection the pool gave was dead (the server restarted
+		// since it was opened, hours ago at the start of the run): once
+		// more, over a new one. Saving is idempotent, even when the lost
+		// reply was to a COMMIT that went through.
+		saved, err = s.saveTx(ctx, tr, req, status, reason)
+		err = s.corrupt(err)
+	}
+	return saved, err
 }
 
 func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb.ExportTraceServiceRequest, status Status, reason string) (bool, error) {
@@ -404,13 +473,7 @@ func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return false, nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_status (run_id, status, reason) VALUES (?, ?, ?)`, r.ID, string(status), reason)
-	if err != nil {
-		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_costs (run_id, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, ?)`,
-		r.ID, nullable(r.CostUSD, r.HasCost), nullable(r.InputTokens, r.HasTokens), nullable(r.OutputTokens, r.HasTokens))
-	if err != nil {
+	if err := writeSideRows(ctx, tx, r, status, reason); err != nil {
 		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	// The facts, replaced with the run; a run saved again keeps its
@@ -419,13 +482,27 @@ func (s *Store) saveTx(ctx context.Context, tr *telemetry.Trace, req *coltracepb
 	if err != nil {
 		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
-	if err := sqliteFacts.writeFacts(ctx, tx, facts.finish(anns)); err != nil {
+	if err := factsQueries.writeFacts(ctx, tx, facts.finish(anns)); err != nil {
 		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("saving run %s: %w", r.ID, err)
 	}
 	return true, nil
+}
+
+// writeSideRows writes run r's status and cost rows, replacing earlier
+// ones.
+func writeSideRows(ctx context.Context, tx execer, r Run, status Status, reason string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO run_status (run_id, status, reason) VALUES (?, ?, ?)
+		ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, reason = excluded.reason`, r.ID, string(status), reason)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO run_costs (run_id, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, ?)
+		ON CONFLICT (run_id) DO UPDATE SET cost_usd = excluded.cost_usd, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens`,
+		r.ID, nullable(r.CostUSD, r.HasCost), nullable(r.InputTokens, r.HasTokens), nullable(r.OutputTokens, r.HasTokens))
+	return err
 }
 
 const summaryColumns = `id, trace_id, start_ns, end_ns, command, agent, exit_code, span_count, exported, export_error, cost_usd, input_tokens, output_tokens, coalesce(run_status.status, 'complete'), coalesce(run_status.reason, '')`
@@ -436,11 +513,11 @@ const runsWithCosts = `runs LEFT JOIN run_costs ON run_costs.run_id = runs.id LE
 // List returns the most recent runs first (by start time); limit <= 0
 // means all.
 func (s *Store) List(ctx context.Context, limit int) ([]Run, error) {
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+	q := `SELECT ` + summaryColumns + ` FROM ` + runsWithCosts + ` ORDER BY start_ns DESC, ` + s.d.byText("id") + ` DESC`
+	if limit > 0 {
+		q += ` LIMIT ` + strconv.Itoa(limit)
 	}
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` ORDER BY start_ns DESC, id DESC LIMIT ?`, limit)
+	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		if errors.Is(s.corrupt(err), ErrCorrupt) {
 			return s.listIntact(ctx, limit) // repair.go: the runs the damage spared
@@ -558,7 +635,7 @@ func (s *Store) resolve(ctx context.Context, id string) (Run, error) {
 	// The prefix is compared with substr, not LIKE, so '%' and '_' in what
 	// the user typed are literal.
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE substr(id, 1, ?) = ? OR trace_id = ? ORDER BY id LIMIT 2`,
+		`SELECT `+summaryColumns+` FROM `+runsWithCosts+` WHERE substr(id, 1, ?) = ? OR trace_id = ? ORDER BY `+s.d.byText("id")+` LIMIT 2`,
 		len(id), id, strings.ToLower(id))
 	if err != nil {
 		if errors.Is(s.corrupt(err), ErrCorrupt) {
@@ -621,8 +698,12 @@ func (s *Store) MarkExported(ctx context.Context, id string, exportErr error) er
 var ErrCorrupt = errors.New("store is corrupt")
 
 // corrupt turns SQLite's corruption errors into one line naming the file
-// and the way out; other errors pass unchanged.
+// and the way out, and a PostgreSQL server's connection trouble into one
+// line naming the server (pgServer.explain); other errors pass unchanged.
 func (s *Store) corrupt(err error) error {
+	if s.pg != nil {
+		return s.pg.explain(err)
+	}
 	var se interface{ Code() int }
 	if err == nil || !errors.As(err, &se) {
 		return err

@@ -61,13 +61,19 @@ func open(t *testing.T, dir string) *store.Store {
 	return s
 }
 
-func TestSaveListLoad(t *testing.T) {
-	ctx := context.Background()
+func TestStoreDirIsPrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "agentwatch")
-	s := open(t, dir)
+	open(t, dir)
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("store dir mode = %v, %v; want 0700", st.Mode().Perm(), err)
 	}
+}
+
+func TestSaveListLoad(t *testing.T) { eachBackend(t, testSaveListLoad) }
+
+func testSaveListLoad(t *testing.T, newStore newStoreFunc) {
+	ctx := context.Background()
+	s := newStore(t)
 
 	// Saved out of order; List sorts by start, newest first.
 	for i, id := range []string{"20260301-120100-bbbbbb", "20260301-120000-aaaaaa", "20260301-120200-cccccc"} {
@@ -134,17 +140,21 @@ func TestOddDirectoryName(t *testing.T) {
 	}
 }
 
-func TestSaveRejectsTraceWithoutRoot(t *testing.T) {
-	s := open(t, t.TempDir())
+func TestSaveRejectsTraceWithoutRoot(t *testing.T) { eachBackend(t, testSaveRejectsTraceWithoutRoot) }
+
+func testSaveRejectsTraceWithoutRoot(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t)
 	err := s.Save(context.Background(), &telemetry.Trace{RunID: "x"})
 	if err == nil || !strings.Contains(err.Error(), "no root span") {
 		t.Errorf("Save(empty trace) = %v, want a no-root error", err)
 	}
 }
 
-func TestLoadByPrefix(t *testing.T) {
+func TestLoadByPrefix(t *testing.T) { eachBackend(t, testLoadByPrefix) }
+
+func testLoadByPrefix(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	ids := []string{"20260301-120000-aaaaaa", "20260301-120000-aabbbb", "20260301-130000-cccccc", "run1", "run10"}
 	for i, id := range ids {
 		if err := s.Save(ctx, runTrace(id, base.Add(time.Duration(i)*time.Minute), 0)); err != nil {
@@ -178,7 +188,7 @@ func TestLoadByPrefix(t *testing.T) {
 			t.Errorf("Load(%q) = %q, %v; want %q", tc.query, r.ID, err, tc.want)
 		}
 	}
-	if _, _, err := open(t, t.TempDir()).Load(ctx, store.Latest); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := newStore(t).Load(ctx, store.Latest); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Load(latest) on an empty store: %v, want ErrNotFound", err)
 	}
 	if _, _, err := s.Load(ctx, "nosuch"); !errors.Is(err, store.ErrNotFound) {
@@ -186,9 +196,11 @@ func TestLoadByPrefix(t *testing.T) {
 	}
 }
 
-func TestMarkExported(t *testing.T) {
+func TestMarkExported(t *testing.T) { eachBackend(t, testMarkExported) }
+
+func testMarkExported(t *testing.T, newStore newStoreFunc) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := newStore(t)
 	id := "20260301-120000-aaaaaa"
 	if err := s.Save(ctx, runTrace(id, base, 0)); err != nil {
 		t.Fatal(err)

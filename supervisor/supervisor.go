@@ -289,7 +289,7 @@ func (r *run) prepare(ctx context.Context) error {
 
 	// Sinks first: a run that cannot be kept must not start.
 	if r.st, err = store.Open(o.StoreDir); err != nil {
-		return fmt.Errorf("opening store %s: %w", o.StoreDir, err)
+		return fmt.Errorf("opening store %s: %w", store.Redact(o.StoreDir), err)
 	}
 	r.deferred(func() { r.st.Close() })
 	// A run whose agentwatch died is saved before this one starts.
