@@ -29,7 +29,23 @@ var supervisorEnv = []string{"HOME", "USER", "LOGNAME"}
 // them are secrets to redact is redact.Secrets' decision (by name, shape
 // and what is public in the run).
 func policyEnv(pol *policy.Policy, env []string, t Account, now time.Time) ([]string, event.EnvFiltered, []redact.Dropped) {
+	// agentwatch's own settings are the operator's, never the agent's: in
+	// either mode, whatever env.allow says (AGENTWATCH_STORE may hold a
+	// database password).
+	all := env
+	var own []string
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		if isOwnEnv(name) {
+			own = append(own, name)
+			return true
+		}
+		return false
+	})
 	filtered, kept, dropped, set := pol.FilterEnv(env)
+	dropped = append(dropped, own...)
+	slices.Sort(dropped)
+	dropped = slices.Compact(dropped)
 	child := filtered
 	if pol.Mode != policy.Enforce {
 		child = withSet(env, pol.Env.Set)
@@ -69,9 +85,9 @@ func policyEnv(pol *policy.Policy, env []string, t Account, now time.Time) ([]st
 		has[lookupEnv(child, name)] = true
 	}
 	var out []redact.Dropped
-	for _, kv := range env {
+	for _, kv := range all {
 		name, v, ok := strings.Cut(kv, "=")
-		if !ok || v == "" || has[v] || pol.AllowsEnv(name) || slices.Contains(supervisorEnv, name) {
+		if !ok || v == "" || has[v] || !isOwnEnv(name) && (pol.AllowsEnv(name) || slices.Contains(supervisorEnv, name)) {
 			continue
 		}
 		out = append(out, redact.Dropped{Name: name, Value: v})
@@ -84,6 +100,10 @@ func policyEnv(pol *policy.Policy, env []string, t Account, now time.Time) ([]st
 	}
 	return child, ev, out
 }
+
+// isOwnEnv: agentwatch's own variables (AGENTWATCH_STORE, the profiling
+// switches), which the child never gets.
+func isOwnEnv(name string) bool { return strings.HasPrefix(name, "AGENTWATCH_") }
 
 // withSet is env with env.set applied: overridden names replaced in place,
 // new names appended (sorted, so the environment is reproducible).

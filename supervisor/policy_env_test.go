@@ -162,3 +162,29 @@ func TestSummary(t *testing.T) {
 }
 
 func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// agentwatch's own variables never reach the child, in either mode and
+// whatever env.allow says: AGENTWATCH_STORE may carry a database password,
+// which is then also a value to redact wherever the agent echoes it.
+func TestPolicyEnvKeepsOwnVariables(t *testing.T) {
+	const dsn = "postgres://agentwatch:pg-s3cret-pw@db:5432/agentwatch"
+	env := []string{"PATH=/usr/bin", "AGENTWATCH_STORE=" + dsn, "AGENTWATCH_CPUPROFILE=/tmp/p", "TERM=xterm"}
+	allowAll, err := policy.Parse("p.yaml", []byte("version: 1\nmode: enforce\nenv:\n  allow: [PATH, TERM, AGENTWATCH_*]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pol := range []*policy.Policy{policy.Default(), allowAll} {
+		got, ev, dropped := policyEnv(pol, env, Account{}, time.Unix(1, 0))
+		for _, kv := range got {
+			if strings.HasPrefix(kv, "AGENTWATCH_") {
+				t.Errorf("%s mode: the child got %s", pol.Mode, kv)
+			}
+		}
+		if !slices.Contains(ev.Dropped, "AGENTWATCH_STORE") || !slices.Contains(ev.Dropped, "AGENTWATCH_CPUPROFILE") {
+			t.Errorf("%s mode: dropped %q, want agentwatch's own variables named", pol.Mode, ev.Dropped)
+		}
+		if r := redact.Secrets(dropped, nil); !slices.Contains(r, dsn) {
+			t.Errorf("%s mode: the store URL is not among the values to redact: %q", pol.Mode, r)
+		}
+	}
+}
