@@ -56,9 +56,9 @@ type Facts struct {
 	LLMCalls         int     `json:"llm_calls"`
 	LLMCallsUnpriced int     `json:"llm_calls_unpriced"`
 
-	RetryCalls       int     `json:"retry_calls"`        // model calls with agentwatch.llm.repeat > 0
-	RetryWasteTokens int64   `json:"retry_waste_tokens"` // their input+output tokens
-	RetryWasteUSD    float64 `json:"retry_waste_usd"`    // their cost
+	RetryCalls       int     `json:"retry_calls"`        // the root's agentwatch.llm.retry.calls (older runs: model calls with agentwatch.llm.repeat > 0)
+	RetryWasteTokens int64   `json:"retry_waste_tokens"` // agentwatch.llm.retry.wasted_tokens (older runs: the repeats' input+output tokens)
+	RetryWasteUSD    float64 `json:"retry_waste_usd"`    // agentwatch.llm.retry.wasted_usd (older runs: the repeats' cost)
 	RetryCommands    int     `json:"retry_commands"`     // alerts retries_without_progress and denied_loop
 
 	FailureClass       string `json:"failure_class,omitempty"`        // agentwatch.failure.class of the root
@@ -441,6 +441,16 @@ func traceFacts(tr *telemetry.Trace, st Status) partialFacts {
 	f.CacheReadTokens = rootOr(root, telemetry.GenAIUsageCacheReadTokens, cacheRead)
 	f.CacheWriteTokens = rootOr(root, telemetry.GenAIUsageCacheCreateTokens, cacheWrite)
 	f.ReasoningTokens = rootOr(root, telemetry.GenAIUsageReasoningTokens, rsn)
+	// The recorder's own retry accounting, where the run has it (runs
+	// recorded since it): every retried attempt's waste counted once,
+	// failed attempts included; older runs keep the sum over repeats.
+	if _, ok := root.Attr(telemetry.LLMRetryCalls); ok {
+		f.RetryCalls = int(intAttr(root, telemetry.LLMRetryCalls))
+		f.RetryWasteTokens = intAttr(root, telemetry.LLMRetryWastedTokens)
+		if v, ok := root.Attr(telemetry.LLMRetryWastedUSD); ok {
+			f.RetryWasteUSD = v.AsFloat64()
+		}
+	}
 	if f.SecretFindings == 0 && secretSpanFindings > 0 {
 		f.SecretFindings = secretSpanFindings
 	}

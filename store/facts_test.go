@@ -538,3 +538,20 @@ func TestFactsBackfill(t *testing.T) {
 		t.Errorf("after backfill: %d queued, %d facts rows (%v)", queued, facts, err)
 	}
 }
+
+// The root's retry accounting (agentwatch.llm.retry.*) wins over the sum
+// of repeated calls, which older runs fall back to.
+func TestExtractFactsRetryTotals(t *testing.T) {
+	repeat := spanOf(21, telemetry.SpanLLMCall, base, telemetry.LLMRepeat.Int(1),
+		telemetry.GenAIUsageInputTokens.Int64(100), telemetry.GenAIUsageOutputTokens.Int64(10), telemetry.CostUSD.Float64(0.5))
+	old := runTrace("old", base, 0)
+	old.Spans = append(old.Spans, repeat)
+	if f := store.ExtractFacts(old, store.StatusComplete, nil); f.RetryCalls != 1 || f.RetryWasteTokens != 110 || f.RetryWasteUSD != 0.5 {
+		t.Errorf("older run: retry %d calls, %d tokens, $%v; want 1, 110, $0.5", f.RetryCalls, f.RetryWasteTokens, f.RetryWasteUSD)
+	}
+	cur := runTrace("new", base, 0, telemetry.LLMRetryCalls.Int(2), telemetry.LLMRetryWastedTokens.Int64(300), telemetry.LLMRetryWastedUSD.Float64(1.25))
+	cur.Spans = append(cur.Spans, repeat)
+	if f := store.ExtractFacts(cur, store.StatusComplete, nil); f.RetryCalls != 2 || f.RetryWasteTokens != 300 || f.RetryWasteUSD != 1.25 {
+		t.Errorf("run with the root's totals: retry %d calls, %d tokens, $%v; want 2, 300, $1.25", f.RetryCalls, f.RetryWasteTokens, f.RetryWasteUSD)
+	}
+}
