@@ -381,3 +381,51 @@ func TestFactsBackfillFromVersion5(t *testing.T) {
 		t.Errorf("annotation not in the backfilled facts: %+v", list[0])
 	}
 }
+
+// Open backfills for openBackfill at most (a run must not wait for an old
+// store's every trace); Facts finishes the queue before it answers.
+func TestBackfillBoundedAtOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const n = 3*factsBatch + 5
+	for i := range n {
+		id := fmt.Sprintf("r-%03d", i)
+		r := recorder.New(recorder.RunInfo{RunID: id, Argv: []string{"sh"}, Start: t0, RootPID: 10, Workspace: "/w"})
+		if err := s.Save(ctx, r.Finish(recorder.End{Time: t0.Add(time.Second)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As an upgrade leaves it: every run queued, none with facts.
+	if _, err := s.db.Exec(`DELETE FROM run_facts; INSERT INTO run_facts_pending (run_id) SELECT id FROM runs`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	defer func(d time.Duration) { openBackfill = d }(openBackfill)
+	openBackfill = time.Nanosecond // one batch, then stop
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pending := func() (k int) {
+		if err := s.db.QueryRow(`SELECT count(*) FROM run_facts_pending`).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if k := pending(); k != n-factsBatch {
+		t.Errorf("after Open: %d runs queued, want %d (one batch done)", k, n-factsBatch)
+	}
+	list, err := s.Facts(ctx, FactsFilter{})
+	if err != nil || len(list) != n {
+		t.Fatalf("Facts: %d runs, %v; want all %d", len(list), err, n)
+	}
+	if k := pending(); k != 0 {
+		t.Errorf("after Facts: %d runs still queued", k)
+	}
+}

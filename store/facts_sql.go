@@ -376,6 +376,9 @@ func (d *factsSQL) where(f FactsFilter) (string, []any, error) {
 // 0.5 ms. On PostgreSQL (BenchmarkFactsPostgres100k, a private server on
 // the same VM): 0.31 s, 0.12 s and 1.1 ms.
 func (s *Store) Facts(ctx context.Context, f FactsFilter) ([]Facts, error) {
+	if !s.readOnly {
+		_ = s.backfillFacts(ctx) // what Open left (openBackfill); a failure leaves those runs out
+	}
 	d := factsQueries
 	where, args, err := d.where(f)
 	if err != nil {
@@ -594,12 +597,23 @@ func (s *Store) refreshFacts(ctx context.Context, tx *tx, id string) error {
 // waits for one batch at most.
 const factsBatch = 64
 
+// openBackfill bounds the backfill Open does: `agentwatch run` opens the
+// store before it starts the agent, which must not wait for a large old
+// store's every trace to be decoded; Facts finishes the rest when a
+// reader needs them.
+var openBackfill = 250 * time.Millisecond
+
 // backfillFacts computes the facts of the runs queued in run_facts_pending
 // (every run of a store that predates the facts tables), a batch per
 // transaction, so an old store gains its facts on first open. It is
 // cheap when nothing is queued (one read, no lock). An error stops it; the
-// runs left stay queued for the next open.
-func (s *Store) backfillFacts(ctx context.Context) error {
+// runs left stay queued for the next open. budget > 0 stops it after that
+// long (between batches); 0 works through the whole queue.
+func (s *Store) backfillFacts(ctx context.Context, budget ...time.Duration) error {
+	var deadline time.Time
+	if len(budget) > 0 && budget[0] > 0 {
+		deadline = time.Now().Add(budget[0])
+	}
 	var one string
 	err := s.db.QueryRowContext(ctx, `SELECT run_id FROM run_facts_pending LIMIT 1`).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -612,6 +626,9 @@ func (s *Store) backfillFacts(ctx context.Context) error {
 		n, err := s.backfillBatch(ctx)
 		if err != nil || n == 0 {
 			return err
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return nil
 		}
 	}
 }

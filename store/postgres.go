@@ -278,7 +278,7 @@ func openPostgres(location string, migrate bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrating store %s: %w", s.path, srv.explain(err))
 	}
-	_ = s.backfillFacts(ctx)
+	_ = s.backfillFacts(ctx, openBackfill)
 	return s, nil
 }
 

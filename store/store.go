@@ -255,7 +255,7 @@ func Open(location string) (*Store, error) {
 	// traces. Never a reason to refuse the store: what is not done now
 	// stays queued for the next open, and RunFacts computes a queued
 	// run's facts when asked.
-	_ = s.backfillFacts(context.Background())
+	_ = s.backfillFacts(context.Background(), openBackfill)
 	return s, nil
 }
 
