@@ -99,6 +99,10 @@ type RunInfo struct {
 	LLMProxy []string
 	// Capture is the content-capture tier (capture.go); zero: metadata.
 	Capture Capture
+	// MCPServers are the MCP servers of the agent's configuration the
+	// supervisor read at run start (mcp.go): the exec of one is classed
+	// mcp_server.
+	MCPServers []MCPServer
 }
 
 // Started is what the supervisor learns once the sensors are up, just
@@ -415,6 +419,8 @@ func (r *Recorder) exec(e event.Exec) {
 	s.cwd = e.Cwd
 	s.uid = e.UID
 	r.classifyExec(s)
+	r.classifyMCP(s, parent, e.Filename, e.Argv)
+	r.noteToolCommand(s, parent, e)
 	if r.aggregateExec(p, parent, s, e) {
 		return
 	}
