@@ -78,7 +78,11 @@ func toolsFixture() []event.Event {
 		model(10, 20, nil, toolUse("toolu_read", "Read", readArgs, "", ws+"/README.md")),
 		file(25, 100, event.FileRead, ws+"/README.md"), // not a secret: no span
 		model(30, 40, []event.ToolResult{ok("toolu_read")}, toolUse("toolu_edit", "Edit", editArgs, "", ws+"/main.go")),
-		file(45, 100, event.FileWrite, ws+"/main.go"),
+		// Claude Code's atomic write: the temporary file by its path, the
+		// rename through a directory descriptor.
+		file(44, 100, event.FileCreate, ws+"/main.go.tmp.10.ab"),
+		event.File{Header: hdr(45, 100), Source: event.SourceEBPF, Op: event.FileRename,
+			Path: "/proc/self/fd/16/main.go.tmp.10.ab", NewPath: "/proc/self/fd/16/main.go"},
 		model(50, 60, []event.ToolResult{ok("toolu_edit")}, toolUse("toolu_b1", "Bash", flakyArgs, flakyCmd, "")),
 		fork(61, 103, 100),
 		exec(62, 103, 100, "/usr/bin/git", ws, "git", "status", "--porcelain"),
@@ -265,7 +269,7 @@ func TestToolSpans(t *testing.T) {
 	}
 	// Edit: the agent's own write of main.go, linked.
 	edit := tools["toolu_edit"]
-	if l := linksOf(edit, telemetry.LinkToolFile); len(l) != 1 || agAttr(spanByID(tr, l[0]), telemetry.FilePath) != ws+"/main.go" {
+	if l := linksOf(edit, telemetry.LinkToolFile); len(l) != 1 || agAttr(spanByID(tr, l[0]), telemetry.FileRenamedTo) != ws+"/main.go" {
 		t.Errorf("Edit: tool_file links %v", l)
 	}
 	wantAttrs(t, edit, map[attribute.Key]string{telemetry.ToolFilesWritten: "1", telemetry.FilePath: ws + "/main.go", telemetry.ToolProcesses: "0"})
@@ -662,5 +666,41 @@ func TestToolFullCapture(t *testing.T) {
 	tr = record(runInfo(), []event.Event{fork(1, 100, 1), exec(2, 100, 1, "/usr/local/bin/claude", ws, "claude"), model(10, 20, nil, toolUse("toolu_1", "Bash", `{}`, "x", ""))}, End{Time: at(30)})
 	if got := agAttr(toolSpans(tr)["toolu_1"], telemetry.GenAIToolCallArguments); got != "" {
 		t.Errorf("metadata mode kept arguments %q", got)
+	}
+}
+
+// TestFDPaths: a rename through /proc/self/fd/N/ lands in the directory of
+// the file of that name the process made; an unknown one stays a pseudo
+// path (dropped).
+func TestFDPaths(t *testing.T) {
+	events := []event.Event{
+		fork(1, 100, 1),
+		exec(2, 100, 1, "/usr/local/bin/claude", ws, "claude"),
+		file(10, 100, event.FileCreate, ws+"/src/a.go.tmp.1"),
+		event.File{Header: hdr(11, 100), Source: event.SourceEBPF, Op: event.FileRename,
+			Path: "/proc/self/fd/16/a.go.tmp.1", NewPath: "/proc/self/fd/16/a.go"},
+		event.File{Header: hdr(12, 100), Source: event.SourceEBPF, Op: event.FileRename,
+			Path: "/proc/self/fd/17/unknown.tmp", NewPath: "/proc/self/fd/17/unknown"},
+	}
+	tr := record(runInfo(), events, End{Time: at(20)})
+	var paths []string
+	for i := range tr.Spans {
+		if s := &tr.Spans[i]; s.Type() == telemetry.SpanFileWrite {
+			paths = append(paths, agAttr(s, telemetry.FilePath)+" -> "+agAttr(s, telemetry.FileRenamedTo))
+		}
+	}
+	if want := []string{ws + "/src/a.go.tmp.1 -> " + ws + "/src/a.go"}; !slices.Equal(paths, want) {
+		t.Errorf("file spans %q, want %q", paths, want)
+	}
+	for _, tc := range []struct{ in, fd, name string }{
+		{"/proc/self/fd/16/x", "/proc/self/fd/16", "x"},
+		{"/proc/123/fd/3/y.tmp", "/proc/123/fd/3", "y.tmp"},
+		{"/proc/self/fd/16", "", ""},
+		{"/proc/self/fd/16/a/b", "", ""},
+		{"/tmp/x", "", ""},
+	} {
+		if fd, name, _ := fdPath(tc.in); fd != tc.fd || name != tc.name {
+			t.Errorf("fdPath(%q) = %q, %q", tc.in, fd, name)
+		}
 	}
 }
