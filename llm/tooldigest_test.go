@@ -113,3 +113,25 @@ func TestToolCallDigestsFullCapture(t *testing.T) {
 		}
 	}
 }
+
+// TestToolCallDigestsBounded: arguments past event.MaxToolArguments get no
+// digests (the proxy does not hold them whole), and metering goes on.
+func TestToolCallDigestsBounded(t *testing.T) {
+	big := strings.Repeat("x", event.MaxToolArguments)
+	up := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"m","model":"claude-sonnet-4-5","content":[{"type":"tool_use","id":"t1","name":"Write","input":{"file_path":"/w/a","content":%q}},{"type":"tool_use","id":"t2","name":"Read","input":{"file_path":"/w/b"}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":1}}`, big)
+	})
+	p, calls := startProxy(t, Config{Upstreams: map[string]string{Anthropic: up}})
+	do(t, "POST", p.URL(Anthropic)+"/v1/messages", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`, nil)
+	c := calls.next(t)
+	if len(c.ToolCalls) != 2 || !c.UsageKnown {
+		t.Fatalf("call: %+v", c)
+	}
+	if tc := c.ToolCalls[0]; tc.ArgumentsSHA256 != "" || tc.FilePath != "" {
+		t.Errorf("oversized arguments digested: %+v", tc)
+	}
+	if tc := c.ToolCalls[1]; tc.FilePath != "/w/b" || tc.ArgumentsSHA256 == "" {
+		t.Errorf("the next call lost its digests: %+v", tc)
+	}
+}
