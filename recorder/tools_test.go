@@ -343,6 +343,11 @@ func TestEvalCommand(t *testing.T) {
 		{claudeShell(`'python3 -c "import sys; sys.exit(3)"'`), `python3 -c "import sys; sys.exit(3)"`, true},
 		{claudeShell(`"multi
 line"`), "multi\nline", true},
+		// As the pinned Claude Code wrote them (e2e): ' as '"'"', a heredoc
+		// without the /dev/null redirection.
+		{claudeShell(`'echo '"'"'it'"'"'"'"'"'"'"'"'s'"'"' | tr a-z A-Z > q.txt'`), `echo 'it'"'"'s' | tr a-z A-Z > q.txt`, true},
+		{[]string{"/bin/bash", "-c", "x && eval 'cat > s.txt <<'\"'\"'EOF'\"'\"'\nline one\nEOF' && pwd -P >| /tmp/claude-5086-cwd"},
+			"cat > s.txt <<'EOF'\nline one\nEOF", true},
 		{[]string{"/bin/bash", "-c", "eval 'ls' </dev/null"}, "ls", true},
 		{[]string{"/bin/bash", "-c", "eval ls -la 2>&1"}, "ls -la", true},
 		{[]string{"/bin/bash", "-c", "x=1; eval \"$x\" '<' y"}, "$x < y", true},
