@@ -709,3 +709,26 @@ func TestFDPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestReadToolLinksSecretRead: a Read of a secret links the agent's
+// file_read span of it (reads are spans only for secrets), and writes
+// nothing.
+func TestReadToolLinksSecretRead(t *testing.T) {
+	creds := home + "/.aws/credentials"
+	events := []event.Event{
+		fork(1, 100, 1),
+		exec(2, 100, 1, "/usr/local/bin/claude", ws, "claude", "-p", "x"),
+		model(10, 20, nil, toolUse("toolu_r", "Read", `{}`, "", creds)),
+		file(22, 100, event.FileRead, creds),
+		model(30, 40, []event.ToolResult{ok("toolu_r")}),
+		file(50, 100, event.FileRead, creds), // a later read, still the same span
+	}
+	tr := record(runInfo(), events, End{Time: at(60)})
+	checkInvariants(t, tr)
+	s := toolSpans(tr)["toolu_r"]
+	l := linksOf(s, telemetry.LinkToolFile)
+	if len(l) != 1 || spanByID(tr, l[0]).Type() != telemetry.SpanFileRead {
+		t.Fatalf("Read of a secret: tool_file links %v", l)
+	}
+	wantAttrs(t, s, map[attribute.Key]string{telemetry.ToolFilesWritten: "0", telemetry.ToolAction: "read", telemetry.FilePath: creds})
+}
