@@ -178,6 +178,7 @@ func runToolsScenario(t *testing.T, agentTelemetry bool) {
 	if b, err := os.ReadFile(filepath.Join(ws, "notes.txt")); err != nil || string(b) != "hello from the model\n" {
 		t.Fatalf("notes.txt = %q, %v: the MCP server did not run the call", b, err)
 	}
+	// AGENTWATCH_E2E_KEEP_TRACE=FILE keeps the trace file for a look afterwards.
 	if keep := os.Getenv("AGENTWATCH_E2E_KEEP_TRACE"); keep != "" {
 		b, _ := os.ReadFile(traceFile)
 		os.WriteFile(keep, b, 0o644)
