@@ -140,8 +140,13 @@ func runToolsScenario(t *testing.T, agentTelemetry bool) {
 	out := t.TempDir()
 	traceFile := filepath.Join(out, "run.json")
 
-	agent := []string{"claude", "-p", "do the scripted steps", "--dangerously-skip-permissions", "--mcp-config", mcpConfig}
-	if !agentTelemetry {
+	agent := []string{"claude", "-p", "do the scripted steps", "--dangerously-skip-permissions"}
+	if agentTelemetry {
+		// The pinned CLI starts the workspace's .mcp.json servers by
+		// itself (with permissions skipped); naming the file as well
+		// covers the supervisor's reading of --mcp-config.
+		agent = append(agent, "--mcp-config", mcpConfig)
+	} else {
 		// agentwatch turns the agent's telemetry on; env turns it off again.
 		agent = append([]string{"env", "CLAUDE_CODE_ENABLE_TELEMETRY=0"}, agent...)
 	}
