@@ -423,6 +423,10 @@ const MaxToolResults = 64
 type ToolResult struct {
 	ToolCallID string
 	IsError    bool
+	// ContentSHA256 digests the result's content as the request sent it:
+	// the text itself when it is a string, else its JSON (compacted);
+	// empty when the result had no content.
+	ContentSHA256 string
 }
 
 // ToolCall is a tool invocation the model asked for.
@@ -430,7 +434,22 @@ type ToolCall struct {
 	ID        string
 	Name      string
 	Arguments string // only in full-capture mode, bounded, not redacted (see LLMCall.Prompt)
+	// Digests and a path read from the arguments in every capture mode
+	// (no text is kept): ArgumentsSHA256 of the arguments as canonical
+	// JSON (keys sorted, no spaces; "{}" for none); CommandSHA256 of the
+	// command a shell tool was asked to run (a "command" or "cmd" string,
+	// spaces trimmed, or a "command" array of strings joined with NUL, as
+	// an argv); FilePath is the "file_path" (or "notebook_path") the call
+	// names. Empty when the arguments were not JSON or past
+	// MaxToolArguments.
+	ArgumentsSHA256 string
+	CommandSHA256   string
+	FilePath        string
 }
+
+// MaxToolArguments bounds the arguments of one tool call the proxy reads
+// for ToolCall's digests.
+const MaxToolArguments = 1 << 20
 
 // AgentTelemetry: spans and logs the agent exported itself (OTLP) to the
 // run's receiver, kept as OTLP protobuf bytes so the recorder can re-parent

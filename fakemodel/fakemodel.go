@@ -31,16 +31,27 @@ type Usage struct {
 	OutputTokens             int
 }
 
-// Turn is one scripted assistant reply to the main conversation: either a
-// Bash tool call (Bash set) or a final text answer.
+// Turn is one scripted assistant reply to the main conversation: a tool
+// call (Bash, or Tool with its Input) or a final text answer.
 type Turn struct {
-	Text  string // text block; with Bash set it precedes the tool call
+	Text  string // text block; with a tool call it precedes it
 	Bash  string // command for a tool_use of Claude Code's Bash tool
 	Usage Usage
+	// Tool names any other tool to call (Read, Edit, mcp__server__tool),
+	// with Input as its arguments; ignored when Bash is set.
+	Tool  string
+	Input map[string]any
 }
 
 // BashTurn asks the client to run command with its Bash tool.
 func BashTurn(command string, u Usage) Turn { return Turn{Bash: command, Usage: u} }
+
+// ToolTurn asks the client to call the tool name with input (Claude
+// Code's Read: {"file_path": …}; Edit: file_path, old_string, new_string;
+// an MCP tool: mcp__<server>__<tool>).
+func ToolTurn(name string, input map[string]any, u Usage) Turn {
+	return Turn{Tool: name, Input: input, Usage: u}
+}
 
 // TextTurn ends the conversation with text.
 func TextTurn(text string, u Usage) Turn { return Turn{Text: text, Usage: u} }
@@ -335,13 +346,21 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, rec *Request) 
 			if t.Text != "" {
 				rp.blocks = append(rp.blocks, map[string]any{"type": "text", "text": t.Text})
 			}
-			if t.Bash != "" {
+			switch {
+			case t.Bash != "":
 				rp.blocks = append(rp.blocks, map[string]any{
 					"type":  "tool_use",
 					"id":    s.id("toolu"),
 					"name":  "Bash",
 					"input": map[string]any{"command": t.Bash, "description": "Run the scripted command"},
 				})
+				rp.stopReason = "tool_use"
+			case t.Tool != "":
+				input := t.Input
+				if input == nil {
+					input = map[string]any{}
+				}
+				rp.blocks = append(rp.blocks, map[string]any{"type": "tool_use", "id": s.id("toolu"), "name": t.Tool, "input": input})
 				rp.stopReason = "tool_use"
 			}
 		} else {

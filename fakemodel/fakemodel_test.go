@@ -287,6 +287,37 @@ func TestNonStreaming(t *testing.T) {
 	}
 }
 
+// TestToolTurn: any tool, with its input, streamed and not.
+func TestToolTurn(t *testing.T) {
+	in := map[string]any{"file_path": "/w/a.go", "old_string": "a", "new_string": "b"}
+	for _, stream := range []bool{false, true} {
+		s, _ := start(t, ToolTurn("Edit", in, u1), ToolTurn("mcp__notes__add_note", nil, u2))
+		resp := post(t, s, "/v1/messages", firstRequest(stream))
+		body, _ := io.ReadAll(resp.Body)
+		if !stream {
+			var msg struct {
+				StopReason string `json:"stop_reason"`
+				Content    []struct {
+					Type, Name string
+					Input      map[string]any
+				} `json:"content"`
+			}
+			if err := json.Unmarshal(body, &msg); err != nil {
+				t.Fatal(err)
+			}
+			if c := msg.Content; msg.StopReason != "tool_use" || len(c) != 1 || c[0].Name != "Edit" || c[0].Input["file_path"] != "/w/a.go" || c[0].Input["new_string"] != "b" {
+				t.Errorf("reply %s", body)
+			}
+			continue
+		}
+		for _, want := range []string{`"name":"Edit"`, `file_path`, `"stop_reason":"tool_use"`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("stream lacks %s: %s", want, body)
+			}
+		}
+	}
+}
+
 // Side requests must not consume the script, and a retried request gets
 // the same turn again.
 func TestSideRequestsAndRetries(t *testing.T) {

@@ -143,7 +143,7 @@ func TestToolResults(t *testing.T) {
 		id := fmt.Sprintf("toolu_m%02d", i)
 		many[i] = fmt.Sprintf(`{"type":"tool_result","tool_use_id":%q,"content":"x","is_error":%t}`, id, i%10 == 0)
 		if i < event.MaxToolResults {
-			manyWant = append(manyWant, event.ToolResult{ToolCallID: id, IsError: i%10 == 0})
+			manyWant = append(manyWant, event.ToolResult{ToolCallID: id, IsError: i%10 == 0, ContentSHA256: hexSHA("x")})
 		}
 	}
 	for _, tc := range []struct {
@@ -158,7 +158,8 @@ func TestToolResults(t *testing.T) {
 				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"old"}]}`,
 				`{"role":"assistant","content":[{"type":"text","text":"two more"},{"type":"tool_use","id":"toolu_2","name":"Bash","input":{}},{"type":"tool_use","id":"toolu_3","name":"Bash","input":{}}]}`,
 				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_2","is_error":true,"content":[{"type":"text","text":"exit 1"}]},{"type":"tool_result","tool_use_id":"toolu_3","content":"ok"},{"type":"text","text":"go on"}]}`),
-			want:  []event.ToolResult{{ToolCallID: "toolu_2", IsError: true}, {ToolCallID: "toolu_3"}},
+			want: []event.ToolResult{{ToolCallID: "toolu_2", IsError: true, ContentSHA256: hexSHA(`[{"type":"text","text":"exit 1"}]`)},
+				{ToolCallID: "toolu_3", ContentSHA256: hexSHA("ok")}},
 			count: 2, errs: 1,
 		},
 		{
@@ -183,7 +184,7 @@ func TestToolResults(t *testing.T) {
 				`{"role":"tool","tool_call_id":"call_1","content":"old"},` +
 				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_2","type":"function","function":{"name":"f","arguments":"{}"}},{"id":"call_3","type":"function","function":{"name":"f","arguments":"{}"}}]},` +
 				`{"role":"tool","tool_call_id":"call_2","content":"a"},{"role":"tool","tool_call_id":"call_3","content":"b"}]}`,
-			want:  []event.ToolResult{{ToolCallID: "call_2"}, {ToolCallID: "call_3"}},
+			want:  []event.ToolResult{{ToolCallID: "call_2", ContentSHA256: hexSHA("a")}, {ToolCallID: "call_3", ContentSHA256: hexSHA("b")}},
 			count: 2,
 		},
 		{
@@ -193,13 +194,13 @@ func TestToolResults(t *testing.T) {
 				`{"type":"reasoning","id":"rs_1","summary":[]},` +
 				`{"type":"function_call","call_id":"fc_2","name":"shell","arguments":"{}"},{"type":"custom_tool_call","call_id":"fc_3","name":"apply_patch","input":"x"},` +
 				`{"type":"function_call_output","call_id":"fc_2","output":"a"},{"type":"custom_tool_call_output","call_id":"fc_3","output":"b"}]}`,
-			want:  []event.ToolResult{{ToolCallID: "fc_2"}, {ToolCallID: "fc_3"}},
+			want:  []event.ToolResult{{ToolCallID: "fc_2", ContentSHA256: hexSHA("a")}, {ToolCallID: "fc_3", ContentSHA256: hexSHA("b")}},
 			count: 2,
 		},
 		{
 			name: "openai responses, continued server-side", provider: OpenAI, path: "/responses",
 			body:  `{"model":"gpt-5","previous_response_id":"resp_1","input":[{"type":"function_call_output","call_id":"fc_9","output":"a"}]}`,
-			want:  []event.ToolResult{{ToolCallID: "fc_9"}},
+			want:  []event.ToolResult{{ToolCallID: "fc_9", ContentSHA256: hexSHA("a")}},
 			count: 1,
 		},
 		{

@@ -86,7 +86,7 @@ type meter struct {
 	refused    bool   // an OpenAI refusal (message.refusal, a refusal content part)
 	text       strings.Builder
 	toolByIdx  map[int]int // Anthropic/OpenAI stream index → index in call.ToolCalls
-	argsByTool map[int]*strings.Builder
+	argsByTool map[int]*toolArgs
 	usage      anthropicUsage
 }
 
@@ -283,16 +283,38 @@ func stopSequences(req *requestBody) []string {
 // blocks are read apart), OpenAI Chat messages (role tool, tool_call_id),
 // Responses input items (type *_call_output, call_id).
 type contextItem struct {
-	Type       string `json:"type"`
-	Role       string `json:"role"`
-	ToolCallID string `json:"tool_call_id"`
-	CallID     string `json:"call_id"`
+	Type       string          `json:"type"`
+	Role       string          `json:"role"`
+	ToolCallID string          `json:"tool_call_id"`
+	CallID     string          `json:"call_id"`
+	Content    json.RawMessage `json:"content"` // a Chat tool message's result
+	Output     json.RawMessage `json:"output"`  // a Responses *_call_output's result
 }
 
 type toolResultBlock struct {
-	Type      string `json:"type"`
-	ToolUseID string `json:"tool_use_id"`
-	IsError   bool   `json:"is_error"`
+	Type      string          `json:"type"`
+	ToolUseID string          `json:"tool_use_id"`
+	IsError   bool            `json:"is_error"`
+	Content   json.RawMessage `json:"content"`
+}
+
+// contentDigest is event.ToolResult.ContentSHA256 of a result's content:
+// of the text when it is a JSON string, else of its compacted JSON; ""
+// when there is none.
+func contentDigest(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return sha256Hex([]byte(s))
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return sha256Hex(raw)
+	}
+	return sha256Hex(b.Bytes())
 }
 
 // isModelOutput: a conversation item the model produced (its message,
@@ -388,13 +410,13 @@ func (m *meter) toolResults(req *requestBody) {
 	}
 	slices.Reverse(list)
 	items = items[start:]
-	add := func(id string, isErr bool) {
+	add := func(id string, isErr bool, content json.RawMessage) {
 		c.ToolResultCount++
 		if isErr {
 			c.ToolErrorCount++
 		}
 		if len(c.ToolResults) < event.MaxToolResults {
-			c.ToolResults = append(c.ToolResults, event.ToolResult{ToolCallID: id, IsError: isErr})
+			c.ToolResults = append(c.ToolResults, event.ToolResult{ToolCallID: id, IsError: isErr, ContentSHA256: contentDigest(content)})
 		}
 	}
 	for i, it := range list {
@@ -409,13 +431,13 @@ func (m *meter) toolResults(req *requestBody) {
 			for _, raw := range arrayItems(msg.Content) { // none for a plain string
 				var b toolResultBlock
 				if json.Unmarshal(raw, &b) == nil && b.Type == "tool_result" {
-					add(b.ToolUseID, b.IsError)
+					add(b.ToolUseID, b.IsError, b.Content)
 				}
 			}
 		case c.API == apiChatCompletions && it.Role == "tool":
-			add(it.ToolCallID, false)
+			add(it.ToolCallID, false, it.Content)
 		case c.API == apiResponses && strings.HasSuffix(it.Type, "_call_output"):
-			add(it.CallID, false)
+			add(it.CallID, false, it.Output)
 		}
 	}
 }
@@ -616,11 +638,73 @@ func (m *meter) finish(eof bool) {
 	if m.capture.Full && m.text.Len() > 0 {
 		c.Response = m.bound(m.text.String())
 	}
-	if m.capture.Full {
-		for i, b := range m.argsByTool {
-			if i < len(c.ToolCalls) {
-				c.ToolCalls[i].Arguments = m.bound(b.String())
+	for i := range c.ToolCalls {
+		a := m.argsByTool[i]
+		if a == nil {
+			a = &toolArgs{}
+		}
+		if m.capture.Full && a.b.Len() > 0 {
+			c.ToolCalls[i].Arguments = m.bound(a.b.String())
+		}
+		if !a.over {
+			readToolArgs(&c.ToolCalls[i], a.b.String())
+		}
+	}
+}
+
+// toolArgs accumulates one tool call's arguments, up to
+// event.MaxToolArguments.
+type toolArgs struct {
+	b    strings.Builder
+	over bool
+}
+
+// readToolArgs sets the digests and the path of event.ToolCall from its
+// arguments (JSON; other text, a custom tool's input, is digested as it
+// is).
+func readToolArgs(tc *event.ToolCall, args string) {
+	args = strings.TrimSpace(args)
+	if args == "" {
+		args = "{}"
+	}
+	dec := json.NewDecoder(strings.NewReader(args))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil || dec.More() {
+		tc.ArgumentsSHA256 = sha256Hex([]byte(args))
+		return
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return
+	}
+	tc.ArgumentsSHA256 = sha256Hex(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	obj, _ := v.(map[string]any)
+	switch cmd := cmp.Or(obj["command"], obj["cmd"]).(type) {
+	case string:
+		if cmd = strings.TrimSpace(cmd); cmd != "" {
+			tc.CommandSHA256 = sha256Hex([]byte(cmd))
+		}
+	case []any:
+		words := make([]string, 0, len(cmd))
+		for _, w := range cmd {
+			s, ok := w.(string)
+			if !ok {
+				words = nil
+				break
 			}
+			words = append(words, s)
+		}
+		if len(words) > 0 {
+			tc.CommandSHA256 = sha256Hex([]byte(strings.Join(words, "\x00")))
+		}
+	}
+	for _, k := range []string{"file_path", "notebook_path"} {
+		if p, ok := obj[k].(string); ok && p != "" {
+			tc.FilePath = p
+			break
 		}
 	}
 }
@@ -835,21 +919,27 @@ func (m *meter) addToolCall(id, name string) int {
 	return len(m.call.ToolCalls) - 1
 }
 
+// addArgs adds text to a tool call's arguments: kept whole up to
+// event.MaxToolArguments for their digests (any capture mode), and as
+// content in full capture only (finish).
 func (m *meter) addArgs(tool int, s string) {
-	if !m.capture.Full || s == "" {
+	if s == "" {
 		return
 	}
 	if m.argsByTool == nil {
-		m.argsByTool = map[int]*strings.Builder{}
+		m.argsByTool = map[int]*toolArgs{}
 	}
-	b := m.argsByTool[tool]
-	if b == nil {
-		b = &strings.Builder{}
-		m.argsByTool[tool] = b
+	a := m.argsByTool[tool]
+	if a == nil {
+		a = &toolArgs{}
+		m.argsByTool[tool] = a
 	}
-	if b.Len() < m.capture.Limit+ContentMargin {
-		b.WriteString(s)
+	if a.over || a.b.Len()+len(s) > event.MaxToolArguments {
+		a.over = true
+		a.b.Reset()
+		return
 	}
+	a.b.WriteString(s)
 }
 
 func (m *meter) addText(s string) {

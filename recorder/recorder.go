@@ -99,6 +99,10 @@ type RunInfo struct {
 	LLMProxy []string
 	// Capture is the content-capture tier (capture.go); zero: metadata.
 	Capture Capture
+	// MCPServers are the MCP servers of the agent's configuration the
+	// supervisor read at run start (mcp.go): the exec of one is classed
+	// mcp_server.
+	MCPServers []MCPServer
 }
 
 // Started is what the supervisor learns once the sensors are up, just
@@ -415,6 +419,8 @@ func (r *Recorder) exec(e event.Exec) {
 	s.cwd = e.Cwd
 	s.uid = e.UID
 	r.classifyExec(s)
+	r.classifyMCP(s, parent, e.Filename, e.Argv)
+	r.noteToolCommand(s, parent, e)
 	if r.aggregateExec(p, parent, s, e) {
 		return
 	}
@@ -486,6 +492,7 @@ func (r *Recorder) file(e event.File) {
 			np = path.Join(path.Dir(p), np) // a target as written is relative to the link's directory
 		}
 	}
+	p, np = r.resolveFDPaths(e.PID, p, np)
 	if isPseudo(p) && (np == "" || isPseudo(np)) {
 		return // /dev/null, /dev/tty, /proc/self/..., /sys/...
 	}
@@ -656,4 +663,45 @@ func (r *Recorder) connect(e event.Connect) {
 		r.ps().lastNet[key] = ns
 	}
 	ns.add(e)
+}
+
+// resolveFDPaths reads a path named through a directory descriptor,
+// /proc/self/fd/N/name (Claude Code's native binary renames its atomic
+// writes so: rename("/proc/self/fd/16/x.tmp.1", "/proc/self/fd/16/x")),
+// which the sensors report as written: the directory is the one of the
+// file of that name the same process made last, and a second path through
+// the same descriptor is in it too. Unresolved paths stay as they are
+// (pseudo-files, dropped).
+func (r *Recorder) resolveFDPaths(pid uint32, p, np string) (string, string) {
+	fd, name, ok := fdPath(p)
+	if !ok {
+		return p, np
+	}
+	owner := r.activeSpan(pid)
+	for i := len(owner.fileOrder) - 1; i >= 0; i-- {
+		fs := owner.fileOrder[i]
+		if path.Base(fs.path) != name || isPseudo(fs.path) {
+			continue
+		}
+		dir := path.Dir(fs.path)
+		if fd2, name2, ok := fdPath(np); ok && fd2 == fd {
+			np = path.Join(dir, name2)
+		}
+		return path.Join(dir, name), np
+	}
+	return p, np
+}
+
+// fdPath splits /proc/self/fd/N/name (or /proc/PID/fd/N/name) into the
+// descriptor's path and the name; ok only for a single name below it.
+func fdPath(p string) (fd, name string, ok bool) {
+	rest, found := strings.CutPrefix(p, "/proc/")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[1] != "fd" || parts[3] == "" {
+		return "", "", false
+	}
+	return "/proc/" + parts[0] + "/fd/" + parts[2], parts[3], true
 }

@@ -55,6 +55,14 @@ type procSpan struct {
 
 	ioURing string // io_uring_setup seen: used | refused | failed (containment.go)
 
+	// Tool calls and MCP (tools.go, mcp.go): the digest of the command
+	// an agent's tool shell eval'd (Claude Code's Bash tool) or of the
+	// argv of a direct child of the agent, from the exec's argv before
+	// redaction; the MCP server this process is, or that it is under one.
+	evalSHA, argvSHA string
+	mcpServer        string
+	underMCP         bool
+
 	written     map[uint64]struct{} // hashes of distinct paths changed successfully
 	outside     map[uint64]struct{} // the subset summarised instead of spanned
 	outsideDirs map[string]int
@@ -328,6 +336,7 @@ func (r *Recorder) Finish(end End) *telemetry.Trace {
 		{"pull request", func() { r.finishPR(t) }},        // the run's PR and pushed branches, from the root's repository
 		{"llm", func() { r.finishLLM(t) }},                // model-call spans: before policy, whose alerts land on them
 		{"agent", func() { r.finishAgent(t, end) }},       // the agent's claims: before policy, whose alerts land on them
+		{"tools", func() { r.finishTools(t, end) }},       // tool_call spans: after the chat spans and the agent's, which they link and join
 		{"rules", func() { r.finishRules(end) }},          // built-in alert rules
 		{"policy", func() { r.finishPolicy(t, end) }},     // alerts on every span made above
 		{"failure", func() { r.finishFailure(t, end) }},   // the failure class, from everything above
@@ -581,6 +590,9 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 	}
 	if s.ioURing != "" {
 		a = append(a, telemetry.ProcessIOURing.String(s.ioURing))
+	}
+	if s.mcpServer != "" {
+		a = append(a, telemetry.MCPServerName.String(s.mcpServer))
 	}
 	a = append(a, r.classAttrs(s)...)
 	a = append(a, r.activityAttrs(s)...)

@@ -335,6 +335,7 @@ func (r *run) prepare(ctx context.Context) error {
 		RedactValues: redact.Secrets(r.dropped, nil),
 		Capture:      r.capture.rec,
 	}
+	r.info.MCPServers = mcpServers(r.info.Workspace, r.dir, r.info.Home, o.Argv)
 	r.rec = recorder.New(r.info)
 	// The journal: what a crash, a full disk or a corrupt store would
 	// otherwise lose (recover.go). Without it the run still runs.

@@ -528,3 +528,62 @@ const (
 	LinkToolResultOf = "tool_result_of" // to the model call that asked for a tool result this request carries
 	LinkRetryOf      = "retry_of"       // to the previous attempt of the same request body
 )
+
+// Tool calls and MCP (W2.5b): a tool_call span of agentwatch's own for
+// every tool call the model asked for (the proxy's tool_use blocks), the
+// processes it ran nested under it; MCP servers the agent started.
+// docs/telemetry.md, "Tool calls".
+const (
+	SpanToolCall  = "tool_call"  // span type; the name is "execute_tool <gen_ai.tool.name>"
+	SpanMCPServer = "mcp_server" // a process span: an MCP server of the agent's configuration (its name stays the executable)
+
+	GenAIToolName          = semconv.GenAIToolNameKey
+	GenAIToolCallID        = semconv.GenAIToolCallIDKey
+	GenAIToolCallArguments = semconv.GenAIToolCallArgumentsKey // full capture only, redacted
+
+	ToolAction          = attribute.Key("agentwatch.tool.action")           // read, write, edit, exec, search, network, mcp, other
+	ToolArgumentsSHA256 = attribute.Key("agentwatch.tool.arguments.sha256") // of the arguments as canonical JSON
+	ToolResultSHA256    = attribute.Key("agentwatch.tool.result.sha256")    // of the tool_result's content as sent back
+	ToolStatus          = attribute.Key("agentwatch.tool.status")           // ok, error (is_error), no_result
+	ToolRetryCount      = attribute.Key("agentwatch.tool.retry.count")      // earlier failed attempts of the same name and arguments
+	ToolFilesWritten    = attribute.Key("agentwatch.tool.files_written")    // file_write spans of what it ran (or that it linked)
+	ToolConnections     = attribute.Key("agentwatch.tool.connections")      // network_call spans of what it ran
+	ToolInstalls        = attribute.Key("agentwatch.tool.installs")         // dependency_install spans of what it ran
+	ToolProcesses       = attribute.Key("agentwatch.tool.processes")        // process spans directly under it
+	ToolMatchedBy       = attribute.Key("agentwatch.tool.matched_by")       // process span: tool_call_id, traceparent, command or time
+	ToolDecision        = attribute.Key("agentwatch.tool.decision")         // accept, reject: the agent's permission decision, when it reported one
+	ToolApprovalSource  = attribute.Key("agentwatch.tool.approval.source")  // argv (the agent's command line) or agent_telemetry (its claim)
+	ToolCalls           = attribute.Key("agentwatch.tool.calls")            // root: tool_call spans
+	ToolCallsFailed     = attribute.Key("agentwatch.tool.calls.error")      // root: those with status error
+	ToolCallsNoResult   = attribute.Key("agentwatch.tool.calls.no_result")  // root: those never answered
+	MCPServerName       = attribute.Key("agentwatch.mcp.server.name")       // mcp_server process spans and mcp tool calls
+)
+
+// Values of agentwatch.tool.action, agentwatch.tool.status,
+// agentwatch.command.approval, and agentwatch.link.relation of a tool
+// span's links.
+const (
+	ToolActionRead    = "read"
+	ToolActionWrite   = "write"
+	ToolActionEdit    = "edit"
+	ToolActionExec    = "exec"
+	ToolActionSearch  = "search"
+	ToolActionNetwork = "network"
+	ToolActionMCP     = "mcp"
+	ToolActionOther   = "other"
+
+	ToolStatusOK       = "ok"
+	ToolStatusError    = "error"
+	ToolStatusNoResult = "no_result"
+
+	ApprovalAuto    = "auto"   // permissions bypassed (--dangerously-skip-permissions, bypassPermissions mode)
+	ApprovalPolicy  = "policy" // a permission rule of the agent's configuration allowed it
+	ApprovalUser    = "user"   // a person answered the prompt
+	ApprovalHook    = "hook"   // a hook decided
+	ApprovalUnknown = "unknown"
+
+	LinkToolCallOf   = "tool_call_of"   // to the model call whose response asked for the tool call
+	LinkToolResultIn = "tool_result_in" // to the model call whose request carried its result
+	LinkMCPServer    = "mcp_server"     // to the process span of the MCP server that served it
+	LinkToolFile     = "tool_file"      // to a file span of the agent's own that the tool's path names, within its interval
+)
