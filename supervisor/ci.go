@@ -9,6 +9,7 @@ package supervisor
 // the agent's.
 
 import (
+	"maps"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -207,4 +208,44 @@ func stripURLCredentials(v string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+// ciOrg is the organisation the CI job's repository belongs to
+// (GITHUB_REPOSITORY_OWNER, GitLab's top-level group of
+// CI_PROJECT_NAMESPACE, Buildkite's BUILDKITE_ORGANIZATION_SLUG): the
+// run's "org" label when neither the policy's attributes nor --label
+// name one. It is the operator's side of the job, like ciAttributes.
+func ciOrg(env []string) string {
+	get := func(k string) string { return strings.TrimSpace(lookupEnv(env, k)) }
+	switch {
+	case get("GITHUB_REPOSITORY_OWNER") != "":
+		return get("GITHUB_REPOSITORY_OWNER")
+	case get("GITHUB_REPOSITORY") != "":
+		owner, _, _ := strings.Cut(get("GITHUB_REPOSITORY"), "/")
+		return owner
+	case get("CI_PROJECT_NAMESPACE") != "":
+		top, _, _ := strings.Cut(get("CI_PROJECT_NAMESPACE"), "/")
+		return top
+	case get("BUILDKITE_ORGANIZATION_SLUG") != "":
+		return get("BUILDKITE_ORGANIZATION_SLUG")
+	}
+	return ""
+}
+
+// withCIOrg is labels with the CI job's organisation as "org" when
+// neither labels nor the policy's attributes set one.
+func withCIOrg(labels, policyAttrs map[string]string, env []string) map[string]string {
+	if labels["org"] != "" || policyAttrs["org"] != "" {
+		return labels
+	}
+	org := ciOrg(env)
+	if org == "" || len(org) > 200 {
+		return labels
+	}
+	out := maps.Clone(labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out["org"] = org
+	return out
 }

@@ -203,3 +203,32 @@ func TestHTTPSRepoURL(t *testing.T) {
 		}
 	}
 }
+
+// The CI job's organisation is the run's org label unless the policy or
+// --label names one.
+func TestWithCIOrg(t *testing.T) {
+	gha := []string{"GITHUB_REPOSITORY=acme/api", "GITHUB_REPOSITORY_OWNER=acme"}
+	for _, tt := range []struct {
+		name          string
+		labels, attrs map[string]string
+		env           []string
+		want          string
+	}{
+		{"github owner", nil, nil, gha, "acme"},
+		{"github repository only", nil, nil, []string{"GITHUB_REPOSITORY=initech/web"}, "initech"},
+		{"gitlab top-level group", map[string]string{"team": "x"}, nil, []string{"CI_PROJECT_NAMESPACE=globex/platform/tools"}, "globex"},
+		{"buildkite", nil, nil, []string{"BUILDKITE_ORGANIZATION_SLUG=hooli"}, "hooli"},
+		{"--label wins", map[string]string{"org": "mine"}, nil, gha, "mine"},
+		{"the policy wins", nil, map[string]string{"org": "pol"}, gha, ""}, // the recorder puts the policy's on the root
+		{"no CI", nil, nil, nil, ""},
+	} {
+		before := maps.Clone(tt.labels)
+		got := withCIOrg(tt.labels, tt.attrs, tt.env)
+		if got["org"] != tt.want {
+			t.Errorf("%s: org %q, want %q", tt.name, got["org"], tt.want)
+		}
+		if !maps.Equal(tt.labels, before) {
+			t.Errorf("%s: the caller's labels were changed: %v", tt.name, tt.labels)
+		}
+	}
+}

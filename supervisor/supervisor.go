@@ -324,7 +324,7 @@ func (r *run) prepare(ctx context.Context) error {
 		TaskID:         o.TaskID,
 		TaskURL:        o.TaskURL,
 		CI:             ciAttributes(r.callerEnv),
-		Attributes:     o.Labels,
+		Attributes:     withCIOrg(o.Labels, r.pol.Attributes, r.callerEnv),
 		ServiceVersion: o.Version,
 		Host:           hostname(),
 		Policy:         r.pol,
