@@ -164,6 +164,7 @@ func TestFleetReport(t *testing.T) {
 		{name: "fail-bash", ws: web, shell: "/bin/bash", labels: []string{beta, "org=acme"}, script: failing, exit: 1},
 	}
 	ids := recordFleet(t, bin, storeDir, srv.URL(), a, runs)
+	ids["interrupted"] = interruptedRun(t, bin, storeDir, web, a)
 	out, err := exec.Command(bin, "annotate", ids["pr-tests"], "--store", storeDir, "--review", "approved", "--reviewer", "lead").CombinedOutput()
 	if err != nil {
 		t.Fatalf("annotate: %v: %s", err, out)
@@ -221,6 +222,50 @@ func logPostgresSize(t *testing.T, dsn string, runs int) {
 	// index's first pages; the per-run figures are the traces'.
 	t.Logf("PostgreSQL: %d runs, %d bytes in all tables; per run: %d spans, trace %d bytes (OTLP proto), %d as stored (TOAST-compressed), artifacts %d",
 		runs, all, spans/int64(runs), traces/int64(runs), stored/int64(runs), artifacts/int64(runs))
+}
+
+// interruptedRun is the fleet's run with gaps: agentwatch is killed (-9)
+// while its agent sleeps, and the next agentwatch command saves what the
+// journal kept, as interrupted. It returns the run's id.
+func interruptedRun(t *testing.T, bin, storeDir, ws string, a account) string {
+	t.Helper()
+	marker := filepath.Join(ws, ".started")
+	cmd := exec.Command(bin, "run", "--user", a.Name, "--store", storeDir, "--label", "team=beta", "--label", "org=acme", "--",
+		"/bin/sh", "-c", "touch "+marker+"; echo half > half-done.txt; sleep 60")
+	cmd.Dir = ws
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the write reaches the journal
+	cmd.Process.Kill()
+	cmd.Wait()
+	os.Remove(marker)
+	out, err := exec.Command(bin, "runs", "--store", storeDir, "--json").Output()
+	if err != nil {
+		t.Fatalf("runs after the kill: %v", err)
+	}
+	var runs []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &runs); err != nil {
+		t.Fatalf("runs --json: %v\n%s", err, out)
+	}
+	for _, r := range runs {
+		if r.Status == "interrupted" {
+			return r.ID
+		}
+	}
+	t.Fatalf("no interrupted run after agentwatch was killed: %s", out)
+	return ""
 }
 
 func fleetReport(t *testing.T, bin string, args ...string) fleet.Report {
@@ -325,7 +370,7 @@ func checkFleetReport(t *testing.T, r fleet.Report, ids map[string]string, runs 
 		}
 	}
 	want("alpha runs", team["alpha"].Totals.Runs, 5)
-	want("beta runs", team["beta"].Totals.Runs, 4)
+	want("beta runs", team["beta"].Totals.Runs, 5) // with the interrupted one
 	// alpha's priced runs cost 2, 1, 3, 1 and 20 calls: p50 2 calls, p99 20.
 	want("alpha p50", round(team["alpha"].PerRun.P50/call), 2.0)
 	want("alpha p99", round(team["alpha"].PerRun.P99/call), 20.0)
@@ -355,13 +400,16 @@ func checkFleetReport(t *testing.T, r fleet.Report, ids map[string]string, runs 
 	want("missing agent_spans", got["agent_spans"], len(ids))
 	want("missing pr_link", got["pr_link"], len(ids)-2)
 	want("missing team", got["team"], 0)
-	want("missing repository", got["repository"], 0)
+	// The interrupted run was rebuilt from its journal: no workspace
+	// evidence (repository, base), no secret scan, a telemetry gap.
+	want("missing repository", got["repository"], 1)
+	want("missing base_sha", got["base_sha"], 1)
 	want("missing review", got["review"], len(ids)-1)
-	want("missing cost", got["cost"], 2) // the failing runs made no model call
-	want("missing model", got["model"], 2)
+	want("missing cost", got["cost"], 3) // the failing runs and the interrupted one made no model call
+	want("missing model", got["model"], 3)
 	want("missing test_output", got["test_output"], len(ids)-3) // pr-tests and the two failing runs ran tests
-	want("missing security_scan", got["security_scan"], 0)      // agentwatch's own secret scan ran on every run
-	want("missing sensors", got["sensors"], 0)
+	want("missing security_scan", got["security_scan"], 1)      // agentwatch's own secret scan ran on every finished run
+	want("missing sensors", got["sensors"], 1)
 	want("missing fields, in order", fieldsOf(r.Missing), store.MissingFields)
 }
 
