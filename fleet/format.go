@@ -176,7 +176,8 @@ func write(w io.Writer, r Report, st style) error {
 
 	p.heading(3, "Pull requests lacking test output, a security scan or an approval")
 	pr := r.PRs
-	p.para("%d pull requests; %d runs have no pull-request link", pr.Total, pr.RunsWithoutPRLink)
+	p.para("%d pull requests: %d without test output, %d without a security scan, %d without an approval; %d runs have no pull-request link",
+		pr.Total, pr.WithoutTestsCount, pr.WithoutScanCount, pr.WithoutApprovalCount, pr.RunsWithoutPRLink)
 	rows = nil
 	for _, x := range []struct {
 		what string

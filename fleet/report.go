@@ -139,11 +139,16 @@ type RetryGroup struct {
 // PRs answers question 3: pull requests lacking test output, a security
 // scan status or a reviewer's approval.
 type PRs struct {
-	Total             int      `json:"total"`
-	WithoutTests      []PRInfo `json:"without_tests"`
-	WithoutScan       []PRInfo `json:"without_security_scan"`
-	WithoutApproval   []PRInfo `json:"without_approval"`
-	RunsWithoutPRLink int      `json:"runs_without_pr_link"`
+	Total int `json:"total"`
+	// The lists hold the newest Options.MaxRuns pull requests lacking
+	// each; the counts are never capped.
+	WithoutTests         []PRInfo `json:"without_tests"`
+	WithoutScan          []PRInfo `json:"without_security_scan"`
+	WithoutApproval      []PRInfo `json:"without_approval"`
+	WithoutTestsCount    int      `json:"without_tests_count"`
+	WithoutScanCount     int      `json:"without_security_scan_count"`
+	WithoutApprovalCount int      `json:"without_approval_count"`
+	RunsWithoutPRLink    int      `json:"runs_without_pr_link"`
 }
 
 // PRInfo is one pull request and the runs behind it.
@@ -330,16 +335,16 @@ func changes(fs []*run, max int) Changes {
 // retryRules are the recorder's rules for repeating without progress
 // (recorder/rules.go): a repeated command line with no file change
 // between, and a denied action tried again.
-var retryRules = map[string]bool{"retries_without_progress": true, "denied_loop": true}
+func retryRule(rule string) bool { return rule == "retries_without_progress" || rule == "denied_loop" }
 
 func retries(fs []*run, max int) Retries {
 	var r Retries
-	bySession := map[string]*RetryGroup{}
+	bySession := map[int]*RetryGroup{} // by session index: few runs retry, so a map
 	for _, f := range fs {
 		cmds := f.RetryCommands
 		if cmds == 0 {
 			for _, a := range f.Alerts {
-				if retryRules[a.Rule] {
+				if retryRule(a.Rule) {
 					cmds += a.Count
 				}
 			}
@@ -351,10 +356,10 @@ func retries(fs []*run, max int) Retries {
 		r.WasteTokens += f.RetryWasteTokens
 		r.WasteUSD += f.RetryWasteUSD
 		s := session(f.Facts)
-		g := bySession[s]
+		g := bySession[f.sess]
 		if g == nil {
 			g = &RetryGroup{Session: s}
-			bySession[s] = g
+			bySession[f.sess] = g
 		}
 		g.Runs++
 		g.WasteTokens += f.RetryWasteTokens
@@ -416,15 +421,21 @@ func prs(fs []*run, max int) PRs {
 	}
 	out.Total = len(order)
 	out.WithoutTests, out.WithoutScan, out.WithoutApproval = []PRInfo{}, []PRInfo{}, []PRInfo{}
+	lacks := func(l *[]PRInfo, n *int, p *pr) {
+		*n++
+		if len(*l) < max {
+			*l = append(*l, p.info)
+		}
+	}
 	for _, p := range order {
 		if !p.tests {
-			out.WithoutTests = append(out.WithoutTests, p.info)
+			lacks(&out.WithoutTests, &out.WithoutTestsCount, p)
 		}
 		if !p.scan {
-			out.WithoutScan = append(out.WithoutScan, p.info)
+			lacks(&out.WithoutScan, &out.WithoutScanCount, p)
 		}
 		if !p.approved {
-			out.WithoutApproval = append(out.WithoutApproval, p.info)
+			lacks(&out.WithoutApproval, &out.WithoutApprovalCount, p)
 		}
 	}
 	return out

@@ -127,6 +127,14 @@ func TestPullRequests(t *testing.T) {
 	if got := p.WithoutApproval[1]; !reflect.DeepEqual(got.RunIDs, []string{"b1"}) || got.Repo != "acme/api" {
 		t.Errorf("pr b: %+v", got)
 	}
+	if p.WithoutTestsCount != 1 || p.WithoutScanCount != 1 || p.WithoutApprovalCount != 2 {
+		t.Errorf("counts: tests %d scan %d approval %d", p.WithoutTestsCount, p.WithoutScanCount, p.WithoutApprovalCount)
+	}
+	// Capped lists, uncapped counts.
+	capped := Build(facts, Options{MaxRuns: 1}).PRs
+	if got := urls(capped.WithoutApproval); !reflect.DeepEqual(got, []string{c}) || capped.WithoutApprovalCount != 2 {
+		t.Errorf("capped: %v, count %d", got, capped.WithoutApprovalCount)
+	}
 }
 
 func TestCostGroupsAndSpikes(t *testing.T) {

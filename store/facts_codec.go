@@ -178,7 +178,12 @@ func (u *unpacker) count() int {
 
 // unpackFacts decodes what packFacts encoded; an error for anything else
 // (another version included: the caller reads the columns instead).
-func unpackFacts(s string, f *Facts) error {
+func unpackFacts(s string, f *Facts) error { return unpackFactsLean(s, f, false) }
+
+// unpackFactsLean is unpackFacts that, when lean, reads past the labels
+// and the changed paths without keeping them (FactsFilter.WithoutPaths):
+// building a map and a slice per run is most of the decoding.
+func unpackFactsLean(s string, f *Facts, lean bool) error {
 	*f = Facts{}
 	rest, ok := strings.CutPrefix(s, packedVersion)
 	if !ok {
@@ -207,14 +212,22 @@ func unpackFacts(s string, f *Facts) error {
 	}
 	f.CostUSD, f.RetryWasteUSD = u.float(), u.float()
 	f.HasCost, f.HasTokens = u.int() == 1, u.int() == 1
-	if n := u.count(); n > 0 {
+	if n := u.count(); n > 0 && lean {
+		for range 2 * n {
+			u.str()
+		}
+	} else if n > 0 {
 		f.Labels = make(map[string]string, n)
 		for range n {
 			k := u.str()
 			f.Labels[k] = u.str()
 		}
 	}
-	if n := u.count(); n > 0 {
+	if n := u.count(); n > 0 && lean {
+		for range 2 * n {
+			u.str()
+		}
+	} else if n > 0 {
 		f.ChangedPaths = make([]Change, n)
 		for i := range f.ChangedPaths {
 			f.ChangedPaths[i] = Change{Path: u.str(), Class: u.str()}

@@ -434,7 +434,7 @@ func (s *Store) Facts(ctx context.Context, f FactsFilter) ([]Facts, error) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w * len(read) / workers; i < (w+1)*len(read)/workers; i++ {
-				if unpackFacts(read[i].packed, &list[i]) != nil || list[i].RunID != read[i].id {
+				if unpackFactsLean(read[i].packed, &list[i], f.WithoutPaths) != nil || list[i].RunID != read[i].id {
 					stale[i] = true
 				}
 				if f.WithoutPaths {
@@ -452,7 +452,7 @@ func (s *Store) Facts(ctx context.Context, f FactsFilter) ([]Facts, error) {
 			return nil, err
 		}
 		if f.WithoutPaths {
-			list[i].ChangedPaths = nil
+			list[i].ChangedPaths, list[i].Labels = nil, nil
 		}
 	}
 	return list, nil
@@ -699,8 +699,8 @@ type FactsFilter struct {
 	Label        string // key=value
 	Limit        int    // at most this many runs (the newest); <= 0: all
 
-	// WithoutPaths leaves ChangedPaths empty (the per-class counts are
-	// still set): a fleet question over many runs rarely needs the paths,
-	// and they are most of what is read.
+	// WithoutPaths leaves ChangedPaths and Labels empty (the per-class
+	// counts, Team and Org are still set): a fleet question over many runs
+	// rarely needs them, and they are most of what is decoded.
 	WithoutPaths bool
 }

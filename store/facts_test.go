@@ -378,7 +378,7 @@ func testFactsFilter(t *testing.T, newStore newStoreFunc) {
 		}
 	}
 	noPaths, _ := s.Facts(ctx, store.FactsFilter{Team: "payments", WithoutPaths: true})
-	if len(noPaths) != 1 || noPaths[0].ChangedPaths != nil || noPaths[0].ChangedCode != 2 {
+	if len(noPaths) != 1 || noPaths[0].ChangedPaths != nil || noPaths[0].Labels != nil || noPaths[0].ChangedCode != 2 || noPaths[0].Team != "payments" {
 		t.Errorf("WithoutPaths: %+v", noPaths)
 	}
 }
