@@ -371,6 +371,15 @@ func checkFleetReport(t *testing.T, r fleet.Report, ids map[string]string, runs 
 	}
 	want("alpha runs", team["alpha"].Totals.Runs, 5)
 	want("beta runs", team["beta"].Totals.Runs, 5) // with the interrupted one
+	repo := map[string]int{}
+	for _, g := range r.Cost.Groups {
+		if g.By == fleet.ByRepo {
+			for _, x := range g.Groups {
+				repo[x.Key] = x.Totals.Runs
+			}
+		}
+	}
+	want("runs per repository", repo, map[string]int{"acme/api": 5, "acme/web": 5})
 	// alpha's priced runs cost 2, 1, 3, 1 and 20 calls: p50 2 calls, p99 20.
 	want("alpha p50", round(team["alpha"].PerRun.P50/call), 2.0)
 	want("alpha p99", round(team["alpha"].PerRun.P99/call), 20.0)
@@ -400,10 +409,11 @@ func checkFleetReport(t *testing.T, r fleet.Report, ids map[string]string, runs 
 	want("missing agent_spans", got["agent_spans"], len(ids))
 	want("missing pr_link", got["pr_link"], len(ids)-2)
 	want("missing team", got["team"], 0)
-	// The interrupted run was rebuilt from its journal: no workspace
-	// evidence (repository, base), no secret scan, a telemetry gap.
-	want("missing repository", got["repository"], 1)
-	want("missing base_sha", got["base_sha"], 1)
+	// The interrupted run was rebuilt from its journal: its start snapshot
+	// (repository, base) is kept there, but no end-of-run evidence, so no
+	// secret scan, and a telemetry gap.
+	want("missing repository", got["repository"], 0)
+	want("missing base_sha", got["base_sha"], 0)
 	want("missing review", got["review"], len(ids)-1)
 	want("missing cost", got["cost"], 3) // the failing runs and the interrupted one made no model call
 	want("missing model", got["model"], 3)

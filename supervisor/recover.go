@@ -215,6 +215,9 @@ func ListUnsaved(storeDir string) ([]Unsaved, error) {
 type runStartInfo struct {
 	Sensors []string
 	Gaps    []string // event.Gap.String: the journal's format since before gaps were typed
+	// Before is the workspace as the run started (repository, branch,
+	// base commit): a recovered run keeps what the fleet groups it by.
+	Before *workspace.Snapshot `json:",omitempty"`
 }
 
 func newRunStartInfo(sensors []string, gaps []event.Gap) runStartInfo {
@@ -350,7 +353,7 @@ func recoverOne(ctx context.Context, st *store.Store, o *journal.Orphan) (Recove
 		RunID: h.RunID, TraceID: traceID, Argv: h.Argv, Start: h.Start, RootPID: rootPID,
 		UID: h.UID, User: h.User, Home: h.Home, Workspace: h.Workspace, TaskID: h.TaskID, TaskURL: h.TaskURL,
 		CI: h.CI, Attributes: h.Labels, ServiceVersion: h.Version, Policy: pol, RedactValues: h.RedactValues,
-		Sensors: start.Sensors, Gaps: start.gaps(),
+		Sensors: start.Sensors, Gaps: start.gaps(), Before: start.Before,
 	})
 	if _, err := o.Replay(func(r journal.Record) error {
 		if r.Event != nil {

@@ -434,7 +434,9 @@ func (r *run) observe(ctx context.Context) error {
 		LLMProxy:     proxy,
 		RedactValues: redact.Secrets(r.dropped, publicMetadata(info, r.dir)),
 	})
-	startInfo, _ := json.Marshal(newRunStartInfo(r.obs.running, nil))
+	si := newRunStartInfo(r.obs.running, nil)
+	si.Before = r.snapshot
+	startInfo, _ := json.Marshal(si)
 	r.journal(metaInfo, startInfo)
 	r.gitConfig = watchGitConfig(r.info.Workspace, r.info.Home)
 	return nil
