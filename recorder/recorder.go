@@ -178,9 +178,10 @@ type Recorder struct {
 	traceID trace.TraceID
 	seq     uint64 // span creation counter: span ids and stable ordering
 
-	root  *procSpan
-	procs map[uint32]*proc
-	spans []*procSpan // every process span, creation order
+	root      *procSpan
+	procs     map[uint32]*proc
+	spans     []*procSpan                // every process span, creation order
+	procIndex map[trace.SpanID]*procSpan // spans by id (shellOf), rebuilt when spans grew
 
 	// paths is the run's file list: every workspace path changed or
 	// attempted, with the sensors that saw it, so that fswatch adds only

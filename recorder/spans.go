@@ -3,8 +3,10 @@ package recorder
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/netip"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -530,6 +532,9 @@ func (r *Recorder) activityAttrs(s *procSpan) []attribute.KeyValue {
 	if conns > 0 || !s.isRoot {
 		a = append(a, telemetry.ConnectionsCount.Int(conns))
 	}
+	if dests, n := r.destinations(s); n > 0 {
+		a = append(a, telemetry.NetworkDestinations.StringSlice(dests), telemetry.NetworkDestinationsCount.Int(n))
+	}
 	if n := len(s.outside); n > 0 {
 		a = append(a,
 			telemetry.FilesOutsideWorkspace.Int(n),
@@ -537,6 +542,59 @@ func (r *Recorder) activityAttrs(s *procSpan) []attribute.KeyValue {
 		)
 	}
 	return a
+}
+
+// maxDestinations bounds agentwatch.network.destinations per process.
+const maxDestinations = 16
+
+// destinations summarises where a process connected: its distinct
+// destinations by name when the run resolved one, first seen first
+// (capped at maxDestinations), and how many there were.
+func (r *Recorder) destinations(s *procSpan) ([]string, int) {
+	var out []string
+	seen := map[string]bool{}
+	for _, ns := range s.netOrder {
+		var d string
+		if ns.key.transport == event.Unix {
+			d = "unix:" + ns.key.unixPath
+		} else {
+			ip := ns.key.addr.Addr()
+			host := ns.name
+			if host == "" && r.pstate != nil {
+				host = r.pstate.nameOf[ip]
+			}
+			if host == "" {
+				host = ip.String()
+			}
+			d = net.JoinHostPort(host, strconv.Itoa(int(ns.key.addr.Port())))
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if len(out) < maxDestinations {
+			out = append(out, d)
+		}
+	}
+	return out, len(seen)
+}
+
+// shellOf is the nearest shell among s's parent processes ("" when none:
+// the agent exec'd it directly). A parent that is not a process (a tool
+// call span) ends the walk.
+func (r *Recorder) shellOf(s *procSpan) string {
+	if len(r.procIndex) != len(r.spans) {
+		r.procIndex = make(map[trace.SpanID]*procSpan, len(r.spans))
+		for _, p := range r.spans {
+			r.procIndex[p.id] = p
+		}
+	}
+	for p, n := r.procIndex[s.parent], 0; p != nil && n < 64; p, n = r.procIndex[p.parent], n+1 {
+		if name := path.Base(cmp.Or(p.interp, p.exe)); slices.Contains(shells, name) { // argv.go
+			return name
+		}
+	}
+	return ""
 }
 
 // executableName is process.executable.name: what /proc/PID/exe names,
@@ -593,6 +651,9 @@ func (r *Recorder) processSpan(s *procSpan) telemetry.Span {
 	}
 	if s.mcpServer != "" {
 		a = append(a, telemetry.MCPServerName.String(s.mcpServer))
+	}
+	if sh := r.shellOf(s); sh != "" {
+		a = append(a, telemetry.CommandShell.String(sh))
 	}
 	a = append(a, r.classAttrs(s)...)
 	a = append(a, r.activityAttrs(s)...)

@@ -587,3 +587,10 @@ const (
 	LinkMCPServer    = "mcp_server"     // to the process span of the MCP server that served it
 	LinkToolFile     = "tool_file"      // to a file span of the agent's own that the tool's path names, within its interval
 )
+
+// Command logs (W2.5b): on process spans.
+const (
+	NetworkDestinations      = attribute.Key("agentwatch.network.destinations")       // distinct host:port (or address:port, unix:path) this process connected to, first seen first, capped
+	NetworkDestinationsCount = attribute.Key("agentwatch.network.destinations.count") // all distinct destinations, uncapped
+	CommandShell             = attribute.Key("agentwatch.command.shell")              // the shell that ran the command: the nearest shell among its parent processes
+)
