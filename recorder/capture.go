@@ -71,6 +71,19 @@ func (r *Recorder) finishCapture(t *telemetry.Trace, end End, byID map[trace.Spa
 	c := r.info.Capture
 	root := &t.Spans[0]
 	root.SetAttr(telemetry.CaptureContent.String(c.Mode()))
+	// Every command says which output policy applied to it: none in the
+	// metadata tier; in full capture the run's output (its terminal, where
+	// every process writes) is kept on the top command, and the others'
+	// is part of that, not kept apart.
+	policy := telemetry.OutputCaptureNone
+	if c.Full {
+		policy = telemetry.OutputCaptureRun
+	}
+	for _, s := range r.spans {
+		if i, ok := byID[s.id]; ok && !s.isRoot {
+			t.Spans[i].SetAttr(telemetry.CommandOutputCapture.String(policy))
+		}
+	}
 	if !c.Full {
 		return
 	}
@@ -101,6 +114,8 @@ func (r *Recorder) finishCapture(t *telemetry.Trace, end End, byID map[trace.Spa
 	redact := r.redactor().Content
 	out, cut := truncateText(redact(strings.ToValidUTF8(string(end.Output), "\uFFFD")), limit)
 	sp := &t.Spans[i]
+	sp.SetAttr(telemetry.CommandOutputCapture.String(telemetry.OutputCaptureKept))
+	sp.SetAttr(telemetry.CommandOutputLimit.Int(limit))
 	sp.SetAttr(telemetry.CommandOutput.String(out))
 	sp.SetAttr(telemetry.CommandOutputBytes.Int64(end.OutputTotal))
 	sp.SetAttr(telemetry.CommandOutputTruncated.Bool(cut || end.OutputTotal > int64(len(end.Output))))

@@ -59,3 +59,42 @@ func TestCommandShellAndDestinations(t *testing.T) {
 		t.Errorf("bash's destinations %q (count %d): want the first %d of %d", got, n.AsInt64(), maxDestinations, maxDestinations+2)
 	}
 }
+
+// Every command says which output policy applied: none in the metadata
+// tier; in full capture the top command keeps the run's output (cut to
+// the bound) and the others' is part of it.
+func TestCommandOutputPolicy(t *testing.T) {
+	evs := []event.Event{
+		exec(1, 100, 1, "/usr/bin/bash", ws, "bash", "-c", "echo hi; ls"),
+		fork(2, 200, 100), exec(3, 200, 100, "/usr/bin/ls", ws, "ls"), exit(4, 200, 0, 0),
+		exit(5, 100, 0, 0),
+	}
+	policies := func(tr *telemetry.Trace) map[string]string {
+		out := map[string]string{}
+		for i := range tr.Spans {
+			s := &tr.Spans[i]
+			if name := attrString(s, telemetry.ProcessExecutableName); name != "" && s.Type() != telemetry.SpanAgentRun {
+				out[name] = attrString(s, telemetry.CommandOutputCapture)
+			}
+		}
+		return out
+	}
+	meta := record(runInfo(), evs, End{Time: at(10), Output: []byte("hi\n"), OutputTotal: 3})
+	if got := policies(meta); got["bash"] != "none" || got["ls"] != "none" {
+		t.Errorf("metadata tier: %v, want none for every command", got)
+	}
+	info := runInfo()
+	info.Capture = Capture{Full: true, OutputBytes: 2}
+	full := record(info, evs, End{Time: at(10), Output: []byte("hi\n"), OutputTotal: 3})
+	if got := policies(full); got["bash"] != "kept" || got["ls"] != "run" {
+		t.Errorf("full capture: %v, want bash kept and ls run", got)
+	}
+	for i := range full.Spans {
+		s := &full.Spans[i]
+		if attrString(s, telemetry.CommandOutputCapture) == "kept" {
+			if n, _ := s.Attr(telemetry.CommandOutputLimit); n.AsInt64() != 2 || attrString(s, telemetry.CommandOutput) != "hi" {
+				t.Errorf("kept: limit %d, output %q; want 2 and %q", n.AsInt64(), attrString(s, telemetry.CommandOutput), "hi")
+			}
+		}
+	}
+}

@@ -593,4 +593,13 @@ const (
 	NetworkDestinations      = attribute.Key("agentwatch.network.destinations")       // distinct host:port (or address:port, unix:path) this process connected to, first seen first, capped
 	NetworkDestinationsCount = attribute.Key("agentwatch.network.destinations.count") // all distinct destinations, uncapped
 	CommandShell             = attribute.Key("agentwatch.command.shell")              // the shell that ran the command: the nearest shell among its parent processes
+	CommandOutputCapture     = attribute.Key("agentwatch.command.output.capture")     // the policy that applied to its output: none (metadata tier) | run (full tier: the run's output, on the top command) | kept (this span holds it)
+	CommandOutputLimit       = attribute.Key("agentwatch.command.output.limit_bytes") // kept: the bound it was cut to (capture.output_bytes), after redaction
+)
+
+// Values of CommandOutputCapture.
+const (
+	OutputCaptureNone = "none"
+	OutputCaptureRun  = "run"
+	OutputCaptureKept = "kept"
 )
