@@ -539,61 +539,15 @@ func simpleCommands(s string) [][]string {
 	return splitShell(s)
 }
 
+// splitShell is shellCommandWords (tools.go) without the quoting marks.
 func splitShell(s string) [][]string {
-	var (
-		cmds  [][]string
-		cur   []string
-		word  strings.Builder
-		inW   bool
-		quote byte
-	)
-	flushWord := func() {
-		if inW {
-			cur = append(cur, word.String())
-			word.Reset()
-			inW = false
+	cmds := shellCommandWords(s)
+	out := make([][]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = make([]string, len(c))
+		for j, w := range c {
+			out[i][j] = w.text
 		}
 	}
-	flushCmd := func() {
-		flushWord()
-		if len(cur) > 0 {
-			cmds = append(cmds, cur)
-			cur = nil
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '\'':
-			if c == '\'' {
-				quote = 0
-			} else {
-				word.WriteByte(c)
-			}
-		case quote == '"':
-			if c == '"' {
-				quote = 0
-			} else if c == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
-				i++
-				word.WriteByte(s[i])
-			} else {
-				word.WriteByte(c)
-			}
-		case c == '\'' || c == '"':
-			quote, inW = c, true
-		case c == '\\' && i+1 < len(s):
-			i++
-			word.WriteByte(s[i])
-			inW = true
-		case c == ' ' || c == '\t':
-			flushWord()
-		case c == ';' || c == '&' || c == '|' || c == '\n' || c == '(' || c == ')':
-			flushCmd()
-		default:
-			word.WriteByte(c)
-			inW = true
-		}
-	}
-	flushCmd()
-	return cmds
+	return out
 }

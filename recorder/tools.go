@@ -211,9 +211,10 @@ type shellWord struct {
 }
 
 // shellCommandWords splits a script into simple commands (at unquoted
-// ; & | && || newlines and parentheses) of unquoted words, like
-// splitShell, keeping whether each word was quoted; `>&` and `>|` stay
-// in their word.
+// ; & | && || newlines and parentheses) of unquoted words, keeping
+// whether each word was quoted; `>&` and `>|` stay in their word, a
+// backslash-newline continues the line. splitShell (argv.go) is the same
+// without the marks.
 func shellCommandWords(s string) [][]shellWord {
 	var (
 		cmds  [][]shellWord
