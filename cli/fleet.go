@@ -10,26 +10,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentwatch/agentwatch/fleet"
-	"github.com/agentwatch/agentwatch/store"
 )
 
 type reportOptions struct {
-	storeDir            string
-	since, until        string
-	repo, team, org     string
-	agent, model, label string
-	groupBy             []string
-	byUser              bool
-	json                bool
-	format              string
-	maxRuns             int
-	spikeFactor         float64
+	storeDir string
+	factsFlags
+	groupBy     []string
+	byUser      bool
+	json        bool
+	format      string
+	maxRuns     int
+	spikeFactor float64
 }
 
 // reportCommand is `agentwatch report`: the fleet questions over the
 // runs of a window (docs/fleet.md).
 func (a *app) reportCommand() *cobra.Command {
-	o := reportOptions{since: "7d"}
+	o := reportOptions{factsFlags: factsFlags{since: "7d"}}
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Answer the fleet questions over recent runs: changes, retries, pull requests, cost, failures, missing telemetry",
@@ -74,20 +71,10 @@ for security and incident work, not for ranking people (docs/fleet.md).`,
 					groups = append(groups, x)
 				}
 			}
-			now := time.Now()
-			var f store.FactsFilter
-			var err error
-			if strings.TrimSpace(o.since) != "" { // --since '': every run
-				if f.Since, err = parseWhen(o.since, now, false); err != nil { // runs.go
-					return configError{fmt.Errorf("--since: %w", err)}
-				}
+			f, _, err := o.filter(time.Now()) // runs.go
+			if err != nil {
+				return configError{err}
 			}
-			if o.until != "" {
-				if f.Until, err = parseWhen(o.until, now, true); err != nil {
-					return configError{fmt.Errorf("--until: %w", err)}
-				}
-			}
-			f.Repo, f.Team, f.Org, f.Agent, f.Model, f.Label = o.repo, o.team, o.org, o.agent, o.model, o.label
 			f.WithoutPaths = true // the report counts classes; it lists no paths or labels
 			st, err := a.openStore(o.storeDir)
 			if err != nil {
@@ -116,14 +103,7 @@ for security and incident work, not for ranking people (docs/fleet.md).`,
 	}
 	storeFlag(cmd, &o.storeDir)
 	fl := cmd.Flags()
-	fl.StringVar(&o.since, "since", o.since, "runs that started within `DURATION` (30m, 24h, 7d, 4w) or since a date (2026-12-01); empty: all")
-	fl.StringVar(&o.until, "until", "", "runs that started before `DURATION` ago or a date")
-	fl.StringVar(&o.repo, "repo", "", "only runs in repository `OWNER/NAME`")
-	fl.StringVar(&o.team, "team", "", "only runs labelled team=`TEAM`")
-	fl.StringVar(&o.org, "org", "", "only runs labelled org=`ORG`")
-	fl.StringVar(&o.agent, "agent", "", "only runs of agent `NAME`")
-	fl.StringVar(&o.model, "model", "", "only runs whose main model is `MODEL`")
-	fl.StringVar(&o.label, "label", "", "only runs with label `KEY=VALUE`")
+	o.factsFlags.register(fl, o.since)
 	fl.StringSliceVar(&o.groupBy, "group-by", nil, "cost groups: team, repo, org, session, pr, model, agent (default team,repo); user needs --by-user")
 	fl.BoolVar(&o.byUser, "by-user", false, "allow --group-by user: cost per person, for security and incident work")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON (same as --format json)")

@@ -13,6 +13,7 @@ import (
 	"github.com/agentwatch/agentwatch/store"
 	"github.com/agentwatch/agentwatch/telemetry"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type runsOptions struct {
@@ -20,14 +21,35 @@ type runsOptions struct {
 	limit    int
 	json     bool
 
-	// Filters (store.FactsFilter): any of them selects through the runs'
-	// facts.
+	factsFlags      // any filter selects through the runs' facts
+	facts      bool // print the facts as JSON instead of the table
+	showUser   bool // with --facts: keep agentwatch.run.user
+}
+
+// factsFlags are the run filters `runs` and `report` share
+// (store.FactsFilter).
+type factsFlags struct {
 	since, until                  string
 	repo, team, org, agent, model string
 	failure, alert, changed       string
 	pr, session, label            string
-	facts                         bool // print the facts as JSON instead of the table
-	showUser                      bool // with --facts: keep agentwatch.run.user
+}
+
+// register adds the filter flags; since is --since's default.
+func (o *factsFlags) register(f *pflag.FlagSet, since string) {
+	f.StringVar(&o.since, "since", since, "runs started at or after `WHEN`: a duration back from now (24h, 7d, 2w), a date (2026-12-01) or an RFC 3339 time; empty: no bound")
+	f.StringVar(&o.until, "until", "", "runs started before `WHEN` (as --since; a date includes that day)")
+	f.StringVar(&o.repo, "repo", "", "runs in repository `OWNER/NAME` (or its URL)")
+	f.StringVar(&o.team, "team", "", "runs labelled team=`TEAM`")
+	f.StringVar(&o.org, "org", "", "runs labelled org=`ORG`")
+	f.StringVar(&o.agent, "agent", "", "runs of agent `NAME` (gen_ai.agent.name: claude, codex, …)")
+	f.StringVar(&o.model, "model", "", "runs whose model calls were mostly to `MODEL`")
+	f.StringVar(&o.failure, "failure", "", "runs of failure class `CLASS` ("+strings.Join(failureClasses(), ", ")+")")
+	f.StringVar(&o.alert, "alert", "", "runs that raised an alert of rule `RULE` (retries_without_progress, secret_found, …)")
+	f.StringVar(&o.changed, "changed", "", "runs that changed files of `CLASS`: "+strings.Join(store.ChangeClasses, "|"))
+	f.StringVar(&o.pr, "pr", "", "runs of pull request `URL`")
+	f.StringVar(&o.session, "session", "", "runs of the agent's session `ID`")
+	f.StringVar(&o.label, "label", "", "runs with label `KEY=VALUE`")
 }
 
 func (a *app) runsCommand() *cobra.Command {
@@ -113,19 +135,7 @@ includes that whole day.`,
 	f := cmd.Flags()
 	f.BoolVar(&o.json, "json", false, "print the runs as a JSON array")
 	f.IntVarP(&o.limit, "limit", "n", 20, "show at most `N` runs")
-	f.StringVar(&o.since, "since", "", "runs started at or after `WHEN`: a duration back from now (24h, 7d, 2w), a date (2026-12-01) or an RFC 3339 time")
-	f.StringVar(&o.until, "until", "", "runs started before `WHEN` (as --since; a date includes that day)")
-	f.StringVar(&o.repo, "repo", "", "runs in repository `OWNER/NAME` (or its URL)")
-	f.StringVar(&o.team, "team", "", "runs labelled team=`TEAM`")
-	f.StringVar(&o.org, "org", "", "runs labelled org=`ORG`")
-	f.StringVar(&o.agent, "agent", "", "runs of agent `NAME` (gen_ai.agent.name: claude, codex, …)")
-	f.StringVar(&o.model, "model", "", "runs whose model calls were mostly to `MODEL`")
-	f.StringVar(&o.failure, "failure", "", "runs of failure class `CLASS` ("+strings.Join(failureClasses(), ", ")+")")
-	f.StringVar(&o.alert, "alert", "", "runs that raised an alert of rule `RULE` (retries_without_progress, secret_found, …)")
-	f.StringVar(&o.changed, "changed", "", "runs that changed files of `CLASS`: "+strings.Join(store.ChangeClasses, "|"))
-	f.StringVar(&o.pr, "pr", "", "runs of pull request `URL`")
-	f.StringVar(&o.session, "session", "", "runs of the agent's session `ID`")
-	f.StringVar(&o.label, "label", "", "runs with label `KEY=VALUE`")
+	o.factsFlags.register(f, "")
 	f.BoolVar(&o.facts, "facts", false, "print the selected runs' facts (what the fleet report reads) as a JSON array")
 	f.BoolVar(&o.showUser, "show-user", false, "with --facts: include the user each run ran as (left out by default)")
 	return cmd
@@ -139,8 +149,8 @@ func failureClasses() []string {
 
 // filter turns the flags into a store.FactsFilter; filtered is false when
 // no filter flag is set.
-func (o runsOptions) filter(now time.Time) (f store.FactsFilter, filtered bool, err error) {
-	if o.since != "" {
+func (o factsFlags) filter(now time.Time) (f store.FactsFilter, filtered bool, err error) {
+	if strings.TrimSpace(o.since) != "" {
 		if f.Since, err = parseWhen(o.since, now, false); err != nil {
 			return f, false, fmt.Errorf("--since: %w", err)
 		}
