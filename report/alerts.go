@@ -18,18 +18,6 @@ type shownAlert struct {
 	time                           time.Time
 }
 
-func severityRank(s string) int {
-	switch s {
-	case telemetry.SeverityHigh:
-		return 0
-	case telemetry.SeverityMedium:
-		return 1
-	case telemetry.SeverityLow:
-		return 2
-	}
-	return 3
-}
-
 // alertsOf lists every alert of the trace, most severe first, then in
 // time order.
 func alertsOf(tr *telemetry.Trace, ws string) []shownAlert {
@@ -61,7 +49,7 @@ func alertsOf(tr *telemetry.Trace, ws string) []shownAlert {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b shownAlert) int {
-		if c := cmp.Compare(severityRank(a.severity), severityRank(b.severity)); c != 0 {
+		if c := cmp.Compare(telemetry.SeverityRank(a.severity), telemetry.SeverityRank(b.severity)); c != 0 {
 			return c
 		}
 		return a.time.Compare(b.time)

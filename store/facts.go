@@ -638,21 +638,9 @@ func addAlert(m map[string]*Alert, rule, sev string) {
 		m[rule] = a
 	}
 	a.Count++
-	if a.Severity == "" || severityRank(sev) < severityRank(a.Severity) {
+	if a.Severity == "" || telemetry.SeverityRank(sev) < telemetry.SeverityRank(a.Severity) {
 		a.Severity = sev
 	}
-}
-
-func severityRank(s string) int {
-	switch s {
-	case telemetry.SeverityHigh:
-		return 0
-	case telemetry.SeverityMedium:
-		return 1
-	case telemetry.SeverityLow:
-		return 2
-	}
-	return 3
 }
 
 // addChange records rel's class; a path seen twice keeps the class that

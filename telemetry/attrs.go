@@ -603,3 +603,17 @@ const (
 	OutputCaptureRun  = "run"
 	OutputCaptureKept = "kept"
 )
+
+// SeverityRank orders alert severities, most severe first: high 0,
+// medium 1, low 2, anything else 3.
+func SeverityRank(s string) int {
+	switch s {
+	case SeverityHigh:
+		return 0
+	case SeverityMedium:
+		return 1
+	case SeverityLow:
+		return 2
+	}
+	return 3
+}
