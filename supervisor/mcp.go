@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/agentwatch/agentwatch/recorder"
 )
@@ -20,8 +21,16 @@ const maxMCPConfig = 1 << 20
 // them; a file that is missing or not JSON gives none.
 func mcpServers(ws, dir, home string, argv []string) []recorder.MCPServer {
 	var out []recorder.MCPServer
-	read := func(p, project, source string) {
-		f, err := os.Open(p)
+	// agentwatch reads these as root, before the agent runs, from places
+	// an earlier agent could write: never blocking on a FIFO planted
+	// there, and not following a planted symlink to a file the agent's
+	// user could not read (follow: only the operator's --mcp-config).
+	read := func(p, project, source string, follow bool) {
+		flags := os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+		if !follow {
+			flags |= syscall.O_NOFOLLOW
+		}
+		f, err := os.OpenFile(p, flags, 0)
 		if err != nil {
 			return
 		}
@@ -42,14 +51,14 @@ func mcpServers(ws, dir, home string, argv []string) []recorder.MCPServer {
 		if !filepath.IsAbs(v) {
 			v = filepath.Join(dir, v)
 		}
-		read(v, "", "--mcp-config")
+		read(v, "", "--mcp-config", true)
 	}
 	for _, d := range uniqueDirs(ws, dir) {
-		read(filepath.Join(d, ".mcp.json"), "", ".mcp.json")
+		read(filepath.Join(d, ".mcp.json"), "", ".mcp.json", false)
 	}
 	if home != "" {
 		for _, project := range uniqueDirs(ws, dir) {
-			read(filepath.Join(home, ".claude.json"), project, "~/.claude.json")
+			read(filepath.Join(home, ".claude.json"), project, "~/.claude.json", false)
 		}
 	}
 	// The user's servers come once per project read: keep each server once.

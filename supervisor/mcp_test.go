@@ -3,7 +3,9 @@ package supervisor
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMCPServers: the servers of --mcp-config (a file and a JSON string),
@@ -40,5 +42,38 @@ func TestMCPServers(t *testing.T) {
 	}
 	if got := mcpServers(t.TempDir(), "", "", []string{"claude"}); len(got) != 0 {
 		t.Errorf("no configuration: %v", got)
+	}
+}
+
+// A workspace an earlier agent prepared: a FIFO as .mcp.json must not
+// hang the next run's start, and a symlink to a file elsewhere (one the
+// agent's user could not read) is not followed.
+func TestMCPServersPlantedFiles(t *testing.T) {
+	ws, home, elsewhere := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(ws, ".mcp.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(elsewhere, "root-only.json")
+	if err := os.WriteFile(secret, []byte(`{"mcpServers":{"leaked-name":{"command":"x"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(home, ".claude.json")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []string, 1)
+	go func() {
+		var names []string
+		for _, s := range mcpServers(ws, ws, home, []string{"claude"}) {
+			names = append(names, s.Name)
+		}
+		done <- names
+	}()
+	select {
+	case names := <-done:
+		if len(names) != 0 {
+			t.Errorf("servers from planted files: %v", names)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a FIFO .mcp.json blocked the run's start")
 	}
 }
