@@ -333,7 +333,9 @@ func (r *Recorder) finishPR(t *telemetry.Trace) {
 			continue
 		}
 		if len(claimed) < maxClaimedURLs {
-			claimed = append(claimed, u.url)
+			// Any host and path the agent printed: a dropped secret in
+			// it must not reach a sink.
+			claimed = append(claimed, r.redactor().String(u.url))
 		}
 	}
 	if len(claimed) > 0 {

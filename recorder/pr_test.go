@@ -3,6 +3,7 @@ package recorder
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/agentwatch/agentwatch/event"
@@ -241,5 +242,20 @@ func TestPushedBranchesOnTheRoot(t *testing.T) {
 	}
 	if _, ok := record(prInfo(), claude(), End{Time: at(100)}).Root().Attr(telemetry.GitPushedBranches); ok {
 		t.Error("pushed branches on a run that pushed nothing")
+	}
+}
+
+// A claimed URL is whatever the agent printed: a dropped secret inside it
+// is redacted before it reaches a sink.
+func TestClaimedURLsRedacted(t *testing.T) {
+	const secret = "s3cr3t-deploy-token-0123456789abcdef"
+	info := prInfo()
+	info.RedactValues = []string{secret}
+	evs := append(claude(), printed(10, "https://evil.example/"+secret+"/x/pull/1"))
+	root := record(info, evs, End{Time: at(100)}).Root()
+	v, _ := root.Attr(telemetry.PRClaimedURLs)
+	got := v.AsStringSlice()
+	if len(got) != 1 || strings.Contains(got[0], secret) || !strings.Contains(got[0], Redacted) {
+		t.Errorf("claimed URLs %q: want the secret replaced by %s", got, Redacted)
 	}
 }
