@@ -551,6 +551,9 @@ const maxDestinations = 16
 // destinations by name when the run resolved one, first seen first
 // (capped at maxDestinations), and how many there were.
 func (r *Recorder) destinations(s *procSpan) ([]string, int) {
+	if len(s.netOrder) == 0 {
+		return nil, 0
+	}
 	var out []string
 	seen := map[string]bool{}
 	for _, ns := range s.netOrder {
